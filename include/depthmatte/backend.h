@@ -1,0 +1,150 @@
+/* depthmatte — the compute backend interface and the engine ops.
+ *
+ * A backend is a table of op implementations (dm_backend_ops) plus a context (threads,
+ * scratch memory; on CUDA the stream and cuDNN/cuBLAS handles). Models call the dm_* op
+ * functions below, never a backend directly. Every op writes into a caller-provided output
+ * tensor whose shape the caller has already set (dm_tensor_reshape): ops never allocate
+ * outputs, so a model sizes all buffers once. Ops check shapes and return DM_ERR_SHAPE with a
+ * message naming the op; DM_ERR_UNSUPPORTED if the backend lacks the op or dtype.
+ *
+ * The CPU backend (src/nn/cpu) is the float32 reference: plain loops, OpenBLAS GEMM, OpenMP.
+ * Layouts: images and feature maps are (N, C, H, W) NCHW; token sequences (N, T, C);
+ * attention tensors (B, heads, T, D).
+ */
+#ifndef DEPTHMATTE_BACKEND_H
+#define DEPTHMATTE_BACKEND_H
+
+#include "depthmatte/tensor.h"
+
+typedef struct dm_backend dm_backend;
+
+/* Pointwise activations, also fused into conv2d/linear. Definitions as in PyTorch:
+ * hardswish x*relu6(x+3)/6, hardsigmoid relu6(x+3)/6, gelu exact x*Phi(x) (erf). */
+typedef enum dm_act {
+    DM_ACT_NONE = 0,
+    DM_ACT_RELU,
+    DM_ACT_HARDSWISH,
+    DM_ACT_HARDSIGMOID,
+    DM_ACT_SIGMOID,
+    DM_ACT_TANH,
+    DM_ACT_GELU,
+} dm_act;
+
+typedef struct dm_conv2d_params {
+    int stride_h, stride_w;     /* >= 1 */
+    int pad_h, pad_w;           /* zero padding, pixels, each side */
+    int dilation_h, dilation_w; /* >= 1 */
+    int groups;                 /* >= 1; C_in and C_out divisible by it */
+    dm_act act;                 /* applied after bias */
+} dm_conv2d_params;
+
+typedef enum dm_resize_mode {
+    DM_RESIZE_BILINEAR = 0,
+    DM_RESIZE_BICUBIC, /* PyTorch cubic convolution, A = -0.75, border-clamped indices */
+} dm_resize_mode;
+
+typedef enum dm_binary_op {
+    DM_BINARY_ADD = 0,
+    DM_BINARY_SUB,
+    DM_BINARY_MUL,
+} dm_binary_op;
+
+typedef struct dm_backend_ops {
+    const char *name;
+    /* y (N, Cout, Ho, Wo) = act(conv(x (N, Cin, H, W), w (Cout, Cin/groups, kh, kw)) + b (Cout));
+     * b may be NULL. Ho = (H + 2*pad_h - dilation_h*(kh-1) - 1)/stride_h + 1. */
+    dm_status (*conv2d)(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
+                        const dm_tensor *b, const dm_conv2d_params *p, dm_tensor *y);
+    /* y (N, Cout, Ho, Wo) = conv_transpose(x (N, Cin, H, W), w (Cin, Cout, kh, kw)) + b;
+     * Ho = (H-1)*stride - 2*pad + kh. Groups 1, dilation 1. */
+    dm_status (*conv_transpose2d)(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
+                                  const dm_tensor *b, int stride, int pad, dm_tensor *y);
+    /* y (M, N) = act(x (M, K) @ w (N, K)^T + b (N)); leading dims of x/y are flattened. */
+    dm_status (*linear)(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
+                        const dm_tensor *b, dm_act act, dm_tensor *y);
+    /* LayerNorm over the last dim C of x (..., C): y = (x-mean)/sqrt(var+eps)*gamma + beta. */
+    dm_status (*layernorm)(dm_backend *be, const dm_tensor *x, const dm_tensor *gamma,
+                           const dm_tensor *beta, float eps, dm_tensor *y);
+    /* GroupNorm on x (N, C, ...) with `groups` groups (biased variance), per-channel affine. */
+    dm_status (*groupnorm)(dm_backend *be, const dm_tensor *x, int groups,
+                           const dm_tensor *gamma, const dm_tensor *beta, float eps,
+                           dm_tensor *y);
+    /* y = act(x) elementwise; y may alias x. */
+    dm_status (*activation)(dm_backend *be, const dm_tensor *x, dm_act act, dm_tensor *y);
+    /* y = a op b with b broadcast over leading dims when b has fewer elements and its numel
+     * divides a's (trailing-dims broadcast, e.g. (N,T,C) op (C)); y may alias a. */
+    dm_status (*binary)(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
+                        dm_binary_op op, dm_tensor *y);
+    /* Softmax attention: o (B, Hd, Tq, D) = softmax(q k^T * scale) v with q (B, Hd, Tq, D),
+     * k, v (B, Hd, Tk, D). */
+    dm_status (*attention)(dm_backend *be, const dm_tensor *q, const dm_tensor *k,
+                           const dm_tensor *v, float scale, dm_tensor *o);
+    /* Resize x (N, C, H, W) to y's (Ho, Wo). align_corners as in F.interpolate. When
+     * scale_h/scale_w > 0 (and align_corners is 0) they map coordinates as
+     * src = (dst + 0.5) / scale - 0.5 (F.interpolate with scale_factor and
+     * recompute_scale_factor=False); when 0, scale = Ho/H. */
+    dm_status (*resize)(dm_backend *be, const dm_tensor *x, dm_resize_mode mode,
+                        int align_corners, double scale_h, double scale_w, dm_tensor *y);
+    /* Average pooling, square kernel k, stride s, no padding, ceil_mode=True,
+     * count_include_pad=False: x (N, C, H, W) -> y (N, C, ceil((H-k)/s)+1, ...). */
+    dm_status (*avgpool2d)(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y);
+    /* Concatenate along dim 1 (channels for NCHW): y (N, Ca+Cb, ...) = [a, b]. */
+    dm_status (*concat)(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
+    /* Copy between tensors of equal numel (may cross devices and convert dtype). */
+    dm_status (*copy)(dm_backend *be, const dm_tensor *src, dm_tensor *dst);
+    /* Allocates a tensor in this backend's memory (zero-filled). */
+    dm_status (*alloc)(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
+                       const int64_t *shape);
+    /* Waits until queued work is done (no-op on CPU). */
+    dm_status (*synchronize)(dm_backend *be);
+    void (*destroy)(dm_backend *be);
+} dm_backend_ops;
+
+struct dm_backend {
+    const dm_backend_ops *ops;
+    dm_device device;
+    int threads;   /* CPU threads (OpenMP/OpenBLAS) */
+    void *scratch; /* growable workspace (im2col etc.), grown rarely, never shrunk */
+    size_t scratch_size;
+    void *impl;    /* backend-private context (CUDA handles, streams) */
+};
+
+/* Creates the CPU reference backend with `threads` threads (0: OpenMP default).
+ * Returns NULL on allocation failure. Free with dm_backend_destroy. */
+dm_backend *dm_backend_cpu_create(int threads);
+
+/* Destroys any backend (NULL is ignored). */
+void dm_backend_destroy(dm_backend *be);
+
+/* Returns scratch memory of at least `bytes` (grows the backend's workspace; NULL on OOM). */
+void *dm_backend_scratch(dm_backend *be, size_t bytes);
+
+/* Op entry points: check that the backend implements the op, then dispatch. Semantics as in
+ * dm_backend_ops above. */
+dm_status dm_conv2d(dm_backend *be, const dm_tensor *x, const dm_tensor *w, const dm_tensor *b,
+                    const dm_conv2d_params *p, dm_tensor *y);
+dm_status dm_conv_transpose2d(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
+                              const dm_tensor *b, int stride, int pad, dm_tensor *y);
+dm_status dm_linear(dm_backend *be, const dm_tensor *x, const dm_tensor *w, const dm_tensor *b,
+                    dm_act act, dm_tensor *y);
+dm_status dm_layernorm(dm_backend *be, const dm_tensor *x, const dm_tensor *gamma,
+                       const dm_tensor *beta, float eps, dm_tensor *y);
+dm_status dm_groupnorm(dm_backend *be, const dm_tensor *x, int groups, const dm_tensor *gamma,
+                       const dm_tensor *beta, float eps, dm_tensor *y);
+dm_status dm_activation(dm_backend *be, const dm_tensor *x, dm_act act, dm_tensor *y);
+dm_status dm_binary(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_binary_op op,
+                    dm_tensor *y);
+dm_status dm_attention(dm_backend *be, const dm_tensor *q, const dm_tensor *k,
+                       const dm_tensor *v, float scale, dm_tensor *o);
+dm_status dm_resize(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, int align_corners,
+                    double scale_h, double scale_w, dm_tensor *y);
+dm_status dm_avgpool2d(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y);
+dm_status dm_concat(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
+dm_status dm_copy(dm_backend *be, const dm_tensor *src, dm_tensor *dst);
+dm_status dm_alloc(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim, const int64_t *shape);
+dm_status dm_synchronize(dm_backend *be);
+
+/* Convenience: conv params with stride s, padding p, dilation 1, groups g, activation act. */
+dm_conv2d_params dm_conv2d_params_make(int s, int p, int g, dm_act act);
+
+#endif

@@ -1,0 +1,64 @@
+/* Elementwise ops, CPU reference: activation, broadcast binary ops, channel concat. */
+#include <string.h>
+
+#include "cpu_ops.h"
+
+dm_status activation_cpu(dm_backend *be, const dm_tensor *x, dm_act act, dm_tensor *y) {
+    (void)be;
+    dm_status st;
+    if ((st = cpu_check_f32(x, 0, "activation", "x")) ||
+        (st = cpu_check_f32(y, 0, "activation", "y")))
+        return st;
+    int64_t n = dm_tensor_numel(x);
+    if (n != dm_tensor_numel(y)) return dm_error_set(DM_ERR_SHAPE, "activation: numel differs");
+    const float *xd = dm_f32(x);
+    float *yd = dm_f32(y);
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) yd[i] = cpu_act(xd[i], act);
+    return DM_OK;
+}
+
+dm_status binary_cpu(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_binary_op op,
+                     dm_tensor *y) {
+    (void)be;
+    dm_status st;
+    if ((st = cpu_check_f32(a, 0, "binary", "a")) || (st = cpu_check_f32(b, 0, "binary", "b")) ||
+        (st = cpu_check_f32(y, 0, "binary", "y")))
+        return st;
+    int64_t n = dm_tensor_numel(a), nb = dm_tensor_numel(b);
+    if (n != dm_tensor_numel(y) || nb == 0 || n % nb)
+        return dm_error_set(DM_ERR_SHAPE, "binary: cannot broadcast %lld elements over %lld",
+                            (long long)nb, (long long)n);
+    const float *ad = dm_f32(a), *bd = dm_f32(b);
+    float *yd = dm_f32(y);
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) {
+        float u = ad[i], v = bd[i % nb];
+        yd[i] = op == DM_BINARY_ADD ? u + v : (op == DM_BINARY_SUB ? u - v : u * v);
+    }
+    return DM_OK;
+}
+
+dm_status concat_cpu(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y) {
+    (void)be;
+    dm_status st;
+    if ((st = cpu_check_f32(a, 0, "concat", "a")) || (st = cpu_check_f32(b, 0, "concat", "b")) ||
+        (st = cpu_check_f32(y, 0, "concat", "y")))
+        return st;
+    if (a->ndim < 2 || a->ndim != b->ndim || a->ndim != y->ndim || a->shape[0] != b->shape[0] ||
+        y->shape[1] != a->shape[1] + b->shape[1])
+        return dm_error_set(DM_ERR_SHAPE, "concat: incompatible shapes");
+    int64_t inner = 1;
+    for (int i = 2; i < a->ndim; i++) {
+        if (a->shape[i] != b->shape[i] || a->shape[i] != y->shape[i])
+            return dm_error_set(DM_ERR_SHAPE, "concat: trailing dims differ");
+        inner *= a->shape[i];
+    }
+    const size_t sa = (size_t)(a->shape[1] * inner), sb = (size_t)(b->shape[1] * inner);
+    for (int64_t n = 0; n < a->shape[0]; n++) {
+        float *yn = dm_f32(y) + n * (sa + sb);
+        memmove(yn, dm_f32(a) + n * sa, sa * sizeof(float));
+        memcpy(yn + sa, dm_f32(b) + n * sb, sb * sizeof(float));
+    }
+    return DM_OK;
+}

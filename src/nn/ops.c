@@ -1,0 +1,108 @@
+/* Op entry points: dispatch to the backend table (see include/depthmatte/backend.h). */
+#include <stdlib.h>
+
+#include "depthmatte/backend.h"
+
+static dm_status missing(const dm_backend *be, const char *op) {
+    return dm_error_set(DM_ERR_UNSUPPORTED, "backend %s: op %s not implemented", be->ops->name, op);
+}
+
+dm_status dm_conv2d(dm_backend *be, const dm_tensor *x, const dm_tensor *w, const dm_tensor *b,
+                    const dm_conv2d_params *p, dm_tensor *y) {
+    if (!be->ops->conv2d) return missing(be, "conv2d");
+    return be->ops->conv2d(be, x, w, b, p, y);
+}
+
+dm_status dm_conv_transpose2d(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
+                              const dm_tensor *b, int stride, int pad, dm_tensor *y) {
+    if (!be->ops->conv_transpose2d) return missing(be, "conv_transpose2d");
+    return be->ops->conv_transpose2d(be, x, w, b, stride, pad, y);
+}
+
+dm_status dm_linear(dm_backend *be, const dm_tensor *x, const dm_tensor *w, const dm_tensor *b,
+                    dm_act act, dm_tensor *y) {
+    if (!be->ops->linear) return missing(be, "linear");
+    return be->ops->linear(be, x, w, b, act, y);
+}
+
+dm_status dm_layernorm(dm_backend *be, const dm_tensor *x, const dm_tensor *gamma,
+                       const dm_tensor *beta, float eps, dm_tensor *y) {
+    if (!be->ops->layernorm) return missing(be, "layernorm");
+    return be->ops->layernorm(be, x, gamma, beta, eps, y);
+}
+
+dm_status dm_groupnorm(dm_backend *be, const dm_tensor *x, int groups, const dm_tensor *gamma,
+                       const dm_tensor *beta, float eps, dm_tensor *y) {
+    if (!be->ops->groupnorm) return missing(be, "groupnorm");
+    return be->ops->groupnorm(be, x, groups, gamma, beta, eps, y);
+}
+
+dm_status dm_activation(dm_backend *be, const dm_tensor *x, dm_act act, dm_tensor *y) {
+    if (!be->ops->activation) return missing(be, "activation");
+    return be->ops->activation(be, x, act, y);
+}
+
+dm_status dm_binary(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_binary_op op,
+                    dm_tensor *y) {
+    if (!be->ops->binary) return missing(be, "binary");
+    return be->ops->binary(be, a, b, op, y);
+}
+
+dm_status dm_attention(dm_backend *be, const dm_tensor *q, const dm_tensor *k, const dm_tensor *v,
+                       float scale, dm_tensor *o) {
+    if (!be->ops->attention) return missing(be, "attention");
+    return be->ops->attention(be, q, k, v, scale, o);
+}
+
+dm_status dm_resize(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, int align_corners,
+                    double scale_h, double scale_w, dm_tensor *y) {
+    if (!be->ops->resize) return missing(be, "resize");
+    return be->ops->resize(be, x, mode, align_corners, scale_h, scale_w, y);
+}
+
+dm_status dm_avgpool2d(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y) {
+    if (!be->ops->avgpool2d) return missing(be, "avgpool2d");
+    return be->ops->avgpool2d(be, x, k, s, y);
+}
+
+dm_status dm_concat(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y) {
+    if (!be->ops->concat) return missing(be, "concat");
+    return be->ops->concat(be, a, b, y);
+}
+
+dm_status dm_copy(dm_backend *be, const dm_tensor *src, dm_tensor *dst) {
+    if (!be->ops->copy) return missing(be, "copy");
+    return be->ops->copy(be, src, dst);
+}
+
+dm_status dm_alloc(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim, const int64_t *shape) {
+    if (!be->ops->alloc) return missing(be, "alloc");
+    return be->ops->alloc(be, t, dtype, ndim, shape);
+}
+
+dm_status dm_synchronize(dm_backend *be) {
+    return be->ops->synchronize ? be->ops->synchronize(be) : DM_OK;
+}
+
+void dm_backend_destroy(dm_backend *be) {
+    if (!be) return;
+    if (be->ops->destroy) be->ops->destroy(be);
+    free(be->scratch);
+    free(be);
+}
+
+void *dm_backend_scratch(dm_backend *be, size_t bytes) {
+    if (bytes <= be->scratch_size) return be->scratch;
+    size_t rounded = (bytes + 4095) / 4096 * 4096;
+    void *p = aligned_alloc(64, rounded);
+    if (!p) return NULL;
+    free(be->scratch);
+    be->scratch = p;
+    be->scratch_size = rounded;
+    return p;
+}
+
+dm_conv2d_params dm_conv2d_params_make(int s, int p, int g, dm_act act) {
+    dm_conv2d_params c = {s, s, p, p, 1, 1, g, act};
+    return c;
+}

@@ -1,0 +1,56 @@
+/* The one tensor-compare helper for all tests: max abs error, max rel error, NMSE, the golden
+ * tensor's std, and the first mismatches. */
+#ifndef DM_TESTS_TENSOR_COMPARE_H
+#define DM_TESTS_TENSOR_COMPARE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct tc_result {
+    double max_abs;  /* max |got - want| */
+    double max_rel;  /* max |got - want| / max(|want|, 1e-6) */
+    double mean_abs; /* mean |got - want| */
+    double nmse;     /* sum (got-want)^2 / sum want^2 */
+    double std;      /* standard deviation of want */
+    int64_t worst;   /* index of max_abs */
+} tc_result;
+
+/* Compares n floats; prints one line "name: max_abs .. (tol ..) std .. nmse .. PASS/FAIL" and,
+ * on failure, the first few indices over tolerance. Passes when max_abs <= tol. Returns 1 on
+ * pass, 0 on fail. */
+int tc_compare(const char *name, const float *got, const float *want, int64_t n, double tol,
+               tc_result *out);
+
+/* Standard deviation of n floats. */
+double tc_std(const float *x, int64_t n);
+
+/* Test-harness helpers: CHECK prints file:line and counts a failure; tests return
+ * tc_failures() != 0 from main. */
+extern int tc_failure_count;
+#define CHECK(cond)                                                                            \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);           \
+            tc_failure_count++;                                                                \
+        }                                                                                      \
+    } while (0)
+#define CHECK_OK(expr)                                                                         \
+    do {                                                                                       \
+        int st_ = (int)(expr);                                                                 \
+        if (st_ != 0) {                                                                        \
+            fprintf(stderr, "%s:%d: %s returned %d: %s\n", __FILE__, __LINE__, #expr, st_,      \
+                    dm_error_message());                                                       \
+            tc_failure_count++;                                                                \
+        }                                                                                      \
+    } while (0)
+
+/* Path of the shared data folder (../shared beside the repo, or $DM_SHARED). */
+const char *tc_shared_dir(void);
+
+/* Builds "<shared>/<rel>" into a static buffer (one at a time). */
+const char *tc_shared_path(const char *rel);
+
+/* Prints a loud SKIP line and returns the CTest skip code 77. */
+int tc_skip(const char *why);
+
+#endif
