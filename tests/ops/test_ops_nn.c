@@ -1,0 +1,223 @@
+/* Op tests for the CPU ops linear, layernorm, groupnorm, attention, conv_transpose2d: each op on
+ * random inputs against a naive double-precision loop written from the PyTorch definition.
+ * Usage: test_ops_nn <op>. Tolerances: float32 accumulation over K terms has a typical error of
+ * ~sqrt(K) * 6e-8 * scale (scale = largest |reference|); the bound used is
+ * 1e-6 * sqrt(K) * scale, about 15x that, which a wrong index or a missing term exceeds by
+ * orders of magnitude (checked by perturbing the ops while writing them). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "depthmatte/backend.h"
+#include "tensor_compare.h"
+
+static uint64_t rng_state = 0x1234567;
+static float frand(void) { /* uniform [-1, 1) */
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng_state >> 40) * 0x1p-24 * 2.0 - 1.0);
+}
+
+static void fill(dm_tensor *t, float scale, float offset) {
+    float *d = dm_f32(t);
+    for (int64_t i = 0; i < dm_tensor_numel(t); i++) d[i] = offset + scale * frand();
+}
+
+static dm_tensor mk(int ndim, int64_t a, int64_t b, int64_t c, int64_t d) {
+    int64_t sh[4] = {a, b, c, d};
+    dm_tensor t;
+    if (dm_tensor_alloc(&t, DM_DTYPE_F32, ndim, sh)) abort();
+    return t;
+}
+
+static double max_abs_d(const double *x, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+/* Compares float output with a double reference at tol = 1e-6 * sqrt(K) * scale. */
+static void compare(const char *name, const dm_tensor *got, const double *ref, int K) {
+    int64_t n = dm_tensor_numel(got);
+    float *rf = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) rf[i] = (float)ref[i];
+    double tol = 1e-6 * sqrt((double)K) * fmax(max_abs_d(ref, n), 1.0);
+    tc_compare(name, dm_f32(got), rf, n, tol, NULL);
+    free(rf);
+}
+
+static double gelu_d(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
+
+static void test_linear(dm_backend *be) {
+    const int M = 37, K = 384, N = 200;
+    dm_tensor x = mk(3, 1, M, K, 0), w = mk(2, N, K, 0, 0), b = mk(1, N, 0, 0, 0);
+    dm_tensor y = mk(3, 1, M, N, 0);
+    fill(&x, 2.f, 0.f), fill(&w, 0.1f, 0.f), fill(&b, 0.1f, 0.f);
+    double *ref = malloc(sizeof(double) * M * N);
+    for (int act = 0; act < 2; act++) {
+        dm_act a = act ? DM_ACT_GELU : DM_ACT_NONE;
+        CHECK_OK(dm_linear(be, &x, &w, act ? &b : NULL, a, &y));
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                double s = act ? dm_f32(&b)[n] : 0;
+                for (int k = 0; k < K; k++) s += (double)dm_f32(&x)[m * K + k] * dm_f32(&w)[n * K + k];
+                ref[m * N + n] = act ? gelu_d(s) : s;
+            }
+        compare(act ? "linear+bias+gelu" : "linear", &y, ref, K);
+    }
+    /* shape error is reported, not ignored */
+    dm_tensor bad = mk(2, N, K + 1, 0, 0);
+    CHECK(dm_linear(be, &x, &bad, NULL, DM_ACT_NONE, &y) == DM_ERR_SHAPE);
+    dm_tensor_free(&bad);
+    free(ref);
+    dm_tensor_free(&x), dm_tensor_free(&w), dm_tensor_free(&b), dm_tensor_free(&y);
+}
+
+static void test_layernorm(dm_backend *be) {
+    const int M = 50, C = 384;
+    dm_tensor x = mk(3, 2, M / 2, C, 0), g = mk(1, C, 0, 0, 0), b = mk(1, C, 0, 0, 0);
+    dm_tensor y = mk(3, 2, M / 2, C, 0);
+    fill(&x, 3.f, 0.5f), fill(&g, 0.1f, 1.f), fill(&b, 0.1f, 0.f);
+    double *ref = malloc(sizeof(double) * M * C);
+    const float eps = 1e-6f;
+    CHECK_OK(dm_layernorm(be, &x, &g, &b, eps, &y));
+    for (int m = 0; m < M; m++) {
+        const float *r = dm_f32(&x) + m * C;
+        double mean = 0, var = 0;
+        for (int c = 0; c < C; c++) mean += r[c];
+        mean /= C;
+        for (int c = 0; c < C; c++) var += (r[c] - mean) * (r[c] - mean);
+        var /= C;
+        for (int c = 0; c < C; c++)
+            ref[m * C + c] = (r[c] - mean) / sqrt(var + eps) * dm_f32(&g)[c] + dm_f32(&b)[c];
+    }
+    compare("layernorm", &y, ref, 16);
+    free(ref);
+    dm_tensor_free(&x), dm_tensor_free(&g), dm_tensor_free(&b), dm_tensor_free(&y);
+}
+
+static void test_groupnorm(dm_backend *be) {
+    const int N = 2, C = 64, H = 5, W = 7, G = 32, S = H * W;
+    dm_tensor x = mk(4, N, C, H, W), g = mk(1, C, 0, 0, 0), b = mk(1, C, 0, 0, 0);
+    dm_tensor y = mk(4, N, C, H, W);
+    fill(&x, 2.f, -0.3f), fill(&g, 0.1f, 1.f), fill(&b, 0.1f, 0.f);
+    double *ref = malloc(sizeof(double) * N * C * S);
+    const float eps = 1e-6f;
+    CHECK_OK(dm_groupnorm(be, &x, G, &g, &b, eps, &y));
+    const int Cg = C / G;
+    for (int n = 0; n < N; n++)
+        for (int gi = 0; gi < G; gi++) {
+            const float *r = dm_f32(&x) + ((size_t)n * C + gi * Cg) * S;
+            double mean = 0, var = 0;
+            for (int i = 0; i < Cg * S; i++) mean += r[i];
+            mean /= Cg * S;
+            for (int i = 0; i < Cg * S; i++) var += (r[i] - mean) * (r[i] - mean);
+            var /= Cg * S;
+            for (int c = 0; c < Cg; c++)
+                for (int i = 0; i < S; i++) {
+                    int ch = gi * Cg + c;
+                    ref[((size_t)n * C + ch) * S + i] =
+                        (r[c * S + i] - mean) / sqrt(var + eps) * dm_f32(&g)[ch] + dm_f32(&b)[ch];
+                }
+        }
+    compare("groupnorm", &y, ref, 16);
+    CHECK(dm_groupnorm(be, &x, 7, &g, &b, eps, &y) == DM_ERR_ARG);
+    free(ref);
+    dm_tensor_free(&x), dm_tensor_free(&g), dm_tensor_free(&b), dm_tensor_free(&y);
+}
+
+/* Runs one attention shape; covers both schedules (short: direct loops, long: SGEMM). */
+static void attention_case(dm_backend *be, int B, int Hd, int Tq, int Tk, int D, const char *name) {
+    dm_tensor q = mk(4, B, Hd, Tq, D), k = mk(4, B, Hd, Tk, D), v = mk(4, B, Hd, Tk, D);
+    dm_tensor o = mk(4, B, Hd, Tq, D);
+    fill(&q, 2.f, 0.f), fill(&k, 2.f, 0.f), fill(&v, 1.f, 0.f);
+    const float scale = 1.f / sqrtf((float)D);
+    CHECK_OK(dm_attention(be, &q, &k, &v, scale, &o));
+    double *ref = malloc(sizeof(double) * (size_t)B * Hd * Tq * D);
+    double *s = malloc(sizeof(double) * Tk);
+    for (int bh = 0; bh < B * Hd; bh++)
+        for (int i = 0; i < Tq; i++) {
+            const float *qi = dm_f32(&q) + ((size_t)bh * Tq + i) * D;
+            double mx = -INFINITY, sum = 0;
+            for (int j = 0; j < Tk; j++) {
+                const float *kj = dm_f32(&k) + ((size_t)bh * Tk + j) * D;
+                double a = 0;
+                for (int d = 0; d < D; d++) a += (double)qi[d] * kj[d];
+                s[j] = a * scale;
+                mx = fmax(mx, s[j]);
+            }
+            for (int j = 0; j < Tk; j++) sum += (s[j] = exp(s[j] - mx));
+            for (int d = 0; d < D; d++) {
+                double a = 0;
+                for (int j = 0; j < Tk; j++) a += s[j] / sum * dm_f32(&v)[((size_t)bh * Tk + j) * D + d];
+                ref[((size_t)bh * Tq + i) * D + d] = a;
+            }
+        }
+    compare(name, &o, ref, D > Tk ? D : Tk);
+    free(ref), free(s);
+    dm_tensor_free(&q), dm_tensor_free(&k), dm_tensor_free(&v), dm_tensor_free(&o);
+}
+
+static void test_attention(dm_backend *be) {
+    attention_case(be, 6, 8, 32, 32, 24, "attention short (VDA-like)");
+    attention_case(be, 1, 6, 101, 101, 64, "attention 101 tokens");
+    attention_case(be, 1, 2, 700, 650, 64, "attention long, row blocks");
+}
+
+static void test_conv_transpose(dm_backend *be) {
+    struct { int Cin, Cout, H, W, k, s, p; } cases[] = {
+        {48, 48, 5, 7, 4, 4, 0}, /* DPT resize_layers.0 */
+        {16, 8, 4, 3, 2, 2, 0},  /* resize_layers.1 */
+        {6, 5, 5, 4, 3, 2, 1},   /* overlapping taps + padding */
+    };
+    for (int c = 0; c < 3; c++) {
+        const int Cin = cases[c].Cin, Cout = cases[c].Cout, H = cases[c].H, W = cases[c].W,
+                  k = cases[c].k, s = cases[c].s, p = cases[c].p;
+        const int Ho = (H - 1) * s - 2 * p + k, Wo = (W - 1) * s - 2 * p + k;
+        dm_tensor x = mk(4, 2, Cin, H, W), w = mk(4, Cin, Cout, k, k), b = mk(1, Cout, 0, 0, 0);
+        dm_tensor y = mk(4, 2, Cout, Ho, Wo);
+        fill(&x, 1.f, 0.f), fill(&w, 0.3f, 0.f), fill(&b, 0.1f, 0.f);
+        CHECK_OK(dm_conv_transpose2d(be, &x, &w, &b, s, p, &y));
+        double *ref = calloc((size_t)2 * Cout * Ho * Wo, sizeof(double));
+        for (int n = 0; n < 2; n++)
+            for (int co = 0; co < Cout; co++) {
+                double *yc = ref + ((size_t)n * Cout + co) * Ho * Wo;
+                for (int i = 0; i < Ho * Wo; i++) yc[i] = dm_f32(&b)[co];
+                for (int ci = 0; ci < Cin; ci++)
+                    for (int iy = 0; iy < H; iy++)
+                        for (int ix = 0; ix < W; ix++)
+                            for (int ky = 0; ky < k; ky++)
+                                for (int kx = 0; kx < k; kx++) {
+                                    int oy = iy * s - p + ky, ox = ix * s - p + kx;
+                                    if (oy < 0 || oy >= Ho || ox < 0 || ox >= Wo) continue;
+                                    yc[oy * Wo + ox] +=
+                                        (double)dm_f32(&x)[(((size_t)n * Cin + ci) * H + iy) * W + ix] *
+                                        dm_f32(&w)[(((size_t)ci * Cout + co) * k + ky) * k + kx];
+                                }
+            }
+        char name[64];
+        snprintf(name, sizeof name, "conv_transpose2d k%d s%d p%d", k, s, p);
+        compare(name, &y, ref, Cin * k * k);
+        free(ref);
+        dm_tensor_free(&x), dm_tensor_free(&w), dm_tensor_free(&b), dm_tensor_free(&y);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s linear|layernorm|groupnorm|attention|conv_transpose2d\n", argv[0]);
+        return 2;
+    }
+    dm_backend *be = dm_backend_cpu_create(2);
+    if (!be) return 1;
+    if (!strcmp(argv[1], "linear")) test_linear(be);
+    else if (!strcmp(argv[1], "layernorm")) test_layernorm(be);
+    else if (!strcmp(argv[1], "groupnorm")) test_groupnorm(be);
+    else if (!strcmp(argv[1], "attention")) test_attention(be);
+    else if (!strcmp(argv[1], "conv_transpose2d")) test_conv_transpose(be);
+    else {
+        fprintf(stderr, "unknown op %s\n", argv[1]);
+        tc_failure_count++;
+    }
+    dm_backend_destroy(be);
+    return tc_failure_count != 0;
+}
