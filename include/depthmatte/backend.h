@@ -88,6 +88,29 @@ typedef struct dm_backend_ops {
     /* Average pooling, square kernel k, stride s, no padding, ceil_mode=True,
      * count_include_pad=False: x (N, C, H, W) -> y (N, C, ceil((H-k)/s)+1, ...). */
     dm_status (*avgpool2d)(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y);
+    /* Global average pooling (nn.AdaptiveAvgPool2d(1)): x (N, C, H, W) -> y (N, C, 1, 1). */
+    dm_status (*global_avgpool2d)(dm_backend *be, const dm_tensor *x, dm_tensor *y);
+    /* Per-channel affine: y (N, C, H, W) = x * scale + shift, scale with C values (per channel)
+     * or N*C values (per image and channel, e.g. (N, C, 1, 1) gates), shift with C values;
+     * either may be NULL (1 / 0). y may alias x. */
+    dm_status (*channel_affine)(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
+                                const dm_tensor *shift, dm_tensor *y);
+    /* u8 interleaved RGB rgb (N, H, W, 3) -> y (N, 3, H, W) f32 = value / 255 (a division,
+     * bit-identical to PyTorch's `/ 255`). rgb is a CPU tensor on every backend. */
+    dm_status (*image_from_u8)(dm_backend *be, const dm_tensor *rgb, dm_tensor *y);
+    /* Fast guided filter coefficients (He et al. 2013; RVM model/fast_guided_filter.py) from
+     * box means m (N, 4K, h, w) = [mean_x, mean_y, mean_xy, mean_xx] (K channels each):
+     * a = (mean_xy - mean_x*mean_y) / (mean_xx - mean_x*mean_x + eps), b = mean_y - a*mean_x,
+     * a, b (N, K, h, w). */
+    dm_status (*guided_coeffs)(dm_backend *be, const dm_tensor *m, float eps, dm_tensor *a,
+                               dm_tensor *b);
+    /* Matting output (RVM refiners + MattingNetwork.forward tail): a, b (N, 4, h, w) are
+     * bilinearly resized (F.interpolate size=(H, W), align_corners=False) and applied to the
+     * guide [src, mean over channels of src]: out = a*guide + b; without a (NULL), out = b and
+     * (h, w) must equal (H, W). fgr (N, 3, H, W) = clamp(out[:3] + src, 0, 1) (skipped when
+     * NULL), pha (N, 1, H, W) = clamp(out[3], 0, 1); NaN stays NaN. src (N, 3, H, W). */
+    dm_status (*matting_compose)(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
+                                 const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha);
     /* Concatenate along dim 1 (channels for NCHW): y (N, Ca+Cb, ...) = [a, b]. */
     dm_status (*concat)(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
     /* Copy between tensors of equal numel (may cross devices and convert dtype). */
@@ -139,6 +162,14 @@ dm_status dm_attention(dm_backend *be, const dm_tensor *q, const dm_tensor *k,
 dm_status dm_resize(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, int align_corners,
                     double scale_h, double scale_w, dm_tensor *y);
 dm_status dm_avgpool2d(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y);
+dm_status dm_global_avgpool2d(dm_backend *be, const dm_tensor *x, dm_tensor *y);
+dm_status dm_channel_affine(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
+                            const dm_tensor *shift, dm_tensor *y);
+dm_status dm_image_from_u8(dm_backend *be, const dm_tensor *rgb, dm_tensor *y);
+dm_status dm_guided_coeffs(dm_backend *be, const dm_tensor *m, float eps, dm_tensor *a,
+                           dm_tensor *b);
+dm_status dm_matting_compose(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
+                             const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha);
 dm_status dm_concat(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
 dm_status dm_copy(dm_backend *be, const dm_tensor *src, dm_tensor *dst);
 dm_status dm_alloc(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim, const int64_t *shape);

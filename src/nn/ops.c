@@ -65,6 +65,34 @@ dm_status dm_avgpool2d(dm_backend *be, const dm_tensor *x, int k, int s, dm_tens
     return be->ops->avgpool2d(be, x, k, s, y);
 }
 
+dm_status dm_global_avgpool2d(dm_backend *be, const dm_tensor *x, dm_tensor *y) {
+    if (!be->ops->global_avgpool2d) return missing(be, "global_avgpool2d");
+    return be->ops->global_avgpool2d(be, x, y);
+}
+
+dm_status dm_channel_affine(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
+                            const dm_tensor *shift, dm_tensor *y) {
+    if (!be->ops->channel_affine) return missing(be, "channel_affine");
+    return be->ops->channel_affine(be, x, scale, shift, y);
+}
+
+dm_status dm_image_from_u8(dm_backend *be, const dm_tensor *rgb, dm_tensor *y) {
+    if (!be->ops->image_from_u8) return missing(be, "image_from_u8");
+    return be->ops->image_from_u8(be, rgb, y);
+}
+
+dm_status dm_guided_coeffs(dm_backend *be, const dm_tensor *m, float eps, dm_tensor *a,
+                           dm_tensor *b) {
+    if (!be->ops->guided_coeffs) return missing(be, "guided_coeffs");
+    return be->ops->guided_coeffs(be, m, eps, a, b);
+}
+
+dm_status dm_matting_compose(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
+                             const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha) {
+    if (!be->ops->matting_compose) return missing(be, "matting_compose");
+    return be->ops->matting_compose(be, a, b, src, fgr, pha);
+}
+
 dm_status dm_concat(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y) {
     if (!be->ops->concat) return missing(be, "concat");
     return be->ops->concat(be, a, b, y);

@@ -25,6 +25,14 @@ dm_status attention_cpu(dm_backend *be, const dm_tensor *q, const dm_tensor *k,
 dm_status resize_cpu(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, int align_corners,
                      double scale_h, double scale_w, dm_tensor *y);
 dm_status avgpool2d_cpu(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y);
+dm_status global_avgpool2d_cpu(dm_backend *be, const dm_tensor *x, dm_tensor *y);
+dm_status channel_affine_cpu(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
+                             const dm_tensor *shift, dm_tensor *y);
+dm_status image_from_u8_cpu(dm_backend *be, const dm_tensor *rgb, dm_tensor *y);
+dm_status guided_coeffs_cpu(dm_backend *be, const dm_tensor *m, float eps, dm_tensor *a,
+                            dm_tensor *b);
+dm_status matting_compose_cpu(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
+                              const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha);
 dm_status concat_cpu(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
 dm_status copy_cpu(dm_backend *be, const dm_tensor *src, dm_tensor *dst);
 
