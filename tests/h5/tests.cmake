@@ -1,0 +1,40 @@
+# Parallel HDF5 writer: mpirun -np 2 on synthetic rows, then an independent h5py read-back.
+if(DM_WITH_PIPELINE)
+  # Open MPI refuses to run as root (CI) unless told otherwise.
+  set(DM_MPI_TEST_ENV "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1")
+  # A Python that can import h5py (Debian's python3-h5py lives in /usr/bin/python3, which may
+  # not be the first python3 on PATH).
+  if(NOT DM_H5PY_PYTHON)
+    foreach(py /usr/bin/python3 python3)
+      find_program(_dm_py ${py})
+      if(_dm_py)
+        execute_process(COMMAND ${_dm_py} -c "import h5py" RESULT_VARIABLE _dm_rc
+                        OUTPUT_QUIET ERROR_QUIET)
+        if(_dm_rc EQUAL 0)
+          set(DM_H5PY_PYTHON ${_dm_py} CACHE FILEPATH "Python with h5py for output checks")
+          break()
+        endif()
+      endif()
+      unset(_dm_py CACHE)
+    endforeach()
+  endif()
+
+  add_executable(test_h5out h5/test_h5out.c)
+  target_link_libraries(test_h5out PRIVATE dm_testcommon dm_pipeline)
+  set(_h5file ${CMAKE_CURRENT_BINARY_DIR}/test_h5out_np2.h5)
+  add_test(NAME h5_out_np2
+           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 --oversubscribe
+                   $<TARGET_FILE:test_h5out> ${_h5file})
+  set_tests_properties(h5_out_np2 PROPERTIES TIMEOUT 120 LABELS "unit;h5"
+                       ENVIRONMENT "${DM_MPI_TEST_ENV}" FIXTURES_SETUP h5out_file)
+  if(DM_H5PY_PYTHON)
+    add_test(NAME h5_out_h5py
+             COMMAND ${DM_H5PY_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/h5/check_h5out.py ${_h5file} 2)
+  else()
+    # No h5py: the script itself reports the loud skip (exit 77).
+    add_test(NAME h5_out_h5py
+             COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/h5/check_h5out.py ${_h5file} 2)
+  endif()
+  set_tests_properties(h5_out_h5py PROPERTIES TIMEOUT 60 LABELS "unit;h5" SKIP_RETURN_CODE 77
+                       FIXTURES_REQUIRED h5out_file)
+endif()
