@@ -111,6 +111,9 @@ typedef struct dm_backend_ops {
      * NULL), pha (N, 1, H, W) = clamp(out[3], 0, 1); NaN stays NaN. src (N, 3, H, W). */
     dm_status (*matting_compose)(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
                                  const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha);
+    /* y = x.permute(perm) made contiguous (torch.Tensor.permute): y->shape[i] ==
+     * x->shape[perm[i]], x->ndim entries in perm. E.g. tokens (N, T, C) -> (N, C, T). */
+    dm_status (*permute)(dm_backend *be, const dm_tensor *x, const int *perm, dm_tensor *y);
     /* Concatenate along dim 1 (channels for NCHW): y (N, Ca+Cb, ...) = [a, b]. */
     dm_status (*concat)(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
     /* Copy between tensors of equal numel (may cross devices and convert dtype). */
@@ -170,6 +173,7 @@ dm_status dm_guided_coeffs(dm_backend *be, const dm_tensor *m, float eps, dm_ten
                            dm_tensor *b);
 dm_status dm_matting_compose(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
                              const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha);
+dm_status dm_permute(dm_backend *be, const dm_tensor *x, const int *perm, dm_tensor *y);
 dm_status dm_concat(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
 dm_status dm_copy(dm_backend *be, const dm_tensor *src, dm_tensor *dst);
 dm_status dm_alloc(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim, const int64_t *shape);

@@ -93,6 +93,11 @@ dm_status dm_matting_compose(dm_backend *be, const dm_tensor *a, const dm_tensor
     return be->ops->matting_compose(be, a, b, src, fgr, pha);
 }
 
+dm_status dm_permute(dm_backend *be, const dm_tensor *x, const int *perm, dm_tensor *y) {
+    if (!be->ops->permute) return missing(be, "permute");
+    return be->ops->permute(be, x, perm, y);
+}
+
 dm_status dm_concat(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y) {
     if (!be->ops->concat) return missing(be, "concat");
     return be->ops->concat(be, a, b, y);

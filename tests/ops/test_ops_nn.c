@@ -1,4 +1,4 @@
-/* Op tests for the CPU ops linear, layernorm, groupnorm, attention, conv_transpose2d: each op on
+/* Op tests for the CPU ops linear, layernorm, groupnorm, attention, conv_transpose2d, permute: each op on
  * random inputs against a naive double-precision loop written from the PyTorch definition.
  * Usage: test_ops_nn <op>. Tolerances: float32 accumulation over K terms has a typical error of
  * ~sqrt(K) * 6e-8 * scale (scale = largest |reference|); the bound used is
@@ -202,9 +202,42 @@ static void test_conv_transpose(dm_backend *be) {
     }
 }
 
+/* permute is pure data movement: exact equality with index arithmetic, tolerance 0. */
+static void test_permute(dm_backend *be) {
+    const int A = 2, B = 3, C = 4, D = 5, E = 6;
+    int64_t xs[5] = {A, B, C, D, E};
+    dm_tensor x;
+    if (dm_tensor_alloc(&x, DM_DTYPE_F32, 5, xs)) abort();
+    fill(&x, 1.f, 0.f);
+    const int perms[3][5] = {{2, 0, 3, 1, 4}, {4, 3, 2, 1, 0}, {0, 1, 2, 4, 3}};
+    for (int p = 0; p < 3; p++) {
+        int64_t ys[5];
+        for (int i = 0; i < 5; i++) ys[i] = xs[perms[p][i]];
+        dm_tensor y;
+        if (dm_tensor_alloc(&y, DM_DTYPE_F32, 5, ys)) abort();
+        CHECK_OK(dm_permute(be, &x, perms[p], &y));
+        float *ref = malloc(sizeof(float) * A * B * C * D * E);
+        int64_t o[5], i5[5];
+        for (o[0] = 0; o[0] < ys[0]; o[0]++)
+            for (o[1] = 0; o[1] < ys[1]; o[1]++)
+                for (o[2] = 0; o[2] < ys[2]; o[2]++)
+                    for (o[3] = 0; o[3] < ys[3]; o[3]++)
+                        for (o[4] = 0; o[4] < ys[4]; o[4]++) {
+                            for (int i = 0; i < 5; i++) i5[perms[p][i]] = o[i];
+                            int64_t src = (((i5[0] * B + i5[1]) * C + i5[2]) * D + i5[3]) * E + i5[4];
+                            int64_t dst = (((o[0] * ys[1] + o[1]) * ys[2] + o[2]) * ys[3] + o[3]) * ys[4] + o[4];
+                            ref[dst] = dm_f32(&x)[src];
+                        }
+        tc_compare("permute", dm_f32(&y), ref, A * B * C * D * E, 0.0, NULL);
+        free(ref);
+        dm_tensor_free(&y);
+    }
+    dm_tensor_free(&x);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s linear|layernorm|groupnorm|attention|conv_transpose2d\n", argv[0]);
+        fprintf(stderr, "usage: %s linear|layernorm|groupnorm|attention|conv_transpose2d|permute\n", argv[0]);
         return 2;
     }
     dm_backend *be = dm_backend_cpu_create(2);
@@ -214,6 +247,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "groupnorm")) test_groupnorm(be);
     else if (!strcmp(argv[1], "attention")) test_attention(be);
     else if (!strcmp(argv[1], "conv_transpose2d")) test_conv_transpose(be);
+    else if (!strcmp(argv[1], "permute")) test_permute(be);
     else {
         fprintf(stderr, "unknown op %s\n", argv[1]);
         tc_failure_count++;

@@ -74,6 +74,7 @@ static const dm_backend_ops cpu_ops = {
     .image_from_u8 = image_from_u8_cpu,
     .guided_coeffs = guided_coeffs_cpu,
     .matting_compose = matting_compose_cpu,
+    .permute = permute_cpu,
     .concat = concat_cpu,
     .copy = copy_cpu,
     .alloc = alloc_cpu,

@@ -33,6 +33,7 @@ dm_status guided_coeffs_cpu(dm_backend *be, const dm_tensor *m, float eps, dm_te
                             dm_tensor *b);
 dm_status matting_compose_cpu(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
                               const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha);
+dm_status permute_cpu(dm_backend *be, const dm_tensor *x, const int *perm, dm_tensor *y);
 dm_status concat_cpu(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
 dm_status copy_cpu(dm_backend *be, const dm_tensor *src, dm_tensor *dst);
 
