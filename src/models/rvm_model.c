@@ -1,0 +1,243 @@
+/* RVM MobileNetV3 top level: model load / free, per-stream state (all buffers sized once),
+ * MattingNetwork.forward for one frame (model/model.py). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rvm_internal.h"
+
+dm_tensor rvm_view(const dm_tensor *buf, int c0, int c, int h, int w) {
+    dm_tensor v;
+    const int64_t shape[4] = {1, c, h, w};
+    const size_t end = ((size_t)c0 + (size_t)c) * (size_t)h * (size_t)w * sizeof(float);
+    dm_tensor_view(&v, NULL, DM_DTYPE_F32, 4, shape);
+    v.device = buf->device;
+    if (buf->data && c0 >= 0 && end <= buf->capacity)
+        v.data = (float *)buf->data + (size_t)c0 * h * w;
+    return v;
+}
+
+static void conv_free_all(rvm_model *m) {
+    rvm_conv_free(&m->stem);
+    for (int i = 0; i < RVM_BLOCKS; i++) {
+        rvm_block *b = &m->blocks[i];
+        rvm_conv_free(&b->expand);
+        rvm_conv_free(&b->dw);
+        rvm_conv_free(&b->se_fc1);
+        rvm_conv_free(&b->se_fc2);
+        rvm_conv_free(&b->project);
+    }
+    rvm_conv_free(&m->last);
+    rvm_conv_free(&m->aspp1);
+    rvm_conv_free(&m->aspp2);
+    for (int i = 0; i < 4; i++) {
+        rvm_conv_free(&m->gru[i].ih);
+        rvm_conv_free(&m->gru[i].hh);
+    }
+    for (int i = 0; i < 3; i++) rvm_conv_free(&m->up_conv[i]);
+    for (int i = 0; i < 2; i++) rvm_conv_free(&m->out_conv[i]);
+    rvm_conv_free(&m->project_mat);
+    rvm_conv_free(&m->guide);
+    rvm_conv_free(&m->dgf_box);
+    for (int i = 0; i < 3; i++) rvm_conv_free(&m->dgf_conv[i]);
+    rvm_conv_free(&m->fgf_box_x);
+    rvm_conv_free(&m->fgf_box_y);
+    dm_tensor_free(&m->norm_scale);
+    dm_tensor_free(&m->norm_shift);
+}
+
+dm_status rvm_model_load(rvm_model **out, const char *path, dm_backend *be) {
+    *out = NULL;
+    if (!be) return dm_error_set(DM_ERR_ARG, "rvm_model_load: no backend");
+    if (be->device != DM_DEVICE_CPU)
+        return dm_error_set(DM_ERR_UNSUPPORTED, "%s: rvm: only the CPU backend holds weights "
+                            "so far", path);
+    rvm_model *m = calloc(1, sizeof *m);
+    if (!m) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", path);
+    m->be = be;
+    dm_st_file f;
+    dm_status st = dm_st_open(&f, path);
+    if (!st) {
+        st = rvm_load_weights(m, &f);
+        dm_st_close(&f);
+    }
+    if (st) {
+        rvm_model_free(m);
+        return st;
+    }
+    *out = m;
+    return DM_OK;
+}
+
+void rvm_model_free(rvm_model *m) {
+    if (!m) return;
+    conv_free_all(m);
+    free(m);
+}
+
+double rvm_auto_downsample_ratio(int height, int width) {
+    /* inference.py: min(512 / max(h, w), 1) */
+    int mx = height > width ? height : width;
+    double r = 512.0 / (double)mx;
+    return r < 1.0 ? r : 1.0;
+}
+
+static dm_status alloc4(dm_tensor *t, size_t c, int h, int w) {
+    const int64_t shape[4] = {1, (int64_t)c, h, w};
+    return dm_tensor_alloc(t, DM_DTYPE_F32, 4, shape);
+}
+
+/* Allocates a flat buffer of n floats (shaped later through rvm_view). */
+static dm_status alloc_flat(dm_tensor *t, size_t n) {
+    const int64_t shape[1] = {(int64_t)(n ? n : 1)};
+    return dm_tensor_alloc(t, DM_DTYPE_F32, 1, shape);
+}
+
+static dm_status state_alloc(rvm_state *s) {
+    const rvm_model *m = s->m;
+    const rvm_level *lv = s->lv;
+    const int h = lv[0].h, w = lv[0].w;
+    dm_status st;
+    size_t enc[4];
+    rvm_encoder_sizes(m, lv, enc);
+    if ((st = alloc4(&s->src, 3, s->H, s->W)) || (st = alloc4(&s->norm, 3, h, w)))
+        return st;
+    for (int i = 0; i < 4; i++)
+        if ((st = alloc_flat(&s->enc[i], enc[i]))) return st;
+    if ((st = alloc_flat(&s->se_pool, 960)) || (st = alloc_flat(&s->se_mid, 240)) ||
+        (st = alloc_flat(&s->se_gate, 960)) || (st = alloc4(&s->f4, 960, lv[4].h, lv[4].w)) ||
+        (st = alloc4(&s->aspp_pool, 960, 1, 1)) || (st = alloc4(&s->aspp_gate, 128, 1, 1)))
+        return st;
+    /* concat buffers: channels of each decoder block's conv input */
+    if ((st = alloc4(&s->cat[0], 35, h, w))) return st;
+    for (int k = 1; k <= 3; k++)
+        if ((st = alloc4(&s->cat[k], (size_t)m->up_conv[k - 1].w.shape[1], lv[k].h, lv[k].w)))
+            return st;
+    size_t gmax = 0;
+    for (int k = 1; k <= 4; k++) {
+        const int C = m->gru[k - 1].c;
+        if ((st = alloc4(&s->u[k], (size_t)3 * C, lv[k].h, lv[k].w))) return st;
+        s->rec[k] = rvm_view(&s->u[k], 2 * C, C, lv[k].h, lv[k].w);
+        size_t n = (size_t)C * lv[k].h * lv[k].w;
+        if (n > gmax) gmax = n;
+    }
+    if ((st = alloc_flat(&s->gru_rz, 2 * gmax)) || (st = alloc_flat(&s->gru_v, 2 * gmax)) ||
+        (st = alloc_flat(&s->gru_c, gmax)) || (st = alloc4(&s->t16a, 16, h, w)) ||
+        (st = alloc4(&s->t16b, 16, h, w)) || (st = alloc4(&s->g16, 16, h, w)) ||
+        (st = alloc4(&s->m16, 16, h, w)) || (st = alloc4(&s->r24, 24, h, w)) ||
+        (st = alloc4(&s->coef_a, 4, h, w)) || (st = alloc4(&s->coef_b, 4, h, w)) ||
+        (st = alloc4(&s->tmp4, 4, h, w)))
+        return st;
+    return DM_OK;
+}
+
+dm_status rvm_state_init(rvm_state **out, const rvm_model *m, dm_backend *be, int height,
+                         int width, double ratio) {
+    *out = NULL;
+    if (!m || !be) return dm_error_set(DM_ERR_ARG, "rvm_state_init: no model or backend");
+    if (height < 1 || width < 1)
+        return dm_error_set(DM_ERR_ARG, "rvm_state_init: frame size %dx%d", width, height);
+    if (be->device != DM_DEVICE_CPU)
+        return dm_error_set(DM_ERR_UNSUPPORTED, "rvm_state_init: CPU backend only so far");
+    if (ratio <= 0) ratio = rvm_auto_downsample_ratio(height, width);
+    if (ratio > 1.0)
+        return dm_error_set(DM_ERR_ARG, "rvm_state_init: downsample_ratio %g > 1", ratio);
+    rvm_state *s = calloc(1, sizeof *s);
+    if (!s) return dm_error_set(DM_ERR_NOMEM, "rvm_state_init: out of memory");
+    s->m = m;
+    s->be = be;
+    s->H = height;
+    s->W = width;
+    s->ratio = ratio;
+    s->refiner = RVM_REFINER_DEEP_GUIDED_FILTER;
+    /* F.interpolate(scale_factor=r): output size floor(size * r), computed in double as
+     * PyTorch's Python-side _interp_output_size */
+    s->lv[0].h = ratio == 1.0 ? height : (int)floor((double)height * ratio);
+    s->lv[0].w = ratio == 1.0 ? width : (int)floor((double)width * ratio);
+    for (int k = 1; k < 5; k++) {
+        s->lv[k].h = (s->lv[k - 1].h + 1) / 2;
+        s->lv[k].w = (s->lv[k - 1].w + 1) / 2;
+    }
+    dm_status st = DM_OK;
+    if (s->lv[0].h < 2 || s->lv[0].w < 2)
+        st = dm_error_set(DM_ERR_ARG, "rvm_state_init: internal size %dx%d too small (frame "
+                          "%dx%d, ratio %g)", s->lv[0].w, s->lv[0].h, width, height, ratio);
+    if (!st) st = state_alloc(s);
+    if (st) {
+        rvm_state_free(s);
+        return st;
+    }
+    *out = s;
+    return DM_OK;
+}
+
+dm_status rvm_state_set_refiner(rvm_state *s, rvm_refiner refiner) {
+    if (refiner != RVM_REFINER_DEEP_GUIDED_FILTER && refiner != RVM_REFINER_FAST_GUIDED_FILTER)
+        return dm_error_set(DM_ERR_ARG, "rvm: unknown refiner %d", (int)refiner);
+    s->refiner = refiner;
+    return DM_OK;
+}
+
+double rvm_state_ratio(const rvm_state *s) {
+    return s->ratio;
+}
+
+void rvm_state_reset(rvm_state *s) {
+    for (int k = 1; k <= 4; k++) memset(s->rec[k].data, 0, dm_tensor_nbytes(&s->rec[k]));
+}
+
+void rvm_state_free(rvm_state *s) {
+    if (!s) return;
+    dm_tensor *all[] = {&s->src, &s->norm, &s->enc[0], &s->enc[1], &s->enc[2], &s->enc[3],
+                        &s->se_pool, &s->se_mid, &s->se_gate, &s->f4, &s->aspp_gate,
+                        &s->aspp_pool, &s->cat[0], &s->cat[1], &s->cat[2], &s->cat[3],
+                        &s->u[1], &s->u[2], &s->u[3], &s->u[4], &s->gru_rz, &s->gru_v,
+                        &s->gru_c, &s->t16a, &s->t16b, &s->g16, &s->m16, &s->r24,
+                        &s->coef_a, &s->coef_b, &s->tmp4, &s->out_fgr, &s->out_pha};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dm_tensor_free(all[i]);
+    free(s);
+}
+
+static int is_frame(const dm_tensor *t, int c, int H, int W) {
+    return t && t->ndim == 4 && t->shape[0] == 1 && t->shape[1] == c && t->shape[2] == H &&
+           t->shape[3] == W;
+}
+
+dm_status rvm_forward(rvm_state *s, const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha) {
+    if (!is_frame(src, 3, s->H, s->W) || (fgr && !is_frame(fgr, 3, s->H, s->W)) ||
+        !is_frame(pha, 1, s->H, s->W))
+        return dm_error_set(DM_ERR_SHAPE, "rvm_forward: expected src (1, 3, %d, %d), fgr (1, 3, "
+                            "%d, %d), pha (1, 1, %d, %d)", s->H, s->W, s->H, s->W, s->H, s->W);
+    const rvm_model *m = s->m;
+    dm_backend *be = s->be;
+    dm_status st;
+    /* src_sm goes straight into decode0's concat slot s0 */
+    dm_tensor src_sm = rvm_view(&s->cat[0], 32, 3, s->lv[0].h, s->lv[0].w);
+    if (s->ratio == 1.0)
+        st = dm_copy(be, src, &src_sm);
+    else
+        st = dm_resize(be, src, DM_RESIZE_BILINEAR, 0, s->ratio, s->ratio, &src_sm);
+    if (st || (st = dm_channel_affine(be, &src_sm, &m->norm_scale, &m->norm_shift, &s->norm)) ||
+        (st = rvm_encoder_forward(s)) || (st = rvm_lraspp_forward(s)) ||
+        (st = rvm_decoder_forward(s)))
+        return st;
+    return rvm_refiner_forward(s, src, fgr, pha);
+}
+
+dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *pha) {
+    if (!rgb || !pha) return dm_error_set(DM_ERR_ARG, "rvm_forward_u8: rgb or pha is NULL");
+    const int64_t ishape[4] = {1, s->H, s->W, 3}, fshape[4] = {1, 3, s->H, s->W},
+                  pshape[4] = {1, 1, s->H, s->W};
+    dm_tensor in, f, p;
+    dm_tensor_view(&in, (void *)rgb, DM_DTYPE_U8, 4, ishape);
+    dm_tensor_view(&f, fgr, DM_DTYPE_F32, 4, fshape);
+    dm_tensor_view(&p, pha, DM_DTYPE_F32, 4, pshape);
+    dm_status st = dm_image_from_u8(s->be, &in, &s->src);
+    if (st) return st;
+    return rvm_forward(s, &s->src, fgr ? &f : NULL, &p);
+}
+
+const dm_tensor *rvm_state_recurrent(const rvm_state *s, int i) {
+    if (i < 1 || i > 4) return NULL;
+    return &s->rec[i];
+}
