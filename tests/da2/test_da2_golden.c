@@ -1,0 +1,94 @@
+/* DA-V2 Small conformance: recipe weights (regenerated here, golden README section 1) through
+ * da2_model_load, every golden tensor of case_square and case_wide compared (README section 2).
+ * Tolerances (README section 5): fp32 implementation, max |ours - golden| <= 1e-4 * std of the
+ * golden tensor (the goldens' own float32 noise is <= 1.1e-5 * std); `input` (our
+ * re-implementation of the float64 cv2 resize) <= 1e-5 absolute. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "depthmatte/da2.h"
+#include "depthmatte/recipe.h"
+#include "depthmatte/safetensors.h"
+#include "tensor_compare.h"
+
+#define TOL_STD 1e-4   /* x std of the golden tensor, README section 5 */
+#define TOL_INPUT 1e-5 /* absolute, README section 5 */
+
+static void cmp_std(const char *name, const float *got, const dm_tensor *want) {
+    int64_t n = dm_tensor_numel(want);
+    double tol = TOL_STD * tc_std(dm_f32(want), n);
+    tc_compare(name, got, dm_f32(want), n, tol, NULL);
+}
+
+static void run_case(dm_backend *be, const da2_model *m, const char *rel, int input_size) {
+    dm_st_file g;
+    CHECK_OK(dm_st_open(&g, tc_shared_path(rel)));
+    if (!g.map) return;
+    printf("--- %s (input_size %d)\n", rel, input_size);
+    dm_st_entry *img = dm_st_find(&g, "image_rgb_u8");
+    CHECK(img && img->dtype == DM_DTYPE_U8 && img->ndim == 3);
+    if (!img) return;
+    const int H = (int)img->shape[0], W = (int)img->shape[1];
+    da2_ctx *c = NULL;
+    CHECK_OK(da2_ctx_init(&c, m, be, H, W, input_size));
+    if (!c) return;
+    float *depth = malloc(sizeof(float) * H * W);
+    CHECK_OK(da2_infer_u8(c, img->data, depth));
+    da2_taps t;
+    da2_ctx_taps(c, &t);
+    dm_tensor want;
+    CHECK_OK(dm_st_load_f32(&g, "input", 4, t.input->shape, &want));
+    if (want.data) tc_compare("input", dm_f32(t.input), dm_f32(&want), dm_tensor_numel(&want), TOL_INPUT, NULL);
+    dm_tensor_free(&want);
+    CHECK_OK(dm_st_load_f32(&g, "tokens_embed", 3, t.tokens_embed->shape, &want));
+    if (want.data) cmp_std("tokens_embed", dm_f32(t.tokens_embed), &want);
+    dm_tensor_free(&want);
+    const int idx[4] = {2, 5, 8, 11};
+    for (int k = 0; k < 4; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "feat_%d", idx[k]);
+        CHECK_OK(dm_st_load_f32(&g, name, 3, t.feat[k]->shape, &want));
+        if (want.data) cmp_std(name, dm_f32(t.feat[k]), &want);
+        dm_tensor_free(&want);
+        snprintf(name, sizeof name, "feat_%d_cls", idx[k]);
+        CHECK_OK(dm_st_load_f32(&g, name, 2, t.feat_cls[k]->shape, &want));
+        if (want.data) cmp_std(name, dm_f32(t.feat_cls[k]), &want);
+        dm_tensor_free(&want);
+    }
+    CHECK_OK(dm_st_load_f32(&g, "depth_head", 4, t.depth_head->shape, &want));
+    if (want.data) cmp_std("depth_head", dm_f32(t.depth_head), &want);
+    dm_tensor_free(&want);
+    const int64_t s_depth[] = {H, W};
+    CHECK_OK(dm_st_load_f32(&g, "depth", 2, s_depth, &want));
+    if (want.data) cmp_std("depth", depth, &want);
+    dm_tensor_free(&want);
+    free(depth);
+    da2_ctx_free(c);
+    dm_st_close(&g);
+}
+
+int main(void) {
+    dm_recipe r;
+    dm_status st = dm_recipe_load(&r, tc_shared_path("golden/da2_vits/recipe.json"));
+    if (st == DM_ERR_IO) return tc_skip("golden/da2_vits not found (set DM_SHARED)");
+    CHECK_OK(st);
+    char path[256];
+    snprintf(path, sizeof path, "%s/dm_da2_recipe_%d.safetensors",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    CHECK_OK(dm_recipe_write_safetensors(&r, path));
+    dm_recipe_free(&r);
+    dm_backend *be = dm_backend_cpu_create(2);
+    da2_model *m = NULL;
+    CHECK_OK(da2_model_load(&m, path, be));
+    unlink(path);
+    if (m) {
+        run_case(be, m, "golden/da2_vits/case_square.safetensors", 140);
+        run_case(be, m, "golden/da2_vits/case_wide.safetensors", 98);
+    }
+    da2_model_free(m);
+    dm_backend_destroy(be);
+    printf("%s\n", tc_failure_count ? "FAIL" : "PASS");
+    return tc_failure_count != 0;
+}
