@@ -1,0 +1,224 @@
+/* dm_pipeline_run: setup, the round loop, statistics, finish (include/depthmatte/pipeline.h). */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pl_internal.h"
+
+/* All ranks agree on a status reached independently (setup, model loading, file creation):
+ * the lowest failing rank reports its message, everybody returns its status. */
+static dm_status agree(dm_status st, int rank, dm_pipeline_result *res) {
+    int mine = st ? rank : INT_MAX, first = INT_MAX;
+    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS) {
+        res->report = res->fatal = 1;
+        return dm_error_set(DM_ERR_MPI, "MPI_Allreduce of a status failed");
+    }
+    if (first == INT_MAX) return DM_OK;
+    int code = st;
+    MPI_Bcast(&code, 1, MPI_INT, first, MPI_COMM_WORLD);
+    res->report = rank == first;
+    return (dm_status)code;
+}
+
+static void make_layout(const dm_job *job, dm_h5_layout *l) {
+    memset(l, 0, sizeof *l);
+    l->alpha = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_ALPHA);
+    l->alpha_dtype = job->output.alpha_dtype;
+    l->foreground = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
+    l->depth = job->depth.enabled;
+    l->depth_dtype = job->output.depth_dtype;
+    l->matting_model = "rvm_mobilenetv3";
+    l->matting_sha256 = ""; /* TODO: SHA-256 of the weights file (no hashing library yet) */
+    l->depth_model = pl_depth_model_name(job);
+    l->depth_sha256 = "";
+    l->chunk_frames = job->output.chunk_frames;
+    l->gzip = job->output.compression;
+}
+
+static dm_status open_output(pl_ctx *c, dm_h5_file **f) {
+    dm_h5_layout l;
+    make_layout(&c->job, &l);
+    dm_h5_video *v = calloc(c->n_inputs > 0 ? c->n_inputs : 1, sizeof *v);
+    if (!v) return dm_error_set(DM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < c->n_inputs; i++) {
+        const pl_input *in = &c->inputs[i];
+        const dm_video_info *vi = &in->info;
+        v[i] = (dm_h5_video){vi->path,       vi->frames,        vi->fps_num, vi->fps_den,
+                             vi->width,      vi->height,        vi->codec,   vi->rotation,
+                             vi->sar_num,    vi->sar_den,       vi->time_base_num,
+                             vi->time_base_den, !in->ok,        in->ok ? NULL : in->error};
+    }
+    dm_h5_meta meta = {c->config_text, c->size};
+    /* --resume of a missing file starts fresh (e.g. a requeued job that never wrote). Rank 0
+     * decides so that every rank takes the same branch. */
+    int exists = 0;
+    struct stat sb;
+    if (c->rank == 0) exists = stat(c->job.output.path, &sb) == 0;
+    MPI_Bcast(&exists, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    dm_status st;
+    if (c->opt.resume && exists)
+        st = dm_h5_open_resume(c->job.output.path, MPI_COMM_WORLD, &meta, &l, v, c->n_inputs, f);
+    else
+        st = dm_h5_create(c->job.output.path, MPI_COMM_WORLD, &meta, &l, v, c->n_inputs, f);
+    free(v);
+    return st;
+}
+
+/* --resume: chunks whose rows are all done are skipped (their blocks become empty rounds). A
+ * partly done chunk is recomputed whole, so that its RVM state sees the same frames as in an
+ * uninterrupted run and the rewritten rows are identical. */
+static dm_status mark_done_chunks(pl_ctx *c, dm_h5_file *f, uint8_t *skip) {
+    uint8_t *done = NULL;
+    int64_t cap = 0;
+    for (int k = 0; k < c->n_chunks; k++) {
+        const pl_chunk *ch = &c->chunks[k];
+        if (ch->rank != c->rank) continue;
+        int64_t T = c->inputs[ch->video].info.frames;
+        if (T > cap) {
+            free(done);
+            done = malloc((size_t)T);
+            cap = T;
+            if (!done) return dm_error_set(DM_ERR_NOMEM, "out of memory");
+        }
+        dm_status st = dm_h5_read_done(f, ch->video, done);
+        if (st) {
+            free(done);
+            return st;
+        }
+        int all = 1;
+        for (int64_t t = ch->begin; t < ch->end && all; t++) all = done[t] != 0;
+        skip[k] = (uint8_t)all;
+    }
+    free(done);
+    return DM_OK;
+}
+
+static int count_failed(const pl_ctx *c, const dm_h5_file *f) {
+    int n = 0;
+    for (int v = 0; v < c->n_inputs; v++) n += dm_h5_video_failed(f, v);
+    return n;
+}
+
+/* The round loop. Returns DM_OK, a video error (all ranks stop after the round that reported
+ * it, unless --keep-going) or an HDF5/MPI error (res->fatal). */
+static dm_status run_rounds(pl_ctx *c, pl_worker *w, dm_h5_file *f, uint8_t *skip,
+                            dm_pipeline_result *res, double t0) {
+    dm_h5_rank_stats *stats = pl_worker_stats(w);
+    uint8_t *chunk_failed = calloc(c->n_chunks > 0 ? c->n_chunks : 1, 1);
+    if (!chunk_failed) return dm_error_set(DM_ERR_NOMEM, "out of memory");
+    dm_status local = DM_OK; /* this rank's own video error (reported when not keep-going) */
+    char local_msg[1024] = "";
+    int64_t done = 0;
+    /* Rows already done (--resume) count as progress from the start. */
+    int64_t skipped = 0;
+    for (int k = 0; k < c->n_chunks; k++)
+        if (skip[k] && c->chunks[k].rank == c->rank) skipped += c->chunks[k].end - c->chunks[k].begin;
+    MPI_Allreduce(&skipped, &done, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+    int bi = 0, open_chunk = -1;
+    dm_status st = DM_OK;
+    for (int round = 0; round < c->n_rounds; round++) {
+        dm_h5_block blk = {.video = -1, .failed_video = -1};
+        while (bi < c->n_blocks) {
+            int k = c->blocks[bi].chunk;
+            if (!skip[k] && !chunk_failed[k] && !dm_h5_video_failed(f, c->chunks[k].video)) break;
+            if (open_chunk == k) pl_worker_end_chunk(w), open_chunk = -1;
+            bi++;
+        }
+        if (bi < c->n_blocks) {
+            const pl_block *b = &c->blocks[bi++];
+            const pl_chunk *ch = &c->chunks[b->chunk];
+            dm_status vs = pl_worker_block(w, b, &blk);
+            open_chunk = b->chunk;
+            if (vs) {
+                /* The video is unusable: tell everybody in this round's exchange. */
+                snprintf(local_msg, sizeof local_msg, "%s", dm_error_message());
+                if (!local) local = vs;
+                chunk_failed[b->chunk] = 1;
+                blk = (dm_h5_block){.video = -1, .failed_video = ch->video, .error = local_msg};
+                fprintf(stderr, "depthmatte: rank %d: %s%s\n", c->rank, local_msg,
+                        c->opt.keep_going ? " (video skipped: --keep-going)" : "");
+            }
+            if (vs || b->begin + b->count >= ch->end) pl_worker_end_chunk(w), open_chunk = -1;
+        }
+        int failed_before = count_failed(c, f);
+        int64_t n = 0;
+        double tw = pl_now();
+        st = dm_h5_write_round(f, &blk, &n);
+        stats->write_s += pl_now() - tw;
+        if (st) {
+            res->report = res->fatal = 1;
+            break;
+        }
+        done += n;
+        res->frames_written += n;
+        pl_progress(c, done, t0, 0);
+        if (!c->opt.keep_going && count_failed(c, f) > failed_before) {
+            /* Every rank saw the same failures in the exchange: stop together. */
+            if (local) {
+                res->report = 1;
+                dm_error_set(local, "%s", local_msg);
+                st = local;
+            } else {
+                st = dm_error_set(DM_ERR_DECODE, "stopped: a video failed on another rank");
+            }
+            break;
+        }
+    }
+    pl_worker_end_chunk(w);
+    free(chunk_failed);
+    if (!st) pl_progress(c, done, t0, 1);
+    return st;
+}
+
+dm_status dm_pipeline_run(const char *job_path, const char *const *sets, int n_sets,
+                          const dm_pipeline_options *opt, dm_pipeline_result *res) {
+    memset(res, 0, sizeof *res);
+    double t0 = pl_now();
+    pl_ctx c;
+    memset(&c, 0, sizeof c);
+    c.opt = *opt;
+    MPI_Comm_rank(MPI_COMM_WORLD, &c.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &c.size);
+    pl_worker *w = NULL;
+    dm_h5_file *f = NULL;
+    uint8_t *skip = NULL;
+    dm_status st = agree(pl_setup(&c, job_path, sets, n_sets), c.rank, res);
+    if (!st && c.rank == 0 && !c.opt.quiet) {
+        printf("depthmatte: %d input(s), %d chunk(s) over %d rank(s), %lld frames, %d write "
+               "rounds\n", c.n_inputs, c.n_chunks, c.size, (long long)c.total_frames, c.n_rounds);
+        fflush(stdout);
+    }
+    if (!st) st = agree(pl_worker_init(&w, &c, MPI_COMM_WORLD), c.rank, res);
+    if (!st) st = agree(open_output(&c, &f), c.rank, res);
+    if (!st) {
+        skip = calloc(c.n_chunks > 0 ? c.n_chunks : 1, 1);
+        st = skip ? DM_OK : dm_error_set(DM_ERR_NOMEM, "out of memory");
+        if (!st && c.opt.resume) st = mark_done_chunks(&c, f, skip);
+        st = agree(st, c.rank, res);
+    }
+    if (!st) st = run_rounds(&c, w, f, skip, res, t0);
+    if (res->fatal) {
+        /* The CLI aborts the job; closing collectively could hang. */
+        free(skip);
+        return st;
+    }
+    if (f) res->failed_videos = count_failed(&c, f);
+    if (!st) {
+        dm_h5_rank_stats *s = pl_worker_stats(w);
+        s->total_s = pl_now() - t0;
+        pl_summary(&c, s, MPI_COMM_WORLD);
+        dm_status s2 = dm_h5_write_stats(f, s);
+        if (!s2) s2 = dm_h5_finish(f);
+        if (s2) res->report = res->fatal = 1, st = s2;
+    }
+    if (f && !res->fatal) {
+        dm_status s3 = dm_h5_close(f);
+        if (!st && s3) res->report = res->fatal = 1, st = s3;
+    }
+    pl_worker_free(w);
+    free(skip);
+    pl_ctx_free(&c);
+    return st;
+}

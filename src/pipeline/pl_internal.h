@@ -1,0 +1,92 @@
+/* Private declarations of src/pipeline: the broadcast job description, the per-rank worker,
+ * progress/summary reporting. */
+#ifndef DM_PL_INTERNAL_H
+#define DM_PL_INTERNAL_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "depthmatte/backend.h"
+#include "depthmatte/config.h"
+#include "depthmatte/h5out.h"
+#include "depthmatte/pipeline.h"
+#include "depthmatte/rvm.h"
+#include "depthmatte/video.h"
+
+/* One input as probed by rank 0 (plain bytes: broadcast as MPI_BYTE). */
+typedef struct pl_input {
+    int ok;                      /* 0: probe failed (only kept with --keep-going) */
+    char error[DM_H5_MSG_MAX];   /* probe error message when !ok */
+    dm_video_info info;          /* frames already limited by --max-frames */
+} pl_input;
+
+/* One chunk of the plan: rows [begin, end) of `video` on `rank`, decoded from context_begin
+ * (context_begin <= begin; frames before begin only warm RVM's recurrent state). */
+typedef struct pl_chunk {
+    int32_t video, rank;
+    int64_t begin, end, context_begin;
+} pl_chunk;
+
+/* One write block of a rank: rows [begin, begin + count) of chunk `chunk`. */
+typedef struct pl_block {
+    int chunk;
+    int64_t begin, count;
+    int first; /* 1: first block of its chunk (open the video, decode the context) */
+} pl_block;
+
+typedef struct pl_ctx {
+    int rank, size;
+    dm_pipeline_options opt;
+    dm_job job;          /* parsed from the broadcast effective configuration, every rank */
+    char *config_text;   /* effective configuration (YAML), identical on every rank */
+    pl_input *inputs;
+    int n_inputs;
+    pl_chunk *chunks;
+    int n_chunks;
+    pl_block *blocks;    /* this rank's blocks in processing order */
+    int n_blocks;
+    int n_rounds;        /* max over ranks of their block count */
+    int64_t total_frames; /* rows to write over all ranks (ok videos) */
+} pl_ctx;
+
+/* Rank 0: job, output checks, probes and plan; then everything broadcast to all ranks.
+ * Collective. On error the status is the same on every rank and rank 0 holds the message. */
+dm_status pl_setup(pl_ctx *c, const char *job_path, const char *const *sets, int n_sets);
+
+/* Rank 0: makes the chunk table from the probed inputs with plan.h (pl_plan.c). */
+dm_status pl_make_plan(pl_ctx *c);
+
+/* Every rank: its block list and the number of rounds, from the chunk table. */
+dm_status pl_make_blocks(pl_ctx *c, int chunk_frames);
+
+void pl_ctx_free(pl_ctx *c);
+
+/* Per-rank worker: backend, models, buffers sized once, the open reader of the current chunk. */
+typedef struct pl_worker pl_worker;
+
+dm_status pl_worker_init(pl_worker **w, pl_ctx *c, MPI_Comm comm);
+void pl_worker_free(pl_worker *w);
+
+/* Produces block `b` (decode, networks, conversion) into `out` (buffers owned by the worker).
+ * Errors concern the block's video (decode / inference) and name the file. */
+dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out);
+
+/* Ends the current chunk (closes its reader). */
+void pl_worker_end_chunk(pl_worker *w);
+
+/* Statistics of this rank so far (frames, seconds per stage). */
+dm_h5_rank_stats *pl_worker_stats(pl_worker *w);
+
+/* Matting / depth identifiers stored in the file. */
+const char *pl_depth_model_name(const dm_job *job);
+
+/* Wall-clock seconds (monotonic). */
+double pl_now(void);
+
+/* Rank 0 progress line (throttled to one per ~2 s unless final). */
+void pl_progress(const pl_ctx *c, int64_t done, double t0, int final);
+
+/* Collective: prints the per-rank summary table on rank 0. */
+void pl_summary(const pl_ctx *c, const dm_h5_rank_stats *mine, MPI_Comm comm);
+
+#endif

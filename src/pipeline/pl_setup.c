@@ -1,0 +1,169 @@
+/* Rank 0 reads the job, checks the output path, probes the inputs and plans; the result is
+ * broadcast so that every rank works from the same bytes (DESIGN.md "Data flow"). */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pl_internal.h"
+
+/* The output must be creatable before any work starts: its folder exists and is writable,
+ * and an existing file is only touched with --resume or output.overwrite. */
+static dm_status check_output(const pl_ctx *c) {
+    const char *path = c->job.output.path;
+    char *copy = strdup(path);
+    if (!copy) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", path);
+    const char *dir = dirname(copy);
+    struct stat sd;
+    dm_status st = DM_OK;
+    if (stat(dir, &sd) != 0 || !S_ISDIR(sd.st_mode))
+        st = dm_error_set(DM_ERR_IO, "%s: output folder %s does not exist", path, dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        st = dm_error_set(DM_ERR_IO, "%s: output folder %s is not writable: %s", path, dir,
+                          strerror(errno));
+    free(copy);
+    if (st) return st;
+    struct stat sf;
+    if (stat(path, &sf) == 0) {
+        if (S_ISDIR(sf.st_mode))
+            return dm_error_set(DM_ERR_IO, "%s: output path is a directory", path);
+        if (access(path, W_OK) != 0)
+            return dm_error_set(DM_ERR_IO, "%s: output file is not writable: %s", path,
+                                strerror(errno));
+        if (!c->opt.resume && !c->job.output.overwrite)
+            return dm_error_set(DM_ERR_IO, "%s: output file exists; pass --resume to continue "
+                                "it or set output.overwrite: true to replace it", path);
+    }
+    return DM_OK;
+}
+
+static dm_status probe_inputs(pl_ctx *c) {
+    c->inputs = calloc(c->job.n_inputs, sizeof *c->inputs);
+    if (!c->inputs) return dm_error_set(DM_ERR_NOMEM, "out of memory");
+    c->n_inputs = c->job.n_inputs;
+    for (int i = 0; i < c->n_inputs; i++) {
+        pl_input *in = &c->inputs[i];
+        dm_status st = dm_video_probe(c->job.inputs[i], c->job.video_stream, &in->info);
+        snprintf(in->info.path, sizeof in->info.path, "%s", c->job.inputs[i]);
+        if (st == DM_OK && in->info.frames <= 0)
+            st = dm_error_set(DM_ERR_FORMAT, "%s: no decodable frames", c->job.inputs[i]);
+        if (st) {
+            if (!c->opt.keep_going) return st;
+            in->ok = 0;
+            snprintf(in->error, sizeof in->error, "%s", dm_error_message());
+            fprintf(stderr, "depthmatte: rank 0: %s (skipped: --keep-going)\n", in->error);
+            continue;
+        }
+        in->ok = 1;
+        if (c->opt.max_frames > 0 && in->info.frames > c->opt.max_frames)
+            in->info.frames = c->opt.max_frames;
+    }
+    return DM_OK;
+}
+
+static dm_status setup_root(pl_ctx *c, const char *job_path, const char *const *sets,
+                            int n_sets) {
+    dm_status st = dm_config_load_with_sets(job_path, sets, n_sets, &c->job);
+    if (st) return st;
+    if (c->job.depth.enabled && c->job.depth.output_size != DM_DEPTH_SIZE_SOURCE)
+        return dm_error_set(DM_ERR_UNSUPPORTED, "%s: depth.output_size: only \"source\" is "
+                            "supported by the HDF5 writer so far", job_path);
+    if ((st = check_output(c))) return st;
+    if ((st = dm_config_to_string(&c->job, &c->config_text))) return st;
+    if ((st = probe_inputs(c))) return st;
+    return pl_make_plan(c);
+}
+
+/* Broadcast of a byte buffer whose length rank 0 knows. */
+static dm_status bcast_bytes(void **buf, int64_t *len, int rank) {
+    if (MPI_Bcast(len, 1, MPI_INT64_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return dm_error_set(DM_ERR_MPI, "MPI_Bcast of the job failed");
+    if (rank != 0) {
+        *buf = malloc(*len > 0 ? (size_t)*len : 1);
+        if (!*buf) return dm_error_set(DM_ERR_NOMEM, "out of memory");
+    }
+    /* Chunks of <= 1 GiB: MPI counts are int. */
+    for (int64_t off = 0; off < *len; off += 1 << 30) {
+        int n = (int)(*len - off < (1 << 30) ? *len - off : (1 << 30));
+        if (MPI_Bcast((char *)*buf + off, n, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+            return dm_error_set(DM_ERR_MPI, "MPI_Bcast of the job failed");
+    }
+    return DM_OK;
+}
+
+dm_status pl_setup(pl_ctx *c, const char *job_path, const char *const *sets, int n_sets) {
+    int32_t st = DM_OK;
+    if (c->rank == 0) st = setup_root(c, job_path, sets, n_sets);
+    /* Everybody learns whether rank 0 succeeded before any other collective. */
+    if (MPI_Bcast(&st, 1, MPI_INT32_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return dm_error_set(DM_ERR_MPI, "MPI_Bcast of the setup status failed");
+    if (st) return (dm_status)st;
+
+    int64_t sizes[3] = {0, c->n_inputs, c->n_chunks};
+    if (c->rank == 0) sizes[0] = (int64_t)strlen(c->config_text) + 1;
+    if (MPI_Bcast(sizes, 3, MPI_INT64_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return dm_error_set(DM_ERR_MPI, "MPI_Bcast of the job sizes failed");
+    int64_t n;
+    void *p = c->config_text;
+    n = sizes[0];
+    if ((st = bcast_bytes(&p, &n, c->rank))) return st;
+    c->config_text = p;
+    p = c->inputs;
+    n = sizes[1] * (int64_t)sizeof(pl_input);
+    if ((st = bcast_bytes(&p, &n, c->rank))) return st;
+    c->inputs = p;
+    c->n_inputs = (int)sizes[1];
+    p = c->chunks;
+    n = sizes[2] * (int64_t)sizeof(pl_chunk);
+    if ((st = bcast_bytes(&p, &n, c->rank))) return st;
+    c->chunks = p;
+    c->n_chunks = (int)sizes[2];
+    if (c->rank != 0) {
+        /* Paths in the effective configuration are already resolved. */
+        st = dm_config_parse_string(c->config_text, job_path ? job_path : "job", NULL, 1, &c->job);
+        if (st) return (dm_status)st;
+    }
+    return pl_make_blocks(c, c->job.output.chunk_frames);
+}
+
+dm_status pl_make_blocks(pl_ctx *c, int chunk_frames) {
+    if (chunk_frames < 1) return dm_error_set(DM_ERR_ARG, "output.chunk_frames must be >= 1");
+    int *per_rank = calloc(c->size, sizeof *per_rank);
+    if (!per_rank) return dm_error_set(DM_ERR_NOMEM, "out of memory");
+    c->total_frames = 0;
+    for (int k = 0; k < c->n_chunks; k++) {
+        const pl_chunk *ch = &c->chunks[k];
+        if (ch->rank < 0 || ch->rank >= c->size || ch->begin >= ch->end) continue;
+        per_rank[ch->rank] += (int)((ch->end - ch->begin + chunk_frames - 1) / chunk_frames);
+        c->total_frames += ch->end - ch->begin;
+    }
+    c->n_rounds = 0;
+    for (int r = 0; r < c->size; r++)
+        if (per_rank[r] > c->n_rounds) c->n_rounds = per_rank[r];
+    c->n_blocks = per_rank[c->rank];
+    free(per_rank);
+    c->blocks = calloc(c->n_blocks > 0 ? c->n_blocks : 1, sizeof *c->blocks);
+    if (!c->blocks) return dm_error_set(DM_ERR_NOMEM, "out of memory");
+    int nb = 0;
+    for (int k = 0; k < c->n_chunks; k++) {
+        const pl_chunk *ch = &c->chunks[k];
+        if (ch->rank != c->rank || ch->begin >= ch->end) continue;
+        for (int64_t b = ch->begin; b < ch->end; b += chunk_frames) {
+            int64_t n = ch->end - b < chunk_frames ? ch->end - b : chunk_frames;
+            c->blocks[nb++] = (pl_block){k, b, n, b == ch->begin};
+        }
+    }
+    return DM_OK;
+}
+
+void pl_ctx_free(pl_ctx *c) {
+    dm_job_free(&c->job);
+    free(c->config_text);
+    free(c->inputs);
+    free(c->chunks);
+    free(c->blocks);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,264 @@
+/* The per-rank worker: backend + models loaded once, buffers sized once from the largest frame
+ * of this rank's chunks, and the block loop body (decode -> RVM / DA-V2 -> output dtypes).
+ * Nothing is allocated per frame; per chunk only the reader (and an RVM state when the frame
+ * size changes). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "depthmatte/backend_cuda.h"
+#include "depthmatte/da2.h"
+#include "pl_internal.h"
+
+struct pl_worker {
+    pl_ctx *c;
+    dm_backend *be;
+    rvm_model *rvm;
+    rvm_state *rs;
+    int rs_h, rs_w;
+    da2_model *da2;
+    da2_ctx *dc;
+    int dc_h, dc_w;
+    uint8_t *rgb;      /* (H, W, 3) one decoded frame */
+    float *fgr_f;      /* (3, H, W) RVM foreground, planar */
+    float *pha_f;      /* (H, W) RVM alpha */
+    float *depth_f;    /* (H, W) DA-V2 depth at source size */
+    void *alpha;       /* (chunk_frames, H, W) uint8 or half */
+    uint8_t *fgr;      /* (chunk_frames, H, W, 3) uint8 */
+    void *depth;       /* (chunk_frames, H, W) half or float */
+    int64_t *pts;      /* (chunk_frames,) */
+    double *ts;        /* (chunk_frames,) */
+    dm_video_reader *reader;
+    dm_h5_rank_stats stats;
+};
+
+double pl_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+const char *pl_depth_model_name(const dm_job *job) {
+    switch (job->depth.model) {
+    case DM_DEPTH_DA2_VITS: return "depth_anything_v2_small";
+    case DM_DEPTH_VDA_VITS: return "video_depth_anything_small";
+    default: return "video_depth_anything_small_metric";
+    }
+}
+
+/* CUDA when asked (or AUTO and a GPU is visible), device = node-local rank modulo devices. */
+static dm_status make_backend(pl_worker *w, MPI_Comm comm) {
+    const dm_runtime_config *rt = &w->c->job.runtime;
+    int n = 0, use_cuda = rt->backend == DM_BACKEND_CHOICE_CUDA;
+    if (rt->backend == DM_BACKEND_CHOICE_AUTO && dm_cuda_device_count(&n) == DM_OK && n > 0)
+        use_cuda = 1;
+    if (!use_cuda) {
+        w->be = dm_backend_cpu_create(rt->threads);
+        return w->be ? DM_OK : dm_error_set(DM_ERR_NOMEM, "cannot create the CPU backend");
+    }
+    dm_status st = dm_cuda_device_count(&n);
+    if (st) return st;
+    if (n <= 0) return dm_error_set(DM_ERR_BACKEND, "runtime.backend cuda: no visible GPU");
+    MPI_Comm local;
+    int local_rank = 0;
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) !=
+        MPI_SUCCESS)
+        return dm_error_set(DM_ERR_MPI, "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed");
+    MPI_Comm_rank(local, &local_rank);
+    MPI_Comm_free(&local);
+    return dm_backend_cuda_create(local_rank % n, rt->precision, &w->be);
+}
+
+dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
+    *out = NULL;
+    pl_worker *w = calloc(1, sizeof *w);
+    if (!w) return dm_error_set(DM_ERR_NOMEM, "out of memory");
+    w->c = c;
+    *out = w;
+    dm_status st = make_backend(w, comm);
+    if (st) return st;
+    const dm_job *job = &c->job;
+    if (job->matting.enabled && (st = rvm_model_load(&w->rvm, job->matting.weights, w->be)))
+        return st;
+    if (job->depth.enabled) {
+        if (job->depth.model != DM_DEPTH_DA2_VITS)
+            return dm_error_set(DM_ERR_UNSUPPORTED, "depth.model %s: not available in this "
+                                "build (only depth_anything_v2_small)", pl_depth_model_name(job));
+        if ((st = da2_model_load(&w->da2, job->depth.weights, w->be))) return st;
+    }
+    /* Buffers for the largest frame among this rank's chunks. */
+    size_t px = 1;
+    for (int i = 0; i < c->n_blocks; i++) {
+        const dm_video_info *in = &c->inputs[c->chunks[c->blocks[i].chunk].video].info;
+        if ((size_t)in->width * in->height > px) px = (size_t)in->width * in->height;
+    }
+    size_t cf = (size_t)job->output.chunk_frames;
+    w->rgb = malloc(px * 3);
+    w->fgr_f = malloc(px * 3 * sizeof(float));
+    w->pha_f = malloc(px * sizeof(float));
+    w->depth_f = malloc(px * sizeof(float));
+    w->alpha = malloc(cf * px * 2);
+    w->fgr = malloc(cf * px * 3);
+    w->depth = malloc(cf * px * 4);
+    w->pts = malloc(cf * sizeof *w->pts);
+    w->ts = malloc(cf * sizeof *w->ts);
+    if (!w->rgb || !w->fgr_f || !w->pha_f || !w->depth_f || !w->alpha || !w->fgr ||
+        !w->depth || !w->pts || !w->ts)
+        return dm_error_set(DM_ERR_NOMEM, "out of memory for frame buffers (%zu pixels x %zu "
+                            "frames)", px, cf);
+    return DM_OK;
+}
+
+void pl_worker_end_chunk(pl_worker *w) {
+    if (w && w->reader) {
+        dm_video_close(w->reader);
+        w->reader = NULL;
+    }
+}
+
+void pl_worker_free(pl_worker *w) {
+    if (!w) return;
+    pl_worker_end_chunk(w);
+    rvm_state_free(w->rs);
+    rvm_model_free(w->rvm);
+    da2_ctx_free(w->dc);
+    da2_model_free(w->da2);
+    if (w->be) dm_backend_destroy(w->be);
+    free(w->rgb), free(w->fgr_f), free(w->pha_f), free(w->depth_f);
+    free(w->alpha), free(w->fgr), free(w->depth), free(w->pts), free(w->ts);
+    free(w);
+}
+
+dm_h5_rank_stats *pl_worker_stats(pl_worker *w) {
+    return &w->stats;
+}
+
+/* Decodes the next frame, which must be presentation frame `want`. */
+static dm_status read_frame(pl_worker *w, const char *path, int64_t want, int64_t *pts,
+                            double *ts) {
+    double t0 = pl_now();
+    int64_t idx = -1;
+    dm_status st = dm_video_read(w->reader, w->rgb, &idx, pts, ts);
+    w->stats.decode_s += pl_now() - t0;
+    if (st == DM_VIDEO_END)
+        return dm_error_set(DM_ERR_DECODE, "%s: frame %lld: stream ended early", path,
+                            (long long)want);
+    if (st) return st;
+    if (idx != want)
+        return dm_error_set(DM_ERR_DECODE, "%s: frame %lld: decoder returned frame %lld", path,
+                            (long long)want, (long long)idx);
+    return DM_OK;
+}
+
+/* Opens the chunk's video, positions it and warms RVM with the context frames, whose outputs
+ * are discarded here (they are never written). */
+static dm_status start_chunk(pl_worker *w, const pl_chunk *ch, const dm_video_info *info) {
+    const dm_job *job = &w->c->job;
+    pl_worker_end_chunk(w);
+    double t0 = pl_now();
+    dm_status st = dm_video_open(&w->reader, info->path, job->video_stream, 0);
+    if (st) return st;
+    const dm_video_info *ri = dm_video_reader_info(w->reader);
+    if (ri->width != info->width || ri->height != info->height)
+        return dm_error_set(DM_ERR_DECODE, "%s: frame size %dx%d differs from the probe's %dx%d",
+                            info->path, ri->width, ri->height, info->width, info->height);
+    int64_t start = job->matting.enabled ? ch->context_begin : ch->begin;
+    if ((st = dm_video_seek(w->reader, start))) return st;
+    w->stats.decode_s += pl_now() - t0;
+    int H = info->height, W = info->width;
+    if (job->matting.enabled) {
+        if (w->rs && (w->rs_h != H || w->rs_w != W)) {
+            rvm_state_free(w->rs);
+            w->rs = NULL;
+        }
+        if (!w->rs) {
+            st = rvm_state_init(&w->rs, w->rvm, w->be, H, W, job->matting.downsample_ratio);
+            if (st) return st;
+            w->rs_h = H, w->rs_w = W;
+        }
+        rvm_state_reset(w->rs); /* every chunk starts cold, warmed only by its context */
+    }
+    if (job->depth.enabled && (!w->dc || w->dc_h != H || w->dc_w != W)) {
+        da2_ctx_free(w->dc);
+        w->dc = NULL;
+        if ((st = da2_ctx_init(&w->dc, w->da2, w->be, H, W, job->depth.input_size))) return st;
+        w->dc_h = H, w->dc_w = W;
+    }
+    for (int64_t f = start; f < ch->begin; f++) {
+        if ((st = read_frame(w, info->path, f, NULL, NULL))) return st;
+        double t1 = pl_now();
+        st = rvm_forward_u8(w->rs, w->rgb, NULL, w->pha_f);
+        w->stats.inference_s += pl_now() - t1;
+        if (st) return st;
+    }
+    return DM_OK;
+}
+
+static inline float clamp01(float x) {
+    return x < 0.f ? 0.f : (x > 1.f ? 1.f : x);
+}
+
+dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
+    const pl_ctx *c = w->c;
+    const dm_job *job = &c->job;
+    const pl_chunk *ch = &c->chunks[b->chunk];
+    const dm_video_info *info = &c->inputs[ch->video].info;
+    dm_status st;
+    if (b->first && (st = start_chunk(w, ch, info))) return st;
+    if (!w->reader)
+        return dm_error_set(DM_ERR_ARG, "%s: block without an open chunk", info->path);
+    const size_t px = (size_t)info->width * info->height;
+    const int alpha_u8 = job->output.alpha_dtype == DM_DTYPE_U8;
+    const int depth_f16 = job->output.depth_dtype == DM_DTYPE_F16;
+    const int want_fgr = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
+    const int want_alpha = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_ALPHA);
+    for (int64_t t = 0; t < b->count; t++) {
+        int64_t frame = b->begin + t;
+        if ((st = read_frame(w, info->path, frame, &w->pts[t], &w->ts[t]))) return st;
+        double t1 = pl_now();
+        if (job->matting.enabled) {
+            st = rvm_forward_u8(w->rs, w->rgb, want_fgr ? w->fgr_f : NULL, w->pha_f);
+            if (st) return st;
+            /* alpha uint8 = round(clamp(a, 0, 1) * 255): lrintf rounds half to even, which
+             * only matters for exact .5 values that float alphas essentially never hit. */
+            if (want_alpha) {
+                for (size_t i = 0; i < px; i++) {
+                    float a = clamp01(w->pha_f[i]);
+                    if (alpha_u8) ((uint8_t *)w->alpha)[t * px + i] = (uint8_t)lrintf(a * 255.f);
+                    else ((uint16_t *)w->alpha)[t * px + i] = dm_f32_to_f16(a);
+                }
+            }
+            if (want_fgr) {
+                uint8_t *dst = w->fgr + (size_t)t * px * 3;
+                for (size_t i = 0; i < px; i++)
+                    for (int k = 0; k < 3; k++)
+                        dst[i * 3 + k] = (uint8_t)lrintf(clamp01(w->fgr_f[k * px + i]) * 255.f);
+            }
+        }
+        if (job->depth.enabled) {
+            if ((st = da2_infer_u8(w->dc, w->rgb, w->depth_f))) return st;
+            for (size_t i = 0; i < px; i++) {
+                float d = w->depth_f[i];
+                if (!isfinite(d))
+                    return dm_error_set(DM_ERR_NONFINITE, "%s: frame %lld: non-finite depth at "
+                                        "pixel %zu", info->path, (long long)frame, i);
+                if (depth_f16) ((uint16_t *)w->depth)[t * px + i] = dm_f32_to_f16(d);
+                else ((float *)w->depth)[t * px + i] = d;
+            }
+        }
+        w->stats.inference_s += pl_now() - t1;
+    }
+    w->stats.frames += b->count;
+    *out = (dm_h5_block){.video = ch->video,
+                         .begin = b->begin,
+                         .count = b->count,
+                         .alpha = want_alpha ? w->alpha : NULL,
+                         .foreground = want_fgr ? w->fgr : NULL,
+                         .depth = job->depth.enabled ? w->depth : NULL,
+                         .pts = w->pts,
+                         .time_s = w->ts,
+                         .failed_video = -1};
+    return DM_OK;
+}
