@@ -22,6 +22,7 @@
 #define DEPTHMATTE_PIPELINE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "depthmatte/status.h"
 
@@ -46,5 +47,11 @@ typedef struct dm_pipeline_result {
  * ("FILE: cause") in dm_error_message() on the rank(s) where result->report is 1. */
 dm_status dm_pipeline_run(const char *job_path, const char *const *sets, int n_sets,
                           const dm_pipeline_options *opt, dm_pipeline_result *result);
+
+/* Without MPI (depthmatte plan): loads the job (rank-0 path: config, probes; the output path
+ * is not checked), plans for `ranks` ranks and prints the inputs and the chunk table to `out`.
+ * Errors as dm_pipeline_run's setup ("FILE: cause" in dm_error_message()). */
+dm_status dm_pipeline_print_plan(const char *job_path, const char *const *sets, int n_sets,
+                                 const dm_pipeline_options *opt, int ranks, FILE *out);
 
 #endif

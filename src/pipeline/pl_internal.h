@@ -53,8 +53,14 @@ typedef struct pl_ctx {
  * Collective. On error the status is the same on every rank and rank 0 holds the message. */
 dm_status pl_setup(pl_ctx *c, const char *job_path, const char *const *sets, int n_sets);
 
-/* Rank 0: makes the chunk table from the probed inputs with plan.h (pl_plan.c). */
+/* Rank 0: makes the chunk table from the probed inputs (pl_plan.c) for c->size ranks, or for
+ * `ranks` ranks (depthmatte plan --ranks N). */
 dm_status pl_make_plan(pl_ctx *c);
+dm_status pl_plan_for_ranks(pl_ctx *c, int ranks);
+
+/* Without MPI: job, output checks (unless skip_output_check), probes (depthmatte plan). */
+dm_status pl_load_and_probe(pl_ctx *c, const char *job_path, const char *const *sets,
+                            int n_sets, int check_output_path);
 
 /* Every rank: its block list and the number of rounds, from the chunk table. */
 dm_status pl_make_blocks(pl_ctx *c, int chunk_frames);

@@ -7,10 +7,13 @@
 
 void pl_progress(const pl_ctx *c, int64_t done, double t0, int final) {
     static double last = 0;
+    static int64_t last_done = -1;
     if (c->rank != 0 || c->opt.quiet) return;
     double now = pl_now();
     if (!final && now - last < 2.0) return; /* at most one line per 2 s */
+    if (final && done == last_done) return;  /* already printed */
     last = now;
+    last_done = done;
     double el = now - t0, fps = el > 0 ? (double)done / el : 0;
     double pct = c->total_frames > 0 ? 100.0 * (double)done / (double)c->total_frames : 100.0;
     if (fps > 0 && done < c->total_frames)

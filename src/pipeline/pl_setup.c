@@ -64,17 +64,22 @@ static dm_status probe_inputs(pl_ctx *c) {
     return DM_OK;
 }
 
-static dm_status setup_root(pl_ctx *c, const char *job_path, const char *const *sets,
-                            int n_sets) {
+dm_status pl_load_and_probe(pl_ctx *c, const char *job_path, const char *const *sets,
+                            int n_sets, int check_output_path) {
     dm_status st = dm_config_load_with_sets(job_path, sets, n_sets, &c->job);
     if (st) return st;
     if (c->job.depth.enabled && c->job.depth.output_size != DM_DEPTH_SIZE_SOURCE)
         return dm_error_set(DM_ERR_UNSUPPORTED, "%s: depth.output_size: only \"source\" is "
                             "supported by the HDF5 writer so far", job_path);
-    if ((st = check_output(c))) return st;
+    if (check_output_path && (st = check_output(c))) return st;
     if ((st = dm_config_to_string(&c->job, &c->config_text))) return st;
-    if ((st = probe_inputs(c))) return st;
-    return pl_make_plan(c);
+    return probe_inputs(c);
+}
+
+static dm_status setup_root(pl_ctx *c, const char *job_path, const char *const *sets,
+                            int n_sets) {
+    dm_status st = pl_load_and_probe(c, job_path, sets, n_sets, 1);
+    return st ? st : pl_make_plan(c);
 }
 
 /* Broadcast of a byte buffer whose length rank 0 knows. */
