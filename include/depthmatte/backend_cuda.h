@@ -1,0 +1,71 @@
+/* depthmatte — the CUDA backend (cuDNN convolutions, cuBLASLt GEMMs, own kernels) and device
+ * queries.
+ *
+ * The backend implements the op table of depthmatte/backend.h for tensors with
+ * device == DM_DEVICE_CUDA. Every op accepts f32, f16 or bf16 per tensor (inputs and outputs
+ * may differ: e.g. an f16 x with an f32 bias into an f32 y) and accumulates in f32. f32 math is
+ * strict IEEE f32 (TF32 tensor cores are disabled: cuDNN CUDNN_FMA_MATH, cuBLASLt
+ * CUBLAS_COMPUTE_32F), so f32 results match the CPU reference to rounding noise.
+ * All work is queued on the backend's one stream; dm_synchronize() waits for it, and copies to a
+ * CPU tensor return only when the data has arrived.
+ *
+ * When the build has no CUDA (DM_HAVE_CUDA undefined) every function here is a stub returning
+ * DM_ERR_UNSUPPORTED (dm_cuda_device_count reports 0 devices and also returns
+ * DM_ERR_UNSUPPORTED).
+ *
+ * STATUS: compiled and linked against CUDA 13 / cuDNN 9 / cuBLASLt, but NOT yet run on a GPU.
+ * See docs/gpu.md for how to run tests/gpu on a GPU machine.
+ */
+#ifndef DEPTHMATTE_BACKEND_CUDA_H
+#define DEPTHMATTE_BACKEND_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "depthmatte/backend.h"
+
+/* Creates a CUDA backend on device `device_index` (0-based, as cudaSetDevice) with one
+ * non-blocking stream, a cuDNN handle, a cuBLASLt handle and growable device workspaces.
+ * `precision` (DM_DTYPE_F32, _F16 or _BF16) is the dtype models should allocate activations and
+ * weights in (dm_backend_cuda_precision); the ops themselves follow each tensor's dtype.
+ * On success *out is the backend (free with dm_backend_destroy). Errors: DM_ERR_ARG (bad
+ * precision or device index), DM_ERR_BACKEND (CUDA/cuDNN/cuBLASLt failure, message names the
+ * call), DM_ERR_NOMEM, DM_ERR_UNSUPPORTED (build without CUDA). */
+dm_status dm_backend_cuda_create(int device_index, dm_dtype precision, dm_backend **out);
+
+/* Compute precision chosen at creation (DM_DTYPE_F32/F16/BF16); F32 for a non-CUDA backend. */
+dm_dtype dm_backend_cuda_precision(const dm_backend *be);
+
+/* The backend's cudaStream_t (as void *, so this header needs no CUDA headers); NULL for a
+ * non-CUDA backend. Lets the pipeline order its own copies/events with the ops. */
+void *dm_backend_cuda_stream(const dm_backend *be);
+
+/* Number of visible CUDA devices into *count (0 when the driver reports none or no driver is
+ * installed: then DM_OK with *count = 0). DM_ERR_UNSUPPORTED without CUDA (and *count = 0). */
+dm_status dm_cuda_device_count(int *count);
+
+/* Device name ("NVIDIA H200") into buf (always terminated). DM_ERR_ARG for a bad index. */
+dm_status dm_cuda_device_name(int device_index, char *buf, size_t size);
+
+/* Device UUID as "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (as nvidia-smi -L prints it) into
+ * buf (at least 41 bytes). Used to tell apart GPUs of different nodes/ranks in statistics. */
+dm_status dm_cuda_device_uuid(int device_index, char *buf, size_t size);
+
+/* Free and total device memory of device_index, bytes (cudaMemGetInfo). */
+dm_status dm_cuda_device_memory(int device_index, size_t *free_bytes, size_t *total_bytes);
+
+/* Releases a tensor allocated by the CUDA backend's alloc op (dm_tensor_free releases CPU
+ * buffers only) and zeroes the struct. CPU tensors are passed to dm_tensor_free. Safe on a
+ * zeroed struct. */
+void dm_cuda_tensor_free(dm_tensor *t);
+
+/* Counts NaN and +-Inf elements of a CUDA tensor (f32/f16/bf16) into *count; synchronizes the
+ * stream. For the pipeline's non-finite guard (a frame with count > 0 is redone in f32). */
+dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *count);
+
+/* Softmax over the last dim of x (..., C) into y (same shape; any float dtypes), computed in f32
+ * with the max subtracted first (as torch.softmax). Not part of the op table (the models use
+ * the fused attention op); kept for tests and diagnostics. */
+dm_status dm_cuda_softmax(dm_backend *be, const dm_tensor *x, dm_tensor *y);
+
+#endif

@@ -1,0 +1,384 @@
+/* The CUDA backend: context (device, stream, cuDNN and cuBLASLt handles, device scratch), the
+ * op table, allocation, host<->device copies with dtype conversion, device queries and the
+ * non-finite counter. Kernel ops are dispatched in ops_cuda.c, convolutions in conv_cudnn.c,
+ * GEMMs in linear_cublaslt.c. Not yet run on a GPU (see docs/gpu.md). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_common.h"
+#include "depthmatte/backend_cuda.h"
+
+/* defined in ops_cuda.c */
+dm_status layernorm_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *gamma,
+                         const dm_tensor *beta, float eps, dm_tensor *y);
+dm_status groupnorm_cuda(dm_backend *be, const dm_tensor *x, int groups, const dm_tensor *gamma,
+                         const dm_tensor *beta, float eps, dm_tensor *y);
+dm_status activation_cuda(dm_backend *be, const dm_tensor *x, dm_act act, dm_tensor *y);
+dm_status binary_cuda(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_binary_op op,
+                      dm_tensor *y);
+dm_status attention_cuda(dm_backend *be, const dm_tensor *q, const dm_tensor *k,
+                         const dm_tensor *v, float scale, dm_tensor *o);
+dm_status resize_cuda(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, int align_corners,
+                      double scale_h, double scale_w, dm_tensor *y);
+dm_status avgpool2d_cuda(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y);
+dm_status concat_cuda(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
+
+/* ---- helpers shared by the op files ---------------------------------------------------- */
+
+dm_status cuda_scratch(cuda_ctx *ctx, cuda_slot slot, size_t bytes, void **ptr) {
+    if (bytes > ctx->slot_size[slot]) {
+        size_t rounded = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1); /* MiB */
+        CUDA_CHECK(cudaStreamSynchronize(ctx->stream)); /* queued work may use the old one */
+        if (ctx->slot[slot]) CUDA_CHECK(cudaFree(ctx->slot[slot]));
+        ctx->slot[slot] = NULL;
+        ctx->slot_size[slot] = 0;
+        cudaError_t e = cudaMalloc(&ctx->slot[slot], rounded);
+        if (e != cudaSuccess) {
+            ctx->slot[slot] = NULL;
+            return dm_error_set(DM_ERR_NOMEM, "cuda: scratch of %zu bytes: %s", rounded,
+                                cudaGetErrorString(e));
+        }
+        ctx->slot_size[slot] = rounded;
+    }
+    *ptr = ctx->slot[slot];
+    return DM_OK;
+}
+
+dm_status cuda_check_float(const dm_tensor *t, int ndim, const char *op, const char *arg) {
+    if (!t || !t->data) return dm_error_set(DM_ERR_ARG, "%s: %s is NULL", op, arg);
+    if (t->device != DM_DEVICE_CUDA)
+        return dm_error_set(DM_ERR_UNSUPPORTED, "%s: %s is not a CUDA tensor", op, arg);
+    if (t->dtype != DM_DTYPE_F32 && t->dtype != DM_DTYPE_F16 && t->dtype != DM_DTYPE_BF16)
+        return dm_error_set(DM_ERR_DTYPE, "%s: %s has dtype %s, expected f32/f16/bf16", op, arg,
+                            dm_dtype_name(t->dtype));
+    if (ndim > 0 && t->ndim != ndim)
+        return dm_error_set(DM_ERR_SHAPE, "%s: %s has %d dims, expected %d", op, arg, t->ndim,
+                            ndim);
+    return DM_OK;
+}
+
+dm_status cuda_as_dtype(cuda_ctx *ctx, const dm_tensor *t, dm_dtype dtype, cuda_slot slot,
+                        const void **ptr) {
+    if (t->dtype == dtype) {
+        *ptr = t->data;
+        return DM_OK;
+    }
+    void *buf;
+    int64_t n = dm_tensor_numel(t);
+    dm_status st = cuda_scratch(ctx, slot, (size_t)n * dm_dtype_size(dtype), &buf);
+    if (st) return st;
+    if ((st = cuda_convert(ctx->stream, t->data, t->dtype, buf, dtype, n))) return st;
+    *ptr = buf;
+    return DM_OK;
+}
+
+/* ---- allocation and copies ------------------------------------------------------------- */
+
+static dm_status alloc_cuda(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
+                            const int64_t *shape) {
+    cuda_ctx *ctx = cuda_ctx_of(be);
+    memset(t, 0, sizeof *t);
+    if (ndim < 0 || ndim > DM_MAX_DIMS)
+        return dm_error_set(DM_ERR_ARG, "cuda alloc: ndim %d out of range", ndim);
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return dm_error_set(DM_ERR_ARG, "cuda alloc: negative dimension");
+        t->shape[i] = shape[i];
+    }
+    size_t bytes = dm_tensor_nbytes(t);
+    size_t rounded = bytes ? (bytes + 255) / 256 * 256 : 256; /* 256: cuBLASLt's best alignment */
+    CUDA_CHECK(cudaSetDevice(ctx->device));
+    cudaError_t e = cudaMalloc(&t->data, rounded);
+    if (e != cudaSuccess) {
+        t->data = NULL;
+        return dm_error_set(DM_ERR_NOMEM, "cuda alloc: %zu bytes on device %d: %s", rounded,
+                            ctx->device, cudaGetErrorString(e));
+    }
+    t->device = DM_DEVICE_CUDA;
+    t->capacity = rounded;
+    t->owns_data = 1;
+    CUDA_CHECK(cudaMemsetAsync(t->data, 0, rounded, ctx->stream));
+    return DM_OK;
+}
+
+void dm_cuda_tensor_free(dm_tensor *t) {
+    if (!t) return;
+    if (t->device == DM_DEVICE_CUDA) {
+        if (t->owns_data && t->data) cudaFree(t->data); /* implicit device synchronisation */
+        memset(t, 0, sizeof *t);
+        return;
+    }
+    dm_tensor_free(t);
+}
+
+static float host_load(const void *p, dm_dtype t, int64_t i) {
+    switch (t) {
+    case DM_DTYPE_F16: return dm_f16_to_f32(((const uint16_t *)p)[i]);
+    case DM_DTYPE_BF16: return dm_bf16_to_f32(((const uint16_t *)p)[i]);
+    case DM_DTYPE_U8: return ((const uint8_t *)p)[i];
+    default: return ((const float *)p)[i];
+    }
+}
+
+static void host_store(void *p, dm_dtype t, int64_t i, float v) {
+    switch (t) {
+    case DM_DTYPE_F16: ((uint16_t *)p)[i] = dm_f32_to_f16(v); break;
+    case DM_DTYPE_BF16: ((uint16_t *)p)[i] = dm_f32_to_bf16(v); break;
+    case DM_DTYPE_U8: { /* as the device store: round half away, saturate */
+        float r = v < 0.f ? 0.f : (v > 255.f ? 255.f : v);
+        ((uint8_t *)p)[i] = (uint8_t)(r + 0.5f);
+        break;
+    }
+    default: ((float *)p)[i] = v; break;
+    }
+}
+
+static int copyable(dm_dtype t) {
+    return t == DM_DTYPE_F32 || t == DM_DTYPE_F16 || t == DM_DTYPE_BF16 || t == DM_DTYPE_U8;
+}
+
+static dm_status copy_cuda(dm_backend *be, const dm_tensor *src, dm_tensor *dst) {
+    cuda_ctx *ctx = cuda_ctx_of(be);
+    if (!src || !dst || !src->data || !dst->data)
+        return dm_error_set(DM_ERR_ARG, "copy: NULL tensor or data");
+    const int64_t n = dm_tensor_numel(src);
+    if (n != dm_tensor_numel(dst))
+        return dm_error_set(DM_ERR_SHAPE, "copy: numel %lld vs %lld", (long long)n,
+                            (long long)dm_tensor_numel(dst));
+    const int src_gpu = src->device == DM_DEVICE_CUDA, dst_gpu = dst->device == DM_DEVICE_CUDA;
+    if (src->dtype == dst->dtype) {
+        if (!src_gpu && !dst_gpu) {
+            memmove(dst->data, src->data, dm_tensor_nbytes(src));
+            return DM_OK;
+        }
+        CUDA_CHECK(cudaSetDevice(ctx->device));
+        CUDA_CHECK(cudaMemcpyAsync(dst->data, src->data, dm_tensor_nbytes(src), cudaMemcpyDefault,
+                                   ctx->stream));
+        if (!dst_gpu) CUDA_CHECK(cudaStreamSynchronize(ctx->stream)); /* host reads it next */
+        return DM_OK;
+    }
+    if (!copyable(src->dtype) || !copyable(dst->dtype))
+        return dm_error_set(DM_ERR_DTYPE, "copy: %s -> %s not supported",
+                            dm_dtype_name(src->dtype), dm_dtype_name(dst->dtype));
+    if (!src_gpu && !dst_gpu) {
+        for (int64_t i = 0; i < n; i++)
+            host_store(dst->data, dst->dtype, i, host_load(src->data, src->dtype, i));
+        return DM_OK;
+    }
+    CUDA_CHECK(cudaSetDevice(ctx->device));
+    dm_status st;
+    void *stage;
+    if (src_gpu && dst_gpu) return cuda_convert(ctx->stream, src->data, src->dtype, dst->data,
+                                                dst->dtype, n);
+    if (!src_gpu) { /* host -> device: raw bytes up, convert on the device */
+        if ((st = cuda_scratch(ctx, CUDA_SLOT_C, dm_tensor_nbytes(src), &stage))) return st;
+        CUDA_CHECK(cudaMemcpyAsync(stage, src->data, dm_tensor_nbytes(src), cudaMemcpyHostToDevice,
+                                   ctx->stream));
+        return cuda_convert(ctx->stream, stage, src->dtype, dst->data, dst->dtype, n);
+    }
+    /* device -> host: convert on the device, bytes down, wait */
+    if ((st = cuda_scratch(ctx, CUDA_SLOT_C, dm_tensor_nbytes(dst), &stage))) return st;
+    if ((st = cuda_convert(ctx->stream, src->data, src->dtype, stage, dst->dtype, n))) return st;
+    CUDA_CHECK(cudaMemcpyAsync(dst->data, stage, dm_tensor_nbytes(dst), cudaMemcpyDeviceToHost,
+                               ctx->stream));
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    return DM_OK;
+}
+
+static dm_status synchronize_cuda(dm_backend *be) {
+    cuda_ctx *ctx = cuda_ctx_of(be);
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    return DM_OK;
+}
+
+dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *count) {
+    *count = 0;
+    if (!be || be->device != DM_DEVICE_CUDA)
+        return dm_error_set(DM_ERR_ARG, "count_nonfinite: not a CUDA backend");
+    cuda_ctx *ctx = cuda_ctx_of(be);
+    dm_status st = cuda_check_float(t, 0, "count_nonfinite", "t");
+    if (st) return st;
+    unsigned long long host = 0;
+    CUDA_CHECK(cudaSetDevice(ctx->device));
+    CUDA_CHECK(cudaMemsetAsync(ctx->counter, 0, sizeof *ctx->counter, ctx->stream));
+    if ((st = cuda_count_nonfinite(ctx->stream, t->data, t->dtype, dm_tensor_numel(t),
+                                   ctx->counter)))
+        return st;
+    CUDA_CHECK(cudaMemcpyAsync(&host, ctx->counter, sizeof host, cudaMemcpyDeviceToHost,
+                               ctx->stream));
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    *count = (int64_t)host;
+    return DM_OK;
+}
+
+/* ---- context ----------------------------------------------------------------------------- */
+
+static void destroy_cuda(dm_backend *be) {
+    cuda_ctx *ctx = cuda_ctx_of(be);
+    if (!ctx) return;
+    cudaSetDevice(ctx->device);
+    if (ctx->stream) cudaStreamSynchronize(ctx->stream);
+    if (ctx->x_desc) cudnnDestroyTensorDescriptor(ctx->x_desc);
+    if (ctx->y_desc) cudnnDestroyTensorDescriptor(ctx->y_desc);
+    if (ctx->b_desc) cudnnDestroyTensorDescriptor(ctx->b_desc);
+    if (ctx->w_desc) cudnnDestroyFilterDescriptor(ctx->w_desc);
+    if (ctx->conv_desc) cudnnDestroyConvolutionDescriptor(ctx->conv_desc);
+    if (ctx->act_desc) cudnnDestroyActivationDescriptor(ctx->act_desc);
+    if (ctx->cudnn) cudnnDestroy(ctx->cudnn);
+    if (ctx->lt) cublasLtDestroy(ctx->lt);
+    for (int i = 0; i < CUDA_SLOT_COUNT; i++)
+        if (ctx->slot[i]) cudaFree(ctx->slot[i]);
+    if (ctx->counter) cudaFree(ctx->counter);
+    if (ctx->stream) cudaStreamDestroy(ctx->stream);
+    free(ctx);
+    be->impl = NULL;
+}
+
+static const dm_backend_ops cuda_ops = {
+    .name = "cuda",
+    .conv2d = conv2d_cuda,
+    .conv_transpose2d = conv_transpose2d_cuda,
+    .linear = linear_cuda,
+    .layernorm = layernorm_cuda,
+    .groupnorm = groupnorm_cuda,
+    .activation = activation_cuda,
+    .binary = binary_cuda,
+    .attention = attention_cuda,
+    .resize = resize_cuda,
+    .avgpool2d = avgpool2d_cuda,
+    .concat = concat_cuda,
+    .copy = copy_cuda,
+    .alloc = alloc_cuda,
+    .synchronize = synchronize_cuda,
+    .destroy = destroy_cuda,
+};
+
+static dm_status ctx_init(cuda_ctx *ctx) {
+    CUDA_CHECK(cudaSetDevice(ctx->device));
+    /* non-blocking: no implicit ordering with the legacy default stream that libraries
+     * (FFmpeg hwaccel, MPI) might use */
+    CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
+    CUDNN_CHECK(cudnnCreate(&ctx->cudnn));
+    CUDNN_CHECK(cudnnSetStream(ctx->cudnn, ctx->stream));
+    CUBLAS_CHECK(cublasLtCreate(&ctx->lt));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&ctx->x_desc));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&ctx->y_desc));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&ctx->b_desc));
+    CUDNN_CHECK(cudnnCreateFilterDescriptor(&ctx->w_desc));
+    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&ctx->conv_desc));
+    CUDNN_CHECK(cudnnCreateActivationDescriptor(&ctx->act_desc));
+    CUDA_CHECK(cudaMalloc((void **)&ctx->counter, sizeof *ctx->counter));
+    return DM_OK;
+}
+
+dm_status dm_backend_cuda_create(int device_index, dm_dtype precision, dm_backend **out) {
+    *out = NULL;
+    if (precision != DM_DTYPE_F32 && precision != DM_DTYPE_F16 && precision != DM_DTYPE_BF16)
+        return dm_error_set(DM_ERR_ARG, "cuda: precision %s (expected f32, f16 or bf16)",
+                            dm_dtype_name(precision));
+    int count = 0;
+    dm_status st = dm_cuda_device_count(&count);
+    if (st) return st;
+    if (device_index < 0 || device_index >= count)
+        return dm_error_set(DM_ERR_ARG, "cuda: device %d requested, %d visible", device_index,
+                            count);
+    dm_backend *be = calloc(1, sizeof *be);
+    cuda_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!be || !ctx) {
+        free(be);
+        free(ctx);
+        return dm_error_set(DM_ERR_NOMEM, "cuda: cannot allocate the backend");
+    }
+    ctx->device = device_index;
+    ctx->precision = precision;
+    be->ops = &cuda_ops;
+    be->device = DM_DEVICE_CUDA;
+    be->threads = 1;
+    be->impl = ctx;
+    if ((st = ctx_init(ctx))) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", dm_error_message()); /* keep it across cleanup */
+        dm_backend_destroy(be);
+        return dm_error_set(st, "%s", msg);
+    }
+    *out = be;
+    return DM_OK;
+}
+
+dm_dtype dm_backend_cuda_precision(const dm_backend *be) {
+    if (!be || be->device != DM_DEVICE_CUDA || !be->impl) return DM_DTYPE_F32;
+    return ((const cuda_ctx *)be->impl)->precision;
+}
+
+void *dm_backend_cuda_stream(const dm_backend *be) {
+    if (!be || be->device != DM_DEVICE_CUDA || !be->impl) return NULL;
+    return (void *)((const cuda_ctx *)be->impl)->stream;
+}
+
+/* ---- device queries ---------------------------------------------------------------------- */
+
+dm_status dm_cuda_device_count(int *count) {
+    *count = 0;
+    cudaError_t e = cudaGetDeviceCount(count);
+    if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver) {
+        (void)cudaGetLastError(); /* clear the sticky-free error so later calls start clean */
+        *count = 0;
+        return DM_OK;
+    }
+    if (e != cudaSuccess) {
+        *count = 0;
+        (void)cudaGetLastError();
+        return dm_error_set(DM_ERR_BACKEND, "cuda: cudaGetDeviceCount: %s (%s)",
+                            cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+    return DM_OK;
+}
+
+static dm_status device_props(int device_index, struct cudaDeviceProp *prop) {
+    int count = 0;
+    dm_status st = dm_cuda_device_count(&count);
+    if (st) return st;
+    if (device_index < 0 || device_index >= count)
+        return dm_error_set(DM_ERR_ARG, "cuda: device %d requested, %d visible", device_index,
+                            count);
+    CUDA_CHECK(cudaGetDeviceProperties(prop, device_index));
+    return DM_OK;
+}
+
+dm_status dm_cuda_device_name(int device_index, char *buf, size_t size) {
+    struct cudaDeviceProp prop;
+    if (size) buf[0] = '\0';
+    dm_status st = device_props(device_index, &prop);
+    if (st) return st;
+    snprintf(buf, size, "%s", prop.name);
+    return DM_OK;
+}
+
+dm_status dm_cuda_device_uuid(int device_index, char *buf, size_t size) {
+    struct cudaDeviceProp prop;
+    if (size) buf[0] = '\0';
+    dm_status st = device_props(device_index, &prop);
+    if (st) return st;
+    const unsigned char *u = (const unsigned char *)prop.uuid.bytes;
+    snprintf(buf, size,
+             "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+             u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+             u[14], u[15]);
+    return DM_OK;
+}
+
+dm_status dm_cuda_device_memory(int device_index, size_t *free_bytes, size_t *total_bytes) {
+    struct cudaDeviceProp prop;
+    *free_bytes = *total_bytes = 0;
+    dm_status st = device_props(device_index, &prop);
+    if (st) return st;
+    int prev = 0;
+    CUDA_CHECK(cudaGetDevice(&prev));
+    CUDA_CHECK(cudaSetDevice(device_index));
+    cudaError_t e = cudaMemGetInfo(free_bytes, total_bytes);
+    cudaSetDevice(prev); /* leave the caller's current device as it was */
+    CUDA_CHECK(e);
+    return DM_OK;
+}

@@ -1,0 +1,153 @@
+/* Internal to the CUDA backend: the backend context, the error-check macros (one per library),
+ * scratch buffers, and the C-callable kernel launchers of the .cu files.
+ * Included by the host C files (backend_cuda.c, conv_cudnn.c, linear_cublaslt.c) and by the
+ * .cu files; everything here has C linkage. */
+#ifndef DM_NN_CUDA_COMMON_H
+#define DM_NN_CUDA_COMMON_H
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#ifdef __cplusplus
+extern "C" { /* the depthmatte headers are C and have no guards of their own */
+#endif
+
+#include "depthmatte/backend.h"
+
+/* One macro per library: on failure record "file:line function: call: library message" with
+ * DM_ERR_BACKEND and return it from the enclosing function (which returns dm_status). */
+#define CUDA_CHECK(expr)                                                                       \
+    do {                                                                                       \
+        cudaError_t e_ = (expr);                                                               \
+        if (e_ != cudaSuccess)                                                                 \
+            return dm_error_set(DM_ERR_BACKEND, "%s:%d %s: %s: %s (%s)", __FILE__, __LINE__,   \
+                                __func__, #expr, cudaGetErrorString(e_), cudaGetErrorName(e_)); \
+    } while (0)
+#define CUDNN_CHECK(expr)                                                                      \
+    do {                                                                                       \
+        cudnnStatus_t s_ = (expr);                                                             \
+        if (s_ != CUDNN_STATUS_SUCCESS)                                                        \
+            return dm_error_set(DM_ERR_BACKEND, "%s:%d %s: %s: %s", __FILE__, __LINE__,        \
+                                __func__, #expr, cudnnGetErrorString(s_));                     \
+    } while (0)
+#define CUBLAS_CHECK(expr)                                                                     \
+    do {                                                                                       \
+        cublasStatus_t s_ = (expr);                                                            \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                       \
+            return dm_error_set(DM_ERR_BACKEND, "%s:%d %s: %s: %s", __FILE__, __LINE__,        \
+                                __func__, #expr, cublasLtGetStatusString(s_));                 \
+    } while (0)
+/* After a kernel launch: catches bad launch configurations (the kernel itself runs async). */
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+
+/* Device scratch buffers, each grown independently (never shrunk) so that one op can hold
+ * several at once: the cuDNN/cuBLASLt workspace and up to three converted operands. */
+typedef enum cuda_slot {
+    CUDA_SLOT_WORKSPACE = 0, /* cuDNN / cuBLASLt algorithm workspace */
+    CUDA_SLOT_A,             /* converted weight (dtype differs from the compute dtype) */
+    CUDA_SLOT_B,             /* converted bias */
+    CUDA_SLOT_C,             /* output in the compute dtype before the epilogue / copy staging */
+    CUDA_SLOT_COUNT
+} cuda_slot;
+
+/* Cached cuDNN algorithm choice for one convolution configuration. */
+typedef struct cuda_conv_algo {
+    int key[16]; /* shapes, params, dtype, direction; key[0] == 0 marks an empty entry */
+    int algo;    /* cudnnConvolutionFwdAlgo_t or cudnnConvolutionBwdDataAlgo_t */
+    size_t workspace;
+} cuda_conv_algo;
+
+#define CUDA_ALGO_CACHE 128
+
+typedef struct cuda_ctx {
+    int device;
+    dm_dtype precision;
+    cudaStream_t stream;
+    cudnnHandle_t cudnn;
+    cublasLtHandle_t lt;
+    void *slot[CUDA_SLOT_COUNT];
+    size_t slot_size[CUDA_SLOT_COUNT];
+    unsigned long long *counter; /* device, one 64-bit counter (non-finite count) */
+    /* cuDNN descriptors, created once and re-set per call */
+    cudnnTensorDescriptor_t x_desc, y_desc, b_desc;
+    cudnnFilterDescriptor_t w_desc;
+    cudnnConvolutionDescriptor_t conv_desc;
+    cudnnActivationDescriptor_t act_desc;
+    cuda_conv_algo algo_cache[CUDA_ALGO_CACHE];
+    int algo_next; /* ring position for the next new cache entry */
+} cuda_ctx;
+
+static inline cuda_ctx *cuda_ctx_of(dm_backend *be) {
+    return (cuda_ctx *)be->impl;
+}
+
+/* Returns device scratch `slot` of at least `bytes` into *ptr (grows it; synchronizes the
+ * stream before freeing the old buffer because queued kernels may still read it). */
+dm_status cuda_scratch(cuda_ctx *ctx, cuda_slot slot, size_t bytes, void **ptr);
+
+/* Checks that t is a CUDA tensor of a float dtype (f32/f16/bf16) with ndim dims (0: any). */
+dm_status cuda_check_float(const dm_tensor *t, int ndim, const char *op, const char *arg);
+
+/* Returns a pointer to t's data in `dtype`: t->data itself, or a converted copy in `slot`. */
+dm_status cuda_as_dtype(cuda_ctx *ctx, const dm_tensor *t, dm_dtype dtype, cuda_slot slot,
+                        const void **ptr);
+
+/* --- launchers (the .cu files); all enqueue on `s` and return a launch error if any --- */
+
+/* y[i] = (ydtype) x[i] for n elements; dtypes f32/f16/bf16/u8 (u8 output: round + saturate). */
+dm_status cuda_convert(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
+                       int64_t n);
+/* y = act(x), elementwise, any float dtypes. y may alias x when the dtypes agree. */
+dm_status cuda_activation(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
+                          int64_t n, dm_act act);
+/* y[i] = a[i] op b[i % nb]. */
+dm_status cuda_binary(cudaStream_t s, const void *a, dm_dtype at, const void *b, dm_dtype bt,
+                      int64_t nb, void *y, dm_dtype yt, int64_t n, dm_binary_op op);
+/* y (outer, ca+cb) = [a (outer, ca), b (outer, cb)] (sizes in elements per outer index). */
+dm_status cuda_concat(cudaStream_t s, const void *a, dm_dtype at, int64_t ca, const void *b,
+                      dm_dtype bt, int64_t cb, void *y, dm_dtype yt, int64_t outer);
+/* Epilogue of conv/linear: y[(n, c, i)] = act(x[(n, c, i)] + b[c]) for x (N, C, inner);
+ * b may be NULL. y may alias x. */
+dm_status cuda_bias_act(cudaStream_t s, const void *x, dm_dtype xt, const void *b, dm_dtype bt,
+                        void *y, dm_dtype yt, int64_t N, int64_t C, int64_t inner, dm_act act);
+/* Adds 1 to *counter for every NaN/Inf among n elements (counter is a device pointer). */
+dm_status cuda_count_nonfinite(cudaStream_t s, const void *x, dm_dtype xt, int64_t n,
+                               unsigned long long *counter);
+/* LayerNorm over rows of C: x, y (rows, C); gamma/beta (C) or NULL. */
+dm_status cuda_layernorm(cudaStream_t s, const void *x, dm_dtype xt, const void *g, dm_dtype gt,
+                         const void *b, dm_dtype bt, void *y, dm_dtype yt, int64_t rows,
+                         int64_t C, float eps);
+/* GroupNorm: x, y (N, C, inner); gamma/beta (C) or NULL. */
+dm_status cuda_groupnorm(cudaStream_t s, const void *x, dm_dtype xt, const void *g, dm_dtype gt,
+                         const void *b, dm_dtype bt, void *y, dm_dtype yt, int64_t N, int64_t C,
+                         int64_t inner, int groups, float eps);
+/* Softmax over rows of C. */
+dm_status cuda_softmax(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
+                       int64_t rows, int64_t C);
+/* Attention: q (BH, Tq, D), k, v (BH, Tk, D), o (BH, Tq, D); D <= 128. */
+dm_status cuda_attention(cudaStream_t s, const void *q, dm_dtype qt, const void *k, dm_dtype kt,
+                         const void *v, dm_dtype vt, void *o, dm_dtype ot, int64_t BH, int Tq,
+                         int Tk, int D, float scale);
+/* Resize (NC, H, W) -> (NC, Ho, Wo), semantics of src/nn/cpu/resize.c. */
+dm_status cuda_resize(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
+                      int64_t NC, int H, int W, int Ho, int Wo, dm_resize_mode mode,
+                      int align_corners, double scale_h, double scale_w);
+/* Average pool (NC, H, W) -> (NC, Ho, Wo), kernel k, stride s, no padding, windows clipped
+ * at the border and divided by their clipped size (count_include_pad=False, ceil_mode). */
+dm_status cuda_avgpool2d(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
+                         int64_t NC, int H, int W, int Ho, int Wo, int k, int stride);
+
+/* --- op implementations (table entries, in backend_cuda.c / conv_cudnn.c / ...) --- */
+dm_status conv2d_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, const dm_tensor *b,
+                      const dm_conv2d_params *p, dm_tensor *y);
+dm_status conv_transpose2d_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
+                                const dm_tensor *b, int stride, int pad, dm_tensor *y);
+dm_status linear_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, const dm_tensor *b,
+                      dm_act act, dm_tensor *y);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,30 @@
+/* Average pooling of (N, C, H, W) on the GPU: torch.nn.AvgPool2d(k, s, padding=0,
+ * ceil_mode=True, count_include_pad=False) as RVM's decoder uses it. With no padding a window
+ * is [o*s, min(o*s + k, H)) and is divided by its clipped size (aten AvgPool2d: divide_factor =
+ * (hend - hstart) * (wend - wstart) once hend/wend are clipped to the input). */
+#include "dtype.cuh"
+
+__global__ void avgpool2d_kernel(const void *x, int xt, void *y, int yt, int64_t NC, int H,
+                                 int W, int Ho, int Wo, int k, int s) {
+    const int64_t n = NC * Ho * Wo;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int ox = (int)(i % Wo), oy = (int)((i / Wo) % Ho);
+        const int64_t xc = (i / ((int64_t)Wo * Ho)) * H * W;
+        const int y0 = oy * s, x0 = ox * s, y1 = min(y0 + k, H), x1 = min(x0 + k, W);
+        float acc = 0.f;
+        for (int yy = y0; yy < y1; yy++)
+            for (int xx = x0; xx < x1; xx++) acc += ld_as_f32(x, xt, xc + (int64_t)yy * W + xx);
+        st_from_f32(y, yt, i, acc / (float)((y1 - y0) * (x1 - x0)));
+    }
+}
+
+extern "C" dm_status cuda_avgpool2d(cudaStream_t s, const void *x, dm_dtype xt, void *y,
+                                    dm_dtype yt, int64_t NC, int H, int W, int Ho, int Wo, int k,
+                                    int stride) {
+    const int64_t n = NC * Ho * Wo;
+    if (n <= 0) return DM_OK;
+    avgpool2d_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, xt, y, yt, NC, H, W, Ho, Wo, k, stride);
+    CUDA_CHECK_LAUNCH();
+    return DM_OK;
+}

@@ -1,0 +1,80 @@
+/* Bilinear and bicubic resize of (N, C, H, W) on the GPU, one thread per output pixel.
+ * Semantics identical to the CPU reference src/nn/cpu/resize.c, which follows
+ * torch.nn.functional.interpolate (aten/src/ATen/native/UpSample.h): source coordinate
+ * (dst + 0.5) / scale - 0.5 computed in double and rounded to float (PyTorch's accscalar_t path
+ * for float inputs), bilinear clamps negative coordinates to 0, bicubic uses cubic convolution
+ * with A = -0.75 and border-clamped taps. */
+#include "dtype.cuh"
+
+__device__ __forceinline__ double src_coord(int dst, int in, int out, int align_corners,
+                                            double scale) {
+    if (align_corners) return out > 1 ? (double)dst * (in - 1) / (out - 1) : 0.0;
+    double s = scale > 0 ? 1.0 / scale : (double)in / out;
+    return (dst + 0.5) * s - 0.5;
+}
+
+__device__ __forceinline__ float cubic1(float x, float A) { /* |x| <= 1 */
+    return ((A + 2.f) * x - (A + 3.f)) * x * x + 1.f;
+}
+__device__ __forceinline__ float cubic2(float x, float A) { /* 1 < |x| < 2 */
+    return ((A * x - 5.f * A) * x + 8.f * A) * x - 4.f * A;
+}
+__device__ __forceinline__ int clampi(int v, int lo, int hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+__global__ void resize_kernel(const void *x, int xt, void *y, int yt, int64_t NC, int H, int W,
+                              int Ho, int Wo, int mode, int align_corners, double scale_h,
+                              double scale_w) {
+    const int64_t n = NC * Ho * Wo;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int ox = (int)(i % Wo), oy = (int)((i / Wo) % Ho);
+        const int64_t xc = (i / ((int64_t)Wo * Ho)) * H * W;
+        float sy = (float)src_coord(oy, H, Ho, align_corners, scale_h);
+        float sx = (float)src_coord(ox, W, Wo, align_corners, scale_w);
+        float out;
+        if (mode == DM_RESIZE_BILINEAR) {
+            if (!align_corners && sy < 0) sy = 0;
+            if (!align_corners && sx < 0) sx = 0;
+            int y0 = min((int)sy, H - 1), x0 = min((int)sx, W - 1);
+            int y1 = y0 < H - 1 ? y0 + 1 : y0, x1 = x0 < W - 1 ? x0 + 1 : x0;
+            float ly = sy - y0, hy = 1.f - ly, lx = sx - x0, hx = 1.f - lx;
+            out = hy * (hx * ld_as_f32(x, xt, xc + (int64_t)y0 * W + x0) +
+                        lx * ld_as_f32(x, xt, xc + (int64_t)y0 * W + x1)) +
+                  ly * (hx * ld_as_f32(x, xt, xc + (int64_t)y1 * W + x0) +
+                        lx * ld_as_f32(x, xt, xc + (int64_t)y1 * W + x1));
+        } else {
+            const float A = -0.75f;
+            int iy = (int)floorf(sy), ix = (int)floorf(sx);
+            float ty = sy - iy, tx = sx - ix;
+            float wy[4] = {cubic2(ty + 1.f, A), cubic1(ty, A), cubic1(1.f - ty, A),
+                           cubic2(2.f - ty, A)};
+            float wx[4] = {cubic2(tx + 1.f, A), cubic1(tx, A), cubic1(1.f - tx, A),
+                           cubic2(2.f - tx, A)};
+            out = 0.f;
+            for (int j = 0; j < 4; j++) {
+                const int64_t row = xc + (int64_t)clampi(iy - 1 + j, 0, H - 1) * W;
+                float r = 0.f;
+                for (int k = 0; k < 4; k++)
+                    r += wx[k] * ld_as_f32(x, xt, row + clampi(ix - 1 + k, 0, W - 1));
+                out += wy[j] * r;
+            }
+        }
+        st_from_f32(y, yt, i, out);
+    }
+}
+
+extern "C" dm_status cuda_resize(cudaStream_t s, const void *x, dm_dtype xt, void *y,
+                                 dm_dtype yt, int64_t NC, int H, int W, int Ho, int Wo,
+                                 dm_resize_mode mode, int align_corners, double scale_h,
+                                 double scale_w) {
+    const int64_t n = NC * Ho * Wo;
+    if (n <= 0) return DM_OK;
+    if (mode != DM_RESIZE_BILINEAR && mode != DM_RESIZE_BICUBIC)
+        return dm_error_set(DM_ERR_ARG, "resize: unknown mode %d", (int)mode);
+    resize_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, xt, y, yt, NC, H, W, Ho, Wo, mode,
+                                                   align_corners, scale_h, scale_w);
+    CUDA_CHECK_LAUNCH();
+    return DM_OK;
+}
