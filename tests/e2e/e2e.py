@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""End-to-end tests of `depthmatte run` under mpiexec on real clips (label e2e).
+
+Usage: e2e.py CASE --exe DEPTHMATTE --mpiexec MPIEXEC --shared SHARED_DIR --work WORK_DIR
+Cases: consistency, full720p, bad_inputs, keep_going, odd_videos, resume.
+Exit 0 pass, 1 fail, 77 skip (data or h5py missing; printed loudly)."""
+import argparse
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+
+try:
+    import h5py
+    import numpy as np
+except ImportError as e:
+    print(f"SKIP: h5py/numpy not importable by {sys.executable}: {e}")
+    sys.exit(77)
+
+A = None
+FAILS = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        FAILS.append(what)
+    return cond
+
+
+def shared(rel):
+    return os.path.join(A.shared, rel)
+
+
+def need(*paths):
+    for p in paths:
+        if not os.path.exists(p):
+            print(f"SKIP: {p} missing (shared data folder {A.shared})")
+            sys.exit(77)
+
+
+def write_job(name, inputs, out, **sections):
+    """JSON is YAML: a job file from dicts. Every job writes alpha + foreground with RVM."""
+    job = {"inputs": inputs,
+           "output": {"path": out, "overwrite": True, "chunk_frames": 8},
+           "matting": {"weights": shared("models/rvm_mobilenetv3.safetensors"),
+                       "outputs": ["alpha", "foreground"]}}
+    for k, v in sections.items():
+        job.setdefault(k, {}).update(v)
+    path = os.path.join(A.work, name + ".yaml")
+    with open(path, "w") as f:
+        json.dump(job, f, indent=1)
+    return path
+
+
+def run(np_, job, *extra, timeout=400):
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMP_NUM_THREADS="1")
+    cmd = [A.mpiexec, "--oversubscribe", "-np", str(np_), A.exe, "run", job, "--quiet", *extra]
+    t = time.time()
+    try:
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        check(False, f"no hang: {' '.join(cmd)} finished within {timeout} s")
+        return 124, "", ""
+    print(f"  [{time.time() - t:.1f} s, rc {p.returncode}] {' '.join(cmd[3:])}")
+    return p.returncode, p.stdout, p.stderr
+
+
+def ffprobe_frames(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                          "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path],
+                         capture_output=True, text=True).stdout.strip()
+    return int(out.split(",")[0])
+
+
+def chunk_starts(job, ranks, *extra):
+    """Chunk table from `depthmatte plan` (begin of every chunk of video 0 except frame 0)."""
+    p = subprocess.run([A.exe, "plan", job, "--ranks", str(ranks), *extra], capture_output=True,
+                       text=True)
+    rows, starts = False, []
+    for line in p.stdout.splitlines():
+        if line.split()[:2] == ["chunk", "rank"]:
+            rows = True
+        elif rows:
+            c = line.split()
+            starts.append((int(c[3]), int(c[5])))  # begin, context_begin
+    return sorted(s for s in starts if s[0] > 0)
+
+
+def s(x):
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+# --------------------------------------------------------------------------------------------
+def case_consistency():
+    """64-frame lossless juggling clip on 1, 2 and 3 ranks (video split on every rank)."""
+    clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
+    need(clip, shared("models/rvm_mobilenetv3.safetensors"))
+    warm = 8
+    outs = {}
+    for n in (1, 2, 3):
+        out = os.path.join(A.work, f"cons_np{n}.h5")
+        job = write_job(f"cons_np{n}", [clip], out,
+                        matting={"warmup_frames": warm},
+                        plan={"split_videos": "always", "min_chunk_frames": 8})
+        rc, _, err = run(n, job)
+        check(rc == 0, f"np {n}: exit 0 ({err.strip()[-300:]})")
+        outs[n] = (out, job)
+    T = ffprobe_frames(clip)
+    with h5py.File(outs[1][0]) as f1:
+        ref_a = f1["videos/00000/alpha"][...].astype(np.int32)
+        ref_f = f1["videos/00000/foreground"][...].astype(np.int32)
+        check(ref_a.shape == (T, 144, 256), f"np 1: alpha shape {ref_a.shape}, ffprobe frames {T}")
+    for n in (1, 2, 3):
+        with h5py.File(outs[n][0]) as f:
+            g = f["videos/00000"]
+            check(int(f.attrs["complete"]) == 1 and s(g.attrs["status"]) == "ok",
+                  f"np {n}: complete, status ok")
+            check(int(g.attrs["frames"]) == T and g["alpha"].shape[0] == T, f"np {n}: {T} frames")
+            check(bool(np.all(g["done"][...] == 1)), f"np {n}: every done marker set")
+            check(int(f["ranks/frames"][...].sum()) == T, f"np {n}: /ranks frames sum to {T}")
+            if n == 1:
+                continue
+            a = g["alpha"][...].astype(np.int32)
+            fg = g["foreground"][...].astype(np.int32)
+            starts = chunk_starts(outs[n][1], n)
+            check(len(starts) == n - 1, f"np {n}: plan splits the video at {starts}")
+            first = starts[0][0]
+            # Rows before the first split come from a chunk that starts cold at frame 0, as the
+            # sequential run does: bit-identical. A context frame written by the next chunk
+            # would overwrite some of them with other values.
+            check(np.array_equal(a[:first], ref_a[:first]) and np.array_equal(fg[:first], ref_f[:first]),
+                  f"np {n}: rows [0, {first}) identical to np 1 (context frames never written)")
+            for b, cb in starts:
+                d = np.abs(a[b:] - ref_a[b:])
+                per_frame = d.reshape(d.shape[0], -1).max(axis=1)
+                print(f"  np {n}: chunk at {b} (context from {cb}): max |alpha diff| per frame "
+                      f"(uint8) {per_frame[:12].tolist()} ... mean {d.mean():.4f}")
+            d = np.abs(a - ref_a)
+            dmax, dmean = int(d.max()), float(d.mean())
+            print(f"  np {n}: alpha vs np 1 over all frames: max {dmax}/255, mean {dmean:.4f}/255")
+            check(dmax <= ALPHA_MAX_DIFF and dmean <= ALPHA_MEAN_DIFF,
+                  f"np {n}: alpha difference after warm-up {dmax} <= {ALPHA_MAX_DIFF}, mean "
+                  f"{dmean:.4f} <= {ALPHA_MEAN_DIFF}")
+
+
+# Bound on |alpha(np N) - alpha(np 1)| in uint8 steps, with 8 warm-up frames (chunks start at 21,
+# 32, 42 of the 64-frame lossless juggling clip). MEASURED: see the comment in tests/e2e/tests.cmake
+# and the figures this test prints.
+ALPHA_MAX_DIFF = 255
+ALPHA_MEAN_DIFF = 1.0
+
+
+def case_full720p():
+    """The 720p juggling clip, first 40 frames, one rank, at source size (RVM auto ratio)."""
+    clip = shared("videos/05_default_juggle.mp4")
+    need(clip, shared("models/rvm_mobilenetv3.safetensors"))
+    out = os.path.join(A.work, "j720.h5")
+    job = write_job("j720", [clip], out)
+    rc, _, err = run(1, job, "--max-frames", "40")
+    check(rc == 0, f"exit 0 ({err.strip()[-300:]})")
+    with h5py.File(out) as f:
+        g = f["videos/00000"]
+        check(int(f.attrs["complete"]) == 1, "complete")
+        check(g["alpha"].shape == (40, 720, 1280) and g["foreground"].shape == (40, 720, 1280, 3),
+              f"shapes {g['alpha'].shape}")
+        check(bool(np.all(g["done"][...] == 1)), "every done marker set")
+        check(int(g.attrs["fps_num"]) == 24 and s(g.attrs["codec"]) == "h264", "fps, codec attrs")
+        pts = g["time_s"][...]
+        check(bool(np.all(np.diff(pts) > 0)) and abs(pts[1] - pts[0] - 1 / 24) < 1e-3,
+              f"time_s increasing at 1/24 s ({pts[:3]})")
+        a = g["alpha"][-1] / 255.0
+        # Sanity of a full-body person matte (golden README section 4: mean 0.085, 8.5 % > 0.5
+        # at 512x288 on frames 42-65): broad bounds, a wrong colour conversion or an empty
+        # matte falls outside them.
+        print(f"  last frame alpha: mean {a.mean():.4f}, > 0.5: {(a > 0.5).mean():.4f}, "
+              f"< 0.05: {(a < 0.05).mean():.4f}")
+        check(0.03 < a.mean() < 0.2 and 0.03 < (a > 0.5).mean() < 0.2 and (a < 0.05).mean() > 0.75,
+              "alpha looks like a person matte")
+    check(ffprobe_frames(clip) == 247, "ffprobe sees 247 frames (the job took the first 40)")
+
+
+def one_error_line(err, name):
+    lines = [l for l in err.splitlines() if l.startswith("depthmatte:")]
+    ok = len(lines) == 1 and name in lines[0]
+    return ok, lines
+
+
+def truncated_weights():
+    p = os.path.join(A.work, "rvm_truncated.safetensors")
+    with open(shared("models/rvm_mobilenetv3.safetensors"), "rb") as f:
+        data = f.read()
+    with open(p, "wb") as f:
+        f.write(data[: len(data) // 2])
+    return p
+
+
+def wrong_shape_weights():
+    """Same bytes, one tensor's declared shape changed to another shape of the same size."""
+    with open(shared("models/rvm_mobilenetv3.safetensors"), "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    hdr = json.loads(data[8:8 + n])
+    name = "backbone.features.0.0.weight"  # (16, 3, 3, 3)
+    check(hdr[name]["shape"] == [16, 3, 3, 3], f"{name} has the expected shape in the file")
+    hdr[name]["shape"] = [16, 3, 9, 1]
+    h = json.dumps(hdr).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    p = os.path.join(A.work, "rvm_wrong_shape.safetensors")
+    with open(p, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + data[8 + n:])
+    return p
+
+
+def case_bad_inputs():
+    """Each bad input: exit non-zero, one line naming the file, no hang (2 ranks)."""
+    clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
+    need(clip, shared("models/rvm_mobilenetv3.safetensors"))
+    text = os.path.join(A.work, "notavideo.mp4")
+    with open(text, "w") as f:
+        f.write("this is not a video\n" * 100)
+    missing = os.path.join(A.work, "missing.mp4")
+    out = os.path.join(A.work, "bad.h5")
+    cases = [
+        ("missing video", write_job("missing", [missing], out), "missing.mp4"),
+        ("non-video file", write_job("text", [text], out), "notavideo.mp4"),
+        ("missing weights", write_job("nowt", [clip], out, matting={"weights": os.path.join(A.work, "none.safetensors")}), "none.safetensors"),
+        ("truncated weights", write_job("trunc", [clip], out, matting={"weights": truncated_weights()}), "rvm_truncated.safetensors"),
+        ("wrong-shape weights", write_job("shape", [clip], out, matting={"weights": wrong_shape_weights()}), "backbone.features.0.0.weight"),
+        ("unwritable output", write_job("unwr", [clip], "/nonexistent-dir/out.h5"), "/nonexistent-dir/out.h5"),
+    ]
+    bad_yaml = os.path.join(A.work, "bad_yaml.yaml")
+    with open(bad_yaml, "w") as f:
+        f.write("inputs: [a.mp4\noutput: {path: x.h5\n")
+    cases.append(("bad YAML", bad_yaml, "bad_yaml.yaml"))
+    unknown = os.path.join(A.work, "unknown_key.yaml")
+    with open(unknown, "w") as f:
+        f.write(f"inputs: [{clip}]\noutput: {{path: {out}}}\nmatting: {{weights: x, bogus: 1}}\n")
+    cases.append(("unknown key", unknown, "bogus"))
+    for what, job, name in cases:
+        rc, _, err = run(2, job, "--max-frames", "4", timeout=120)
+        ok, lines = one_error_line(err, name)
+        check(rc not in (0, 124) and ok, f"{what}: exit {rc}, one line naming {name}: {lines}")
+        check(not os.path.exists(out), f"{what}: no output file (errors come before any work)")
+        if os.path.exists(out):
+            os.remove(out)
+    # An existing output without --resume or output.overwrite is refused before any work.
+    job = write_job("exists", [clip], out, output={"overwrite": False})
+    with open(out, "w") as f:
+        f.write("old")
+    rc, _, err = run(2, job, "--max-frames", "4", timeout=120)
+    ok, lines = one_error_line(err, "bad.h5")
+    check(rc != 0 and ok and "exists" in err, f"existing output: exit {rc}, {lines}")
+    check(open(out).read() == "old", "existing output left untouched")
+
+
+def case_keep_going():
+    """--keep-going: the good video completes, the bad ones are recorded failed, exit 2."""
+    clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
+    need(clip, shared("models/rvm_mobilenetv3.safetensors"))
+    text = os.path.join(A.work, "notavideo.mp4")
+    with open(text, "w") as f:
+        f.write("not a video\n")
+    missing = os.path.join(A.work, "missing.mp4")
+    out = os.path.join(A.work, "kg.h5")
+    job = write_job("kg", [missing, clip, text], out)
+    rc, _, err = run(2, job, "--keep-going", "--max-frames", "16", timeout=200)
+    check(rc == 2, f"exit status 2 with failed videos (got {rc}; {err.strip()[-300:]})")
+    with h5py.File(out) as f:
+        check(int(f.attrs["complete"]) == 0 and int(f.attrs["failed_videos"]) == 2,
+              "complete 0, failed_videos 2")
+        g = f["videos/00001"]
+        check(s(g.attrs["status"]) == "ok" and bool(np.all(g["done"][...] == 1))
+              and g["alpha"].shape[0] == 16, "good video complete")
+        for vid, name in (("00000", "missing.mp4"), ("00002", "notavideo.mp4")):
+            g = f["videos/" + vid]
+            e = s(g.attrs["error"])
+            check(s(g.attrs["status"]) == "failed" and name in e, f"{vid} failed: {e}")
+
+
+def case_odd_videos():
+    """Every file of videos/odd through the pipeline (--keep-going, 2 ranks, first 6 frames):
+    each ends processed (status ok, all rows done) or failed with a message naming it."""
+    odd = shared("videos/odd")
+    need(odd, shared("models/rvm_mobilenetv3.safetensors"))
+    files = sorted(os.path.join(odd, n) for n in os.listdir(odd))
+    out = os.path.join(A.work, "odd.h5")
+    job = write_job("odd", files, out)
+    rc, _, err = run(2, job, "--keep-going", "--max-frames", "6", timeout=500)
+    check(rc in (0, 2), f"exit {rc} (0, or 2 when some failed)")
+    with h5py.File(out) as f:
+        for i, path in enumerate(files):
+            g = f[f"videos/{i:05d}"]
+            st, e = s(g.attrs["status"]), s(g.attrs["error"])
+            base = os.path.basename(path)
+            if st == "ok":
+                T = int(g.attrs["frames"])
+                ok = T >= 1 and bool(np.all(g["done"][...] == 1)) and g["alpha"].shape[0] == T
+                check(ok, f"{base}: ok, {T} frames {g['alpha'].shape[1:]} all done")
+            else:
+                check(st == "failed" and base in e, f"{base}: failed with message: {e}")
+        check(rc == (2 if int(f.attrs["failed_videos"]) else 0), "exit status matches failures")
+
+
+def case_resume():
+    """--resume after a partial run restores exactly the missing rows; mismatches refused."""
+    clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
+    need(clip, shared("models/rvm_mobilenetv3.safetensors"))
+    out = os.path.join(A.work, "res.h5")
+    job = write_job("res", [clip], out, output={"overwrite": False},
+                    plan={"split_videos": "always", "min_chunk_frames": 8},
+                    matting={"warmup_frames": 4})
+    rc, _, err = run(2, job, "--max-frames", "24")
+    check(rc == 0, f"first run exit 0 ({err.strip()[-200:]})")
+    with h5py.File(out, "r+") as f:
+        g = f["videos/00000"]
+        ref = g["alpha"][...]
+        # Simulate a crash: rows 12..23 (the second rank's chunk) not done, garbage data.
+        g["done"][12:] = 0
+        g["alpha"][12:] = 7
+        f.attrs["complete"] = 0
+    rc, _, err = run(2, job, "--max-frames", "24")
+    check(rc != 0 and "exists" in err, "existing file without --resume refused")
+    rc, _, err = run(2, job, "--max-frames", "24", "--resume")
+    check(rc == 0, f"resume exit 0 ({err.strip()[-200:]})")
+    with h5py.File(out) as f:
+        g = f["videos/00000"]
+        check(int(f.attrs["complete"]) == 1 and bool(np.all(g["done"][...] == 1)), "complete again")
+        check(np.array_equal(g["alpha"][...], ref), "resumed rows identical to the first run")
+    rc, _, err = run(2, job, "--max-frames", "20", "--resume")
+    ok, lines = one_error_line(err, "res.h5")
+    check(rc != 0 and ok and "resume mismatch" in err, f"other frame count refused: {lines}")
+
+
+CASES = {"consistency": case_consistency, "full720p": case_full720p,
+         "bad_inputs": case_bad_inputs, "keep_going": case_keep_going,
+         "odd_videos": case_odd_videos, "resume": case_resume}
+
+
+def main():
+    global A
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case", choices=sorted(CASES))
+    ap.add_argument("--exe", required=True)
+    ap.add_argument("--mpiexec", required=True)
+    ap.add_argument("--shared", required=True)
+    ap.add_argument("--work", required=True)
+    A = ap.parse_args()
+    A.shared = os.environ.get("DM_SHARED") or A.shared  # same override as tc_shared_dir()
+    A.work = os.path.join(A.work, A.case)
+    shutil.rmtree(A.work, ignore_errors=True)
+    os.makedirs(A.work)
+    CASES[A.case]()
+    print("PASS" if not FAILS else f"FAIL ({len(FAILS)}): {FAILS}")
+    sys.exit(1 if FAILS else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+# End-to-end tests: `depthmatte run` under mpiexec on real clips (label e2e), driven and checked
+# by tests/e2e/e2e.py with h5py. Each case is one CTest test with a timeout, so a hang fails.
+# CPU cost (2 cores, OMP_NUM_THREADS=1 per rank): consistency ~2-3 min, full720p ~2 min,
+# odd_videos ~1-2 min, bad_inputs/keep_going/resume < 1 min each.
+if(DM_WITH_PIPELINE AND TARGET depthmatte)
+  if(DM_H5PY_PYTHON)
+    set(_py ${DM_H5PY_PYTHON})
+  else()
+    set(_py python3) # the script skips loudly (77) without h5py
+  endif()
+  foreach(case consistency full720p bad_inputs keep_going odd_videos resume)
+    add_test(NAME e2e_${case}
+             COMMAND ${_py} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e.py ${case}
+                     --exe $<TARGET_FILE:depthmatte> --mpiexec ${MPIEXEC_EXECUTABLE}
+                     --shared ${PROJECT_SOURCE_DIR}/../shared
+                     --work ${CMAKE_CURRENT_BINARY_DIR}/e2e_work)
+    set_tests_properties(e2e_${case} PROPERTIES LABELS e2e SKIP_RETURN_CODE 77 TIMEOUT 600
+                         ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1")
+  endforeach()
+endif()
