@@ -1,0 +1,9 @@
+# bench_rvm_cpu: our RVM frames/s (see benchmarks/README.md). Built only once the model exists,
+# and only on request (EXCLUDE_FROM_ALL) so that a benchmark never breaks anyone's build:
+#   cmake --build build-bench --target bench_rvm_cpu
+if(EXISTS ${PROJECT_SOURCE_DIR}/include/depthmatte/rvm.h)
+  add_executable(bench_rvm_cpu EXCLUDE_FROM_ALL ${CMAKE_CURRENT_LIST_DIR}/bench_rvm_cpu.c
+                 ${PROJECT_SOURCE_DIR}/benchmarks/common/bench_common.c)
+  target_include_directories(bench_rvm_cpu PRIVATE ${PROJECT_SOURCE_DIR}/benchmarks/common)
+  target_link_libraries(bench_rvm_cpu PRIVATE dm_engine)
+endif()

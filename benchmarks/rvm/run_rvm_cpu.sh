@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs our RVM (bench_rvm_cpu) and the official PyTorch RVM (torch_rvm.py) in one run on the
+# same machine, same frames, same downsample ratio and thread count, and prints frames/s of
+# both and the ratio (median over --repeat runs, ours and torch alternating so that load
+# drift hits both). Also prints max |ours - torch| of alpha/foreground on the last frame.
+#
+# usage: benchmarks/rvm/run_rvm_cpu.sh [--build DIR] [--official DIR] [--warmup N]
+#            [--timed M] [--threads T] [--repeat R] [--jit] [--frames-file F]
+# needs: a built bench_rvm_cpu (see benchmarks/README.md), python3 with torch, torchvision,
+#        numpy, safetensors; ffmpeg (to extract frames); ../shared (DM_SHARED overrides).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=$root/build-bench
+official=/tmp/official/rvm
+warmup=5
+timed=20
+threads=$(nproc)
+repeat=3
+jit=0
+frames_file=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --build) build=$2; shift 2 ;;
+    --official) official=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --timed) timed=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
+    --jit) jit=1; shift ;;
+    --frames-file) frames_file=$2; shift 2 ;;
+    *) echo "run_rvm_cpu.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+shared=${DM_SHARED:-$root/../shared}
+weights=$shared/models/rvm_mobilenetv3.safetensors
+video=$shared/videos/05_default_juggle.mp4
+bin=$build/benchmarks/bench_rvm_cpu
+w=1280; h=720
+for f in "$bin" "$weights" "$official/model/model.py"; do
+  [ -e "$f" ] || { echo "run_rvm_cpu.sh: missing $f (see benchmarks/README.md)" >&2; exit 1; }
+done
+work=${TMPDIR:-/tmp}/dm_bench_rvm
+mkdir -p "$work"
+if [ -z "$frames_file" ]; then
+  # 24 real 720p frames (the main matting clip, from frame 42: the man is in view); decoded
+  # once with the ffmpeg CLI so that both implementations read identical bytes.
+  frames_file=$work/juggle_720p_24.rgb
+  if [ ! -s "$frames_file" ]; then
+    ffmpeg -v error -ss 1.75 -i "$video" -frames:v 24 -vf scale=${w}:${h} -f rawvideo \
+      -pix_fmt rgb24 -y "$frames_file"
+  fi
+fi
+
+log=$work/run_$(date +%Y%m%d_%H%M%S).log
+echo "# run_rvm_cpu.sh $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD)" | tee "$log"
+echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-) nproc=$(nproc) threads=$threads" | tee -a "$log"
+echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"
+
+ratio_line=$("$bin" --frames "$frames_file" --width $w --height $h --warmup 0 --timed 0 \
+  --weights "$weights" --threads "$threads" | grep '^RESULT')
+ratio=$(sed -n 's/.* ratio=\([0-9.]*\).*/\1/p' <<<"$ratio_line")
+echo "# our auto downsample ratio: $ratio (used for both)" | tee -a "$log"
+
+for r in $(seq 1 "$repeat"); do
+  dump=()
+  cmp=()
+  if [ "$r" = 1 ]; then dump=(--dump "$work/ours_last.safetensors"); cmp=(--compare "$work/ours_last.safetensors"); fi
+  OMP_NUM_THREADS=$threads "$bin" --frames "$frames_file" --width $w --height $h \
+    --warmup "$warmup" --timed "$timed" --weights "$weights" --threads "$threads" \
+    --ratio "$ratio" "${dump[@]}" | tee -a "$log"
+  python3 "$here/torch_rvm.py" --official "$official" --weights "$weights" \
+    --frames "$frames_file" --width $w --height $h --ratio "$ratio" --warmup "$warmup" \
+    --timed "$timed" --threads "$threads" "${cmp[@]}" | tee -a "$log"
+  if [ "$jit" = 1 ]; then
+    python3 "$here/torch_rvm.py" --official "$official" --weights "$weights" \
+      --frames "$frames_file" --width $w --height $h --ratio "$ratio" --warmup "$warmup" \
+      --timed "$timed" --threads "$threads" --jit | tee -a "$log"
+  fi
+done
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"
+python3 "$root/benchmarks/common/summarize.py" "$log" rvm fps higher | tee -a "$log.summary"
+echo "# log: $log"
