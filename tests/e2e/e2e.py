@@ -141,18 +141,25 @@ def case_consistency():
                 print(f"  np {n}: chunk at {b} (context from {cb}): max |alpha diff| per frame "
                       f"(uint8) {per_frame[:12].tolist()} ... mean {d.mean():.4f}")
             d = np.abs(a - ref_a)
-            dmax, dmean = int(d.max()), float(d.mean())
-            print(f"  np {n}: alpha vs np 1 over all frames: max {dmax}/255, mean {dmean:.4f}/255")
-            check(dmax <= ALPHA_MAX_DIFF and dmean <= ALPHA_MEAN_DIFF,
-                  f"np {n}: alpha difference after warm-up {dmax} <= {ALPHA_MAX_DIFF}, mean "
-                  f"{dmean:.4f} <= {ALPHA_MEAN_DIFF}")
+            dmax, dmean, dfrac = int(d.max()), float(d.mean()), float((d > 8).mean())
+            print(f"  np {n}: alpha vs np 1 over all frames: max {dmax}/255, mean {dmean:.4f}/255, "
+                  f"pixels > 8/255: {dfrac:.5f}")
+            check(dmax <= ALPHA_MAX_DIFF and dmean <= ALPHA_MEAN_DIFF and dfrac <= ALPHA_FRAC_OVER_8,
+                  f"np {n}: alpha difference after warm-up: max {dmax} <= {ALPHA_MAX_DIFF}, mean "
+                  f"{dmean:.4f} <= {ALPHA_MEAN_DIFF}, fraction > 8: {dfrac:.5f} <= {ALPHA_FRAC_OVER_8}")
 
 
-# Bound on |alpha(np N) - alpha(np 1)| in uint8 steps, with 8 warm-up frames (chunks start at 21,
-# 32, 42 of the 64-frame lossless juggling clip). MEASURED: see the comment in tests/e2e/tests.cmake
-# and the figures this test prints.
-ALPHA_MAX_DIFF = 255
-ALPHA_MEAN_DIFF = 1.0
+# Bounds on |alpha(np N) - alpha(np 1)| in uint8 steps, 8 warm-up frames, 64-frame lossless
+# juggling clip split at 32 (np 2) and at 21, 42 (np 3). RVM's recurrent state has a long
+# memory, so a few pixels at the juggler's edges stay far off while the matte as a whole
+# agrees. MEASURED (CPU backend, OMP_NUM_THREADS=1): max 180 (np 2) / 129 (np 3); mean 0.091 / 0.139; fraction of pixels off by more
+# than 8 steps 0.0031 / 0.0053; max over the last 8 frames 62 / 86. Bounds: measured worst
+# case plus ~10 % on the max, < 2x on mean and fraction (thread-count / platform noise of a
+# recurrent network). DESIGN.md's cold-start figures on the 720p clip (max 0.9 = 230 steps,
+# mean 0.005 = 1.3 steps, not re-measured here) are above these bounds.
+ALPHA_MAX_DIFF = 200
+ALPHA_MEAN_DIFF = 0.25
+ALPHA_FRAC_OVER_8 = 0.01
 
 
 def case_full720p():
