@@ -17,7 +17,6 @@ typedef struct command {
 static const command commands[] = {
     {"run", cmd_run, "process a job: depth and/or alpha mattes of videos into one HDF5 file (MPI)"},
     {"plan", cmd_plan, "probe the inputs and print the chunk table of a job, without running models"},
-    {"probe", cmd_probe, "print what depthmatte sees in video files (frames, fps, size, colour)"},
     {"probe", cmd_probe, "print frames, fps, size, codec, rotation, colour of videos"},
 };
 
