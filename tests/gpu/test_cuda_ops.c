@@ -382,6 +382,146 @@ static void test_avgpool2d(int H, int W, int k, int s) {
     }
 }
 
+/* ---- RVM ops and permute ------------------------------------------------------------------ */
+
+static void test_global_avgpool_affine(void) {
+    int64_t xs[4] = {2, 12, 9, 23}, ys[4] = {2, 12, 1, 1}, cs[1] = {12}, ncs[1] = {24};
+    for (int pi = 0; pi < 3; pi++) {
+        dm_dtype p = k_precs[pi];
+        dm_tensor x = host_rand(4, xs, 1.f, 0.3f, p, 141u + pi);
+        dm_tensor dx = up(&x, p);
+        if (cpu_has((void *)g_cpu->ops->global_avgpool2d, "global_avgpool2d")) {
+            dm_tensor ref = host_zeros(4, ys), dy = gpu_zeros(4, ys, p);
+            CHECK_OK(dm_global_avgpool2d(g_cpu, &x, &ref));
+            CHECK_OK(dm_global_avgpool2d(g_gpu, &dx, &dy));
+            check_against("global_avgpool2d", "9x23", &dy, &ref, p);
+            dm_tensor_free(&ref);
+        }
+        if (cpu_has((void *)g_cpu->ops->channel_affine, "channel_affine")) {
+            dm_tensor sc = host_rand(1, cs, 1.f, 0.f, p, 142u + pi);
+            dm_tensor sn = host_rand(1, ncs, 1.f, 0.f, p, 143u + pi);
+            dm_tensor sh = host_rand(1, cs, 1.f, 0.f, p, 144u + pi);
+            dm_tensor dsc = up(&sc, p), dsn = up(&sn, p), dsh = up(&sh, p);
+            for (int v = 0; v < 3; v++) { /* per-channel + shift, per-image gate, shift only */
+                const dm_tensor *hs = v == 0 ? &sc : (v == 1 ? &sn : NULL);
+                const dm_tensor *ds = v == 0 ? &dsc : (v == 1 ? &dsn : NULL);
+                dm_tensor ref = host_zeros(4, xs), dy = gpu_zeros(4, xs, p);
+                CHECK_OK(dm_channel_affine(g_cpu, &x, hs, v == 1 ? NULL : &sh, &ref));
+                CHECK_OK(dm_channel_affine(g_gpu, &dx, ds, v == 1 ? NULL : &dsh, &dy));
+                check_against("channel_affine",
+                              v == 0 ? "scale C + shift" : (v == 1 ? "scale N*C" : "shift"), &dy,
+                              &ref, p);
+                dm_tensor_free(&ref);
+            }
+            dm_cuda_tensor_free(&dsc);
+            dm_cuda_tensor_free(&dsn);
+            dm_cuda_tensor_free(&dsh);
+            dm_tensor_free(&sc);
+            dm_tensor_free(&sn);
+            dm_tensor_free(&sh);
+        }
+        dm_cuda_tensor_free(&dx);
+        dm_tensor_free(&x);
+    }
+}
+
+static void test_permute(int ndim, const int64_t *xs, const int *perm) {
+    if (!cpu_has((void *)g_cpu->ops->permute, "permute")) return;
+    int64_t ys[DM_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) ys[i] = xs[perm[i]];
+    for (int pi = 0; pi < 3; pi++) {
+        dm_dtype p = k_precs[pi];
+        dm_tensor x = host_rand(ndim, xs, 1.f, 0.f, p, 151u + pi), ref = host_zeros(ndim, ys);
+        CHECK_OK(dm_permute(g_cpu, &x, perm, &ref));
+        dm_tensor dx = up(&x, p), dy = gpu_zeros(ndim, ys, p);
+        CHECK_OK(dm_permute(g_gpu, &dx, perm, &dy));
+        char what[32];
+        snprintf(what, sizeof what, "%dd", ndim);
+        check_against("permute", what, &dy, &ref, p);
+        dm_cuda_tensor_free(&dx);
+        dm_tensor_free(&x);
+        dm_tensor_free(&ref);
+    }
+}
+
+static void test_image_from_u8(void) {
+    if (!cpu_has((void *)g_cpu->ops->image_from_u8, "image_from_u8")) return;
+    int64_t rs[4] = {2, 17, 29, 3}, ys[4] = {2, 3, 17, 29};
+    dm_tensor rgb;
+    CHECK_OK(dm_tensor_alloc(&rgb, DM_DTYPE_U8, 4, rs));
+    unsigned seed = 161u;
+    for (int64_t i = 0; i < dm_tensor_numel(&rgb); i++)
+        ((uint8_t *)rgb.data)[i] = (uint8_t)((frand(&seed) + 1.f) * 127.99f);
+    dm_tensor ref = host_zeros(4, ys);
+    CHECK_OK(dm_image_from_u8(g_cpu, &rgb, &ref));
+    for (int pi = 0; pi < 3; pi++) {
+        dm_tensor dy = gpu_zeros(4, ys, k_precs[pi]);
+        CHECK_OK(dm_image_from_u8(g_gpu, &rgb, &dy));
+        check_against("image_from_u8", "rgb", &dy, &ref, k_precs[pi]);
+    }
+    dm_tensor_free(&rgb);
+    dm_tensor_free(&ref);
+}
+
+static void test_guided(void) {
+    const int N = 2, K = 4, h = 9, w = 16, H = 36, W = 64;
+    int64_t ms[4] = {N, 4 * K, h, w}, as[4] = {N, K, h, w}, ss[4] = {N, 3, H, W},
+            fs[4] = {N, 3, H, W}, ps[4] = {N, 1, H, W}, bs_full[4] = {N, 4, H, W};
+    for (int pi = 0; pi < 3; pi++) {
+        dm_dtype p = k_precs[pi];
+        if (cpu_has((void *)g_cpu->ops->guided_coeffs, "guided_coeffs")) {
+            /* box means of a real-looking guide: mean_xx >= mean_x^2 (variance >= 0) */
+            dm_tensor m = host_rand(4, ms, 0.5f, 0.5f, p, 171u + pi);
+            const int64_t hw = (int64_t)h * w;
+            for (int n = 0; n < N; n++)
+                for (int k = 0; k < K; k++)
+                    for (int64_t i = 0; i < hw; i++) {
+                        float *mx = dm_f32(&m) + ((int64_t)n * 4 * K + k) * hw + i;
+                        float v = mx[(int64_t)3 * K * hw];
+                        /* variance >= 0.02 stays positive after bf16 rounding of mean_xx
+                         * (half-ulp 0.002 at 1), so a = cov / var stays well inside f16 range */
+                        mx[(int64_t)3 * K * hw] = round_to(mx[0] * mx[0] + 0.02f + 0.05f * v, p);
+                    }
+            dm_tensor ra = host_zeros(4, as), rb = host_zeros(4, as);
+            CHECK_OK(dm_guided_coeffs(g_cpu, &m, 1e-5f, &ra, &rb));
+            dm_tensor dm_ = up(&m, p), da = gpu_zeros(4, as, p), db = gpu_zeros(4, as, p);
+            CHECK_OK(dm_guided_coeffs(g_gpu, &dm_, 1e-5f, &da, &db));
+            check_against("guided_coeffs", "a", &da, &ra, p);
+            check_against("guided_coeffs", "b", &db, &rb, p);
+            dm_cuda_tensor_free(&dm_);
+            dm_tensor_free(&m);
+            dm_tensor_free(&ra);
+            dm_tensor_free(&rb);
+        }
+        if (cpu_has((void *)g_cpu->ops->matting_compose, "matting_compose")) {
+            int64_t cs[4] = {N, 4, h, w};
+            dm_tensor a = host_rand(4, cs, 1.f, 0.f, p, 181u + pi);
+            dm_tensor b = host_rand(4, cs, 0.6f, 0.2f, p, 182u + pi);
+            dm_tensor bfull = host_rand(4, bs_full, 0.6f, 0.2f, p, 183u + pi);
+            dm_tensor src = host_rand(4, ss, 0.5f, 0.5f, p, 184u + pi);
+            dm_tensor da = up(&a, p), db = up(&b, p), dbf = up(&bfull, p), ds = up(&src, p);
+            for (int v = 0; v < 2; v++) { /* with a (upsampled), without a (noDGF path) */
+                dm_tensor rf = host_zeros(4, fs), rp = host_zeros(4, ps);
+                CHECK_OK(dm_matting_compose(g_cpu, v ? NULL : &a, v ? &bfull : &b, &src, &rf, &rp));
+                dm_tensor df = gpu_zeros(4, fs, p), dp = gpu_zeros(4, ps, p);
+                CHECK_OK(dm_matting_compose(g_gpu, v ? NULL : &da, v ? &dbf : &db, &ds, &df, &dp));
+                check_against("matting_compose", v ? "fgr (no a)" : "fgr", &df, &rf, p);
+                check_against("matting_compose", v ? "pha (no a)" : "pha", &dp, &rp, p);
+                dm_tensor_free(&rf);
+                dm_tensor_free(&rp);
+            }
+            dm_cuda_tensor_free(&da);
+            dm_cuda_tensor_free(&db);
+            dm_cuda_tensor_free(&dbf);
+            dm_cuda_tensor_free(&ds);
+            dm_tensor_free(&a);
+            dm_tensor_free(&b);
+            dm_tensor_free(&bfull);
+            dm_tensor_free(&src);
+        }
+    }
+}
+
 /* ---- backend-only helpers: softmax, copies, non-finite count, queries, errors -------------- */
 
 static void test_softmax(int rows, int C) {
@@ -564,6 +704,15 @@ int main(void) {
     test_avgpool2d(18, 31, 2, 2);
     test_avgpool2d(11, 11, 3, 2);
     test_softmax(37, 101);
+    test_global_avgpool_affine();
+    {
+        const int64_t s4[4] = {2, 3, 4, 5}, s5[5] = {2, 5, 3, 4, 8};
+        const int p4[4] = {0, 2, 3, 1}, p5[5] = {2, 0, 3, 1, 4};
+        test_permute(4, s4, p4);
+        test_permute(5, s5, p5);
+    }
+    test_image_from_u8();
+    test_guided();
     test_softmax(4, 2000);
 
     dm_backend_destroy(g_gpu);

@@ -23,6 +23,16 @@ dm_status resize_cuda(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, i
                       double scale_h, double scale_w, dm_tensor *y);
 dm_status avgpool2d_cuda(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y);
 dm_status concat_cuda(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
+/* defined in ops_rvm_cuda.c */
+dm_status global_avgpool2d_cuda(dm_backend *be, const dm_tensor *x, dm_tensor *y);
+dm_status channel_affine_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
+                              const dm_tensor *shift, dm_tensor *y);
+dm_status image_from_u8_cuda(dm_backend *be, const dm_tensor *rgb, dm_tensor *y);
+dm_status guided_coeffs_cuda(dm_backend *be, const dm_tensor *m, float eps, dm_tensor *a,
+                             dm_tensor *b);
+dm_status matting_compose_cuda(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
+                               const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha);
+dm_status permute_cuda(dm_backend *be, const dm_tensor *x, const int *perm, dm_tensor *y);
 
 /* ---- helpers shared by the op files ---------------------------------------------------- */
 
@@ -248,6 +258,12 @@ static const dm_backend_ops cuda_ops = {
     .attention = attention_cuda,
     .resize = resize_cuda,
     .avgpool2d = avgpool2d_cuda,
+    .global_avgpool2d = global_avgpool2d_cuda,
+    .channel_affine = channel_affine_cuda,
+    .image_from_u8 = image_from_u8_cuda,
+    .guided_coeffs = guided_coeffs_cuda,
+    .matting_compose = matting_compose_cuda,
+    .permute = permute_cuda,
     .concat = concat_cuda,
     .copy = copy_cuda,
     .alloc = alloc_cuda,

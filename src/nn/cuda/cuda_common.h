@@ -138,6 +138,28 @@ dm_status cuda_resize(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dt
 dm_status cuda_avgpool2d(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
                          int64_t NC, int H, int W, int Ho, int Wo, int k, int stride);
 
+/* y = x * scale + shift on (N, C, HW); scale has ns = C or N*C values, either may be NULL. */
+dm_status cuda_channel_affine(cudaStream_t s, const void *x, dm_dtype xt, const void *scale,
+                              dm_dtype st, int64_t ns, const void *shift, dm_dtype sht, void *y,
+                              dm_dtype yt, int64_t N, int64_t C, int64_t HW);
+/* y (NC) = mean of each of the NC planes of HW elements. */
+dm_status cuda_global_avgpool2d(cudaStream_t s, const void *x, dm_dtype xt, void *y,
+                                dm_dtype yt, int64_t NC, int64_t HW);
+/* y = x.permute(perm).contiguous(); xshape has ndim (<= 5) entries. */
+dm_status cuda_permute(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
+                       int ndim, const int64_t *xshape, const int *perm);
+/* rgb (N, HW, 3) u8 on the device -> y (N, 3, HW) = v / 255. */
+dm_status cuda_image_from_u8(cudaStream_t s, const unsigned char *rgb, void *y, dm_dtype yt,
+                             int64_t N, int64_t HW);
+/* Guided-filter coefficients: m (N, 4K, HW) -> a, b (N, K, HW). */
+dm_status cuda_guided_coeffs(cudaStream_t s, const void *m, dm_dtype mt, void *a, dm_dtype at,
+                             void *b, dm_dtype bt, int64_t N, int64_t K, int64_t HW, float eps);
+/* Matting output from a, b (N, 4, h, w) (a may be NULL) and src (N, 3, H, W) into fgr (may be
+ * NULL) and pha. */
+dm_status cuda_matting_compose(cudaStream_t s, const void *a, dm_dtype at, const void *b,
+                               dm_dtype bt, const void *src, dm_dtype st, void *fgr, dm_dtype ft,
+                               void *pha, dm_dtype pt, int64_t N, int H, int W, int h, int w);
+
 /* --- op implementations (table entries, in backend_cuda.c / conv_cudnn.c / ...) --- */
 dm_status conv2d_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, const dm_tensor *b,
                       const dm_conv2d_params *p, dm_tensor *y);

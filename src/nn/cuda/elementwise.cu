@@ -48,6 +48,21 @@ __global__ void bias_act_kernel(const void *x, int xt, const void *b, int bt, vo
     }
 }
 
+/* y = x * scale[c or n*C+c] + shift[c] on (N, C, HW); explicit rounding steps (no FMA) so the
+ * result equals the CPU reference's x*a + b bit for bit. */
+__global__ void channel_affine_kernel(const void *x, int xt, const void *sc, int sct, int64_t ns,
+                                      const void *sh, int sht, void *y, int yt, int64_t N,
+                                      int64_t C, int64_t HW) {
+    const int64_t n_all = N * C * HW;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n_all;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t c = (i / HW) % C, n = i / (HW * C);
+        const float a = sc ? ld_as_f32(sc, sct, ns == C ? c : n * C + c) : 1.f;
+        const float b = sh ? ld_as_f32(sh, sht, c) : 0.f;
+        st_from_f32(y, yt, i, __fadd_rn(__fmul_rn(ld_as_f32(x, xt, i), a), b));
+    }
+}
+
 __global__ void nonfinite_kernel(const void *x, int xt, int64_t n, unsigned long long *counter) {
     unsigned local = 0;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
@@ -98,6 +113,17 @@ dm_status cuda_bias_act(cudaStream_t s, const void *x, dm_dtype xt, const void *
     int64_t n = N * C * inner;
     if (n <= 0) return DM_OK;
     bias_act_kernel<<<grid_for(n, kBlock), kBlock, 0, s>>>(x, xt, b, bt, y, yt, n, C, inner, act);
+    CUDA_CHECK_LAUNCH();
+    return DM_OK;
+}
+
+dm_status cuda_channel_affine(cudaStream_t s, const void *x, dm_dtype xt, const void *scale,
+                              dm_dtype st, int64_t ns, const void *shift, dm_dtype sht, void *y,
+                              dm_dtype yt, int64_t N, int64_t C, int64_t HW) {
+    const int64_t n = N * C * HW;
+    if (n <= 0) return DM_OK;
+    channel_affine_kernel<<<grid_for(n, kBlock), kBlock, 0, s>>>(x, xt, scale, st, ns, shift, sht,
+                                                                 y, yt, N, C, HW);
     CUDA_CHECK_LAUNCH();
     return DM_OK;
 }

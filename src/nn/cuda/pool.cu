@@ -19,6 +19,31 @@ __global__ void avgpool2d_kernel(const void *x, int xt, void *y, int yt, int64_t
     }
 }
 
+/* nn.AdaptiveAvgPool2d(1): one block per (n, c), double accumulation as the CPU reference. */
+__global__ void global_avgpool2d_kernel(const void *x, int xt, void *y, int yt, int64_t HW) {
+    __shared__ double part[32];
+    const int64_t base = blockIdx.x * HW;
+    double sum = 0.0;
+    for (int64_t i = threadIdx.x; i < HW; i += blockDim.x) sum += ld_as_f32(x, xt, base + i);
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = sum;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (int w = 0; w < (int)(blockDim.x >> 5); w++) t += part[w];
+        st_from_f32(y, yt, blockIdx.x, (float)(t / (double)HW));
+    }
+}
+
+extern "C" dm_status cuda_global_avgpool2d(cudaStream_t s, const void *x, dm_dtype xt, void *y,
+                                           dm_dtype yt, int64_t NC, int64_t HW) {
+    if (NC <= 0) return DM_OK;
+    if (NC > 0x7fffffffLL) return dm_error_set(DM_ERR_SHAPE, "global_avgpool2d: N*C too large");
+    global_avgpool2d_kernel<<<(unsigned)NC, 256, 0, s>>>(x, xt, y, yt, HW);
+    CUDA_CHECK_LAUNCH();
+    return DM_OK;
+}
+
 extern "C" dm_status cuda_avgpool2d(cudaStream_t s, const void *x, dm_dtype xt, void *y,
                                     dm_dtype yt, int64_t NC, int H, int W, int Ho, int Wo, int k,
                                     int stride) {

@@ -1,0 +1,64 @@
+/* Layout kernels of the CUDA backend: permute (torch.Tensor.permute(...).contiguous(), up to 5
+ * dims) and image_from_u8 (interleaved u8 RGB (N, H, W, 3) -> planar (N, 3, H, W) = v / 255, a
+ * true division as PyTorch's `float() / 255`). Semantics of src/nn/cpu/permute.c and image.c. */
+#include "dtype.cuh"
+
+/* Output index -> input offset: ys = output dims padded to 5, st = input stride of each. */
+struct permute_map {
+    long long ys[5], st[5];
+};
+
+__global__ void permute_kernel(const void *x, int xt, void *y, int yt, int64_t n,
+                               permute_map m) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i, off = 0;
+        for (int d = 4; d >= 0; d--) {
+            off += (r % m.ys[d]) * m.st[d];
+            r /= m.ys[d];
+        }
+        st_from_f32(y, yt, i, ld_as_f32(x, xt, off));
+    }
+}
+
+__global__ void image_from_u8_kernel(const unsigned char *rgb, void *y, int yt, int64_t N,
+                                     int64_t HW) {
+    const int64_t n = N * HW * 3;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t p = i % HW, c = (i / HW) % 3, img = i / (HW * 3);
+        st_from_f32(y, yt, i, (float)rgb[(img * HW + p) * 3 + c] / 255.f);
+    }
+}
+
+extern "C" dm_status cuda_permute(cudaStream_t s, const void *x, dm_dtype xt, void *y,
+                                  dm_dtype yt, int ndim, const int64_t *xshape, const int *perm) {
+    permute_map m;
+    int64_t xs[5], stride = 1, n = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        xs[i] = stride;
+        stride *= xshape[i];
+    }
+    const int pad = 5 - ndim;
+    for (int i = 0; i < 5; i++) {
+        m.ys[i] = 1;
+        m.st[i] = 0;
+    }
+    for (int i = 0; i < ndim; i++) {
+        m.ys[pad + i] = xshape[perm[i]];
+        m.st[pad + i] = xs[perm[i]];
+        n *= xshape[perm[i]];
+    }
+    if (n <= 0) return DM_OK;
+    permute_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, xt, y, yt, n, m);
+    CUDA_CHECK_LAUNCH();
+    return DM_OK;
+}
+
+extern "C" dm_status cuda_image_from_u8(cudaStream_t s, const unsigned char *rgb, void *y,
+                                        dm_dtype yt, int64_t N, int64_t HW) {
+    if (N * HW <= 0) return DM_OK;
+    image_from_u8_kernel<<<grid_for(N * HW * 3, 256), 256, 0, s>>>(rgb, y, yt, N, HW);
+    CUDA_CHECK_LAUNCH();
+    return DM_OK;
+}
