@@ -343,9 +343,44 @@ def case_resume():
     check(rc != 0 and ok and "resume mismatch" in err, f"other frame count refused: {lines}")
 
 
+def case_depth():
+    """DA-V2 per frame (synthetic recipe weights: only the arithmetic is official, golden README
+    section 1): depth needs no context, so 1 and 2 ranks (video split) give identical rows."""
+    clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
+    recipe = shared("golden/da2_vits/recipe.json")
+    need(clip, recipe)
+    if not A.recipe_tool or not os.path.exists(A.recipe_tool):
+        print("SKIP: dm_make_recipe_weights not built")
+        sys.exit(77)
+    wts = os.path.join(A.work, "da2_recipe.safetensors")
+    subprocess.run([A.recipe_tool, recipe, wts], check=True)
+    outs = []
+    for n in (1, 2):
+        out = os.path.join(A.work, f"depth_np{n}.h5")
+        job = {"inputs": [clip], "output": {"path": out, "chunk_frames": 4, "depth_dtype": "float32"},
+               "depth": {"weights": wts, "input_size": 70},
+               "plan": {"split_videos": "always", "min_chunk_frames": 4}}
+        path = os.path.join(A.work, f"depth_np{n}.yaml")
+        with open(path, "w") as f:
+            json.dump(job, f)
+        rc, _, err = run(n, path, "--max-frames", "12")
+        check(rc == 0, f"np {n}: exit 0 ({err.strip()[-300:]})")
+        outs.append(out)
+    with h5py.File(outs[0]) as f1, h5py.File(outs[1]) as f2:
+        d1, d2 = f1["videos/00000/depth"], f2["videos/00000/depth"]
+        check(d1.shape == (12, 144, 256) and d1.dtype == np.float32, f"depth {d1.shape} {d1.dtype}")
+        check("alpha" not in f1["videos/00000"], "no matting datasets when matting is off")
+        check(s(d1.attrs["model"]) == "depth_anything_v2_small" and "inverse" in s(d1.attrs["kind"]),
+              "depth attributes")
+        a, b = d1[...], d2[...]
+        check(bool(np.all(np.isfinite(a))) and float(a.std()) > 0, f"finite, non-constant depth (std {a.std():.4g})")
+        check(np.array_equal(a, b), "depth identical on 1 and 2 ranks")
+        check(bool(np.all(f2["videos/00000/done"][...] == 1)), "np 2: every done marker set")
+
+
 CASES = {"consistency": case_consistency, "full720p": case_full720p,
          "bad_inputs": case_bad_inputs, "keep_going": case_keep_going,
-         "odd_videos": case_odd_videos, "resume": case_resume}
+         "odd_videos": case_odd_videos, "resume": case_resume, "depth": case_depth}
 
 
 def main():
@@ -356,6 +391,7 @@ def main():
     ap.add_argument("--mpiexec", required=True)
     ap.add_argument("--shared", required=True)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--recipe-tool", default="")
     A = ap.parse_args()
     A.shared = os.environ.get("DM_SHARED") or A.shared  # same override as tc_shared_dir()
     A.work = os.path.join(A.work, A.case)

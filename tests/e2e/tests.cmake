@@ -8,12 +8,16 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
   else()
     set(_py python3) # the script skips loudly (77) without h5py
   endif()
-  foreach(case consistency full720p bad_inputs keep_going odd_videos resume)
+  set(_tool "")
+  if(TARGET dm_make_recipe_weights)
+    set(_tool $<TARGET_FILE:dm_make_recipe_weights>)
+  endif()
+  foreach(case consistency full720p bad_inputs keep_going odd_videos resume depth)
     add_test(NAME e2e_${case}
              COMMAND ${_py} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e.py ${case}
                      --exe $<TARGET_FILE:depthmatte> --mpiexec ${MPIEXEC_EXECUTABLE}
                      --shared ${PROJECT_SOURCE_DIR}/../shared
-                     --work ${CMAKE_CURRENT_BINARY_DIR}/e2e_work)
+                     --work ${CMAKE_CURRENT_BINARY_DIR}/e2e_work --recipe-tool "${_tool}")
     set_tests_properties(e2e_${case} PROPERTIES LABELS e2e SKIP_RETURN_CODE 77 TIMEOUT 600
                          ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1")
   endforeach()
