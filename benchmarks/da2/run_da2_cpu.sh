@@ -7,6 +7,7 @@
 #
 # usage: benchmarks/da2/run_da2_cpu.sh [--build DIR] [--official DIR] [--runs N]
 #            [--threads T] [--repeat R] [--sizes "518x518 518x924"]
+#            [--openblas-coretype SkylakeX]  (exported for our runs; torch uses MKL)
 # needs: a built bench_da2_cpu (see benchmarks/README.md), python3 with torch, numpy,
 #        safetensors, opencv-python-headless (imported by the official code); ../shared
 #        (DM_SHARED overrides) for the recipe.
@@ -25,6 +26,7 @@ while [ $# -gt 0 ]; do
     --official) official=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --openblas-coretype) export OPENBLAS_CORETYPE=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
     --sizes) sizes=$2; shift 2 ;;
     *) echo "run_da2_cpu.sh: unknown option $1" >&2; exit 2 ;;
@@ -45,6 +47,9 @@ weights=$work/da2_vits_recipe.safetensors
 log=$work/run_$(date +%Y%m%d_%H%M%S).log
 echo "# run_da2_cpu.sh $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD)" | tee "$log"
 echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-) nproc=$(nproc) threads=$threads" | tee -a "$log"
+# OpenBLAS picks its GEMM kernels from the CPU model; an unknown model (e.g. a new Xeon
+# under a hypervisor) falls back to generic SSE3 "Prescott" kernels: log which it chose.
+echo "# openblas core: $(OPENBLAS_VERBOSE=2 "$bin" --help 2>&1 | sed -n 's/^Core: //p' | head -1) (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})" | tee -a "$log"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"
 for size in $sizes; do
   h=${size%x*}; w=${size#*x}

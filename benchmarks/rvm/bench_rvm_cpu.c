@@ -27,6 +27,12 @@ static int fail(const char *what, dm_status st) {
 }
 
 int main(int argc, char **argv) {
+    if (bench_flag(argc, argv, "help")) {
+        printf("usage: bench_rvm_cpu [--weights W] [--frames RGB24_FILE] [--width 1280] "
+               "[--height 720] [--ratio 0=auto] [--warmup 5] [--timed 20] [--threads nproc] "
+               "[--dump F]\n");
+        return 0;
+    }
     const char *weights = bench_arg(argc, argv, "weights", "../shared/models/rvm_mobilenetv3.safetensors");
     const char *frames_path = bench_arg(argc, argv, "frames", NULL);
     const char *dump = bench_arg(argc, argv, "dump", NULL);

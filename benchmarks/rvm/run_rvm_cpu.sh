@@ -6,6 +6,7 @@
 #
 # usage: benchmarks/rvm/run_rvm_cpu.sh [--build DIR] [--official DIR] [--warmup N]
 #            [--timed M] [--threads T] [--repeat R] [--jit] [--frames-file F]
+#            [--openblas-coretype SkylakeX]  (exported for our runs; torch uses MKL)
 # needs: a built bench_rvm_cpu (see benchmarks/README.md), python3 with torch, torchvision,
 #        numpy, safetensors; ffmpeg (to extract frames); ../shared (DM_SHARED overrides).
 set -euo pipefail
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
     --warmup) warmup=$2; shift 2 ;;
     --timed) timed=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --openblas-coretype) export OPENBLAS_CORETYPE=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
     --jit) jit=1; shift ;;
     --frames-file) frames_file=$2; shift 2 ;;
@@ -55,6 +57,9 @@ fi
 log=$work/run_$(date +%Y%m%d_%H%M%S).log
 echo "# run_rvm_cpu.sh $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD)" | tee "$log"
 echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-) nproc=$(nproc) threads=$threads" | tee -a "$log"
+# OpenBLAS picks its GEMM kernels from the CPU model; an unknown model (e.g. a new Xeon
+# under a hypervisor) falls back to generic SSE3 "Prescott" kernels: log which it chose.
+echo "# openblas core: $(OPENBLAS_VERBOSE=2 "$bin" --help 2>&1 | sed -n 's/^Core: //p' | head -1) (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})" | tee -a "$log"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"
 
 ratio_line=$("$bin" --frames "$frames_file" --width $w --height $h --warmup 0 --timed 0 \
