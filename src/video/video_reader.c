@@ -284,10 +284,11 @@ dm_status dm_video_read(dm_video_reader *r, uint8_t *rgb, int64_t *frame_index, 
             }
             if (j > r->next) {
                 av_frame_unref(r->frame);
-                char cause[128];
+                char cause[160];
                 snprintf(cause, sizeof cause,
-                         "the decoder produced no picture (next decodable frame: %lld)",
-                         (long long)j);
+                         "the decoder produced no picture for frames %lld-%lld (damaged or "
+                         "missing data; next decodable frame: %lld)",
+                         (long long)r->next, (long long)j - 1, (long long)j);
                 return fail(r, DM_ERR_DECODE, r->next, cause);
             }
             /* Corrupt even when decoded from the start of the file: that is what a full

@@ -6,3 +6,11 @@ if(DM_WITH_PIPELINE)
   dm_add_test(test_video_decode SOURCES video/test_video_decode.c ${DM_VIDEO_TEST_UTIL}
               LIBS dm_pipeline LABELS decode TIMEOUT 900)
 endif()
+if(DM_WITH_PIPELINE)
+  dm_add_test(test_video_odd SOURCES video/test_video_odd.c ${DM_VIDEO_TEST_UTIL}
+              LIBS dm_pipeline LABELS decode TIMEOUT 300)
+endif()
+if(DM_WITH_PIPELINE)
+  dm_add_test(test_video_errors SOURCES video/test_video_errors.c ${DM_VIDEO_TEST_UTIL}
+              LIBS dm_pipeline LABELS unit decode TIMEOUT 300)
+endif()
