@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "depthmatte/plan.h" /* dm_split_policy */
 #include "depthmatte/status.h"
 #include "depthmatte/tensor.h"
 
@@ -48,12 +49,6 @@ typedef enum dm_backend_choice {
     DM_BACKEND_CHOICE_CPU,
     DM_BACKEND_CHOICE_CUDA,
 } dm_backend_choice;
-
-typedef enum dm_split_policy {
-    DM_SPLIT_AUTO = 0, /* whole videos; split one only when a rank would otherwise idle */
-    DM_SPLIT_ALWAYS,   /* cut the concatenated timeline into equal per-rank shares */
-    DM_SPLIT_NEVER,    /* every video whole on one rank */
-} dm_split_policy;
 
 /* Bits of dm_matting_config.outputs. */
 enum { DM_MATTING_OUT_ALPHA = 1, DM_MATTING_OUT_FOREGROUND = 2 };
