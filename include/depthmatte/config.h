@@ -54,12 +54,12 @@ typedef enum dm_backend_choice {
 enum { DM_MATTING_OUT_ALPHA = 1, DM_MATTING_OUT_FOREGROUND = 2 };
 
 typedef struct dm_output_config {
-    char *path;             /* HDF5 file to write (resolved) */
-    dm_dtype alpha_dtype;   /* DM_DTYPE_U8 (alpha*255 rounded) or DM_DTYPE_F16 */
-    dm_dtype depth_dtype;   /* DM_DTYPE_F16 or DM_DTYPE_F32 */
-    int compression;        /* gzip level 0..9, 0 = no filter */
-    int chunk_frames;       /* frames per HDF5 chunk along T, >= 1 */
-    int overwrite;          /* 1: replace an existing file */
+    char *path;           /* HDF5 file to write (resolved) */
+    dm_dtype alpha_dtype; /* DM_DTYPE_U8 (alpha*255 rounded) or DM_DTYPE_F16 */
+    dm_dtype depth_dtype; /* DM_DTYPE_F16 or DM_DTYPE_F32 */
+    int compression;      /* gzip level 0..9, 0 = no filter */
+    int chunk_frames;     /* frames per HDF5 chunk along T, >= 1 */
+    int overwrite;        /* 1: replace an existing file */
 } dm_output_config;
 
 typedef struct dm_matting_config {
@@ -94,7 +94,7 @@ typedef struct dm_plan_config {
 typedef struct dm_job_private dm_job_private;
 
 typedef struct dm_job {
-    char **inputs;    /* resolved video paths, manifests expanded, in job order */
+    char **inputs; /* resolved video paths, manifests expanded, in job order */
     int n_inputs;
     int video_stream; /* -1 = FFmpeg's best video stream, else the stream index */
     dm_output_config output;
@@ -102,8 +102,8 @@ typedef struct dm_job {
     dm_depth_config depth;
     dm_runtime_config runtime;
     dm_plan_config plan;
-    char *source_name; /* job file path (or the name given to dm_config_parse_string) */
-    char *yaml_text;   /* the job file's original text, for the output file's attribute */
+    char *source_name;    /* job file path (or the name given to dm_config_parse_string) */
+    char *yaml_text;      /* the job file's original text, for the output file's attribute */
     dm_job_private *priv; /* where each key was set (for error messages); internal */
 } dm_job;
 
@@ -135,6 +135,12 @@ dm_status dm_config_set(dm_job *job, const char *assignment);
 /* Cross-key checks: inputs non-empty, output.path given, at least one of matting/depth
  * enabled, weights given for each enabled model, no input listed twice. DM_ERR_ARG. */
 dm_status dm_config_validate(const dm_job *job);
+
+/* Planner options of a job: warm-up = matting.warmup_frames when matting is enabled, else 0
+ * (per-frame depth needs no context), split policy and min chunk from `plan`, align 1. VDA's
+ * window alignment is set by the caller (align_frames) once the temporal depth model fixes its
+ * window stride. */
+dm_plan_options dm_config_plan_options(const dm_job *job);
 
 /* Prints the effective configuration (every key, defaults filled in, inputs expanded, paths
  * resolved) as YAML that dm_config_parse_string accepts and maps to the same job. */

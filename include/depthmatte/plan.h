@@ -45,7 +45,7 @@ typedef enum dm_split_policy {
 } dm_split_policy;
 
 typedef struct dm_plan_options {
-    int64_t warmup_frames;    /* context frames before a chunk not starting at 0, >= 0 */
+    int64_t warmup_frames; /* context frames before a chunk not starting at 0, >= 0 */
     dm_split_policy split;
     int64_t min_chunk_frames; /* no piece of a split video owns fewer frames, >= 1 */
     int64_t align_frames;     /* chunk borders are multiples of this (VDA windows), >= 1 */
@@ -79,8 +79,8 @@ dm_plan_options dm_plan_options_default(void);
 /* Plans `n_videos` videos of frames[i] frames over `nranks` ranks. DM_ERR_ARG for a video with
  * fewer than one frame ("plan: video 3 has 0 frames"), n_videos < 1, nranks < 1 or invalid
  * options; DM_ERR_NOMEM. On error *out is zeroed. Free with dm_plan_free. */
-dm_status dm_plan_make(const int64_t *frames, int n_videos, int nranks,
-                       const dm_plan_options *opt, dm_plan *out);
+dm_status dm_plan_make(const int64_t *frames, int n_videos, int nranks, const dm_plan_options *opt,
+                       dm_plan *out);
 
 /* Releases the plan's arrays and zeroes it. Safe on a zeroed plan. */
 void dm_plan_free(dm_plan *plan);

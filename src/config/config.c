@@ -21,8 +21,9 @@ dm_status cfg_load_document(const cfg_ctx *ctx, const char *text, yaml_document_
     if (yaml_document_get_root_node(&extra)) {
         yaml_mark_t m = extra.start_mark;
         st = ctx->has_position
-                 ? dm_error_set(DM_ERR_FORMAT, "%s:%zu:%zu: a job holds one YAML document, found "
-                                               "a second one",
+                 ? dm_error_set(DM_ERR_FORMAT,
+                                "%s:%zu:%zu: a job holds one YAML document, found "
+                                "a second one",
                                 ctx->name, m.line + 1, m.column + 1)
                  : dm_error_set(DM_ERR_FORMAT, "%s: more than one YAML document", ctx->name);
         yaml_document_delete(doc);
@@ -92,12 +93,14 @@ dm_status dm_config_parse_string(const char *text, const char *name, const char 
     }
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root || (root->type == YAML_SCALAR_NODE && !root->data.scalar.value[0])) {
-        st = dm_error_set(DM_ERR_ARG, "%s: empty job (expected inputs, output and a matting "
-                                      "and/or depth section)",
+        st = dm_error_set(DM_ERR_ARG,
+                          "%s: empty job (expected inputs, output and a matting "
+                          "and/or depth section)",
                           name);
     } else if (root->type != YAML_MAPPING_NODE) {
-        st = dm_error_set(DM_ERR_ARG, "%s:%zu:%zu: expected a mapping of keys (inputs, output, "
-                                      "...) at the top level",
+        st = dm_error_set(DM_ERR_ARG,
+                          "%s:%zu:%zu: expected a mapping of keys (inputs, output, "
+                          "...) at the top level",
                           name, root->start_mark.line + 1, root->start_mark.column + 1);
     } else {
         st = cfg_apply_root(&ctx, root);
@@ -132,7 +135,8 @@ dm_status dm_config_load(const char *path, dm_job *job) {
 dm_status dm_config_load_with_sets(const char *path, const char *const *sets, int n_sets,
                                    dm_job *job) {
     dm_status st = load_file(path, 0, job);
-    for (int i = 0; i < n_sets && st == DM_OK; i++) st = dm_config_set(job, sets[i]);
+    for (int i = 0; i < n_sets && st == DM_OK; i++)
+        st = dm_config_set(job, sets[i]);
     if (st == DM_OK) st = dm_config_validate(job);
     if (st != DM_OK) dm_job_free(job);
     return st;
@@ -142,11 +146,12 @@ dm_status dm_config_set(dm_job *job, const char *assignment) {
     if (!job || !job->priv || !assignment)
         return dm_error_set(DM_ERR_ARG, "--set: no job or no assignment");
     const char *eq = strchr(assignment, '=');
-    if (!eq)
-        return dm_error_set(DM_ERR_ARG, "--set: expected KEY=VALUE, got \"%s\"", assignment);
+    if (!eq) return dm_error_set(DM_ERR_ARG, "--set: expected KEY=VALUE, got \"%s\"", assignment);
     const char *kb = assignment, *ke = eq;
-    while (*kb == ' ') kb++;
-    while (ke > kb && ke[-1] == ' ') ke--;
+    while (*kb == ' ')
+        kb++;
+    while (ke > kb && ke[-1] == ' ')
+        ke--;
     char key[128];
     if ((size_t)(ke - kb) >= sizeof key)
         return dm_error_set(DM_ERR_ARG, "--set: key too long in \"%s\"", assignment);
@@ -206,8 +211,9 @@ dm_status dm_config_validate(const dm_job *job) {
         return dm_error_set(DM_ERR_ARG, "%s: output.path: required (the HDF5 file to write)",
                             where(job, "output", w, sizeof w));
     if (!job->matting.enabled && !job->depth.enabled)
-        return dm_error_set(DM_ERR_ARG, "%s: nothing to do: neither matting nor depth is enabled "
-                                        "(add a matting: and/or depth: section)",
+        return dm_error_set(DM_ERR_ARG,
+                            "%s: nothing to do: neither matting nor depth is enabled "
+                            "(add a matting: and/or depth: section)",
                             job->source_name);
     if (job->matting.enabled && !job->matting.weights)
         return dm_error_set(DM_ERR_ARG, "%s: matting.weights: required when matting is enabled",
@@ -218,7 +224,8 @@ dm_status dm_config_validate(const dm_job *job) {
     /* The same video twice would produce two output groups for one source: refuse it. */
     char **(*idx) = malloc((size_t)job->n_inputs * sizeof *idx);
     if (!idx) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", job->source_name);
-    for (int i = 0; i < job->n_inputs; i++) idx[i] = &job->inputs[i];
+    for (int i = 0; i < job->n_inputs; i++)
+        idx[i] = &job->inputs[i];
     qsort(idx, (size_t)job->n_inputs, sizeof *idx, cmp_input_ref);
     dm_status st = DM_OK;
     for (int i = 1; i < job->n_inputs && st == DM_OK; i++) {
@@ -234,7 +241,8 @@ dm_status dm_config_validate(const dm_job *job) {
 
 void dm_job_free(dm_job *job) {
     if (!job) return;
-    for (int i = 0; i < job->n_inputs; i++) free(job->inputs[i]);
+    for (int i = 0; i < job->n_inputs; i++)
+        free(job->inputs[i]);
     free(job->inputs);
     free(job->output.path);
     free(job->matting.weights);
@@ -244,4 +252,10 @@ void dm_job_free(dm_job *job) {
     if (job->priv) free(job->priv->origin);
     free(job->priv);
     memset(job, 0, sizeof *job);
+}
+
+dm_plan_options dm_config_plan_options(const dm_job *job) {
+    dm_plan_options o = {job->matting.enabled ? job->matting.warmup_frames : 0,
+                         job->plan.split_videos, job->plan.min_chunk_frames, 1};
+    return o;
 }

@@ -26,19 +26,19 @@ typedef struct cfg_enum_value {
 } cfg_enum_value;
 
 typedef struct cfg_key {
-    const char *path;  /* dotted key path, "matting.warmup_frames" */
+    const char *path; /* dotted key path, "matting.warmup_frames" */
     cfg_type type;
-    size_t offset;     /* of the field in dm_job (unused for sections) */
-    const char *def;   /* default as YAML text; NULL: no default (required or optional) */
-    int64_t min, max;  /* CFG_INT range */
+    size_t offset;    /* of the field in dm_job (unused for sections) */
+    const char *def;  /* default as YAML text; NULL: no default (required or optional) */
+    int64_t min, max; /* CFG_INT range */
     const cfg_enum_value *values; /* CFG_ENUM / CFG_FLAGS, terminated by {NULL, 0} */
-    const char *expect; /* how errors describe a valid value: "a non-negative integer" */
-    const char *doc;    /* one line for docs/config.md */
+    const char *expect;           /* how errors describe a valid value: "a non-negative integer" */
+    const char *doc;              /* one line for docs/config.md */
 } cfg_key;
 
 /* Where a key got its value: line/col 1-based (0 = not from a file position). */
 typedef struct cfg_origin {
-    int set;      /* given explicitly (file or --set), not a default */
+    int set; /* given explicitly (file or --set), not a default */
     int line, col;
 } cfg_origin;
 

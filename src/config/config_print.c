@@ -16,16 +16,24 @@ static void print_double(FILE *f, double v) {
 static void print_value(FILE *f, const dm_job *job, const cfg_key *k, const char *indent) {
     const void *p = (const char *)job + k->offset;
     switch (k->type) {
-    case CFG_BOOL: fputs(*(const int *)p ? "true" : "false", f); break;
-    case CFG_INT: fprintf(f, "%d", *(const int *)p); break;
+    case CFG_BOOL:
+        fputs(*(const int *)p ? "true" : "false", f);
+        break;
+    case CFG_INT:
+        fprintf(f, "%d", *(const int *)p);
+        break;
     case CFG_RATIO:
         if (*(const double *)p == 0.0)
             fputs("auto", f);
         else
             print_double(f, *(const double *)p);
         break;
-    case CFG_PATH: cfg_print_quoted(f, *(char *const *)p); break;
-    case CFG_ENUM: fputs(cfg_enum_name(k, *(const int *)p), f); break;
+    case CFG_PATH:
+        cfg_print_quoted(f, *(char *const *)p);
+        break;
+    case CFG_ENUM:
+        fputs(cfg_enum_name(k, *(const int *)p), f);
+        break;
     case CFG_FLAGS: {
         unsigned bits = *(const unsigned *)p;
         int first = 1;
@@ -45,7 +53,8 @@ static void print_value(FILE *f, const dm_job *job, const cfg_key *k, const char
             cfg_print_quoted(f, job->inputs[i]);
         }
         break;
-    case CFG_SECTION: break;
+    case CFG_SECTION:
+        break;
     }
 }
 

@@ -11,39 +11,36 @@
 _Static_assert(sizeof(dm_dtype) == sizeof(int), "dm_dtype must be int-sized");
 _Static_assert(sizeof(dm_split_policy) == sizeof(int), "enums must be int-sized");
 
-static const cfg_enum_value alpha_dtypes[] = {{"uint8", DM_DTYPE_U8}, {"float16", DM_DTYPE_F16},
-                                              {NULL, 0}};
-static const cfg_enum_value depth_dtypes[] = {{"float16", DM_DTYPE_F16}, {"float32", DM_DTYPE_F32},
-                                              {NULL, 0}};
-static const cfg_enum_value precisions[] = {{"float32", DM_DTYPE_F32},
-                                            {"float16", DM_DTYPE_F16},
-                                            {"bfloat16", DM_DTYPE_BF16},
-                                            {NULL, 0}};
+static const cfg_enum_value alpha_dtypes[] = {
+    {"uint8", DM_DTYPE_U8}, {"float16", DM_DTYPE_F16}, {NULL, 0}};
+static const cfg_enum_value depth_dtypes[] = {
+    {"float16", DM_DTYPE_F16}, {"float32", DM_DTYPE_F32}, {NULL, 0}};
+static const cfg_enum_value precisions[] = {
+    {"float32", DM_DTYPE_F32}, {"float16", DM_DTYPE_F16}, {"bfloat16", DM_DTYPE_BF16}, {NULL, 0}};
 static const cfg_enum_value matting_models[] = {{"rvm_mobilenetv3", DM_MATTING_RVM_MOBILENETV3},
                                                 {NULL, 0}};
-static const cfg_enum_value matting_outputs[] = {{"alpha", DM_MATTING_OUT_ALPHA},
-                                                 {"foreground", DM_MATTING_OUT_FOREGROUND},
-                                                 {NULL, 0}};
+static const cfg_enum_value matting_outputs[] = {
+    {"alpha", DM_MATTING_OUT_ALPHA}, {"foreground", DM_MATTING_OUT_FOREGROUND}, {NULL, 0}};
 static const cfg_enum_value depth_models[] = {{"da2_vits", DM_DEPTH_DA2_VITS},
                                               {"vda_vits", DM_DEPTH_VDA_VITS},
                                               {"vda_vits_metric", DM_DEPTH_VDA_VITS_METRIC},
                                               {NULL, 0}};
-static const cfg_enum_value output_sizes[] = {{"source", DM_DEPTH_SIZE_SOURCE},
-                                              {"model", DM_DEPTH_SIZE_MODEL},
-                                              {NULL, 0}};
+static const cfg_enum_value output_sizes[] = {
+    {"source", DM_DEPTH_SIZE_SOURCE}, {"model", DM_DEPTH_SIZE_MODEL}, {NULL, 0}};
 static const cfg_enum_value backends[] = {{"auto", DM_BACKEND_CHOICE_AUTO},
                                           {"cpu", DM_BACKEND_CHOICE_CPU},
                                           {"cuda", DM_BACKEND_CHOICE_CUDA},
                                           {NULL, 0}};
-static const cfg_enum_value split_policies[] = {{"auto", DM_SPLIT_AUTO},
-                                                {"always", DM_SPLIT_ALWAYS},
-                                                {"never", DM_SPLIT_NEVER},
-                                                {NULL, 0}};
+static const cfg_enum_value split_policies[] = {
+    {"auto", DM_SPLIT_AUTO}, {"always", DM_SPLIT_ALWAYS}, {"never", DM_SPLIT_NEVER}, {NULL, 0}};
 
 #define OFF(field) offsetof(dm_job, field)
-#define SECTION(p, d) {p, CFG_SECTION, 0, NULL, 0, 0, NULL, "a mapping", d}
-#define INT(p, f, def, lo, hi, ex, d) {p, CFG_INT, OFF(f), def, lo, hi, NULL, ex, d}
-#define ENUM(p, f, def, v, d) {p, CFG_ENUM, OFF(f), def, 0, 0, v, NULL, d}
+#define SECTION(p, d)                                                                              \
+    { p, CFG_SECTION, 0, NULL, 0, 0, NULL, "a mapping", d }
+#define INT(p, f, def, lo, hi, ex, d)                                                              \
+    { p, CFG_INT, OFF(f), def, lo, hi, NULL, ex, d }
+#define ENUM(p, f, def, v, d)                                                                      \
+    { p, CFG_ENUM, OFF(f), def, 0, 0, v, NULL, d }
 
 /* Defaults and why (see also docs/config.md):
  * - output.depth_dtype float16: half the bytes; fp16's relative step 2^-11 (0.05 %) is far below
@@ -85,8 +82,7 @@ static const cfg_key g_schema[] = {
     {"matting.downsample_ratio", CFG_RATIO, OFF(matting.downsample_ratio), "auto", 0, 0, NULL,
      "auto or a number in (0, 1]",
      "RVM's internal downsampling; auto picks it from the frame size as RVM's README does."},
-    INT("matting.warmup_frames", matting.warmup_frames, "32", 0, 100000,
-        "a non-negative integer",
+    INT("matting.warmup_frames", matting.warmup_frames, "32", 0, 100000, "a non-negative integer",
         "Frames decoded and discarded before a split chunk to warm RVM's recurrent state."),
     {"matting.outputs", CFG_FLAGS, OFF(matting.outputs), "[alpha]", 0, 0, matting_outputs,
      "a non-empty list of alpha, foreground", "Matting datasets to write."},
@@ -113,8 +109,8 @@ static const cfg_key g_schema[] = {
     SECTION("plan", "How frames are spread over ranks."),
     ENUM("plan.split_videos", plan.split_videos, "auto", split_policies,
          "auto: split a video only when a rank would otherwise idle; always; never."),
-    INT("plan.min_chunk_frames", plan.min_chunk_frames, "64", 1, 100000000,
-        "a positive integer", "No piece of a split video owns fewer frames than this."),
+    INT("plan.min_chunk_frames", plan.min_chunk_frames, "64", 1, 100000000, "a positive integer",
+        "No piece of a split video owns fewer frames than this."),
 };
 
 int cfg_schema_count(void) {
@@ -142,7 +138,8 @@ static int edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63) return 99;
     int row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
         int diag = row[0];
         row[0] = (int)i;

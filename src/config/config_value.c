@@ -17,8 +17,8 @@ dm_status cfg_error(const cfg_ctx *ctx, dm_status code, const yaml_mark_t *mark,
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (ctx->has_position && mark)
-        return dm_error_set(code, "%s:%zu:%zu: %s: %s", ctx->name, mark->line + 1,
-                            mark->column + 1, key, msg);
+        return dm_error_set(code, "%s:%zu:%zu: %s: %s", ctx->name, mark->line + 1, mark->column + 1,
+                            key, msg);
     return dm_error_set(code, "%s: %s: %s", ctx->name, key, msg);
 }
 
@@ -128,7 +128,8 @@ static dm_status enum_error(const cfg_ctx *ctx, const cfg_key *k, const yaml_nod
 }
 
 static void free_list(char **list, int n) {
-    for (int i = 0; i < n; i++) free(list[i]);
+    for (int i = 0; i < n; i++)
+        free(list[i]);
     free(list);
 }
 
@@ -155,15 +156,15 @@ static dm_status expand_manifest(const cfg_ctx *ctx, const char *key, const yaml
                                  const char *manifest, char ***list, int *n, int *cap) {
     char *text = NULL;
     if (cfg_read_file(manifest, &text) != DM_OK)
-        return cfg_error(ctx, DM_ERR_IO, mark, key, "cannot read manifest: %s",
-                         dm_error_message());
+        return cfg_error(ctx, DM_ERR_IO, mark, key, "cannot read manifest: %s", dm_error_message());
     char *dir = cfg_dirname(manifest);
     int before = *n;
     dm_status st = DM_OK;
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line && st == DM_OK;
          line = strtok_r(NULL, "\n", &save)) {
-        while (*line == ' ' || *line == '\t') line++;
+        while (*line == ' ' || *line == '\t')
+            line++;
         size_t len = strlen(line);
         while (len && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r'))
             line[--len] = '\0';
@@ -232,20 +233,20 @@ static dm_status apply_inputs(const cfg_ctx *ctx, const cfg_key *k, yaml_node_t 
 
 static dm_status apply_flags(const cfg_ctx *ctx, const cfg_key *k, yaml_node_t *node,
                              const yaml_mark_t *key_mark) {
-    if (node->type != YAML_SEQUENCE_NODE || node->data.sequence.items.top ==
-                                                node->data.sequence.items.start)
+    if (node->type != YAML_SEQUENCE_NODE ||
+        node->data.sequence.items.top == node->data.sequence.items.start)
         return expected(ctx, k, node, key_mark);
     unsigned bits = 0;
-    for (yaml_node_item_t *it = node->data.sequence.items.start;
-         it < node->data.sequence.items.top; it++) {
+    for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top;
+         it++) {
         yaml_node_t *item = yaml_document_get_node(ctx->doc, *it);
         int v;
         if (item->type != YAML_SCALAR_NODE ||
             enum_value(k, (const char *)item->data.scalar.value, &v) != 0)
             return enum_error(ctx, k, item, &item->start_mark);
         if (bits & (unsigned)v)
-            return cfg_error(ctx, DM_ERR_ARG, &item->start_mark, k->path,
-                             "\"%s\" is listed twice", (const char *)item->data.scalar.value);
+            return cfg_error(ctx, DM_ERR_ARG, &item->start_mark, k->path, "\"%s\" is listed twice",
+                             (const char *)item->data.scalar.value);
         bits |= (unsigned)v;
     }
     *(unsigned *)field(ctx->job, k) = bits;
@@ -359,10 +360,18 @@ dm_status cfg_apply(const cfg_ctx *ctx, int row, yaml_node_t *node, const yaml_m
     const cfg_key *k = cfg_schema_get(row);
     dm_status st;
     switch (k->type) {
-    case CFG_SECTION: st = apply_section(ctx, k, node, key_mark); break;
-    case CFG_INPUTS: st = apply_inputs(ctx, k, node, key_mark); break;
-    case CFG_FLAGS: st = apply_flags(ctx, k, node, key_mark); break;
-    default: st = apply_scalar(ctx, k, node, key_mark); break;
+    case CFG_SECTION:
+        st = apply_section(ctx, k, node, key_mark);
+        break;
+    case CFG_INPUTS:
+        st = apply_inputs(ctx, k, node, key_mark);
+        break;
+    case CFG_FLAGS:
+        st = apply_flags(ctx, k, node, key_mark);
+        break;
+    default:
+        st = apply_scalar(ctx, k, node, key_mark);
+        break;
     }
     if (st == DM_OK && ctx->job->priv) {
         cfg_origin *o = &ctx->job->priv->origin[row];

@@ -107,7 +107,8 @@ static int64_t place_lpt(const dm_plan_options *o, piece *p, int *n, int nranks,
                          int *heap) {
     qsort(p, (size_t)*n, sizeof *p, cmp_lpt);
     memset(load, 0, (size_t)nranks * sizeof *load);
-    for (int r = 0; r < nranks; r++) heap[r] = r; /* all loads 0: already a heap by rank */
+    for (int r = 0; r < nranks; r++)
+        heap[r] = r; /* all loads 0: already a heap by rank */
     for (int i = 0; i < *n; i++) {
         int r = heap[0];
         p[i].rank = r;
@@ -146,8 +147,8 @@ static void piece_stats(const dm_plan_options *o, int v, int64_t F, int64_t k, p
     }
 }
 
-static dm_status plan_lpt(const dm_plan_options *o, const int64_t *frames, int n_videos,
-                          int nranks, piece **out, int *n_out) {
+static dm_status plan_lpt(const dm_plan_options *o, const int64_t *frames, int n_videos, int nranks,
+                          piece **out, int *n_out) {
     int max_splits = o->split == DM_SPLIT_AUTO ? 2 * nranks : 0;
     size_t cap = (size_t)n_videos + (size_t)max_splits;
     scratch s = {calloc(cap, sizeof(piece)), calloc((size_t)nranks, sizeof(int64_t)),
@@ -220,7 +221,8 @@ static dm_status plan_always(const dm_plan_options *o, const int64_t *frames, in
     piece *p = calloc(cap, sizeof *p);
     if (!p) return dm_error_set(DM_ERR_NOMEM, "plan: out of memory");
     int64_t unassigned = 0, a = o->align_frames, mc = o->min_chunk_frames;
-    for (int v = 0; v < n_videos; v++) unassigned += frames[v];
+    for (int v = 0; v < n_videos; v++)
+        unassigned += frames[v];
     int n = 0, r = 0;
     int64_t acc = 0, target = (unassigned + nranks - 1) / nranks;
     for (int v = 0; v < n_videos; v++) {
@@ -257,23 +259,25 @@ static dm_status plan_always(const dm_plan_options *o, const int64_t *frames, in
     return DM_OK;
 }
 
-dm_status dm_plan_make(const int64_t *frames, int n_videos, int nranks,
-                       const dm_plan_options *opt, dm_plan *out) {
+dm_status dm_plan_make(const int64_t *frames, int n_videos, int nranks, const dm_plan_options *opt,
+                       dm_plan *out) {
     memset(out, 0, sizeof *out);
     if (!frames || !opt || n_videos < 1 || nranks < 1)
-        return dm_error_set(DM_ERR_ARG, "plan: need at least one video and one rank (got %d "
-                                        "videos, %d ranks)",
+        return dm_error_set(DM_ERR_ARG,
+                            "plan: need at least one video and one rank (got %d "
+                            "videos, %d ranks)",
                             n_videos, nranks);
     if (opt->warmup_frames < 0 || opt->min_chunk_frames < 1 || opt->align_frames < 1 ||
         opt->split < DM_SPLIT_AUTO || opt->split > DM_SPLIT_NEVER)
-        return dm_error_set(DM_ERR_ARG, "plan: invalid options (warm-up %lld, min chunk %lld, "
-                                        "align %lld)",
+        return dm_error_set(DM_ERR_ARG,
+                            "plan: invalid options (warm-up %lld, min chunk %lld, "
+                            "align %lld)",
                             (long long)opt->warmup_frames, (long long)opt->min_chunk_frames,
                             (long long)opt->align_frames);
     for (int v = 0; v < n_videos; v++)
         if (frames[v] < 1)
-            return dm_error_set(DM_ERR_ARG, "plan: video %d has %lld frames (need at least one)",
-                                v, (long long)frames[v]);
+            return dm_error_set(DM_ERR_ARG, "plan: video %d has %lld frames (need at least one)", v,
+                                (long long)frames[v]);
     piece *p = NULL;
     int n = 0;
     dm_status st = opt->split == DM_SPLIT_ALWAYS

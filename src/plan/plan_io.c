@@ -28,9 +28,11 @@ int64_t dm_plan_max_load(const dm_plan *plan) {
 
 void dm_plan_rank_chunks(const dm_plan *plan, int rank, int *first, int *count) {
     int i = 0;
-    while (i < plan->n_chunks && plan->chunks[i].rank < rank) i++;
+    while (i < plan->n_chunks && plan->chunks[i].rank < rank)
+        i++;
     int j = i;
-    while (j < plan->n_chunks && plan->chunks[j].rank == rank) j++;
+    while (j < plan->n_chunks && plan->chunks[j].rank == rank)
+        j++;
     *first = i;
     *count = j - i;
 }
@@ -63,13 +65,14 @@ dm_status dm_plan_validate(const dm_plan *p) {
             st = dm_error_set(DM_ERR_ARG, "plan: chunk %d: video %d / rank %d out of range", i,
                               x->video, x->rank);
         else if (x->begin < 0 || x->end <= x->begin || x->end > p->frames[x->video])
-            st = dm_error_set(DM_ERR_ARG, "plan: chunk %d: range [%" PRId64 ", %" PRId64
-                                          ") outside video %d of %" PRId64 " frames",
+            st = dm_error_set(DM_ERR_ARG,
+                              "plan: chunk %d: range [%" PRId64 ", %" PRId64
+                              ") outside video %d of %" PRId64 " frames",
                               i, x->begin, x->end, x->video, p->frames[x->video]);
         else if (x->context_begin != want_ctx)
-            st = dm_error_set(DM_ERR_ARG, "plan: chunk %d: context starts at %" PRId64
-                                          ", expected %" PRId64,
-                              i, x->context_begin, want_ctx);
+            st = dm_error_set(DM_ERR_ARG,
+                              "plan: chunk %d: context starts at %" PRId64 ", expected %" PRId64, i,
+                              x->context_begin, want_ctx);
         else if (x->begin % o->align_frames != 0 ||
                  (x->end % o->align_frames != 0 && x->end != p->frames[x->video]))
             st = dm_error_set(DM_ERR_ARG, "plan: chunk %d: borders not multiples of %" PRId64, i,
@@ -83,8 +86,9 @@ dm_status dm_plan_validate(const dm_plan *p) {
     }
     for (int r = 0; r < p->nranks && st == DM_OK; r++)
         if (load[r] != p->rank_load[r])
-            st = dm_error_set(DM_ERR_ARG, "plan: rank %d load %" PRId64 " != sum of its chunks %" PRId64,
-                              r, p->rank_load[r], load[r]);
+            st = dm_error_set(DM_ERR_ARG,
+                              "plan: rank %d load %" PRId64 " != sum of its chunks %" PRId64, r,
+                              p->rank_load[r], load[r]);
     /* Every frame owned exactly once: per video, the sorted chunks tile [0, frames). */
     if (st == DM_OK) {
         memcpy(c, p->chunks, (size_t)p->n_chunks * sizeof *c);
@@ -94,16 +98,17 @@ dm_status dm_plan_validate(const dm_plan *p) {
             int64_t next = 0;
             for (; i < p->n_chunks && c[i].video == v && st == DM_OK; i++) {
                 if (c[i].begin != next)
-                    st = dm_error_set(DM_ERR_ARG, "plan: video %d: frames [%" PRId64 ", %" PRId64
-                                                  ") owned %s",
+                    st = dm_error_set(DM_ERR_ARG,
+                                      "plan: video %d: frames [%" PRId64 ", %" PRId64 ") owned %s",
                                       v, next < c[i].begin ? next : c[i].begin,
                                       next < c[i].begin ? c[i].begin : next,
                                       next < c[i].begin ? "by no chunk" : "twice");
                 next = c[i].end;
             }
             if (st == DM_OK && next != p->frames[v])
-                st = dm_error_set(DM_ERR_ARG, "plan: video %d: frames [%" PRId64 ", %" PRId64
-                                              ") owned by no chunk",
+                st = dm_error_set(DM_ERR_ARG,
+                                  "plan: video %d: frames [%" PRId64 ", %" PRId64
+                                  ") owned by no chunk",
                                   v, next, p->frames[v]);
         }
     }
@@ -129,7 +134,8 @@ dm_status dm_plan_pack(const dm_plan *p, int64_t *buf, size_t cap) {
     *b++ = (int64_t)p->opt.split;
     *b++ = p->opt.min_chunk_frames;
     *b++ = p->opt.align_frames;
-    for (int v = 0; v < p->n_videos; v++) *b++ = p->frames[v];
+    for (int v = 0; v < p->n_videos; v++)
+        *b++ = p->frames[v];
     for (int i = 0; i < p->n_chunks; i++) {
         const dm_chunk *c = &p->chunks[i];
         *b++ = c->video;
@@ -188,8 +194,10 @@ dm_status dm_plan_unpack(const int64_t *buf, size_t n, dm_plan *out) {
 void dm_plan_print(const dm_plan *p, FILE *f) {
     static const char *policy[] = {"auto", "always", "never"};
     int64_t total = 0, owned = 0;
-    for (int r = 0; r < p->nranks; r++) total += p->rank_load[r];
-    for (int v = 0; v < p->n_videos; v++) owned += p->frames[v];
+    for (int r = 0; r < p->nranks; r++)
+        total += p->rank_load[r];
+    for (int v = 0; v < p->n_videos; v++)
+        owned += p->frames[v];
     fprintf(f,
             "plan: %d videos (%" PRId64 " frames), %d ranks, %d chunks; split %s, warm-up %" PRId64
             ", min chunk %" PRId64 ", align %" PRId64 "\n",
@@ -211,10 +219,12 @@ void dm_plan_print(const dm_plan *p, FILE *f) {
                 dm_chunk_cost(c));
     }
     fprintf(f, "rank loads (frames incl. context):");
-    for (int r = 0; r < p->nranks; r++) fprintf(f, " r%d=%" PRId64, r, p->rank_load[r]);
+    for (int r = 0; r < p->nranks; r++)
+        fprintf(f, " r%d=%" PRId64, r, p->rank_load[r]);
     double ideal = (double)total / p->nranks;
-    fprintf(f, "\nmax load %" PRId64 ", mean %.1f, imbalance %.3f; context overhead %" PRId64
-               " frames (%.1f %%)\n",
+    fprintf(f,
+            "\nmax load %" PRId64 ", mean %.1f, imbalance %.3f; context overhead %" PRId64
+            " frames (%.1f %%)\n",
             dm_plan_max_load(p), ideal, ideal > 0 ? (double)dm_plan_max_load(p) / ideal : 0.0,
             total - owned, owned ? 100.0 * (double)(total - owned) / (double)owned : 0.0);
 }

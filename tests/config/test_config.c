@@ -11,14 +11,14 @@
 #include "depthmatte/config.h"
 #include "tensor_compare.h"
 
-#define CHECK_STR(got, want)                                                                   \
-    do {                                                                                       \
-        const char *g_ = (got), *w_ = (want);                                                  \
-        if (!g_ || strcmp(g_, w_) != 0) {                                                      \
-            fprintf(stderr, "%s:%d: got  \"%s\"\n%*swant \"%s\"\n", __FILE__, __LINE__,         \
-                    g_ ? g_ : "(null)", (int)strlen(__FILE__) + 8, "", w_);                    \
-            tc_failure_count++;                                                                \
-        }                                                                                      \
+#define CHECK_STR(got, want)                                                                       \
+    do {                                                                                           \
+        const char *g_ = (got), *w_ = (want);                                                      \
+        if (!g_ || strcmp(g_, w_) != 0) {                                                          \
+            fprintf(stderr, "%s:%d: got  \"%s\"\n%*swant \"%s\"\n", __FILE__, __LINE__,            \
+                    g_ ? g_ : "(null)", (int)strlen(__FILE__) + 8, "", w_);                        \
+            tc_failure_count++;                                                                    \
+        }                                                                                          \
     } while (0)
 
 /* Every key set to a non-default value. */
@@ -87,6 +87,11 @@ static void test_full(void) {
     CHECK(j.plan.split_videos == DM_SPLIT_NEVER);
     CHECK(j.plan.min_chunk_frames == 100);
     CHECK_STR(j.yaml_text, FULL_JOB);
+    dm_plan_options po = dm_config_plan_options(&j);
+    CHECK(po.warmup_frames == 8 && po.split == DM_SPLIT_NEVER && po.min_chunk_frames == 100 &&
+          po.align_frames == 1);
+    j.matting.enabled = 0; /* depth only: no warm-up context */
+    CHECK(dm_config_plan_options(&j).warmup_frames == 0);
     CHECK_STR(j.source_name, "job.yaml");
     dm_job_free(&j);
     CHECK(j.inputs == NULL && j.priv == NULL);
@@ -211,7 +216,8 @@ static void test_errors(void) {
                  "job.yaml:6:3: depth.colour: unknown key (see docs/config.md for the keys)");
     /* duplicate keys, nested and top level */
     expect_error(__LINE__, HEAD "matting:\n  weights: a\n  warmup_frames: 1\n  weights: b\n",
-                 DM_ERR_ARG, "job.yaml:7:3: matting.weights: duplicate key (first given at line 5)");
+                 DM_ERR_ARG,
+                 "job.yaml:7:3: matting.weights: duplicate key (first given at line 5)");
     expect_error(__LINE__, HEAD "depth: {weights: w}\noutput:\n  path: p.h5\n", DM_ERR_ARG,
                  "job.yaml:5:1: output: duplicate key (first given at line 2)");
     /* YAML syntax errors (libyaml's own wording, our FILE:LINE:COL) */
@@ -251,8 +257,7 @@ static void test_errors(void) {
     expect_error(__LINE__, "output: {path: o}\ndepth: {weights: w}\n", DM_ERR_ARG,
                  "job.yaml: inputs: no videos given");
     expect_error(__LINE__, "inputs: [a, b, ./a, a]\noutput: {path: o}\ndepth: {weights: w}\n",
-                 DM_ERR_ARG,
-                 "job.yaml:1:1: inputs: \"/base/a\" is listed twice (items 0 and 3)");
+                 DM_ERR_ARG, "job.yaml:1:1: inputs: \"/base/a\" is listed twice (items 0 and 3)");
     expect_error(__LINE__, "inputs: [{manifest: no/such/list.txt}]\n", DM_ERR_IO,
                  "job.yaml:1:11: inputs[0].manifest: cannot read manifest: "
                  "/base/no/such/list.txt: cannot open: No such file or directory");
@@ -337,8 +342,7 @@ static void test_files(void) {
     CHECK_OK(dm_config_load(p, &j));
     if (j.priv) {
         CHECK(j.n_inputs == 5);
-        const char *rel[] = {"first.mp4", "sub/one.mp4", NULL, "sub/deeper/three.mp4",
-                             "last.mp4"};
+        const char *rel[] = {"first.mp4", "sub/one.mp4", NULL, "sub/deeper/three.mp4", "last.mp4"};
         for (int i = 0; i < 5 && i < j.n_inputs; i++) {
             if (rel[i])
                 snprintf(want, sizeof want, "%s/%s", real, rel[i]);
@@ -354,8 +358,10 @@ static void test_files(void) {
     /* an empty manifest is an error, not a silent no-op */
     write_file(p, "inputs:\n  - manifest: sub/empty.txt\n");
     CHECK(dm_config_load(p, &j) == DM_ERR_ARG);
-    snprintf(want, sizeof want, "%s:2:5: inputs[0].manifest: manifest \"%s/sub/empty.txt\" "
-                                "lists no videos", p, real);
+    snprintf(want, sizeof want,
+             "%s:2:5: inputs[0].manifest: manifest \"%s/sub/empty.txt\" "
+             "lists no videos",
+             p, real);
     CHECK_STR(dm_error_message(), want);
     /* required keys may come from --set */
     write_file(p, "inputs: [a.mp4]\noutput: {path: o.h5}\ndepth: {model: vda_vits}\n");

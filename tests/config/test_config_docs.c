@@ -55,10 +55,13 @@ int main(int argc, char **argv) {
         if (strcmp(b, table) != 0) {
             /* name the first differing line, to make the fix obvious */
             const char *x = b, *y = table;
-            while (*x && *x == *y) x++, y++;
-            while (x > b && x[-1] != '\n') x--, y--;
-            fprintf(stderr, "docs/config.md schema table differs from the code at:\n  docs: %.*s\n"
-                            "  code: %.*s\nregenerate it with `test_config_docs --print`\n",
+            while (*x && *x == *y)
+                x++, y++;
+            while (x > b && x[-1] != '\n')
+                x--, y--;
+            fprintf(stderr,
+                    "docs/config.md schema table differs from the code at:\n  docs: %.*s\n"
+                    "  code: %.*s\nregenerate it with `test_config_docs --print`\n",
                     (int)strcspn(x, "\n"), x, (int)strcspn(y, "\n"), y);
             tc_failure_count++;
         }

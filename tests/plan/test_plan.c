@@ -30,11 +30,14 @@ static int check_plan(const dm_plan *p, const int64_t *frames, int n, int R,
             pieces[v]++;
             CHECK(c->begin >= 0 && c->begin < c->end && c->end <= frames[v]);
             if (!(c->begin >= 0 && c->end <= frames[v])) continue;
-            for (int64_t t = c->begin; t < c->end; t++) owned[t]++;
+            for (int64_t t = c->begin; t < c->end; t++)
+                owned[t]++;
         }
         int64_t bad = 0;
-        for (int64_t t = 0; t < frames[v]; t++) bad += owned[t] != 1;
-        if (bad) fprintf(stderr, "video %d: %lld frames not owned exactly once\n", v, (long long)bad);
+        for (int64_t t = 0; t < frames[v]; t++)
+            bad += owned[t] != 1;
+        if (bad)
+            fprintf(stderr, "video %d: %lld frames not owned exactly once\n", v, (long long)bad);
         CHECK(bad == 0);
         free(owned);
     }
@@ -44,8 +47,8 @@ static int check_plan(const dm_plan *p, const int64_t *frames, int n, int R,
         if (c->rank < 0 || c->rank >= R) continue;
         /* context: inside the video, right before the owned range, exactly the warm-up */
         CHECK(c->context_begin >= 0 && c->context_begin <= c->begin);
-        CHECK(c->begin - c->context_begin == (c->begin < o->warmup_frames ? c->begin
-                                                                          : o->warmup_frames));
+        CHECK(c->begin - c->context_begin ==
+              (c->begin < o->warmup_frames ? c->begin : o->warmup_frames));
         CHECK(c->begin % o->align_frames == 0);
         CHECK(c->end % o->align_frames == 0 || c->end == frames[c->video]);
         if (pieces[c->video] > 1) CHECK(c->end - c->begin >= o->min_chunk_frames);
@@ -57,9 +60,11 @@ static int check_plan(const dm_plan *p, const int64_t *frames, int n, int R,
         CHECK(load[r] == p->rank_load[r]);
         int first, count;
         dm_plan_rank_chunks(p, r, &first, &count);
-        for (int i = first; i < first + count; i++) CHECK(p->chunks[i].rank == r);
+        for (int i = first; i < first + count; i++)
+            CHECK(p->chunks[i].rank == r);
         int64_t sum = 0;
-        for (int i = 0; i < p->n_chunks; i++) sum += p->chunks[i].rank == r;
+        for (int i = 0; i < p->n_chunks; i++)
+            sum += p->chunks[i].rank == r;
         CHECK(sum == count);
     }
     CHECK(dm_plan_validate(p) == DM_OK);
@@ -70,13 +75,15 @@ static int check_plan(const dm_plan *p, const int64_t *frames, int n, int R,
 
 static int64_t sum64(const int64_t *x, int n) {
     int64_t s = 0;
-    for (int i = 0; i < n; i++) s += x[i];
+    for (int i = 0; i < n; i++)
+        s += x[i];
     return s;
 }
 
 static int64_t max64(const int64_t *x, int n) {
     int64_t m = 0;
-    for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (int i = 0; i < n; i++)
+        m = x[i] > m ? x[i] : m;
     return m;
 }
 
@@ -146,7 +153,8 @@ static void test_policies(void) {
     printf("1 long + 4 short videos on 4 ranks, auto:\n");
     dm_plan_print(&p, stdout);
     for (int i = 0; i < p.n_chunks; i++)
-        if (p.chunks[i].video != 1) CHECK(p.chunks[i].begin == 0 && p.chunks[i].end == mixed[p.chunks[i].video]);
+        if (p.chunks[i].video != 1)
+            CHECK(p.chunks[i].begin == 0 && p.chunks[i].end == mixed[p.chunks[i].video]);
     CHECK(dm_plan_max_load(&p) <= (2420 + 3 * 32) / 4 + 64); /* near the mean cost */
     dm_plan_free(&p);
 
@@ -220,7 +228,8 @@ static void test_pack_determinism(void) {
         if (c.chunks) CHECK_OK(dm_plan_pack(&c, pb, n));
         CHECK(memcmp(pa, pb, n * sizeof *pa) == 0); /* round trip */
         CHECK(c.opt.split == o.split && c.opt.warmup_frames == 32 && c.nranks == 6);
-        for (int r = 0; r < 6 && c.rank_load; r++) CHECK(c.rank_load[r] == a.rank_load[r]);
+        for (int r = 0; r < 6 && c.rank_load; r++)
+            CHECK(c.rank_load[r] == a.rank_load[r]);
         dm_plan_free(&c);
         /* corrupted buffers are refused */
         CHECK(dm_plan_unpack(pa, n - 1, &c) == DM_ERR_FORMAT);
@@ -248,10 +257,11 @@ static void test_random_sweep(void) {
     for (int it = 0; it < 400; it++) {
         int n = (int)rnd(1, 12), R = (int)rnd(1, 20);
         int64_t frames[12];
-        for (int v = 0; v < n; v++) frames[v] = rnd(0, 3) == 0 ? rnd(1, 40) : rnd(1, 3000);
+        for (int v = 0; v < n; v++)
+            frames[v] = rnd(0, 3) == 0 ? rnd(1, 40) : rnd(1, 3000);
         static const int64_t aligns[] = {1, 1, 8, 22};
-        dm_plan_options o = opts((dm_split_policy)rnd(0, 2), rnd(0, 40), rnd(1, 100),
-                                 aligns[rnd(0, 3)]);
+        dm_plan_options o =
+            opts((dm_split_policy)rnd(0, 2), rnd(0, 40), rnd(1, 100), aligns[rnd(0, 3)]);
         if (rnd(0, 3) == 0) o.align_frames = o.min_chunk_frames = 1;
         int before = tc_failure_count;
         plan_and_check(frames, n, R, o, NULL);
