@@ -83,7 +83,9 @@ static dm_status position_at(dm_video_reader *r, int64_t d, int64_t frame) {
     r->start_d = d;
     int64_t got = -1;
     int err = -1;
-    if (d > 0 && r->ix.map_mode != DMV_MAP_NONE) {
+    /* Also for d == 0 (the start): a verified seek avoids reopening the file, which would
+     * repeat avformat_find_stream_info. */
+    if (r->ix.map_mode != DMV_MAP_NONE) {
         const dmv_packet *p = &r->ix.pkt[d];
         int64_t ts = p->dts != AV_NOPTS_VALUE ? p->dts : p->pts;
         r->seeks++;
@@ -93,7 +95,7 @@ static dm_status position_at(dm_video_reader *r, int64_t d, int64_t frame) {
         }
     }
     if (err != 0 || got != d) {
-        /* No seek wanted (d == 0), seek failed, or landed after/outside the index. */
+        /* No usable packet mapping, seek failed, or landed after/outside the index. */
         dm_status s = reopen(r);
         if (s != DM_OK) {
             r->failed = 1;
