@@ -14,3 +14,10 @@ if(DM_WITH_PIPELINE)
   dm_add_test(test_video_errors SOURCES video/test_video_errors.c ${DM_VIDEO_TEST_UTIL}
               LIBS dm_pipeline LABELS unit decode TIMEOUT 300)
 endif()
+if(DM_WITH_PIPELINE AND TARGET depthmatte)
+  add_test(NAME test_video_probe_cli
+           COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/probe_cli_test.sh $<TARGET_FILE:depthmatte>
+                   ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_video_probe_cli PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120
+                       LABELS "decode")
+endif()
