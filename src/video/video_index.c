@@ -97,11 +97,10 @@ dm_status dmv_open_input(const char *path, int stream_index, AVFormatContext **f
         if (st->codecpar->codec_type != AVMEDIA_TYPE_VIDEO ||
             (st->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
             const char *t = av_get_media_type_string(st->codecpar->codec_type);
-            avformat_close_input(&f);
+            int cover = (st->disposition & AV_DISPOSITION_ATTACHED_PIC) != 0;
+            avformat_close_input(&f); /* frees st */
             return dm_error_set(DM_ERR_FORMAT, "%s: stream %d is %s, not a video stream", path,
-                                si, (st->disposition & AV_DISPOSITION_ATTACHED_PIC)
-                                        ? "a cover picture"
-                                        : (t ? t : "unknown"));
+                                si, cover ? "a cover picture" : (t ? t : "unknown"));
         }
     }
     for (unsigned i = 0; i < f->nb_streams; i++)
