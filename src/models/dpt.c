@@ -135,8 +135,8 @@ fail:
     return st;
 }
 
-dm_status dpt_reassemble(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int i,
-                         const dm_tensor *feat) {
+dm_status dpt_reassemble_layer(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int i,
+                               const dm_tensor *feat) {
     const int64_t N = (int64_t)c->ph * c->pw;
     if (feat->ndim != 3 || feat->shape[0] != c->batch || feat->shape[1] != N ||
         feat->shape[2] != VIT_DIM)
@@ -147,7 +147,6 @@ dm_status dpt_reassemble(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int i
     dm_tensor tok = view(&c->tok, 3, s_cn);
     const int to_map[] = {0, 2, 1};
     dm_conv2d_params p1 = dm_conv2d_params_make(1, 0, 1, DM_ACT_NONE);
-    dm_conv2d_params p3 = dm_conv2d_params_make(1, 1, 1, DM_ACT_NONE);
     dm_conv2d_params p3s2 = dm_conv2d_params_make(2, 1, 1, DM_ACT_NONE);
     dm_status st;
     if ((st = dm_permute(be, feat, to_map, &tok)) ||
@@ -159,8 +158,18 @@ dm_status dpt_reassemble(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int i
     case 2: break; /* Identity: layer[2] views proj[2] */
     default: st = dm_conv2d(be, &c->proj[3], &w->rs_w[3], &w->rs_b[3], &p3s2, &c->layer[3]); break;
     }
-    if (st) return st;
+    return st;
+}
+
+dm_status dpt_layer_rn(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int i) {
+    dm_conv2d_params p3 = dm_conv2d_params_make(1, 1, 1, DM_ACT_NONE);
     return dm_conv2d(be, &c->layer[i], &w->rn_w[i], NULL, &p3, &c->rn[i]);
+}
+
+dm_status dpt_reassemble(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int i,
+                         const dm_tensor *feat) {
+    dm_status st = dpt_reassemble_layer(c, w, be, i, feat);
+    return st ? st : dpt_layer_rn(c, w, be, i);
 }
 
 /* ResidualConvUnit: out = conv2(relu(conv1(relu(x)))) + x; out must not alias x; uses t2. */

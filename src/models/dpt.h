@@ -62,7 +62,15 @@ dm_status dpt_ctx_init(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int bat
                        int pw);
 void dpt_ctx_free(dpt_ctx *c);
 
-/* Stage 1 for tap i: feat (B, ph*pw, 384) patch tokens -> layer[i] -> rn[i]. */
+/* Stage 1a for tap i: feat (B, ph*pw, 384) patch tokens -> projects[i] -> resize_layers[i]
+ * -> layer[i] (VDA's motion modules 0/1 act on layer[2]/layer[3] here). */
+dm_status dpt_reassemble_layer(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int i,
+                               const dm_tensor *feat);
+
+/* Stage 1b: layer[i] -> scratch.layer{i+1}_rn -> rn[i]. */
+dm_status dpt_layer_rn(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int i);
+
+/* Stage 1 for tap i: dpt_reassemble_layer then dpt_layer_rn. */
 dm_status dpt_reassemble(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int i,
                          const dm_tensor *feat);
 

@@ -1,0 +1,162 @@
+/* depthmatte — Video Depth Anything Small (ViT-S/14 encoder + temporal DPT head): temporally
+ * consistent video depth, window by window, with bounded memory, split-able across ranks.
+ *
+ * Source: DepthAnything/Video-Depth-Anything, video_depth_anything/video_depth.py
+ * (VideoDepthAnything, encoder 'vits', features 64, out_channels [48, 96, 192, 384],
+ * num_frames 32, pe 'ape'; infer_video_depth), dpt_temporal.py, motion_module/ (motion_module.py, attention.py),
+ * utils/util.py (compute_scale_and_shift, get_interpolate_frames). Paper: Chen et al., "Video
+ * Depth Anything: Consistent Depth Estimation for Super-Long Videos", 2025.
+ * Output: relative inverse depth (disparity-like, larger = nearer) of the first window's scale,
+ * or metres for the metric checkpoint (metric_video_depth_anything_vits), which skips the
+ * scale/shift alignment.
+ *
+ * Official inference (infer_video_depth), reproduced exactly:
+ *   windows of VDA_WINDOW = 32 frames start every VDA_STRIDE = 22 frames (0, 22, 44, ... while
+ *   start < frames); the video is padded by repeating its last frame. Window k > 0 replaces its
+ *   first 10 inputs by the previous window's inputs at KEYFRAMES [0,12,24..31], so its 32 slots
+ *   hold source frames {0, 22k-10, 22k+2, 22k+3, ..., 22k+31} (vda_window_frames). Each
+ *   window's depth is resized (bilinear, align_corners True) to the source size; windows k > 0
+ *   get a least-squares scale/shift (float32, as official) from their slots 0-1 to the
+ *   reference depths, applied to slots 2-31 and clipped at 0; slots 2-9 are blended linearly
+ *   (weights 0, 1/7, ..., 1) into the previous window's last 8 aligned frames; the reference
+ *   becomes [first reference, aligned slot 12].
+ *
+ * Three layers of API:
+ * 1. vda_ctx: one forward pass of a 32-frame window (vda_window_depth / vda_forward).
+ * 2. vda_align: the sequential scale/shift chain over windows, on small state
+ *    (2 reference frames + 8 pending frames at source size, vda_align_pack/unpack for MPI).
+ * 3. vda_video: the streaming form of both — push frames in order, pop finished depth frames;
+ *    memory is independent of the video length (one window of inputs and raw depths + state).
+ *
+ * Distributing one video over ranks (for the pipeline): give each rank a contiguous range of
+ * windows [ka, kb). Window k's forward pass needs only raw frames (vda_window_frames: frame 0,
+ * frame 22k-10 and frames 22k+2..22k+31, clamped to the last frame), so every rank computes
+ * its windows independently (decoding those frames itself). Alignment is sequential but cheap:
+ * rank r receives the vda_align state after window ka-1 from rank r-1 (vda_align_unpack; rank
+ * 0 starts from vda_align_init), calls vda_align_window for ka..kb-1 in order, and sends the
+ * state on (vda_align_pack). Window k finalises frames [0, 24) for k = 0 and [22k+2, 22k+24)
+ * for k > 0; vda_align_finish on the last rank finalises the last 8. So rank r owns frames
+ * [22ka+2, 22kb+2) (0 for ka = 0, the video end for the last rank): plan chunk borders at
+ * 22k+2. The result equals the sequential run (tests/vda/test_vda_video.c checks 1, 2, 3
+ * simulated ranks). While waiting for the state a rank keeps its windows' raw depths
+ * (32 frames per window, vda_window_depth output) or recomputes them; the chain itself needs
+ * only raw slots 0, 1 and 12 of each window.
+ */
+#ifndef DEPTHMATTE_VDA_H
+#define DEPTHMATTE_VDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "depthmatte/backend.h"
+
+#define VDA_WINDOW 32  /* INFER_LEN: frames per forward pass */
+#define VDA_OVERLAP 10 /* OVERLAP: slots taken from the previous window (KEYFRAMES) */
+#define VDA_STRIDE 22  /* INFER_LEN - OVERLAP: window start step, frames */
+#define VDA_INTERP 8   /* INTERP_LEN: frames blended between consecutive windows */
+
+typedef struct vda_model vda_model;
+typedef struct vda_ctx vda_ctx;
+typedef struct vda_align vda_align;
+typedef struct vda_video vda_video;
+
+/* Loads weights from a safetensors file with the official key names of
+ * video_depth_anything_vits.pth / metric_video_depth_anything_vits.pth ("pretrained.…",
+ * "head.…", "head.motion_modules.N.…" incl. the pos_encoder.pe buffers; models/convert_vda.py).
+ * metric != 0: metric checkpoint (outputs metres, no scale/shift alignment). Every tensor is
+ * checked by name and shape; F16/BF16 converted to F32; unused tensors (except
+ * pretrained.mask_token) are an error. Errors: DM_ERR_IO, DM_ERR_FORMAT, DM_ERR_NAME,
+ * DM_ERR_SHAPE, DM_ERR_DTYPE, DM_ERR_NOMEM; messages name the tensor. */
+dm_status vda_model_load(vda_model **m, const char *path, dm_backend *be, int metric);
+void vda_model_free(vda_model *m);
+int vda_model_is_metric(const vda_model *m);
+
+/* Model input size of infer_video_depth: when max/min side ratio > 1.78, input_size becomes
+ * round_half_even(int(input_size * 1.777 / ratio) / 14) * 14; then as da2_input_size
+ * (keep aspect, lower bound, multiple of 14). E.g. 45x80 @42 -> 42x70. */
+void vda_input_size(int src_h, int src_w, int input_size, int *h, int *w);
+
+/* Sizes every buffer for src_h x src_w frames at input_size (official default 518). Errors:
+ * DM_ERR_ARG (source < 14 px, input_size outside 14..4096), DM_ERR_NOMEM. The model must
+ * outlive the context. Memory: one 32-frame window of activations (a few GB at 518). */
+dm_status vda_ctx_init(vda_ctx **c, const vda_model *m, dm_backend *be, int src_h, int src_w,
+                       int input_size);
+void vda_ctx_free(vda_ctx *c);
+void vda_ctx_input_dims(const vda_ctx *c, int *h, int *w);
+
+/* Official transform of one frame: rgb (src_h, src_w, 3) u8 -> float32 / 255 -> cv2.resize
+ * INTER_CUBIC in float32 -> ImageNet normalisation in double -> float32, written to window
+ * slot `slot` (0..31) of the context's input (T, 3, h, w). DM_ERR_ARG on a bad slot. */
+dm_status vda_preprocess_u8(vda_ctx *c, const uint8_t *rgb, int slot);
+
+/* Source frame index of each of the 32 slots of window k of a video of `frames` frames
+ * (vda_window_count windows): k = 0: 0..31; k > 0: 0, 22k-10, 22k+2..22k+31; indices past the
+ * end are clamped to frames-1 (official padding). */
+int vda_window_count(int64_t frames);
+void vda_window_frames(int k, int64_t frames, int64_t idx[VDA_WINDOW]);
+
+/* Forward pass of the context's input window: VideoDepthAnything.forward on (1, 32, 3, h, w)
+ * then bilinear (align_corners True) to the source size. raw: (32, src_h, src_w) floats on the
+ * CPU, >= 0, not yet aligned. */
+dm_status vda_window_run(vda_ctx *c, float *raw);
+
+/* Convenience for any rank: preprocesses rgb[s] (frames as listed by vda_window_frames) into
+ * the slots and runs vda_window_run. */
+dm_status vda_window_depth(vda_ctx *c, const uint8_t *const rgb[VDA_WINDOW], float *raw);
+
+/* Prepares the input for the next window of a stream: slot 1 <- slot 12, slots 2..9 <- slots
+ * 24..31 (slot 0, frame 0, stays); the caller then fills slots 10..31. */
+dm_status vda_window_shift(vda_ctx *c);
+
+/* Intermediate tensors of the last window, for tests (valid until the next run / free). */
+typedef struct vda_taps {
+    const dm_tensor *input;  /* (32, 3, h, w) preprocessed window (host) */
+    const dm_tensor *mm_in0; /* (32, 192, ph, pw) input of motion module 0 */
+    const dm_tensor *mm_out[4]; /* (32, C, h_i, w_i): layer_3, layer_4, path_4, path_3 */
+    const dm_tensor *head;   /* (32, 1, h, w) model output (>= 0) at model size */
+} vda_taps;
+void vda_ctx_taps(const vda_ctx *c, vda_taps *t);
+
+/* Alignment chain state for src_h x src_w frames (about 10 frames of floats).
+ * metric != 0: scale 1, shift 0 (official metric branch). DM_ERR_NOMEM. */
+dm_status vda_align_init(vda_align **a, int src_h, int src_w, int metric);
+void vda_align_free(vda_align *a);
+
+/* Aligns window k (the next one in order: 0, 1, 2, ...) in place. raw (32, src_h, src_w) from
+ * vda_window_run/depth. On return slots [*first_slot, *first_slot + *count) of raw hold the
+ * finished frames starting at video frame *first_frame (k = 0: slots 0..23 = frames 0..23;
+ * k > 0: slots 2..23 = frames 22k+2..22k+23); the caller drops frames >= the video length.
+ * Slots 24..31 are kept in the state (pending blend). Scale/shift from
+ * compute_scale_and_shift in float32 with numpy's pairwise summation order. */
+dm_status vda_align_window(vda_align *a, float *raw, int *first_slot, int *count,
+                           int64_t *first_frame);
+
+/* Last 8 pending frames after the last window: (8, src_h, src_w) at *first_frame
+ * (22k+24 for the last window k). DM_ERR_ARG before any window. */
+dm_status vda_align_finish(vda_align *a, const float **frames, int64_t *first_frame);
+
+/* Scale and shift of the last aligned window (1, 0 for window 0 / metric), for logs/tests. */
+void vda_align_last_fit(const vda_align *a, float *scale, float *shift);
+
+/* Serialised state (for MPI): vda_align_state_bytes() bytes, plain data. unpack checks the
+ * frame size and returns DM_ERR_FORMAT on a mismatch. */
+size_t vda_align_state_bytes(const vda_align *a);
+void vda_align_pack(const vda_align *a, void *buf);
+dm_status vda_align_unpack(vda_align *a, const void *buf, size_t bytes);
+
+/* Streaming video: frames pushed in order; finished frames popped in order. The context
+ * (and its model) must outlive the stream. Call pattern:
+ *   for each frame: vda_video_push(v, rgb); while (vda_video_pop(v, depth, &i) == 1) use(depth);
+ *   vda_video_flush(v); while (vda_video_pop(v, depth, &i) == 1) use(depth);
+ * A window runs inside push (when its 32nd slot arrives) or inside pop after flush; push
+ * returns DM_ERR_ARG if frames of the previous window were not popped yet. */
+dm_status vda_video_init(vda_video **v, vda_ctx *c);
+void vda_video_free(vda_video *v);
+dm_status vda_video_push(vda_video *v, const uint8_t *rgb);
+dm_status vda_video_flush(vda_video *v);
+/* Copies the next finished frame (src_h, src_w) into depth and its index into *frame.
+ * Returns 1 when a frame was copied, 0 when none is ready (or all are out after flush), or a
+ * negative -(dm_status) when running a window failed. */
+int vda_video_pop(vda_video *v, float *depth, int64_t *frame);
+
+#endif

@@ -1,0 +1,38 @@
+/* Internal: DPTHeadTemporal of Video Depth Anything (Video-Depth-Anything/video_depth_anything/
+ * dpt_temporal.py): the DA-V2 DPT head (models/dpt.h, same weights under "head.") with four
+ * TemporalModules (models/motion_module.h) on layer_3 and layer_4 (after projects +
+ * resize_layers, before layer*_rn) and on path_4 and path_3 (after refinenet4 / refinenet3).
+ * Frames of one window are the batch: all tensors are (T, C, h, w). */
+#ifndef DM_MODELS_DPT_TEMPORAL_H
+#define DM_MODELS_DPT_TEMPORAL_H
+
+#include "models/dpt.h"
+#include "models/motion_module.h"
+
+typedef struct dptt_weights {
+    dpt_weights dpt;
+    mm_weights mm[4]; /* motion_modules.0..3: 192, 384, 64, 64 channels */
+} dptt_weights;
+
+/* Loads "<prefix>projects…", "<prefix>scratch…", "<prefix>motion_modules.N…" (prefix "head."). */
+dm_status dptt_load(dptt_weights *w, da2_wsrc *src, const char *prefix);
+void dptt_free(dptt_weights *w);
+
+typedef struct dptt_ctx {
+    int frames, ph, pw;
+    dpt_ctx dpt;    /* batch = frames */
+    mm_scratch mms; /* shared by the four modules */
+} dptt_ctx;
+
+dm_status dptt_ctx_init(dptt_ctx *c, const dptt_weights *w, dm_backend *be, int frames, int ph,
+                        int pw);
+void dptt_ctx_free(dptt_ctx *c);
+
+/* feats[i] (T, ph*pw, 384) normed patch tokens of blocks 2, 5, 8, 11 -> c->dpt.out
+ * (T, 1, 14ph, 14pw), >= 0. When mm0_in is not NULL, layer_3 before motion module 0 is
+ * copied there ((T, 192, ph, pw), for tests). After the call the module outputs are
+ * c->dpt.layer[2] (mm0), layer[3] (mm1), path[3] (mm2), path[2] (mm3). */
+dm_status dptt_forward(dptt_ctx *c, const dptt_weights *w, dm_backend *be,
+                       const dm_tensor *const feats[4], dm_tensor *mm0_in);
+
+#endif

@@ -1,0 +1,177 @@
+/* TemporalModule of Video Depth Anything (see motion_module.h for the structure and sources).
+ * Written from the official forward (TemporalTransformer3DModel, TemporalTransformerBlock,
+ * TemporalAttention, FeedForward/GEGLU) with engine ops only, so every backend runs it. */
+#include <math.h>
+#include <string.h>
+
+#include "models/motion_module.h"
+
+/* Non-owning view of t's buffer (at float offset `off`) with another shape. */
+static dm_tensor view(const dm_tensor *t, size_t off, int ndim, const int64_t *shape) {
+    dm_tensor v;
+    dm_tensor_view(&v, (float *)t->data + off, DM_DTYPE_F32, ndim, shape);
+    v.device = t->device;
+    return v;
+}
+
+void mm_free(mm_weights *w) {
+    dm_tensor *all[] = {&w->gn_w, &w->gn_b, &w->in_w, &w->in_b, &w->ffn_w, &w->ffn_b,
+                        &w->ff1_w, &w->ff1_b, &w->ff2_w, &w->ff2_b, &w->out_w, &w->out_b};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dm_tensor_free(all[i]);
+    for (int a = 0; a < 2; a++) {
+        mm_attn_weights *at = &w->attn[a];
+        dm_tensor *aw[] = {&at->norm_w, &at->norm_b, &at->q_w, &at->k_w, &at->v_w,
+                           &at->out_w, &at->out_b, &at->pe};
+        for (size_t i = 0; i < sizeof aw / sizeof aw[0]; i++) dm_tensor_free(aw[i]);
+    }
+    memset(w, 0, sizeof *w);
+}
+
+dm_status mm_load(mm_weights *w, da2_wsrc *src, const char *p, int C) {
+    memset(w, 0, sizeof *w);
+    if (C < MM_GROUPS || C % MM_GROUPS || C % MM_HEADS)
+        return dm_error_set(DM_ERR_ARG, "motion_module: %d channels not divisible by %d groups "
+                            "and %d heads", C, MM_GROUPS, MM_HEADS);
+    w->channels = C;
+    dm_status st;
+    const char *t = "temporal_transformer.";
+#define LOAD(dst, nd, s, ...)                                                                  \
+    do {                                                                                       \
+        const int64_t shape_[] = s;                                                            \
+        if ((st = da2_wsrc_loadf(src, nd, shape_, dst, __VA_ARGS__))) goto fail;               \
+    } while (0)
+#define S(...) {__VA_ARGS__}
+    LOAD(&w->gn_w, 1, S(C), "%s%snorm.weight", p, t);
+    LOAD(&w->gn_b, 1, S(C), "%s%snorm.bias", p, t);
+    LOAD(&w->in_w, 2, S(C, C), "%s%sproj_in.weight", p, t);
+    LOAD(&w->in_b, 1, S(C), "%s%sproj_in.bias", p, t);
+    for (int a = 0; a < 2; a++) {
+        mm_attn_weights *at = &w->attn[a];
+        const char *b = "transformer_blocks.0.";
+        LOAD(&at->norm_w, 1, S(C), "%s%s%snorms.%d.weight", p, t, b, a);
+        LOAD(&at->norm_b, 1, S(C), "%s%s%snorms.%d.bias", p, t, b, a);
+        LOAD(&at->q_w, 2, S(C, C), "%s%s%sattention_blocks.%d.to_q.weight", p, t, b, a);
+        LOAD(&at->k_w, 2, S(C, C), "%s%s%sattention_blocks.%d.to_k.weight", p, t, b, a);
+        LOAD(&at->v_w, 2, S(C, C), "%s%s%sattention_blocks.%d.to_v.weight", p, t, b, a);
+        LOAD(&at->out_w, 2, S(C, C), "%s%s%sattention_blocks.%d.to_out.0.weight", p, t, b, a);
+        LOAD(&at->out_b, 1, S(C), "%s%s%sattention_blocks.%d.to_out.0.bias", p, t, b, a);
+        LOAD(&at->pe, 3, S(1, MM_MAX_LEN, C), "%s%s%sattention_blocks.%d.pos_encoder.pe", p, t,
+             b, a);
+    }
+    LOAD(&w->ffn_w, 1, S(C), "%s%stransformer_blocks.0.ff_norm.weight", p, t);
+    LOAD(&w->ffn_b, 1, S(C), "%s%stransformer_blocks.0.ff_norm.bias", p, t);
+    LOAD(&w->ff1_w, 2, S(8 * C, C), "%s%stransformer_blocks.0.ff.net.0.proj.weight", p, t);
+    LOAD(&w->ff1_b, 1, S(8 * C), "%s%stransformer_blocks.0.ff.net.0.proj.bias", p, t);
+    LOAD(&w->ff2_w, 2, S(C, 4 * C), "%s%stransformer_blocks.0.ff.net.2.weight", p, t);
+    LOAD(&w->ff2_b, 1, S(C), "%s%stransformer_blocks.0.ff.net.2.bias", p, t);
+    LOAD(&w->out_w, 2, S(C, C), "%s%sproj_out.weight", p, t);
+    LOAD(&w->out_b, 1, S(C), "%s%sproj_out.bias", p, t);
+#undef S
+#undef LOAD
+    /* GEGLU: proj(x).chunk(2, -1) = (hidden, gate): output rows [0, 4C) and [4C, 8C) of the
+     * weight, each a contiguous block, so two linears on views replace the chunk. */
+    const int64_t s_w[] = {4 * C, C}, s_b[] = {4 * C};
+    w->ff1h_w = view(&w->ff1_w, 0, 2, s_w);
+    w->ff1g_w = view(&w->ff1_w, (size_t)4 * C * C, 2, s_w);
+    w->ff1h_b = view(&w->ff1_b, 0, 1, s_b);
+    w->ff1g_b = view(&w->ff1_b, (size_t)4 * C, 1, s_b);
+    return DM_OK;
+fail:
+    mm_free(w);
+    return st;
+}
+
+void mm_scratch_free(mm_scratch *s) {
+    dm_tensor *all[] = {&s->xn, &s->hs, &s->tmp, &s->q, &s->k, &s->v, &s->qh, &s->kh,
+                        &s->vh, &s->oh, &s->ffh, &s->ffg};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dm_tensor_free(all[i]);
+    memset(s, 0, sizeof *s);
+}
+
+dm_status mm_scratch_init(mm_scratch *s, dm_backend *be, int64_t max_tsc) {
+    memset(s, 0, sizeof *s);
+    s->cap = max_tsc;
+    const int64_t n1[] = {max_tsc}, n4[] = {4 * max_tsc};
+    dm_tensor *one[] = {&s->xn, &s->hs, &s->tmp, &s->q, &s->k, &s->v, &s->qh, &s->kh,
+                        &s->vh, &s->oh};
+    dm_status st = DM_OK;
+    for (size_t i = 0; i < sizeof one / sizeof one[0] && !st; i++)
+        st = dm_alloc(be, one[i], DM_DTYPE_F32, 1, n1);
+    if (!st) st = dm_alloc(be, &s->ffh, DM_DTYPE_F32, 1, n4);
+    if (!st) st = dm_alloc(be, &s->ffg, DM_DTYPE_F32, 1, n4);
+    if (st) mm_scratch_free(s);
+    return st;
+}
+
+/* One attention block: hs (S, T, C) += to_out(attn(norm(hs) + pe[:T])). */
+static dm_status attn_block(const mm_attn_weights *a, mm_scratch *s, dm_backend *be,
+                            int64_t S, int64_t T, int64_t C, dm_tensor *hs) {
+    const int64_t H = MM_HEADS, D = C / MM_HEADS;
+    const int64_t s_stc[] = {S, T, C}, s_tc[] = {T, C}, s_sthd[] = {S, T, H, D},
+                  s_shtd[] = {S, H, T, D};
+    dm_tensor tmp = view(&s->tmp, 0, 3, s_stc), pe = view(&a->pe, 0, 2, s_tc);
+    dm_tensor q = view(&s->q, 0, 3, s_stc), k = view(&s->k, 0, 3, s_stc),
+              v = view(&s->v, 0, 3, s_stc);
+    dm_tensor q4 = view(&s->q, 0, 4, s_sthd), k4 = view(&s->k, 0, 4, s_sthd),
+              v4 = view(&s->v, 0, 4, s_sthd);
+    dm_tensor qh = view(&s->qh, 0, 4, s_shtd), kh = view(&s->kh, 0, 4, s_shtd),
+              vh = view(&s->vh, 0, 4, s_shtd), oh = view(&s->oh, 0, 4, s_shtd);
+    const int swap12[] = {0, 2, 1, 3}; /* (S, T, H, D) <-> (S, H, T, D) */
+    /* baddbmm(alpha = dim_head ** -0.5): the Python double rounded to the float alpha */
+    const float scale = (float)pow((double)D, -0.5);
+    dm_status st;
+    if ((st = dm_layernorm(be, hs, &a->norm_w, &a->norm_b, MM_LN_EPS, &tmp)) ||
+        (st = dm_binary(be, &tmp, &pe, DM_BINARY_ADD, &tmp)) || /* PositionalEncoding */
+        (st = dm_linear(be, &tmp, &a->q_w, NULL, DM_ACT_NONE, &q)) ||
+        (st = dm_linear(be, &tmp, &a->k_w, NULL, DM_ACT_NONE, &k)) ||
+        (st = dm_linear(be, &tmp, &a->v_w, NULL, DM_ACT_NONE, &v)) ||
+        (st = dm_permute(be, &q4, swap12, &qh)) || (st = dm_permute(be, &k4, swap12, &kh)) ||
+        (st = dm_permute(be, &v4, swap12, &vh)) ||
+        (st = dm_attention(be, &qh, &kh, &vh, scale, &oh)) ||
+        (st = dm_permute(be, &oh, swap12, &q4)) || /* merged heads back in s->q */
+        (st = dm_linear(be, &q, &a->out_w, &a->out_b, DM_ACT_NONE, &tmp)) ||
+        (st = dm_binary(be, hs, &tmp, DM_BINARY_ADD, hs)))
+        return st;
+    return DM_OK;
+}
+
+dm_status mm_forward(const mm_weights *w, mm_scratch *s, dm_backend *be, dm_tensor *x) {
+    const int64_t C = w->channels;
+    if (x->ndim != 4 || x->shape[1] != C)
+        return dm_error_set(DM_ERR_SHAPE, "motion_module: input must be (T, %lld, h, w)",
+                            (long long)C);
+    const int64_t T = x->shape[0], S = x->shape[2] * x->shape[3];
+    if (T < 1 || T > MM_MAX_LEN)
+        return dm_error_set(DM_ERR_SHAPE, "motion_module: %lld frames, pe table has %d",
+                            (long long)T, MM_MAX_LEN);
+    if (T * S * C > s->cap)
+        return dm_error_set(DM_ERR_SHAPE, "motion_module: T*h*w*C = %lld exceeds scratch %lld",
+                            (long long)(T * S * C), (long long)s->cap);
+    const int64_t s_tchw[] = {T, C, x->shape[2], x->shape[3]}, s_tcs[] = {T, C, S},
+                  s_stc[] = {S, T, C}, s_st4c[] = {S, T, 4 * C};
+    dm_tensor xn = view(&s->xn, 0, 4, s_tchw), xn3 = view(&s->xn, 0, 3, s_tcs);
+    dm_tensor hs = view(&s->hs, 0, 3, s_stc), tmp = view(&s->tmp, 0, 3, s_stc);
+    dm_tensor ffh = view(&s->ffh, 0, 3, s_st4c), ffg = view(&s->ffg, 0, 3, s_st4c);
+    const int to_tokens[] = {2, 0, 1}, to_frames[] = {1, 2, 0}; /* (T,C,S) <-> (S,T,C) */
+    dm_status st;
+    if ((st = dm_groupnorm(be, x, MM_GROUPS, &w->gn_w, &w->gn_b, MM_GN_EPS, &xn)) ||
+        (st = dm_permute(be, &xn3, to_tokens, &tmp)) ||
+        (st = dm_linear(be, &tmp, &w->in_w, &w->in_b, DM_ACT_NONE, &hs)))
+        return st;
+    for (int a = 0; a < 2; a++)
+        if ((st = attn_block(&w->attn[a], s, be, S, T, C, &hs))) return st;
+    /* ff(ff_norm(hs)) + hs with GEGLU: hidden * gelu(gate) */
+    if ((st = dm_layernorm(be, &hs, &w->ffn_w, &w->ffn_b, MM_LN_EPS, &tmp)) ||
+        (st = dm_linear(be, &tmp, &w->ff1h_w, &w->ff1h_b, DM_ACT_NONE, &ffh)) ||
+        (st = dm_linear(be, &tmp, &w->ff1g_w, &w->ff1g_b, DM_ACT_GELU, &ffg)) ||
+        (st = dm_binary(be, &ffh, &ffg, DM_BINARY_MUL, &ffh)) ||
+        (st = dm_linear(be, &ffh, &w->ff2_w, &w->ff2_b, DM_ACT_NONE, &tmp)) ||
+        (st = dm_binary(be, &hs, &tmp, DM_BINARY_ADD, &hs)))
+        return st;
+    /* proj_out, back to frames, + module input */
+    if ((st = dm_linear(be, &hs, &w->out_w, &w->out_b, DM_ACT_NONE, &tmp)) ||
+        (st = dm_permute(be, &tmp, to_frames, &xn3)) ||
+        (st = dm_binary(be, x, &xn, DM_BINARY_ADD, x)))
+        return st;
+    return DM_OK;
+}

@@ -1,0 +1,236 @@
+/* Video Depth Anything Small: loader, per-size context, window forward
+ * (VideoDepthAnything.forward + the resize of infer_video_depth); see include/depthmatte/vda.h.
+ * The encoder (models/dinov2.h) runs the 32 frames of a window as one batch, as the official
+ * x.flatten(0, 1) does; the head is models/dpt_temporal.h. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "depthmatte/da2.h"
+#include "depthmatte/safetensors.h"
+#include "models/dinov2.h"
+#include "models/dpt_temporal.h"
+#include "models/vda_internal.h"
+
+struct vda_model {
+    dinov2_weights enc;
+    dptt_weights head;
+    int metric;
+};
+
+struct vda_ctx {
+    const vda_model *m;
+    dm_backend *be;
+    int src_h, src_w, h, w;
+    dinov2_ctx enc;
+    dptt_ctx head;
+    dm_tensor input;     /* (32, 3, h, w) host window input */
+    dm_tensor input_dev; /* (32, 3, h, w) on the backend (aliases input on the CPU) */
+    dm_tensor mm0_in;    /* (32, 192, ph, pw) tap */
+    dm_tensor raw_dev;   /* (32, 1, src_h, src_w) resized depth on a device backend */
+    vda_resize rs;
+    float *pre_src, *pre_tmp, *pre_dst; /* transform workspace */
+};
+
+dm_status vda_model_load(vda_model **out, const char *path, dm_backend *be, int metric) {
+    (void)be; /* weights live on the CPU, as in da2_model_load */
+    *out = NULL;
+    vda_model *m = calloc(1, sizeof *m);
+    if (!m) return dm_error_set(DM_ERR_NOMEM, "vda: out of memory");
+    m->metric = metric != 0;
+    dm_st_file f;
+    dm_status st = dm_st_open(&f, path);
+    if (st) {
+        free(m);
+        return st;
+    }
+    da2_wsrc src;
+    da2_wsrc_init(&src, &f);
+    src.hf = 0; /* no transformers port of VDA exists: official names only */
+    static const char *const ignore[] = {"pretrained.mask_token", NULL};
+    if ((st = dinov2_load(&m->enc, &src, "pretrained."))) goto fail;
+    if ((st = dptt_load(&m->head, &src, "head."))) {
+        dinov2_free(&m->enc);
+        goto fail;
+    }
+    if ((st = dm_st_check_all_used(&f, ignore))) {
+        vda_model_free(m);
+        m = NULL;
+        goto fail;
+    }
+    dm_st_close(&f);
+    *out = m;
+    return DM_OK;
+fail:
+    dm_st_close(&f);
+    free(m);
+    return st;
+}
+
+void vda_model_free(vda_model *m) {
+    if (!m) return;
+    dinov2_free(&m->enc);
+    dptt_free(&m->head);
+    free(m);
+}
+
+int vda_model_is_metric(const vda_model *m) {
+    return m->metric;
+}
+
+void vda_input_size(int src_h, int src_w, int input_size, int *h, int *w) {
+    const int mx = src_h > src_w ? src_h : src_w, mn = src_h > src_w ? src_w : src_h;
+    const double ratio = (double)mx / mn;
+    if (ratio > 1.78) { /* official: int(input_size * 1.777 / ratio), round to 14 (half even) */
+        int s = (int)(input_size * 1.777 / ratio);
+        input_size = (int)nearbyint(s / 14.0) * 14;
+    }
+    da2_input_size(src_h, src_w, input_size, h, w);
+}
+
+void vda_ctx_free(vda_ctx *c) {
+    if (!c) return;
+    dinov2_ctx_free(&c->enc);
+    dptt_ctx_free(&c->head);
+    if (c->input_dev.data != c->input.data) dm_tensor_free(&c->input_dev);
+    dm_tensor_free(&c->input);
+    dm_tensor_free(&c->mm0_in);
+    dm_tensor_free(&c->raw_dev);
+    vda_resize_free(&c->rs);
+    free(c->pre_src), free(c->pre_tmp), free(c->pre_dst);
+    free(c);
+}
+
+dm_status vda_ctx_init(vda_ctx **out, const vda_model *m, dm_backend *be, int src_h, int src_w,
+                       int input_size) {
+    *out = NULL;
+    if (src_h < 14 || src_w < 14)
+        return dm_error_set(DM_ERR_ARG, "vda: frame %dx%d is smaller than one 14x14 patch",
+                            src_w, src_h);
+    if (input_size < 14 || input_size > 4096)
+        return dm_error_set(DM_ERR_ARG, "vda: input_size %d outside 14..4096", input_size);
+    vda_ctx *c = calloc(1, sizeof *c);
+    if (!c) return dm_error_set(DM_ERR_NOMEM, "vda: out of memory");
+    c->m = m, c->be = be, c->src_h = src_h, c->src_w = src_w;
+    vda_input_size(src_h, src_w, input_size, &c->h, &c->w);
+    const int T = VDA_WINDOW, ph = c->h / VIT_PATCH, pw = c->w / VIT_PATCH;
+    const int64_t s_in[] = {T, 3, c->h, c->w}, s_mm[] = {T, m->head.mm[0].channels, ph, pw},
+                  s_raw[] = {T, 1, src_h, src_w};
+    dm_status st;
+    if ((st = dinov2_ctx_init(&c->enc, &m->enc, be, T, c->h, c->w)) ||
+        (st = dptt_ctx_init(&c->head, &m->head, be, T, ph, pw)) ||
+        (st = dm_tensor_alloc(&c->input, DM_DTYPE_F32, 4, s_in)) ||
+        (st = dm_alloc(be, &c->mm0_in, DM_DTYPE_F32, 4, s_mm)) ||
+        (st = vda_resize_tables(&c->rs, src_h, src_w, c->h, c->w)))
+        goto fail;
+    if (be->device == DM_DEVICE_CPU) {
+        c->input_dev = c->input;
+        c->input_dev.owns_data = 0;
+    } else if ((st = dm_alloc(be, &c->input_dev, DM_DTYPE_F32, 4, s_in)) ||
+               (st = dm_alloc(be, &c->raw_dev, DM_DTYPE_F32, 4, s_raw))) {
+        goto fail;
+    }
+    c->pre_src = malloc(sizeof(float) * 3 * (size_t)src_h * src_w);
+    c->pre_tmp = malloc(sizeof(float) * 3 * (size_t)src_h * c->w);
+    c->pre_dst = malloc(sizeof(float) * 3 * (size_t)c->h * c->w);
+    if (!c->pre_src || !c->pre_tmp || !c->pre_dst) {
+        st = dm_error_set(DM_ERR_NOMEM, "vda: no memory for preprocessing buffers");
+        goto fail;
+    }
+    *out = c;
+    return DM_OK;
+fail:
+    vda_ctx_free(c);
+    return st;
+}
+
+void vda_ctx_input_dims(const vda_ctx *c, int *h, int *w) {
+    *h = c->h;
+    *w = c->w;
+}
+
+dm_status vda_preprocess_u8(vda_ctx *c, const uint8_t *rgb, int slot) {
+    if (slot < 0 || slot >= VDA_WINDOW)
+        return dm_error_set(DM_ERR_ARG, "vda: window slot %d outside 0..%d", slot,
+                            VDA_WINDOW - 1);
+    float *o = dm_f32(&c->input) + (size_t)slot * 3 * c->h * c->w;
+    vda_transform_u8(&c->rs, rgb, c->pre_src, c->pre_tmp, c->pre_dst, o);
+    return DM_OK;
+}
+
+int vda_window_count(int64_t frames) {
+    return frames <= 0 ? 0 : (int)((frames + VDA_STRIDE - 1) / VDA_STRIDE);
+}
+
+void vda_window_frames(int k, int64_t frames, int64_t idx[VDA_WINDOW]) {
+    const int64_t start = (int64_t)k * VDA_STRIDE;
+    for (int s = 0; s < VDA_WINDOW; s++) idx[s] = start + s;
+    if (k > 0) { /* KEYFRAMES [0, 12, 24..31] of the previous window's inputs */
+        idx[0] = 0;
+        idx[1] = start - VDA_STRIDE + 12;
+    }
+    for (int s = 0; s < VDA_WINDOW; s++)
+        if (idx[s] > frames - 1) idx[s] = frames - 1;
+}
+
+dm_status vda_window_run(vda_ctx *c, float *raw) {
+    dm_status st;
+    if (c->input_dev.data != c->input.data && (st = dm_copy(c->be, &c->input, &c->input_dev)))
+        return st;
+    if ((st = dinov2_forward(&c->enc, &c->m->enc, c->be, &c->input_dev))) return st;
+    const dm_tensor *feats[4] = {&c->enc.feat[0], &c->enc.feat[1], &c->enc.feat[2],
+                                 &c->enc.feat[3]};
+    if ((st = dptt_forward(&c->head, &c->m->head, c->be, feats, &c->mm0_in))) return st;
+    /* forward(): interpolate to the input size (identity: the head already outputs 14ph x
+     * 14pw) and ReLU (no-op: output_conv2 ends in ReLU). infer_video_depth then resizes to
+     * the source size, bilinear, align_corners True. */
+    const int64_t s_raw[] = {VDA_WINDOW, 1, c->src_h, c->src_w};
+    dm_tensor host;
+    dm_tensor_view(&host, raw, DM_DTYPE_F32, 4, s_raw);
+    if (c->be->device == DM_DEVICE_CPU)
+        return dm_resize(c->be, &c->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &host);
+    if ((st = dm_resize(c->be, &c->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &c->raw_dev)) ||
+        (st = dm_copy(c->be, &c->raw_dev, &host)))
+        return st;
+    return dm_synchronize(c->be);
+}
+
+dm_status vda_window_depth(vda_ctx *c, const uint8_t *const rgb[VDA_WINDOW], float *raw) {
+    dm_status st;
+    for (int s = 0; s < VDA_WINDOW; s++)
+        if ((st = vda_preprocess_u8(c, rgb[s], s))) return st;
+    return vda_window_run(c, raw);
+}
+
+dm_status vda_window_shift(vda_ctx *c) {
+    const size_t fs = (size_t)3 * c->h * c->w; /* floats per slot */
+    float *in = dm_f32(&c->input);
+    memcpy(in + 1 * fs, in + 12 * fs, fs * sizeof(float));
+    memmove(in + 2 * fs, in + 24 * fs, 8 * fs * sizeof(float));
+    return DM_OK;
+}
+
+void vda_ctx_source_dims(const vda_ctx *c, int *h, int *w) {
+    *h = c->src_h;
+    *w = c->src_w;
+}
+
+int vda_ctx_metric(const vda_ctx *c) {
+    return c->m->metric;
+}
+
+void vda_window_copy_slot(vda_ctx *c, int src, int dst) {
+    const size_t fs = (size_t)3 * c->h * c->w;
+    if (src != dst) memcpy(dm_f32(&c->input) + dst * fs, dm_f32(&c->input) + src * fs,
+                           fs * sizeof(float));
+}
+
+void vda_ctx_taps(const vda_ctx *c, vda_taps *t) {
+    t->input = &c->input;
+    t->mm_in0 = &c->mm0_in;
+    t->mm_out[0] = &c->head.dpt.layer[2];
+    t->mm_out[1] = &c->head.dpt.layer[3];
+    t->mm_out[2] = &c->head.dpt.path[3];
+    t->mm_out[3] = &c->head.dpt.path[2];
+    t->head = &c->head.dpt.out;
+}
