@@ -31,6 +31,14 @@ dm_status binary_cpu(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_
                             (long long)nb, (long long)n);
     const float *ad = dm_f32(a), *bd = dm_f32(b);
     float *yd = dm_f32(y);
+    if (nb == n) { /* same shape: no per-element modulo (an integer division) */
+#pragma omp parallel for
+        for (int64_t i = 0; i < n; i++) {
+            float u = ad[i], v = bd[i];
+            yd[i] = op == DM_BINARY_ADD ? u + v : (op == DM_BINARY_SUB ? u - v : u * v);
+        }
+        return DM_OK;
+    }
 #pragma omp parallel for
     for (int64_t i = 0; i < n; i++) {
         float u = ad[i], v = bd[i % nb];
