@@ -18,6 +18,7 @@ static const command commands[] = {
     {"run", cmd_run, "process a job: depth and/or alpha mattes of videos into one HDF5 file (MPI)"},
     {"plan", cmd_plan, "probe the inputs and print the chunk table of a job, without running models"},
     {"probe", cmd_probe, "print frames, fps, size, codec, rotation, colour of videos"},
+    {"infer", cmd_infer, "depth map of one image (Depth Anything V2 Small, CPU)"},
 };
 
 static void usage(FILE *f) {

@@ -11,3 +11,13 @@ add_test(NAME test_make_recipe_weights
          COMMAND dm_make_recipe_weights ${PROJECT_SOURCE_DIR}/../shared/golden/da2_vits/recipe.json
                  ${CMAKE_CURRENT_BINARY_DIR}/da2_recipe.safetensors)
 set_tests_properties(test_make_recipe_weights PROPERTIES LABELS "unit" TIMEOUT 60)
+
+# `depthmatte infer` end to end (only in the pipeline build, which has the CLI).
+if(TARGET depthmatte)
+  add_test(NAME test_da2_infer_cli
+           COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/infer_cli_test.py $<TARGET_FILE:depthmatte>
+                   $<TARGET_FILE:dm_make_recipe_weights> ${PROJECT_SOURCE_DIR}/../shared
+                   ${CMAKE_CURRENT_BINARY_DIR}/da2_infer_cli)
+  set_tests_properties(test_da2_infer_cli PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                       LABELS "model;e2e" ENVIRONMENT "OMP_NUM_THREADS=2")
+endif()
