@@ -150,13 +150,13 @@ def case_consistency():
 
 
 # Bounds on |alpha(np N) - alpha(np 1)| in uint8 steps, 8 warm-up frames, 64-frame lossless
-# juggling clip split at 32 (np 2) and at 21, 42 (np 3). RVM's recurrent state has a long
-# memory, so a few pixels at the juggler's edges stay far off while the matte as a whole
-# agrees. MEASURED (CPU backend, OMP_NUM_THREADS=1): max 180 (np 2) / 129 (np 3); mean 0.091 / 0.139; fraction of pixels off by more
-# than 8 steps 0.0031 / 0.0053; max over the last 8 frames 62 / 86. Bounds: measured worst
-# case plus ~10 % on the max, < 2x on mean and fraction (thread-count / platform noise of a
-# recurrent network). DESIGN.md's cold-start figures on the 720p clip (max 0.9 = 230 steps,
-# mean 0.005 = 1.3 steps, not re-measured here) are above these bounds.
+# juggling clip split by src/plan at 32 (np 2) and at 22, 43 (np 3). RVM's recurrent state has
+# a long memory, so a few pixels at the juggler's edges stay far off while the matte as a whole
+# agrees. MEASURED (CPU backend, OMP_NUM_THREADS=1): max 180 (np 2) / 158 (np 3); mean
+# 0.091 / 0.155; fraction of pixels off by more than 8 steps 0.0031 / 0.0057. Bounds: the
+# measured worst case plus ~10 % on the max, < 2x on mean and fraction (thread-count /
+# platform noise of a recurrent network). DESIGN.md's cold-start figures on the 720p clip
+# (max 0.9 = 230 steps, mean 0.005 = 1.3 steps; not re-measured here) are above these bounds.
 ALPHA_MAX_DIFF = 200
 ALPHA_MEAN_DIFF = 0.25
 ALPHA_FRAC_OVER_8 = 0.01
