@@ -6,6 +6,7 @@
  * a decoded picture's pts names its frame number exactly.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,12 +33,13 @@ static void dmv_log_callback(void *avcl, int level, const char *fmt, va_list vl)
     av_log_default_callback(avcl, level, fmt, vl);
 }
 
+static void log_install(void) {
+    av_log_set_callback(dmv_log_callback);
+}
+
 void dmv_log_init(void) {
-    static int done; /* benign race: installing the same callback twice is harmless */
-    if (!done) {
-        av_log_set_callback(dmv_log_callback);
-        done = 1;
-    }
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, log_install);
 }
 
 const char *dmv_last_av_log(void) {

@@ -165,7 +165,8 @@ dm_status dm_video_seek(dm_video_reader *r, int64_t frame) {
     int64_t d = dmv_index_start_for(&r->ix, frame, INT64_MAX);
     if (d < 0) d = 0;
     /* Already decoding a run that passes through `frame`: just drop frames up to it. */
-    if (!r->failed && frame >= r->next && r->fed_d >= d && r->start_d <= d) {
+    if (!r->failed && frame >= r->next && r->start_d <= d &&
+        (r->fed_d >= d || (r->has_pending && r->start_d == d))) {
         r->next = frame;
         return DM_OK;
     }
