@@ -18,6 +18,7 @@
 
 #include "bench_common.h"
 #include "depthmatte/backend.h"
+#include "depthmatte/cpu_tune.h"
 #include "depthmatte/da2.h"
 #include "depthmatte/recipe.h"
 #include "depthmatte/safetensors.h"
@@ -39,6 +40,9 @@ static int write_weights(const char *recipe_path, const char *out) {
 }
 
 int main(int argc, char **argv) {
+    /* As the depthmatte CLI does: re-exec with OPENBLAS_CORETYPE if OpenBLAS fell back to its
+     * generic kernels (DM_NO_BLAS_REEXEC=1 measures the fallback). */
+    dm_cpu_tune_blas(argc, argv);
     const char *out_weights = bench_arg(argc, argv, "write-weights", NULL);
     if (out_weights)
         return write_weights(
@@ -52,6 +56,10 @@ int main(int argc, char **argv) {
     int runs = atoi(bench_arg(argc, argv, "runs", "3"));
     int threads = atoi(bench_arg(argc, argv, "threads", "0"));
     if (threads <= 0) threads = bench_nproc();
+    if (bench_flag(argc, argv, "help")) {
+        printf("blas core: %s\n", dm_cpu_blas_corename());
+        return 0;
+    }
     if (!weights || h < 14 || w < 14 || h % 14 || w % 14 || warmup < 0 || runs < 1) {
         fprintf(stderr, "usage: bench_da2_cpu --weights W [--height H --width W (multiples of "
                         "14)] [--warmup N] [--runs R] [--threads T] [--dump F]\n"
@@ -98,9 +106,9 @@ int main(int argc, char **argv) {
         if (i >= warmup) times[i - warmup] = dt;
     }
     printf("RESULT da2 impl=ours size=%dx%d threads=%d runs=%d ms_median=%.1f ms_min=%.1f "
-           "maxrss_mb=%.0f\n",
+           "maxrss_mb=%.0f blas=%s\n",
            h, w, threads, runs, 1e3 * bench_median(times, runs), 1e3 * bench_min(times, runs),
-           bench_maxrss_mb());
+           bench_maxrss_mb(), dm_cpu_blas_corename());
 
     int rc = 0;
     if (dump) {

@@ -7,7 +7,8 @@
 #
 # usage: benchmarks/da2/run_da2_cpu.sh [--build DIR] [--official DIR] [--runs N]
 #            [--threads T] [--repeat R] [--sizes "518x518 518x924"]
-#            [--openblas-coretype SkylakeX]  (exported for our runs; torch uses MKL)
+#            [--openblas-coretype SkylakeX]  (exported for our runs; torch uses MKL;
+#            DM_NO_BLAS_REEXEC=1 in the environment measures OpenBLAS's own choice)
 # needs: a built bench_da2_cpu (see benchmarks/README.md), python3 with torch, numpy,
 #        safetensors, opencv-python-headless (imported by the official code); ../shared
 #        (DM_SHARED overrides) for the recipe.
@@ -45,11 +46,12 @@ weights=$work/da2_vits_recipe.safetensors
 [ -s "$weights" ] || "$bin" --recipe "$recipe" --write-weights "$weights"
 
 log=$work/run_$(date +%Y%m%d_%H%M%S).log
-echo "# run_da2_cpu.sh $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD)" | tee "$log"
+echo "# run_da2_cpu.sh $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- src include CMakeLists.txt || echo " + uncommitted changes in src/include")" | tee "$log"
 echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-) nproc=$(nproc) threads=$threads" | tee -a "$log"
 # OpenBLAS picks its GEMM kernels from the CPU model; an unknown model (e.g. a new Xeon
-# under a hypervisor) falls back to generic SSE3 "Prescott" kernels: log which it chose.
-echo "# openblas core: $(OPENBLAS_VERBOSE=2 "$bin" --help 2>&1 | sed -n 's/^Core: //p' | head -1) (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})" | tee -a "$log"
+# under a hypervisor) falls back to generic SSE3 "Prescott" kernels. Our programs re-execute
+# themselves with OPENBLAS_CORETYPE then (dm_cpu_tune_blas, as the CLI): log what they use.
+echo "# our openblas core: $("$bin" --help | sed -n 's/^blas core: //p') (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} DM_NO_BLAS_REEXEC=${DM_NO_BLAS_REEXEC:-unset})" | tee -a "$log"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"
 for size in $sizes; do
   h=${size%x*}; w=${size#*x}

@@ -18,6 +18,7 @@
 
 #include "bench_common.h"
 #include "depthmatte/backend.h"
+#include "depthmatte/cpu_tune.h"
 #include "depthmatte/rvm.h"
 #include "depthmatte/safetensors.h"
 
@@ -27,10 +28,13 @@ static int fail(const char *what, dm_status st) {
 }
 
 int main(int argc, char **argv) {
+    /* As the depthmatte CLI does: re-exec with OPENBLAS_CORETYPE if OpenBLAS fell back to its
+     * generic kernels (DM_NO_BLAS_REEXEC=1 measures the fallback). */
+    dm_cpu_tune_blas(argc, argv);
     if (bench_flag(argc, argv, "help")) {
         printf("usage: bench_rvm_cpu [--weights W] [--frames RGB24_FILE] [--width 1280] "
                "[--height 720] [--ratio 0=auto] [--warmup 5] [--timed 20] [--threads nproc] "
-               "[--dump F]\n");
+               "[--dump F]\nblas core: %s\n", dm_cpu_blas_corename());
         return 0;
     }
     const char *weights = bench_arg(argc, argv, "weights", "../shared/models/rvm_mobilenetv3.safetensors");
@@ -92,9 +96,9 @@ int main(int argc, char **argv) {
         double total = 0;
         for (int i = 0; i < timed; i++) total += times[i];
         printf("RESULT rvm impl=ours threads=%d frames=%d size=%dx%d ratio=%g fps=%.3f "
-               "ms_median=%.1f ms_min=%.1f maxrss_mb=%.0f\n",
+               "ms_median=%.1f ms_min=%.1f maxrss_mb=%.0f blas=%s\n",
                threads, timed, w, h, ratio, timed / total, 1e3 * bench_median(times, timed),
-               1e3 * bench_min(times, timed), bench_maxrss_mb());
+               1e3 * bench_min(times, timed), bench_maxrss_mb(), dm_cpu_blas_corename());
     } else {
         printf("RESULT rvm impl=ours threads=%d frames=0 size=%dx%d ratio=%g\n", threads, w, h,
                ratio);

@@ -6,7 +6,8 @@
 #
 # usage: benchmarks/rvm/run_rvm_cpu.sh [--build DIR] [--official DIR] [--warmup N]
 #            [--timed M] [--threads T] [--repeat R] [--jit] [--frames-file F]
-#            [--openblas-coretype SkylakeX]  (exported for our runs; torch uses MKL)
+#            [--openblas-coretype SkylakeX]  (exported for our runs; torch uses MKL;
+#            DM_NO_BLAS_REEXEC=1 in the environment measures OpenBLAS's own choice)
 # needs: a built bench_rvm_cpu (see benchmarks/README.md), python3 with torch, torchvision,
 #        numpy, safetensors; ffmpeg (to extract frames); ../shared (DM_SHARED overrides).
 set -euo pipefail
@@ -55,11 +56,12 @@ if [ -z "$frames_file" ]; then
 fi
 
 log=$work/run_$(date +%Y%m%d_%H%M%S).log
-echo "# run_rvm_cpu.sh $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD)" | tee "$log"
+echo "# run_rvm_cpu.sh $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- src include CMakeLists.txt || echo " + uncommitted changes in src/include")" | tee "$log"
 echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-) nproc=$(nproc) threads=$threads" | tee -a "$log"
 # OpenBLAS picks its GEMM kernels from the CPU model; an unknown model (e.g. a new Xeon
-# under a hypervisor) falls back to generic SSE3 "Prescott" kernels: log which it chose.
-echo "# openblas core: $(OPENBLAS_VERBOSE=2 "$bin" --help 2>&1 | sed -n 's/^Core: //p' | head -1) (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})" | tee -a "$log"
+# under a hypervisor) falls back to generic SSE3 "Prescott" kernels. Our programs re-execute
+# themselves with OPENBLAS_CORETYPE then (dm_cpu_tune_blas, as the CLI): log what they use.
+echo "# our openblas core: $("$bin" --help | sed -n 's/^blas core: //p') (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} DM_NO_BLAS_REEXEC=${DM_NO_BLAS_REEXEC:-unset})" | tee -a "$log"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"
 
 ratio_line=$("$bin" --frames "$frames_file" --width $w --height $h --warmup 0 --timed 0 \
