@@ -25,6 +25,10 @@
  *    model does) can fold the aspect correction into its one resize.
  *  - alpha planes (VP9 alpha in WebM) are ignored: FFmpeg's native VP9 decoder drops them.
  *
+ * Limits: one picture per packet is assumed (true for MP4/MKV/WebM/AVI and frame-coded TS);
+ * field-coded streams (two packets per frame) are reported as missing frames, never mis-
+ * numbered. A reader is used by one thread at a time; separate readers run concurrently.
+ *
  * Errors name the file: DM_ERR_IO (missing/unreadable), DM_ERR_FORMAT (not a media file,
  * no video stream, stream index out of range, truncated file), DM_ERR_UNSUPPORTED (no
  * decoder for the codec), DM_ERR_DECODE ("FILE: frame N: cause"), DM_ERR_ARG, DM_ERR_NOMEM.
