@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "depthmatte/cpu_tune.h"
 
 #ifndef DM_VERSION
 #define DM_VERSION "unknown"
@@ -32,6 +33,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* First, before MPI_Init and before any thread exists: it may re-execute the program with
+     * OPENBLAS_CORETYPE set (include/depthmatte/cpu_tune.h). */
+    dm_cpu_tune_blas(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return 1;

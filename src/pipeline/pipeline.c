@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "depthmatte/cpu_tune.h"
 #include "pl_internal.h"
 
 /* All ranks agree on a status reached independently (setup, model loading, file creation):
@@ -28,7 +29,7 @@ static void make_layout(const dm_job *job, dm_h5_layout *l) {
     l->alpha_dtype = job->output.alpha_dtype;
     l->foreground = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
     l->depth = job->depth.enabled;
-    l->depth_dtype = job->output.depth_dtype;
+    l->depth_dtype = job->depth.dtype;
     l->matting_model = "rvm_mobilenetv3";
     l->matting_sha256 = ""; /* TODO: SHA-256 of the weights file (no hashing library yet) */
     l->depth_model = pl_depth_model_name(job);
@@ -188,6 +189,7 @@ dm_status dm_pipeline_run(const char *job_path, const char *const *sets, int n_s
     if (!st && c.rank == 0 && !c.opt.quiet) {
         printf("depthmatte: %d input(s), %d chunk(s) over %d rank(s), %lld frames, %d write "
                "rounds\n", c.n_inputs, c.n_chunks, c.size, (long long)c.total_frames, c.n_rounds);
+        printf("depthmatte: OpenBLAS core %s\n", dm_cpu_blas_corename());
         fflush(stdout);
     }
     if (!st) st = agree(pl_worker_init(&w, &c, MPI_COMM_WORLD), c.rank, res);
