@@ -56,7 +56,6 @@ enum { DM_MATTING_OUT_ALPHA = 1, DM_MATTING_OUT_FOREGROUND = 2 };
 typedef struct dm_output_config {
     char *path;           /* HDF5 file to write (resolved) */
     dm_dtype alpha_dtype; /* DM_DTYPE_U8 (alpha*255 rounded) or DM_DTYPE_F16 */
-    dm_dtype depth_dtype; /* DM_DTYPE_F16 or DM_DTYPE_F32 */
     int compression;      /* gzip level 0..9, 0 = no filter */
     int chunk_frames;     /* frames per HDF5 chunk along T, >= 1 */
     int overwrite;        /* 1: replace an existing file */
@@ -77,6 +76,7 @@ typedef struct dm_depth_config {
     char *weights;                    /* safetensors file (resolved); required when enabled */
     int input_size;                   /* network input short side in pixels, 14..4096 */
     dm_depth_output_size output_size; /* source or model resolution */
+    dm_dtype dtype;                   /* storage of /depth: DM_DTYPE_F16 or DM_DTYPE_F32 */
 } dm_depth_config;
 
 typedef struct dm_runtime_config {
@@ -97,6 +97,7 @@ typedef struct dm_job {
     char **inputs; /* resolved video paths, manifests expanded, in job order */
     int n_inputs;
     int video_stream; /* -1 = FFmpeg's best video stream, else the stream index */
+    int max_frames;   /* > 0: only the first max_frames frames of every input; 0 = all */
     dm_output_config output;
     dm_matting_config matting;
     dm_depth_config depth;

@@ -18,7 +18,8 @@ static void run_usage(FILE *f) {
             "  --keep-going    record a bad video as failed in the file and finish the others\n"
             "                  (exit status 2 when any video failed)\n"
             "  --set k=v       override a job key, e.g. --set output.path=out.h5 (repeatable)\n"
-            "  --max-frames N  only the first N frames of every input (trials, tests)\n"
+            "  --max-frames N  only the first N frames of every input (overrides the job's\n"
+            "                  max_frames key; trials, tests)\n"
             "  --quiet         no progress lines\n"
             "Exit status: 0 done, 1 error (one line 'depthmatte: rank R: FILE: cause'), 2 done\n"
             "with failed videos.\n");

@@ -43,7 +43,7 @@ static const cfg_enum_value split_policies[] = {
     { p, CFG_ENUM, OFF(f), def, 0, 0, v, NULL, d }
 
 /* Defaults and why (see also docs/config.md):
- * - output.depth_dtype float16: half the bytes; fp16's relative step 2^-11 (0.05 %) is far below
+ * - depth.dtype float16: half the bytes; fp16's relative step 2^-11 (0.05 %) is far below
  *   the models' own error against ground truth, and the pipeline guards non-finite values.
  * - matting.warmup_frames 32: DESIGN.md "Context frames" measured that RVM started cold still
  *   differs by up to 0.48 in alpha after 16 warm-up frames; its recurrent state remembers tens
@@ -60,13 +60,14 @@ static const cfg_key g_schema[] = {
      "`#` comments; its relative paths are relative to the manifest's folder)."},
     INT("video_stream", video_stream, "-1", -1, 1000000, "-1 (best stream) or a stream index >= 0",
         "Video stream of each input: -1 lets FFmpeg pick the best one."),
+    INT("max_frames", max_frames, "0", 0, 2147483647, "0 (all) or a positive frame count",
+        "Only the first max_frames frames of every input (trials, tests); 0 = all. The CLI's "
+        "--max-frames overrides it."),
     SECTION("output", "The HDF5 output file."),
     {"output.path", CFG_PATH, OFF(output.path), NULL, 0, 0, NULL, "a file path",
      "HDF5 file to write (required)."},
     ENUM("output.alpha_dtype", output.alpha_dtype, "uint8", alpha_dtypes,
          "Storage type of alpha: uint8 (alpha*255, rounded) or float16."),
-    ENUM("output.depth_dtype", output.depth_dtype, "float16", depth_dtypes,
-         "Storage type of depth (fp16's 0.05 % step is below the models' own error)."),
     INT("output.compression", output.compression, "0", 0, 9, "a gzip level 0..9",
         "gzip level of every dataset; 0 = no compression filter."),
     INT("output.chunk_frames", output.chunk_frames, "16", 1, 65536, "an integer in 1..65536",
@@ -97,6 +98,8 @@ static const cfg_key g_schema[] = {
         "Network input size in pixels (short side); rounded as the model's own transform does."),
     ENUM("depth.output_size", depth.output_size, "source", output_sizes,
          "Depth map size: the video's (source) or the network's (model)."),
+    ENUM("depth.dtype", depth.dtype, "float16", depth_dtypes,
+         "Storage type of depth (fp16's 0.05 % step is below the models' own error)."),
     SECTION("runtime", "Compute settings of every rank."),
     ENUM("runtime.backend", runtime.backend, "auto", backends,
          "auto: CUDA when built and a GPU is visible, else CPU."),

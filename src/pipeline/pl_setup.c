@@ -2,6 +2,7 @@
  * broadcast so that every rank works from the same bytes (DESIGN.md "Data flow"). */
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +59,8 @@ static dm_status probe_inputs(pl_ctx *c) {
             continue;
         }
         in->ok = 1;
-        if (c->opt.max_frames > 0 && in->info.frames > c->opt.max_frames)
-            in->info.frames = c->opt.max_frames;
+        if (c->job.max_frames > 0 && in->info.frames > c->job.max_frames)
+            in->info.frames = c->job.max_frames;
     }
     return DM_OK;
 }
@@ -71,6 +72,10 @@ dm_status pl_load_and_probe(pl_ctx *c, const char *job_path, const char *const *
     if (c->job.depth.enabled && c->job.depth.output_size != DM_DEPTH_SIZE_SOURCE)
         return dm_error_set(DM_ERR_UNSUPPORTED, "%s: depth.output_size: only \"source\" is "
                             "supported by the HDF5 writer so far", job_path);
+    /* --max-frames overrides the job's max_frames; the effective configuration stored in the
+     * file then records the limit actually used. */
+    if (c->opt.max_frames > 0)
+        c->job.max_frames = c->opt.max_frames > INT_MAX ? INT_MAX : (int)c->opt.max_frames;
     if (check_output_path && (st = check_output(c))) return st;
     if ((st = dm_config_to_string(&c->job, &c->config_text))) return st;
     return probe_inputs(c);

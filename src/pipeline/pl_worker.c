@@ -211,7 +211,7 @@ dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
         return dm_error_set(DM_ERR_ARG, "%s: block without an open chunk", info->path);
     const size_t px = (size_t)info->width * info->height;
     const int alpha_u8 = job->output.alpha_dtype == DM_DTYPE_U8;
-    const int depth_f16 = job->output.depth_dtype == DM_DTYPE_F16;
+    const int depth_f16 = job->depth.dtype == DM_DTYPE_F16;
     const int want_fgr = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
     const int want_alpha = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_ALPHA);
     for (int64_t t = 0; t < b->count; t++) {

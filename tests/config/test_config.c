@@ -26,10 +26,10 @@ static const char *FULL_JOB = "inputs:\n"
                               "  - a.mp4\n"
                               "  - /abs/b.mkv\n"
                               "video_stream: 2\n"
+                              "max_frames: 40\n"
                               "output:\n"
                               "  path: out/result.h5\n"
                               "  alpha_dtype: float16\n"
-                              "  depth_dtype: float32\n"
                               "  compression: 4\n"
                               "  chunk_frames: 8\n"
                               "  overwrite: true\n"
@@ -46,6 +46,7 @@ static const char *FULL_JOB = "inputs:\n"
                               "  weights: /w/vda.safetensors\n"
                               "  input_size: 392\n"
                               "  output_size: model\n"
+                              "  dtype: float32\n"
                               "runtime:\n"
                               "  backend: cuda\n"
                               "  threads: 3\n"
@@ -65,7 +66,8 @@ static void test_full(void) {
     CHECK(j.video_stream == 2);
     CHECK_STR(j.output.path, "/base/out/result.h5");
     CHECK(j.output.alpha_dtype == DM_DTYPE_F16);
-    CHECK(j.output.depth_dtype == DM_DTYPE_F32);
+    CHECK(j.depth.dtype == DM_DTYPE_F32);
+    CHECK(j.max_frames == 40);
     CHECK(j.output.compression == 4);
     CHECK(j.output.chunk_frames == 8);
     CHECK(j.output.overwrite == 1);
@@ -106,7 +108,8 @@ static void test_defaults(void) {
     CHECK_STR(j.inputs[0], "v.mp4"); /* no base dir: left relative */
     CHECK(j.video_stream == -1);
     CHECK(j.output.alpha_dtype == DM_DTYPE_U8);
-    CHECK(j.output.depth_dtype == DM_DTYPE_F16);
+    CHECK(j.depth.dtype == DM_DTYPE_F16);
+    CHECK(j.max_frames == 0);
     CHECK(j.output.compression == 0);
     CHECK(j.output.chunk_frames == 16);
     CHECK(j.output.overwrite == 0);

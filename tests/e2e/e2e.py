@@ -357,13 +357,14 @@ def case_depth():
     outs = []
     for n in (1, 2):
         out = os.path.join(A.work, f"depth_np{n}.h5")
-        job = {"inputs": [clip], "output": {"path": out, "chunk_frames": 4, "depth_dtype": "float32"},
-               "depth": {"weights": wts, "input_size": 70},
+        # The frame limit comes from the job's max_frames key (no CLI flag).
+        job = {"inputs": [clip], "max_frames": 12, "output": {"path": out, "chunk_frames": 4},
+               "depth": {"weights": wts, "input_size": 70, "dtype": "float32"},
                "plan": {"split_videos": "always", "min_chunk_frames": 4}}
         path = os.path.join(A.work, f"depth_np{n}.yaml")
         with open(path, "w") as f:
             json.dump(job, f)
-        rc, _, err = run(n, path, "--max-frames", "12")
+        rc, _, err = run(n, path)
         check(rc == 0, f"np {n}: exit 0 ({err.strip()[-300:]})")
         outs.append(out)
     with h5py.File(outs[0]) as f1, h5py.File(outs[1]) as f2:
