@@ -23,6 +23,25 @@ static dm_status agree(dm_status st, int rank, dm_pipeline_result *res) {
     return (dm_status)code;
 }
 
+/* SHA-256 of each enabled model's weights: read once on rank 0, broadcast so that every rank
+ * writes identical attribute values (collective attribute writes). */
+typedef struct weights_sums {
+    char matting[65], depth[65];
+} weights_sums;
+
+static dm_status hash_weights(const pl_ctx *c, weights_sums *ws) {
+    memset(ws, 0, sizeof *ws);
+    int32_t st = DM_OK;
+    if (c->rank == 0) {
+        if (c->job.matting.enabled) st = pl_sha256_file(c->job.matting.weights, ws->matting);
+        if (!st && c->job.depth.enabled) st = pl_sha256_file(c->job.depth.weights, ws->depth);
+    }
+    if (MPI_Bcast(&st, 1, MPI_INT32_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS ||
+        MPI_Bcast(ws, (int)sizeof *ws, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return dm_error_set(DM_ERR_MPI, "MPI_Bcast of the weights checksums failed");
+    return (dm_status)st;
+}
+
 static void make_layout(const dm_job *job, dm_h5_layout *l) {
     memset(l, 0, sizeof *l);
     l->alpha = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_ALPHA);
@@ -31,9 +50,7 @@ static void make_layout(const dm_job *job, dm_h5_layout *l) {
     l->depth = job->depth.enabled;
     l->depth_dtype = job->depth.dtype;
     l->matting_model = "rvm_mobilenetv3";
-    l->matting_sha256 = ""; /* TODO: SHA-256 of the weights file (no hashing library yet) */
     l->depth_model = pl_depth_model_name(job);
-    l->depth_sha256 = "";
     l->chunk_frames = job->output.chunk_frames;
     l->gzip = job->output.compression;
 }
@@ -41,6 +58,11 @@ static void make_layout(const dm_job *job, dm_h5_layout *l) {
 static dm_status open_output(pl_ctx *c, dm_h5_file **f) {
     dm_h5_layout l;
     make_layout(&c->job, &l);
+    weights_sums ws;
+    dm_status hs = hash_weights(c, &ws);
+    if (hs) return hs;
+    l.matting_sha256 = ws.matting;
+    l.depth_sha256 = ws.depth;
     dm_h5_video *v = calloc(c->n_inputs > 0 ? c->n_inputs : 1, sizeof *v);
     if (!v) return dm_error_set(DM_ERR_NOMEM, "out of memory");
     for (int i = 0; i < c->n_inputs; i++) {

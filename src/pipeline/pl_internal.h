@@ -86,6 +86,9 @@ dm_h5_rank_stats *pl_worker_stats(pl_worker *w);
 /* Matting / depth identifiers stored in the file. */
 const char *pl_depth_model_name(const dm_job *job);
 
+/* Hex SHA-256 (64 digits + NUL) of the file at `path` (OpenSSL EVP). DM_ERR_IO naming the file. */
+dm_status pl_sha256_file(const char *path, char hex[65]);
+
 /* Wall-clock seconds (monotonic). */
 double pl_now(void);
 

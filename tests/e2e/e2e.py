@@ -95,6 +95,12 @@ def s(x):
     return x.decode() if isinstance(x, bytes) else str(x)
 
 
+def sha256sum(path):
+    """The coreutils tool, independent of the program's own (OpenSSL) hashing."""
+    return subprocess.run(["sha256sum", path], capture_output=True, text=True,
+                          check=True).stdout.split()[0]
+
+
 # --------------------------------------------------------------------------------------------
 def case_consistency():
     """64-frame lossless juggling clip on 1, 2 and 3 ranks (video split on every rank)."""
@@ -283,6 +289,10 @@ def case_keep_going():
         g = f["videos/00001"]
         check(s(g.attrs["status"]) == "ok" and bool(np.all(g["done"][...] == 1))
               and g["alpha"].shape[0] == 16, "good video complete")
+        want = sha256sum(shared("models/rvm_mobilenetv3.safetensors"))
+        for ds in ("alpha", "foreground"):
+            got = s(g[ds].attrs["weights_sha256"])
+            check(got == want, f"{ds} weights_sha256 {got} == sha256sum {want}")
         for vid, name in (("00000", "missing.mp4"), ("00002", "notavideo.mp4")):
             g = f["videos/" + vid]
             e = s(g.attrs["error"])
@@ -373,6 +383,9 @@ def case_depth():
         check("alpha" not in f1["videos/00000"], "no matting datasets when matting is off")
         check(s(d1.attrs["model"]) == "depth_anything_v2_small" and "inverse" in s(d1.attrs["kind"]),
               "depth attributes")
+        want, got = sha256sum(wts), s(d1.attrs["weights_sha256"])
+        check(got == want and s(d2.attrs["weights_sha256"]) == want,
+              f"depth weights_sha256 {got} == sha256sum {want}")
         a, b = d1[...], d2[...]
         check(bool(np.all(np.isfinite(a))) and float(a.std()) > 0, f"finite, non-constant depth (std {a.std():.4g})")
         check(np.array_equal(a, b), "depth identical on 1 and 2 ranks")
