@@ -5,26 +5,49 @@
 
 #include "cpu_ops.h"
 
-/* col (Cg*kh*kw, Ho*Wo) from one image's channels [c0, c0+Cg) of x (C, H, W). */
+/* Output columns per GEMM tile (im2col path): the col tile, K x cols floats, is kept near
+ * 4 MiB so that it is written, packed by OpenBLAS and consumed while still in cache, instead of
+ * streaming a K x Ho*Wo matrix (hundreds of MiB for the 512x288 decoder convs of RVM) through
+ * memory. Tiling the output columns does not change the K-summation of any output element. */
+#define CONV_TILE_FLOATS (1 << 20)
+
+/* Valid output range [lo, hi] of a 1-D tap: output index o reads input o * s + off, which must
+ * lie in [0, n). hi < lo when no output does. */
+static void tap_range(int off, int s, int n, int n_out, int *lo, int *hi) {
+    *lo = off < 0 ? (-off + s - 1) / s : 0;
+    *hi = n - 1 - off < 0 ? -1 : (n - 1 - off) / s;
+    if (*hi > n_out - 1) *hi = n_out - 1;
+    if (*lo > n_out) *lo = n_out;
+}
+
+/* col (Cg*kh*kw, (oy1-oy0)*Wo): the im2col rows of output rows [oy0, oy1) from channels
+ * [0, Cg) of x (Cg, H, W); zero where a tap falls into the padding. */
 static void im2col(const float *x, int H, int W, int Cg, int kh, int kw,
-                   const dm_conv2d_params *p, int Ho, int Wo, float *col) {
+                   const dm_conv2d_params *p, int oy0, int oy1, int Wo, float *col) {
+    const int nb = (oy1 - oy0) * Wo, sw = p->stride_w;
 #pragma omp parallel for collapse(2)
     for (int c = 0; c < Cg; c++) {
         for (int ky = 0; ky < kh; ky++) {
+            const float *src = x + (size_t)c * H * W;
             for (int kx = 0; kx < kw; kx++) {
-                float *dst = col + ((size_t)(c * kh + ky) * kw + kx) * Ho * Wo;
-                const float *src = x + (size_t)c * H * W;
-                for (int oy = 0; oy < Ho; oy++) {
-                    int iy = oy * p->stride_h - p->pad_h + ky * p->dilation_h;
-                    float *row = dst + (size_t)oy * Wo;
-                    if (iy < 0 || iy >= H) {
+                float *dst = col + ((size_t)(c * kh + ky) * kw + kx) * nb;
+                const int off = kx * p->dilation_w - p->pad_w;
+                int lo, hi;
+                tap_range(off, sw, W, Wo, &lo, &hi);
+                for (int oy = oy0; oy < oy1; oy++) {
+                    const int iy = oy * p->stride_h - p->pad_h + ky * p->dilation_h;
+                    float *row = dst + (size_t)(oy - oy0) * Wo;
+                    if (iy < 0 || iy >= H || hi < lo) {
                         memset(row, 0, sizeof(float) * (size_t)Wo);
                         continue;
                     }
-                    for (int ox = 0; ox < Wo; ox++) {
-                        int ix = ox * p->stride_w - p->pad_w + kx * p->dilation_w;
-                        row[ox] = (ix >= 0 && ix < W) ? src[(size_t)iy * W + ix] : 0.f;
-                    }
+                    const float *xr = src + (size_t)iy * W + off;
+                    for (int ox = 0; ox < lo; ox++) row[ox] = 0.f;
+                    if (sw == 1)
+                        memcpy(row + lo, xr + lo, sizeof(float) * (size_t)(hi - lo + 1));
+                    else
+                        for (int ox = lo; ox <= hi; ox++) row[ox] = xr[ox * sw];
+                    for (int ox = hi + 1; ox < Wo; ox++) row[ox] = 0.f;
                 }
             }
         }
@@ -55,9 +78,8 @@ static void depthwise(const float *x, const float *w, const float *b, int C, int
                 const float *xr = xc + (size_t)iy * W;
                 for (int kx = 0; kx < kw; kx++) {
                     const int off = kx * dw - pw; /* input column = ox * sw + off */
-                    int lo = off < 0 ? (-off + sw - 1) / sw : 0;
-                    int hi = W - 1 - off < 0 ? -1 : (W - 1 - off) / sw;
-                    if (hi > Wo - 1) hi = Wo - 1;
+                    int lo, hi;
+                    tap_range(off, sw, W, Wo, &lo, &hi);
                     const float wv = wc[ky * kw + kx];
                     if (sw == 1) {
                         const float *xs = xr + off;
@@ -67,7 +89,7 @@ static void depthwise(const float *x, const float *w, const float *b, int C, int
                     }
                 }
             }
-            for (int ox = 0; ox < Wo; ox++) yr[ox] = cpu_act(yr[ox] + bias, act);
+            cpu_bias_act(yr, Wo, bias, act);
         }
     }
 }
@@ -108,29 +130,38 @@ dm_status conv2d_cpu(dm_backend *be, const dm_tensor *x, const dm_tensor *w, con
     const int Cg = Cin / g, Og = Cout / g, K = Cg * kh * kw, HWo = Ho * Wo;
     const int direct = kh == 1 && kw == 1 && p->stride_h == 1 && p->stride_w == 1 &&
                        p->pad_h == 0 && p->pad_w == 0;
+    /* output rows per tile; a 1x1 conv reads x in place and is not tiled */
+    int tile_rows = Ho;
     float *col = NULL;
     if (!direct) {
-        col = dm_backend_scratch(be, sizeof(float) * (size_t)K * HWo);
+        tile_rows = (int)(CONV_TILE_FLOATS / ((size_t)K * Wo));
+        if (tile_rows < 1) tile_rows = 1;
+        if (tile_rows > Ho) tile_rows = Ho;
+        col = dm_backend_scratch(be, sizeof(float) * (size_t)K * tile_rows * Wo);
         if (!col) return dm_error_set(DM_ERR_NOMEM, "conv2d: no memory for im2col");
     }
     for (int n = 0; n < N; n++) {
-        for (int gi = 0; gi < g; gi++) {
-            const float *xg = xd + n * in_img + (size_t)gi * Cg * H * W;
-            float *yg = yd + n * out_img + (size_t)gi * Og * HWo;
-            const float *src = xg;
-            if (!direct) {
-                im2col(xg, H, W, Cg, kh, kw, p, Ho, Wo, col);
-                src = col;
+        for (int oy0 = 0; oy0 < Ho; oy0 += tile_rows) {
+            const int oy1 = oy0 + tile_rows < Ho ? oy0 + tile_rows : Ho;
+            const int nb = (oy1 - oy0) * Wo;
+            for (int gi = 0; gi < g; gi++) {
+                const float *xg = xd + n * in_img + (size_t)gi * Cg * H * W;
+                float *yg = yd + n * out_img + (size_t)gi * Og * HWo + (size_t)oy0 * Wo;
+                const float *src = xg;
+                int ldb = HWo;
+                if (!direct) {
+                    im2col(xg, H, W, Cg, kh, kw, p, oy0, oy1, Wo, col);
+                    src = col;
+                    ldb = nb;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Og, nb, K, 1.f,
+                            wd + (size_t)gi * Og * K, K, src, ldb, 0.f, yg, HWo);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Og, HWo, K, 1.f,
-                        wd + (size_t)gi * Og * K, K, src, HWo, 0.f, yg, HWo);
-        }
-        float *yn = yd + n * out_img;
+            /* bias + activation on the tile while it is still in cache */
+            float *yt = yd + n * out_img + (size_t)oy0 * Wo;
 #pragma omp parallel for
-        for (int c = 0; c < Cout; c++) {
-            float bias = bd ? bd[c] : 0.f;
-            float *yc = yn + (size_t)c * HWo;
-            for (int i = 0; i < HWo; i++) yc[i] = cpu_act(yc[i] + bias, p->act);
+            for (int c = 0; c < Cout; c++)
+                cpu_bias_act(yt + (size_t)c * HWo, nb, bd ? bd[c] : 0.f, p->act);
         }
     }
     return DM_OK;

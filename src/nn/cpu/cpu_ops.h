@@ -37,6 +37,10 @@ dm_status permute_cpu(dm_backend *be, const dm_tensor *x, const int *perm, dm_te
 dm_status concat_cpu(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
 dm_status copy_cpu(dm_backend *be, const dm_tensor *src, dm_tensor *dst);
 
+/* v[i] = act(v[i] + bias) for i < n, in place; the same values as cpu_act (below) element by
+ * element, but with the activation chosen once per call so the loop vectorises (elementwise.c). */
+void cpu_bias_act(float *v, int64_t n, float bias, dm_act act);
+
 /* Checks that t is an F32 CPU tensor with ndim dims; names op and argument in the error. */
 dm_status cpu_check_f32(const dm_tensor *t, int ndim, const char *op, const char *arg);
 

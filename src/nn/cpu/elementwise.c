@@ -3,6 +3,44 @@
 
 #include "cpu_ops.h"
 
+/* The clamp-type activations are written with comparisons instead of fminf/fmaxf: GCC
+ * does not inline fminf/fmaxf without -ffinite-math-only (they are PLT calls that block
+ * vectorisation), and for every non-NaN input both forms give the same float; a NaN input
+ * still gives NaN (NaN * 0). Division by 6 (not multiplication by 1/6) as PyTorch does. */
+void cpu_bias_act(float *v, int64_t n, float bias, dm_act act) {
+    switch (act) {
+    case DM_ACT_NONE:
+        if (bias != 0.f)
+            for (int64_t i = 0; i < n; i++) v[i] += bias;
+        return;
+    case DM_ACT_RELU:
+        for (int64_t i = 0; i < n; i++) {
+            float t = v[i] + bias;
+            v[i] = t > 0.f ? t : 0.f;
+        }
+        return;
+    case DM_ACT_HARDSWISH:
+        for (int64_t i = 0; i < n; i++) {
+            float t = v[i] + bias, c = t + 3.f;
+            c = c > 0.f ? c : 0.f;
+            c = c < 6.f ? c : 6.f;
+            v[i] = t * c / 6.f;
+        }
+        return;
+    case DM_ACT_HARDSIGMOID:
+        for (int64_t i = 0; i < n; i++) {
+            float c = v[i] + bias + 3.f;
+            c = c > 0.f ? c : 0.f;
+            c = c < 6.f ? c : 6.f;
+            v[i] = c / 6.f;
+        }
+        return;
+    default: /* transcendental activations: libm per element */
+        for (int64_t i = 0; i < n; i++) v[i] = cpu_act(v[i] + bias, act);
+        return;
+    }
+}
+
 dm_status activation_cpu(dm_backend *be, const dm_tensor *x, dm_act act, dm_tensor *y) {
     (void)be;
     dm_status st;
