@@ -25,7 +25,6 @@ static inline int clampi(int v, int lo, int hi) {
 
 dm_status resize_cpu(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, int align_corners,
                      double scale_h, double scale_w, dm_tensor *y) {
-    (void)be;
     dm_status st;
     if ((st = cpu_check_f32(x, 4, "resize", "x")) || (st = cpu_check_f32(y, 4, "resize", "y")))
         return st;
@@ -37,6 +36,22 @@ dm_status resize_cpu(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, in
     const float *xd = dm_f32(x);
     float *yd = dm_f32(y);
     if (mode == DM_RESIZE_BILINEAR) {
+        /* Column indices and weights depend only on ox: computed once per call (the same float
+         * values as per pixel), not NC * Ho times. Scratch: 2 ints + 2 floats per column. */
+        void *tab = dm_backend_scratch(be, (sizeof(int) * 2 + sizeof(float) * 2) * (size_t)Wo);
+        if (!tab) return dm_error_set(DM_ERR_NOMEM, "resize: no memory for tables");
+        float *lxs = tab, *hxs = lxs + Wo;
+        int *x0s = (int *)(hxs + Wo), *x1s = x0s + Wo;
+        for (int ox = 0; ox < Wo; ox++) {
+            float sx = (float)src_coord(ox, W, Wo, align_corners, scale_w);
+            if (!align_corners && sx < 0) sx = 0;
+            int x0 = (int)sx;
+            if (x0 > W - 1) x0 = W - 1;
+            x0s[ox] = x0;
+            x1s[ox] = x0 < W - 1 ? x0 + 1 : x0;
+            lxs[ox] = sx - x0;
+            hxs[ox] = 1.f - lxs[ox];
+        }
 #pragma omp parallel for
         for (int nc = 0; nc < NC; nc++) {
             const float *xc = xd + (size_t)nc * H * W;
@@ -49,16 +64,12 @@ dm_status resize_cpu(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, in
                 if (y0 > H - 1) y0 = H - 1;
                 int y1 = y0 < H - 1 ? y0 + 1 : y0;
                 float ly = sy - y0, hy = 1.f - ly;
+                const float *r0 = xc + (size_t)y0 * W, *r1 = xc + (size_t)y1 * W;
+                float *yr = yc + (size_t)oy * Wo;
                 for (int ox = 0; ox < Wo; ox++) {
-                    float sx = (float)src_coord(ox, W, Wo, align_corners, scale_w);
-                    if (!align_corners && sx < 0) sx = 0;
-                    int x0 = (int)sx;
-                    if (x0 > W - 1) x0 = W - 1;
-                    int x1 = x0 < W - 1 ? x0 + 1 : x0;
-                    float lx = sx - x0, hx = 1.f - lx;
-                    yc[(size_t)oy * Wo + ox] =
-                        hy * (hx * xc[(size_t)y0 * W + x0] + lx * xc[(size_t)y0 * W + x1]) +
-                        ly * (hx * xc[(size_t)y1 * W + x0] + lx * xc[(size_t)y1 * W + x1]);
+                    const int x0 = x0s[ox], x1 = x1s[ox];
+                    const float lx = lxs[ox], hx = hxs[ox];
+                    yr[ox] = hy * (hx * r0[x0] + lx * r0[x1]) + ly * (hx * r1[x0] + lx * r1[x1]);
                 }
             }
         }
