@@ -21,6 +21,7 @@
 #ifndef DEPTHMATTE_PIPELINE_H
 #define DEPTHMATTE_PIPELINE_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -31,6 +32,12 @@ typedef struct dm_pipeline_options {
     int keep_going;     /* 1: a bad video is recorded failed and the others complete */
     int64_t max_frames; /* > 0: only the first max_frames frames of every input (trials, tests) */
     int quiet;          /* 1: no progress lines (errors and the summary are still printed) */
+    /* Graceful stop (e.g. Slurm's SIGTERM before the time limit): when non-NULL and *stop
+     * becomes non-zero (set by a signal handler) on any rank, that rank finishes the frame in
+     * flight and hands in the rows it has; at the end of the write round every rank learns of
+     * it (collective MPI_MAX), so all stop after the same round, with data and done markers
+     * written and flushed, and the file is closed (status stays "pending", complete = 0). */
+    const volatile sig_atomic_t *stop;
 } dm_pipeline_options;
 
 typedef struct dm_pipeline_result {
@@ -38,11 +45,14 @@ typedef struct dm_pipeline_result {
     int64_t frames_written; /* rows written by all ranks (context frames excluded) */
     int report;             /* 1: this rank holds the error message the CLI must print */
     int fatal;              /* 1: the error left collectives unfinished: MPI_Abort the job */
+    int interrupted;        /* 1: stopped early through opt->stop (status DM_OK); --resume
+                               completes the file */
 } dm_pipeline_result;
 
 /* Runs a job on MPI_COMM_WORLD (MPI must be initialised; call on every rank). `job_path`,
  * `sets` ("key=value" overrides) are read on rank 0 only. Returns DM_OK when every video was
  * processed; DM_OK with result->failed_videos > 0 when --keep-going skipped bad videos;
+ * DM_OK with result->interrupted = 1 after a graceful stop (opt->stop);
  * otherwise the error status, identical on every rank, with the one-line message
  * ("FILE: cause") in dm_error_message() on the rank(s) where result->report is 1. */
 dm_status dm_pipeline_run(const char *job_path, const char *const *sets, int n_sets,

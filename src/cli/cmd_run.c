@@ -1,13 +1,23 @@
 /* depthmatte run JOB.yaml [--resume] [--keep-going] [--set key=value]... [--max-frames N]
  * Initialises MPI, runs the pipeline, turns its status into one error line and an exit code:
- * 0 all videos done, 1 error, 2 completed with failed videos (--keep-going). */
+ * 0 all videos done, 1 error, 2 completed with failed videos (--keep-going), 3 stopped by
+ * SIGTERM after writing and flushing the rows done (complete with --resume). */
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
 #include "depthmatte/pipeline.h"
+
+/* Set by SIGTERM; the pipeline polls it per frame and agrees on it across ranks per round. */
+static volatile sig_atomic_t g_stop = 0;
+
+static void on_sigterm(int sig) {
+    (void)sig;
+    g_stop = 1; /* only the flag: anything else is not async-signal-safe */
+}
 
 static void run_usage(FILE *f) {
     fprintf(f,
@@ -22,7 +32,9 @@ static void run_usage(FILE *f) {
             "                  max_frames key; trials, tests)\n"
             "  --quiet         no progress lines\n"
             "Exit status: 0 done, 1 error (one line 'depthmatte: rank R: FILE: cause'), 2 done\n"
-            "with failed videos.\n");
+            "with failed videos, 3 stopped by SIGTERM (e.g. Slurm's warning before the time\n"
+            "limit): the frames in flight were finished, everything written is marked done and\n"
+            "flushed, the file is closed; rerun with --resume to complete it.\n");
 }
 
 int cmd_run(int argc, char **argv) {
@@ -36,7 +48,16 @@ int cmd_run(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     /* Errors come back as codes, so that our MPI_CHECKs can say which call failed. */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    /* After MPI_Init, so that our handler is the one in place. SA_RESTART: reads and MPI
+     * progress interrupted by the signal resume instead of failing with EINTR. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigterm;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
     dm_pipeline_options opt = {0};
+    opt.stop = &g_stop;
     const char *job = NULL, *bad = NULL;
     const char **sets = calloc(argc > 0 ? argc : 1, sizeof *sets);
     int n_sets = 0;
@@ -74,6 +95,10 @@ int cmd_run(int argc, char **argv) {
         if (res.fatal) MPI_Abort(MPI_COMM_WORLD, 1); /* collectives left unfinished */
         MPI_Finalize();
         return 1;
+    }
+    if (res.interrupted) {
+        MPI_Finalize();
+        return 3;
     }
     if (res.failed_videos > 0 && rank == 0)
         fprintf(stderr, "depthmatte: %d video(s) failed; recorded in the output file "

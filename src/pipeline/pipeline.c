@@ -177,6 +177,19 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, dm_h5_file *f, uint8_t *ski
         done += n;
         res->frames_written += n;
         pl_progress(c, done, t0, 0);
+        /* Graceful stop: every rank learns in the same round whether any rank was asked to
+         * stop, so all leave the loop together and no collective is left waiting. */
+        int stop = c->opt.stop && *c->opt.stop, any_stop = 0;
+        if (MPI_Allreduce(&stop, &any_stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) {
+            st = dm_error_set(DM_ERR_MPI, "MPI_Allreduce of the stop flag failed");
+            res->report = res->fatal = 1;
+            break;
+        }
+        if (any_stop) {
+            /* A request that came after the last row is no interruption. */
+            res->interrupted = done < c->total_frames;
+            break;
+        }
         if (!c->opt.keep_going && count_failed(c, f) > failed_before) {
             /* Every rank saw the same failures in the exchange: stop together. */
             if (local) {
@@ -192,6 +205,10 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, dm_h5_file *f, uint8_t *ski
     pl_worker_end_chunk(w);
     free(chunk_failed);
     if (!st) pl_progress(c, done, t0, 1);
+    if (!st && res->interrupted && c->rank == 0)
+        fprintf(stderr, "depthmatte: stop requested (SIGTERM): %lld of %lld frames written and "
+                "marked done; run again with --resume to complete the file\n", (long long)done,
+                (long long)c->total_frames);
     return st;
 }
 
@@ -234,7 +251,8 @@ dm_status dm_pipeline_run(const char *job_path, const char *const *sets, int n_s
         s->total_s = pl_now() - t0;
         pl_summary(&c, s, MPI_COMM_WORLD);
         dm_status s2 = dm_h5_write_stats(f, s);
-        if (!s2) s2 = dm_h5_finish(f);
+        /* Interrupted: statuses stay "pending" and complete = 0 (the rows written are done). */
+        if (!s2 && !res->interrupted) s2 = dm_h5_finish(f);
         if (s2) res->report = res->fatal = 1, st = s2;
     }
     if (f && !res->fatal) {

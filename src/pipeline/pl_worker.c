@@ -135,6 +135,11 @@ dm_h5_rank_stats *pl_worker_stats(pl_worker *w) {
     return &w->stats;
 }
 
+/* Graceful stop requested on this rank (SIGTERM flag, pipeline.h dm_pipeline_options.stop). */
+static int stop_requested(const pl_worker *w) {
+    return w->c->opt.stop && *w->c->opt.stop;
+}
+
 /* Decodes the next frame, which must be presentation frame `want`. */
 static dm_status read_frame(pl_worker *w, const char *path, int64_t want, int64_t *pts,
                             double *ts) {
@@ -187,6 +192,7 @@ static dm_status start_chunk(pl_worker *w, const pl_chunk *ch, const dm_video_in
         w->dc_h = H, w->dc_w = W;
     }
     for (int64_t f = start; f < ch->begin; f++) {
+        if (stop_requested(w)) return DM_OK; /* the block loop sees the flag too */
         if ((st = read_frame(w, info->path, f, NULL, NULL))) return st;
         double t1 = pl_now();
         st = rvm_forward_u8(w->rs, w->rgb, NULL, w->pha_f);
@@ -206,6 +212,8 @@ dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
     const pl_chunk *ch = &c->chunks[b->chunk];
     const dm_video_info *info = &c->inputs[ch->video].info;
     dm_status st;
+    *out = (dm_h5_block){.video = -1, .failed_video = -1};
+    if (stop_requested(w)) return DM_OK;
     if (b->first && (st = start_chunk(w, ch, info))) return st;
     if (!w->reader)
         return dm_error_set(DM_ERR_ARG, "%s: block without an open chunk", info->path);
@@ -214,7 +222,11 @@ dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
     const int depth_f16 = job->depth.dtype == DM_DTYPE_F16;
     const int want_fgr = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
     const int want_alpha = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_ALPHA);
-    for (int64_t t = 0; t < b->count; t++) {
+    int64_t t = 0;
+    for (; t < b->count; t++) {
+        /* A stop request ends the block after the frame in flight: the rows done so far are
+         * written (with their done markers) in this round. */
+        if (stop_requested(w)) break;
         int64_t frame = b->begin + t;
         if ((st = read_frame(w, info->path, frame, &w->pts[t], &w->ts[t]))) return st;
         double t1 = pl_now();
@@ -250,10 +262,11 @@ dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
         }
         w->stats.inference_s += pl_now() - t1;
     }
-    w->stats.frames += b->count;
+    w->stats.frames += t;
+    if (t == 0) return DM_OK;
     *out = (dm_h5_block){.video = ch->video,
                          .begin = b->begin,
-                         .count = b->count,
+                         .count = t,
                          .alpha = want_alpha ? w->alpha : NULL,
                          .foreground = want_fgr ? w->fgr : NULL,
                          .depth = job->depth.enabled ? w->depth : NULL,

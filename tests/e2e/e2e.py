@@ -2,12 +2,14 @@
 """End-to-end tests of `depthmatte run` under mpiexec on real clips (label e2e).
 
 Usage: e2e.py CASE --exe DEPTHMATTE --mpiexec MPIEXEC --shared SHARED_DIR --work WORK_DIR
-Cases: consistency, full720p, bad_inputs, keep_going, odd_videos, resume.
+Cases: consistency, full720p, bad_inputs, keep_going, odd_videos, resume, depth, sigterm,
+crash.
 Exit 0 pass, 1 fail, 77 skip (data or h5py missing; printed loudly)."""
 import argparse
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -392,9 +394,181 @@ def case_depth():
         check(bool(np.all(f2["videos/00000/done"][...] == 1)), "np 2: every done marker set")
 
 
+def start(np_, job, *extra):
+    """Starts mpiexec without --quiet; returns the Popen (stdout piped, stderr to a file)."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMP_NUM_THREADS="1")
+    cmd = [A.mpiexec, "--oversubscribe", "-np", str(np_), A.exe, "run", job, *extra]
+    err = open(os.path.join(A.work, "stderr.txt"), "w")
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+
+
+def wait_progress(p, timeout=300):
+    """Reads rank 0's stdout until its first progress line ("N/T frames"): by then at least one
+    write round is on disk. Returns the line, or None when the run ended first."""
+    t = time.time()
+    for line in p.stdout:
+        if " frames (" in line:
+            return line.strip()
+        if time.time() - t > timeout:
+            break
+    return None
+
+
+def rank_pids(p):
+    """The rank processes: children of mpiexec (Open MPI starts local ranks directly)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            if int(st.rsplit(")", 1)[1].split()[1]) == p.pid:
+                pids.append(int(d))
+    return sorted(pids)
+
+
+def interrupted_job(name, T):
+    """64-frame lossless clip split over the ranks, small write blocks (4 rows), 4 warm-up
+    frames: many rounds, so an interruption lands mid-run."""
+    clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
+    need(clip, shared("models/rvm_mobilenetv3.safetensors"))
+    out = os.path.join(A.work, name + ".h5")
+    job = write_job(name, [clip], out, output={"chunk_frames": 4, "overwrite": False},
+                    plan={"split_videos": "always", "min_chunk_frames": 4},
+                    matting={"warmup_frames": 4})
+    with open(job) as f:
+        j = json.load(f)
+    j["max_frames"] = T
+    with open(job, "w") as f:
+        json.dump(j, f)
+    return job, out
+
+
+def check_partial(out, ref, job, np_, T, what):
+    """After an interruption: h5py opens the file, complete 0, inside every chunk the done rows
+    are a prefix of the chunk, and every done row equals the uninterrupted run bit for bit.
+    Returns the number of done rows."""
+    try:
+        f = h5py.File(out, "r")
+    except Exception as e:  # noqa: BLE001 - any failure to open is the finding
+        check(False, f"{what}: h5py opens the file after the interruption ({e})")
+        return -1
+    with f:
+        g = f["videos/00000"]
+        done = g["done"][...].astype(bool)
+        check(int(f.attrs["complete"]) == 0, f"{what}: complete = 0")
+        cuts = [0] + [b for b, _ in chunk_starts(job, np_)] + [T]
+        prefix = all(not np.any(done[a:b][1:] & ~done[a:b][:-1]) for a, b in zip(cuts, cuts[1:]))
+        print(f"  {what}: chunks {cuts}, done {''.join('1' if x else '0' for x in done)}")
+        check(prefix, f"{what}: done rows form a prefix of every chunk")
+        check(0 < done.sum() < T, f"{what}: some but not all rows done ({done.sum()}/{T})")
+        same = (np.array_equal(g["alpha"][...][done], ref[0][done])
+                and np.array_equal(g["foreground"][...][done], ref[1][done]))
+        check(same, f"{what}: every done row equals the uninterrupted run")
+        return int(done.sum())
+
+
+def reference(job, np_, out):
+    ref_out = out.replace(".h5", "_ref.h5")
+    rc, _, err = run(np_, job, "--set", f"output.path={ref_out}")
+    check(rc == 0, f"uninterrupted np {np_}: exit 0 ({err.strip()[-200:]})")
+    with h5py.File(ref_out) as f:
+        return f["videos/00000/alpha"][...], f["videos/00000/foreground"][...]
+
+
+def resume_and_compare(job, np_, out, ref, what):
+    rc, _, err = run(np_, job, "--resume")
+    check(rc == 0, f"{what}: --resume exit 0 ({err.strip()[-200:]})")
+    with h5py.File(out) as f:
+        g = f["videos/00000"]
+        check(int(f.attrs["complete"]) == 1 and bool(np.all(g["done"][...] == 1)),
+              f"{what}: complete after --resume")
+        check(np.array_equal(g["alpha"][...], ref[0])
+              and np.array_equal(g["foreground"][...], ref[1]),
+              f"{what}: resumed file bit-identical to the uninterrupted run (alpha, foreground)")
+
+
+def case_sigterm():
+    """SIGTERM to every rank mid-run (what Slurm does before the time limit): exit status 3,
+    rows in flight finished and marked done, file closed; --resume completes it exactly."""
+    T, np_ = 64, 2
+    job, out = interrupted_job("term", T)
+    ref = reference(job, np_, out)
+    p = start(np_, job)
+    line = wait_progress(p)
+    check(line is not None, f"a progress line before the end: {line}")
+    pids = rank_pids(p)
+    check(len(pids) == np_, f"{np_} rank processes under mpiexec: {pids}")
+    t = time.time()
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = 124
+    p.stdout.read()
+    err = open(os.path.join(A.work, "stderr.txt")).read()
+    print(f"  stopped {time.time() - t:.1f} s after SIGTERM, rc {rc}")
+    check(rc == 3, f"exit status 3 after SIGTERM (got {rc}; {err.strip()[-300:]})")
+    check("--resume" in err, "the stop message names --resume")
+    check_partial(out, ref, job, np_, T, "SIGTERM")
+    resume_and_compare(job, np_, out, ref, "SIGTERM")
+
+
+# SIGKILL of one rank: Open MPI notices the dead rank and kills the others. MEASURED: ~2 s from
+# the kill to mpiexec's exit (3 ranks, 2 cores). Bound 60 s: generous for a loaded CI machine,
+# still catches a hang in a collective (which would last until the test timeout).
+CRASH_EXIT_BOUND_S = 60
+
+
+def case_crash():
+    """SIGKILL one of 3 ranks mid-run: the job ends promptly, the file stays readable, the done
+    rows are exact, --resume completes it bit-identically (docs/output.md "Crash safety")."""
+    T, np_ = 64, 3
+    job, out = interrupted_job("crash", T)
+    ref = reference(job, np_, out)
+    p = start(np_, job)
+    line = wait_progress(p)
+    check(line is not None, f"a progress line before the end: {line}")
+    pids = rank_pids(p)
+    check(len(pids) == np_, f"{np_} rank processes under mpiexec: {pids}")
+    t = time.time()
+    os.kill(pids[1], signal.SIGKILL)
+    try:
+        rc = p.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = 124
+    dt = time.time() - t
+    p.stdout.read()
+    print(f"  job ended {dt:.1f} s after SIGKILL of one rank, rc {rc}")
+    check(rc != 0 and dt <= CRASH_EXIT_BOUND_S,
+          f"job ends with an error within {CRASH_EXIT_BOUND_S} s ({dt:.1f} s, rc {rc})")
+    def alive(q):
+        try:
+            with open(f"/proc/{q}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+    # mpiexec may return while a killed rank is still being torn down: allow a few seconds.
+    t = time.time()
+    while any(alive(q) for q in pids) and time.time() - t < 10:
+        time.sleep(0.2)
+    left = [q for q in pids if alive(q)]
+    print(f"  rank processes left {time.time() - t:.1f} s after mpiexec's exit: {left}")
+    check(not left, f"no rank process left running ({left})")
+    check_partial(out, ref, job, np_, T, "SIGKILL")
+    resume_and_compare(job, np_, out, ref, "SIGKILL")
+
+
 CASES = {"consistency": case_consistency, "full720p": case_full720p,
          "bad_inputs": case_bad_inputs, "keep_going": case_keep_going,
-         "odd_videos": case_odd_videos, "resume": case_resume, "depth": case_depth}
+         "odd_videos": case_odd_videos, "resume": case_resume, "depth": case_depth,
+         "sigterm": case_sigterm, "crash": case_crash}
 
 
 def main():
