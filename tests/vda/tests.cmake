@@ -2,3 +2,4 @@
 # implementation (../shared/golden/vda_vits, README sections 1, 3, 5), the streaming form and
 # the split of a video over simulated ranks.
 dm_add_test(test_vda_window SOURCES vda/test_vda_window.c LABELS model TIMEOUT 300)
+dm_add_test(test_vda_video SOURCES vda/test_vda_video.c LABELS model TIMEOUT 1800)
