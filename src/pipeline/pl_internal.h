@@ -4,6 +4,7 @@
 #define DM_PL_INTERNAL_H
 
 #include <mpi.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "depthmatte/backend.h"
@@ -85,6 +86,42 @@ dm_h5_rank_stats *pl_worker_stats(pl_worker *w);
 
 /* Matting / depth identifiers stored in the file. */
 const char *pl_depth_model_name(const dm_job *job);
+
+/* Prefetch ring (pl_prefetch.c): a decode thread fills PL_PREFETCH_SLOTS preallocated frames
+ * ahead of the networks. */
+enum { PL_PREFETCH_SLOTS = 4 };
+
+typedef struct pl_frame {
+    uint8_t *rgb;     /* (H, W, 3) decoded frame, allocated once */
+    int64_t index;    /* presentation index the decoder returned */
+    int64_t pts;
+    double ts;
+    dm_status st;     /* DM_OK, DM_VIDEO_END or the decode error */
+    char msg[1024];   /* the decode error's message (messages are per thread) */
+} pl_frame;
+
+typedef struct pl_prefetch {
+    pl_frame slot[PL_PREFETCH_SLOTS];
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    dm_video_reader *reader; /* owned by the thread while running */
+    int64_t next, end;       /* next frame to hand out; decode stops before `end` */
+    int head, filled;        /* ring: oldest filled slot, number of filled slots */
+    int holding;             /* the consumer holds slot[head] */
+    int cancel, running, inited;
+    double decode_s;         /* seconds the thread spent decoding since the last stop */
+} pl_prefetch;
+
+dm_status pl_prefetch_init(pl_prefetch *p, size_t frame_bytes);
+/* Starts decoding frames [begin, end) (positions: the reader must already be at `begin`). */
+dm_status pl_prefetch_start(pl_prefetch *p, dm_video_reader *reader, int64_t begin, int64_t end);
+/* Next frame in decode order (releases the previous one); adds the waiting time to *wait_s.
+ * DM_VIDEO_END when no frame is left in [begin, end). Check frame->st and frame->index. */
+dm_status pl_prefetch_next(pl_prefetch *p, const pl_frame **frame, double *wait_s);
+/* Cancels and joins the thread (the reader may then be closed); returns its decode seconds. */
+double pl_prefetch_stop(pl_prefetch *p);
+void pl_prefetch_free(pl_prefetch *p);
 
 /* Hex SHA-256 (64 digits + NUL) of the file at `path` (OpenSSL EVP). DM_ERR_IO naming the file. */
 dm_status pl_sha256_file(const char *path, char hex[65]);

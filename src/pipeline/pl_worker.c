@@ -1,7 +1,9 @@
 /* The per-rank worker: backend + models loaded once, buffers sized once from the largest frame
  * of this rank's chunks, and the block loop body (decode -> RVM / DA-V2 -> output dtypes).
  * Nothing is allocated per frame; per chunk only the reader (and an RVM state when the frame
- * size changes). */
+ * size changes). Decoding runs ahead on the prefetch thread (pl_prefetch.c) into a ring of
+ * preallocated frames; stats: decode_s = the thread's decode time (overlapped), wait_s = time
+ * the networks waited for a decoded frame. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,8 @@ struct pl_worker {
     da2_model *da2;
     da2_ctx *dc;
     int dc_h, dc_w;
-    uint8_t *rgb;      /* (H, W, 3) one decoded frame */
+    pl_prefetch pf;    /* decode thread + ring of (H, W, 3) frames, sized once */
+    const uint8_t *rgb; /* (H, W, 3) the current frame: a prefetch slot, valid until the next */
     float *fgr_f;      /* (3, H, W) RVM foreground, planar */
     float *pha_f;      /* (H, W) RVM alpha */
     float *depth_f;    /* (H, W) DA-V2 depth at source size */
@@ -95,7 +98,7 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
         if ((size_t)in->width * in->height > px) px = (size_t)in->width * in->height;
     }
     size_t cf = (size_t)job->output.chunk_frames;
-    w->rgb = malloc(px * 3);
+    if ((st = pl_prefetch_init(&w->pf, px * 3))) return st;
     w->fgr_f = malloc(px * 3 * sizeof(float));
     w->pha_f = malloc(px * sizeof(float));
     w->depth_f = malloc(px * sizeof(float));
@@ -104,7 +107,7 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
     w->depth = malloc(cf * px * 4);
     w->pts = malloc(cf * sizeof *w->pts);
     w->ts = malloc(cf * sizeof *w->ts);
-    if (!w->rgb || !w->fgr_f || !w->pha_f || !w->depth_f || !w->alpha || !w->fgr ||
+    if (!w->fgr_f || !w->pha_f || !w->depth_f || !w->alpha || !w->fgr ||
         !w->depth || !w->pts || !w->ts)
         return dm_error_set(DM_ERR_NOMEM, "out of memory for frame buffers (%zu pixels x %zu "
                             "frames)", px, cf);
@@ -113,6 +116,8 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
 
 void pl_worker_end_chunk(pl_worker *w) {
     if (w && w->reader) {
+        /* The decode thread owns the reader until it is joined. */
+        w->stats.decode_s += pl_prefetch_stop(&w->pf);
         dm_video_close(w->reader);
         w->reader = NULL;
     }
@@ -126,7 +131,8 @@ void pl_worker_free(pl_worker *w) {
     da2_ctx_free(w->dc);
     da2_model_free(w->da2);
     if (w->be) dm_backend_destroy(w->be);
-    free(w->rgb), free(w->fgr_f), free(w->pha_f), free(w->depth_f);
+    pl_prefetch_free(&w->pf);
+    free(w->fgr_f), free(w->pha_f), free(w->depth_f);
     free(w->alpha), free(w->fgr), free(w->depth), free(w->pts), free(w->ts);
     free(w);
 }
@@ -143,14 +149,17 @@ static int stop_requested(const pl_worker *w) {
 /* Decodes the next frame, which must be presentation frame `want`. */
 static dm_status read_frame(pl_worker *w, const char *path, int64_t want, int64_t *pts,
                             double *ts) {
-    double t0 = pl_now();
-    int64_t idx = -1;
-    dm_status st = dm_video_read(w->reader, w->rgb, &idx, pts, ts);
-    w->stats.decode_s += pl_now() - t0;
-    if (st == DM_VIDEO_END)
+    const pl_frame *fr = NULL;
+    dm_status st = pl_prefetch_next(&w->pf, &fr, &w->stats.wait_s);
+    if (st == DM_VIDEO_END || fr->st == DM_VIDEO_END)
         return dm_error_set(DM_ERR_DECODE, "%s: frame %lld: stream ended early", path,
                             (long long)want);
     if (st) return st;
+    if (fr->st) return dm_error_set(fr->st, "%s", fr->msg); /* the thread's message */
+    int64_t idx = fr->index;
+    w->rgb = fr->rgb;
+    if (pts) *pts = fr->pts;
+    if (ts) *ts = fr->ts;
     if (idx != want)
         return dm_error_set(DM_ERR_DECODE, "%s: frame %lld: decoder returned frame %lld", path,
                             (long long)want, (long long)idx);
@@ -172,6 +181,8 @@ static dm_status start_chunk(pl_worker *w, const pl_chunk *ch, const dm_video_in
     int64_t start = job->matting.enabled ? ch->context_begin : ch->begin;
     if ((st = dm_video_seek(w->reader, start))) return st;
     w->stats.decode_s += pl_now() - t0;
+    /* From here the decode thread reads ahead, up to the chunk's end. */
+    if ((st = pl_prefetch_start(&w->pf, w->reader, start, ch->end))) return st;
     int H = info->height, W = info->width;
     if (job->matting.enabled) {
         if (w->rs && (w->rs_h != H || w->rs_w != W)) {
