@@ -13,3 +13,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg \
     libyaml-dev libopenblas-dev libcjson-dev libssl-dev \
     python3 python3-numpy python3-h5py
+# Hardening passes of .ci/run: clang + libFuzzer/sanitizer runtimes + clang's OpenMP for the
+# fuzz build (tests/fuzz), and a real Slurm + munge for the slurm tests (tests/slurm; the test
+# starts its own private daemons, nothing is configured system-wide).
+$SUDO apt-get install -y -qq --no-install-recommends clang libclang-rt-14-dev libomp-14-dev \
+    slurm-wlm munge
