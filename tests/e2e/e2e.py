@@ -357,7 +357,7 @@ def case_resume():
 
 def case_depth():
     """DA-V2 per frame (synthetic recipe weights: only the arithmetic is official, golden README
-    section 1): depth needs no context, so 1 and 2 ranks (video split) give identical rows."""
+    section 1): depth needs no context, so 1, 2 and 3 ranks (video split) give bitwise identical rows."""
     clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
     recipe = shared("golden/da2_vits/recipe.json")
     need(clip, recipe)
@@ -367,7 +367,7 @@ def case_depth():
     wts = os.path.join(A.work, "da2_recipe.safetensors")
     subprocess.run([A.recipe_tool, recipe, wts], check=True)
     outs = []
-    for n in (1, 2):
+    for n in (1, 2, 3):
         out = os.path.join(A.work, f"depth_np{n}.h5")
         # The frame limit comes from the job's max_frames key (no CLI flag).
         job = {"inputs": [clip], "max_frames": 12, "output": {"path": out, "chunk_frames": 4},
@@ -379,7 +379,7 @@ def case_depth():
         rc, _, err = run(n, path)
         check(rc == 0, f"np {n}: exit 0 ({err.strip()[-300:]})")
         outs.append(out)
-    with h5py.File(outs[0]) as f1, h5py.File(outs[1]) as f2:
+    with h5py.File(outs[0]) as f1, h5py.File(outs[1]) as f2, h5py.File(outs[2]) as f3:
         d1, d2 = f1["videos/00000/depth"], f2["videos/00000/depth"]
         check(d1.shape == (12, 144, 256) and d1.dtype == np.float32, f"depth {d1.shape} {d1.dtype}")
         check("alpha" not in f1["videos/00000"], "no matting datasets when matting is off")
@@ -391,7 +391,9 @@ def case_depth():
         a, b = d1[...], d2[...]
         check(bool(np.all(np.isfinite(a))) and float(a.std()) > 0, f"finite, non-constant depth (std {a.std():.4g})")
         check(np.array_equal(a, b), "depth identical on 1 and 2 ranks")
+        check(np.array_equal(a, f3["videos/00000/depth"][...]), "depth identical on 1 and 3 ranks")
         check(bool(np.all(f2["videos/00000/done"][...] == 1)), "np 2: every done marker set")
+        check(bool(np.all(f3["videos/00000/done"][...] == 1)), "np 3: every done marker set")
 
 
 def start(np_, job, *extra):
