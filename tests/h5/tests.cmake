@@ -2,22 +2,6 @@
 if(DM_WITH_PIPELINE)
   # Open MPI refuses to run as root (CI) unless told otherwise.
   set(DM_MPI_TEST_ENV "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1")
-  # A Python that can import h5py (Debian's python3-h5py lives in /usr/bin/python3, which may
-  # not be the first python3 on PATH).
-  if(NOT DM_H5PY_PYTHON)
-    foreach(py /usr/bin/python3 python3)
-      find_program(_dm_py ${py})
-      if(_dm_py)
-        execute_process(COMMAND ${_dm_py} -c "import h5py" RESULT_VARIABLE _dm_rc
-                        OUTPUT_QUIET ERROR_QUIET)
-        if(_dm_rc EQUAL 0)
-          set(DM_H5PY_PYTHON ${_dm_py} CACHE FILEPATH "Python with h5py for output checks")
-          break()
-        endif()
-      endif()
-      unset(_dm_py CACHE)
-    endforeach()
-  endif()
 
   add_executable(test_h5out h5/test_h5out.c)
   target_link_libraries(test_h5out PRIVATE dm_testcommon dm_pipeline)

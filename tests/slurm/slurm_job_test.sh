@@ -230,6 +230,14 @@ requeue) # jobs/requeue.sbatch: SIGTERM to the batch shell mid-run, requeue, --r
         [ $((SECONDS - start)) -gt 120 ] && fail "job $jobid not pending again 120 s after SIGTERM"
         sleep 1
     done
+    # ...but not before the killed step is fully cleaned up: a step launched while the old
+    # slurmstepd still removes its PMIx directory fails to start (seen in a CI-like run).
+    start=$SECONDS
+    while pgrep -f "slurmstepd: \[$jobid" > /dev/null; do
+        [ $((SECONDS - start)) -gt 60 ] && fail "slurmstepd of job $jobid still alive 60 s after requeue"
+        sleep 1
+    done
+    sleep 3
     scontrol update JobId="$jobid" StartTime=now || fail "scontrol update StartTime=now"
     wait_gone "$jobid"
     expect_completed "$jobid"
