@@ -81,12 +81,14 @@ static dm_status parse_entry(dm_st_file *f, const cJSON *item, const uint8_t *da
         b1->valuedouble < b0->valuedouble)
         return dm_error_set(DM_ERR_FORMAT, "%s: tensor %s: bad data_offsets", path,
                             item->string);
-    uint64_t begin = (uint64_t)b0->valuedouble, end = (uint64_t)b1->valuedouble;
-    if (end > data_size)
+    /* Compare as doubles before converting: a huge offset (e.g. 2e22) does not fit uint64_t
+     * and converting it would be undefined behaviour (found by tests/fuzz/fuzz_safetensors). */
+    if (b1->valuedouble > (double)data_size)
         return dm_error_set(DM_ERR_FORMAT,
-                            "%s: tensor %s: data ends at byte %llu but the file holds %zu data "
+                            "%s: tensor %s: data ends at byte %.0f but the file holds %zu data "
                             "bytes (truncated file?)",
-                            path, item->string, (unsigned long long)end, data_size);
+                            path, item->string, b1->valuedouble, data_size);
+    uint64_t begin = (uint64_t)b0->valuedouble, end = (uint64_t)b1->valuedouble;
     if (end - begin != numel * dm_dtype_size(e->dtype))
         return dm_error_set(DM_ERR_FORMAT, "%s: tensor %s: %llu data bytes for %llu elements of %s",
                             path, item->string, (unsigned long long)(end - begin),

@@ -115,6 +115,19 @@ static void test_safetensors(void) {
     printf("truncated: %s\n", dm_error_message());
     CHECK(strstr(dm_error_message(), path) != NULL);
     CHECK(dm_st_open(&f, "/nonexistent/w.safetensors") == DM_ERR_IO);
+    /* regression (fuzz_safetensors): an offset beyond uint64_t range is a format error, not UB */
+    {
+        const char hdr[] = "{\"a\": {\"dtype\": \"F16\", \"shape\": [1, 4, 3], "
+                           "\"data_offsets\": [0, 20000000000000000000004]}}";
+        uint8_t len8[8] = {0};
+        size_t hl = sizeof hdr - 1;
+        for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hl >> (8 * i));
+        FILE *h = fopen(path, "wb");
+        CHECK(h && fwrite(len8, 1, 8, h) == 8 && fwrite(hdr, 1, hl, h) == hl);
+        if (h) fclose(h);
+        CHECK(dm_st_open(&f, path) == DM_ERR_FORMAT);
+        CHECK(strstr(dm_error_message(), "truncated file?") != NULL);
+    }
     unlink(path);
     dm_tensor_free(&a);
 }
