@@ -8,7 +8,9 @@
  *                      status ("pending" | "ok" | "failed"), error (message, "" when none)
  *   /videos/<id>/alpha       (T, H, W)    uint8 (round(alpha * 255)) or float16
  *   /videos/<id>/foreground  (T, H, W, 3) uint8 (RGB, round(fgr * 255))
- *   /videos/<id>/depth       (T, H, W)    float16 | float32, relative inverse depth, unitless
+ *   /videos/<id>/depth       (T, H, W)    float16 | float32, relative inverse depth, unitless;
+ *                            (T, h, w) at the model input size when dm_h5_video.depth_width/
+ *                            depth_height are set; attr size = "source" | "model"
  *   /videos/<id>/pts         (T,) int64, attrs time_base_num, time_base_den
  *   /videos/<id>/time_s      (T,) float64 seconds (pts * time_base)
  *   /videos/<id>/done        (T,) uint8, 1 = every dataset row of that frame written
@@ -53,6 +55,9 @@ typedef struct dm_h5_video {
     int tb_num, tb_den;    /* stream time base of `pts` (seconds = pts * num / den) */
     int failed;            /* 1: unusable (probe failed): group with status failed, no data */
     const char *error;     /* message when failed, else NULL */
+    int depth_width, depth_height; /* depth dataset W, H (pixels); 0 = width, height (source
+                                    * size, attr size "source"); else the network input size
+                                    * (depth.output_size model: attr size "model") */
 } dm_h5_video;
 
 /* Which datasets exist and how they are stored. */
@@ -112,9 +117,9 @@ dm_status dm_h5_create(const char *path, MPI_Comm comm, const dm_h5_meta *meta,
 
 /* Collective. Opens an existing file for --resume and verifies it matches the job: same
  * format version, number of videos and, per video, source, frames, width, height, failed
- * state, and the same datasets with the same dtypes. Sets complete = 0 and the status of
- * videos that are not failed at probe back to "pending". Errors: DM_ERR_FORMAT ("PATH: resume
- * mismatch: ..."), DM_ERR_H5. */
+ * state, the same datasets with the same dtypes, and the same depth dataset size (H, W).
+ * Sets complete = 0 and the status of videos that are not failed at probe back to "pending".
+ * Errors: DM_ERR_FORMAT ("PATH: resume mismatch: ..."), DM_ERR_H5. */
 dm_status dm_h5_open_resume(const char *path, MPI_Comm comm, const dm_h5_meta *meta,
                             const dm_h5_layout *layout, const dm_h5_video *videos,
                             int n_videos, dm_h5_file **out);

@@ -108,10 +108,23 @@ static int ds_enabled(const dm_h5_layout *l, int d) {
     return 1;
 }
 
+/* Depth dataset H, W: the source size unless the job stores depth at the network input size
+ * (depth.output_size model), then depth_height/depth_width. */
+static void depth_dims(const dm_h5_video *v, int *h, int *w) {
+    int model = v->depth_width > 0 && v->depth_height > 0;
+    *h = model ? v->depth_height : v->height;
+    *w = model ? v->depth_width : v->width;
+}
+
 static dm_status create_dataset(dm_h5_file *f, h5_video *hv, const dm_h5_video *v, int d,
                                 const dm_h5_layout *layout) {
     const char *p = f->path;
     hsize_t dims[4] = {(hsize_t)v->frames, (hsize_t)v->height, (hsize_t)v->width, 3};
+    if (d == DS_DEPTH) {
+        int dh, dw;
+        depth_dims(v, &dh, &dw);
+        dims[1] = (hsize_t)dh, dims[2] = (hsize_t)dw;
+    }
     int nd = d == DS_FGR ? 4 : (d <= DS_DEPTH ? 3 : 1);
     hsize_t chunk[4] = {(hsize_t)layout->chunk_frames, dims[1], dims[2], 3};
     if (chunk[0] > dims[0]) chunk[0] = dims[0];
@@ -146,6 +159,12 @@ static dm_status create_dataset(dm_h5_file *f, h5_video *hv, const dm_h5_video *
         if (!st) st = h5u_attr_str(p, ds, "kind", "relative inverse depth (disparity-like), unitless");
         if (!st) st = h5u_attr_str(p, ds, "model", layout->depth_model);
         if (!st) st = h5u_attr_str(p, ds, "weights_sha256", layout->depth_sha256);
+        /* Which grid the rows are on: "source" = resized (bilinear, align_corners) to the
+         * frame size; "model" = the network's own output grid, input_height x input_width. */
+        int model = v->depth_width > 0 && v->depth_height > 0;
+        if (!st) st = h5u_attr_str(p, ds, "size", model ? "model" : "source");
+        if (!st && model) st = h5u_attr_i64(p, ds, "input_height", v->depth_height);
+        if (!st && model) st = h5u_attr_i64(p, ds, "input_width", v->depth_width);
     } else if (d == DS_PTS) {
         if (!st) st = h5u_attr_i64(p, ds, "time_base_num", v->tb_num);
         if (!st) st = h5u_attr_i64(p, ds, "time_base_den", v->tb_den);
@@ -275,6 +294,29 @@ dm_status dm_h5_create(const char *path, MPI_Comm comm, const dm_h5_meta *meta,
     return st;
 }
 
+/* Resume: the depth rows of the file must be on the grid the job produces (source size vs
+ * depth.output_size model), else rows of two sizes would be mixed. */
+static dm_status resume_depth_dims(dm_h5_file *f, hid_t ds, const char *name,
+                                   const dm_h5_video *v) {
+    const char *p = f->path;
+    hid_t space;
+    hsize_t dims[3] = {0, 0, 0};
+    int nd;
+    H5_CHECK(p, space = H5Dget_space(ds));
+    nd = H5Sget_simple_extent_ndims(space);
+    if (nd == 3) H5_CHECK(p, H5Sget_simple_extent_dims(space, dims, NULL));
+    H5Sclose(space);
+    int dh, dw;
+    depth_dims(v, &dh, &dw);
+    if (nd != 3 || dims[1] != (hsize_t)dh || dims[2] != (hsize_t)dw)
+        return dm_error_set(DM_ERR_FORMAT, "%s: resume mismatch: /%s/depth of %s is %llux%llu "
+                            "(W x H) in the file, the job writes %dx%d (depth.output_size %s)",
+                            p, name, v->source, (unsigned long long)dims[2],
+                            (unsigned long long)dims[1], dw, dh,
+                            v->depth_width > 0 && v->depth_height > 0 ? "model" : "source");
+    return DM_OK;
+}
+
 /* Resume check of one video: attributes and dataset types must match the job. */
 static dm_status resume_video(dm_h5_file *f, int idx, const dm_h5_video *v) {
     const char *p = f->path;
@@ -322,6 +364,7 @@ static dm_status resume_video(dm_h5_file *f, int idx, const dm_h5_video *v) {
         if (!same)
             return dm_error_set(DM_ERR_FORMAT, "%s: resume mismatch: /%s/%s has another dtype "
                                 "than the job asks for", p, name, ds_names[d]);
+        if (d == DS_DEPTH && (st = resume_depth_dims(f, ds, name, v))) return st;
     }
     return h5u_attr_str(p, hv->group, "status", "pending");
 }

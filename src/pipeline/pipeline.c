@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "depthmatte/cpu_tune.h"
+#include "depthmatte/da2.h"
 #include "pl_internal.h"
 
 /* All ranks agree on a status reached independently (setup, model loading, file creation):
@@ -71,7 +72,12 @@ static dm_status open_output(pl_ctx *c, dm_h5_file **f) {
         v[i] = (dm_h5_video){vi->path,       vi->frames,        vi->fps_num, vi->fps_den,
                              vi->width,      vi->height,        vi->codec,   vi->rotation,
                              vi->sar_num,    vi->sar_den,       vi->time_base_num,
-                             vi->time_base_den, !in->ok,        in->ok ? NULL : in->error};
+                             vi->time_base_den, !in->ok,        in->ok ? NULL : in->error,
+                             0, 0};
+        /* depth.output_size model (da2_vits): rows on the network's input grid, no resize. */
+        if (c->job.depth.enabled && c->job.depth.output_size == DM_DEPTH_SIZE_MODEL && in->ok)
+            da2_input_size(vi->height, vi->width, c->job.depth.input_size, &v[i].depth_height,
+                           &v[i].depth_width);
     }
     dm_h5_meta meta = {c->config_text, c->size};
     /* --resume of a missing file starts fresh (e.g. a requeued job that never wrote). Rank 0

@@ -69,9 +69,12 @@ dm_status pl_load_and_probe(pl_ctx *c, const char *job_path, const char *const *
                             int n_sets, int check_output_path) {
     dm_status st = dm_config_load_with_sets(job_path, sets, n_sets, &c->job);
     if (st) return st;
-    if (c->job.depth.enabled && c->job.depth.output_size != DM_DEPTH_SIZE_SOURCE)
-        return dm_error_set(DM_ERR_UNSUPPORTED, "%s: depth.output_size: only \"source\" is "
-                            "supported by the HDF5 writer so far", job_path);
+    /* Model-size rows are the DA-V2 head output on its input grid (da2_input_size); the VDA
+     * paths only produce source-size depth. */
+    if (c->job.depth.enabled && c->job.depth.output_size == DM_DEPTH_SIZE_MODEL &&
+        c->job.depth.model != DM_DEPTH_DA2_VITS)
+        return dm_error_set(DM_ERR_UNSUPPORTED, "%s: depth.output_size: model is only supported "
+                            "with depth.model da2_vits", job_path);
     /* --max-frames overrides the job's max_frames; the effective configuration stored in the
      * file then records the limit actually used. */
     if (c->opt.max_frames > 0)

@@ -27,7 +27,8 @@ struct pl_worker {
     const uint8_t *rgb; /* (H, W, 3) the current frame: a prefetch slot, valid until the next */
     float *fgr_f;      /* (3, H, W) RVM foreground, planar */
     float *pha_f;      /* (H, W) RVM alpha */
-    float *depth_f;    /* (H, W) DA-V2 depth at source size */
+    float *depth_f;    /* (H, W) DA-V2 depth at source size, or (h, w) at model size */
+    float *da2_in;     /* (1, 3, h, w) DA-V2 input (depth.output_size model only) */
     void *alpha;       /* (chunk_frames, H, W) uint8 or half */
     uint8_t *fgr;      /* (chunk_frames, H, W, 3) uint8 */
     void *depth;       /* (chunk_frames, H, W) half or float */
@@ -97,17 +98,28 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
         const dm_video_info *in = &c->inputs[c->chunks[c->blocks[i].chunk].video].info;
         if ((size_t)in->width * in->height > px) px = (size_t)in->width * in->height;
     }
+    /* Depth rows at model size (da2_input_size, multiples of 14) may exceed the source's. */
+    size_t dpx = px, mpx = 1;
+    const int model_size = job->depth.enabled && job->depth.output_size == DM_DEPTH_SIZE_MODEL;
+    for (int i = 0; i < c->n_blocks && model_size; i++) {
+        const dm_video_info *in = &c->inputs[c->chunks[c->blocks[i].chunk].video].info;
+        int mh, mw;
+        da2_input_size(in->height, in->width, job->depth.input_size, &mh, &mw);
+        if ((size_t)mh * mw > mpx) mpx = (size_t)mh * mw;
+    }
+    if (mpx > dpx) dpx = mpx;
     size_t cf = (size_t)job->output.chunk_frames;
     if ((st = pl_prefetch_init(&w->pf, px * 3))) return st;
     w->fgr_f = malloc(px * 3 * sizeof(float));
     w->pha_f = malloc(px * sizeof(float));
-    w->depth_f = malloc(px * sizeof(float));
+    w->depth_f = malloc(dpx * sizeof(float));
+    w->da2_in = malloc(mpx * 3 * sizeof(float));
     w->alpha = malloc(cf * px * 2);
     w->fgr = malloc(cf * px * 3);
-    w->depth = malloc(cf * px * 4);
+    w->depth = malloc(cf * dpx * 4);
     w->pts = malloc(cf * sizeof *w->pts);
     w->ts = malloc(cf * sizeof *w->ts);
-    if (!w->fgr_f || !w->pha_f || !w->depth_f || !w->alpha || !w->fgr ||
+    if (!w->fgr_f || !w->pha_f || !w->depth_f || !w->da2_in || !w->alpha || !w->fgr ||
         !w->depth || !w->pts || !w->ts)
         return dm_error_set(DM_ERR_NOMEM, "out of memory for frame buffers (%zu pixels x %zu "
                             "frames)", px, cf);
@@ -132,7 +144,7 @@ void pl_worker_free(pl_worker *w) {
     da2_model_free(w->da2);
     if (w->be) dm_backend_destroy(w->be);
     pl_prefetch_free(&w->pf);
-    free(w->fgr_f), free(w->pha_f), free(w->depth_f);
+    free(w->fgr_f), free(w->pha_f), free(w->depth_f), free(w->da2_in);
     free(w->alpha), free(w->fgr), free(w->depth), free(w->pts), free(w->ts);
     free(w);
 }
@@ -213,6 +225,21 @@ static dm_status start_chunk(pl_worker *w, const pl_chunk *ch, const dm_video_in
     return DM_OK;
 }
 
+/* depth.output_size model: the DPT head output (1, 1, h, w) of the current frame into depth_f,
+ * i.e. exactly the tensor da2_infer_u8 resizes to the source (no resize here); *n = h * w. */
+static dm_status depth_model_size(pl_worker *w, size_t *n) {
+    int h, wd;
+    da2_ctx_input_dims(w->dc, &h, &wd);
+    const int64_t s_in[] = {1, 3, h, wd}, s_out[] = {1, 1, h, wd};
+    dm_tensor in, out;
+    dm_tensor_view(&in, w->da2_in, DM_DTYPE_F32, 4, s_in);
+    dm_tensor_view(&out, w->depth_f, DM_DTYPE_F32, 4, s_out);
+    dm_status st = da2_preprocess_u8(w->dc, w->rgb, &in);
+    if (!st) st = da2_forward(w->dc, &in, &out);
+    *n = (size_t)h * wd;
+    return st;
+}
+
 static inline float clamp01(float x) {
     return x < 0.f ? 0.f : (x > 1.f ? 1.f : x);
 }
@@ -261,14 +288,17 @@ dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
             }
         }
         if (job->depth.enabled) {
-            if ((st = da2_infer_u8(w->dc, w->rgb, w->depth_f))) return st;
-            for (size_t i = 0; i < px; i++) {
+            size_t dpx = px;
+            if (job->depth.output_size == DM_DEPTH_SIZE_MODEL) st = depth_model_size(w, &dpx);
+            else st = da2_infer_u8(w->dc, w->rgb, w->depth_f);
+            if (st) return st;
+            for (size_t i = 0; i < dpx; i++) {
                 float d = w->depth_f[i];
                 if (!isfinite(d))
                     return dm_error_set(DM_ERR_NONFINITE, "%s: frame %lld: non-finite depth at "
                                         "pixel %zu", info->path, (long long)frame, i);
-                if (depth_f16) ((uint16_t *)w->depth)[t * px + i] = dm_f32_to_f16(d);
-                else ((float *)w->depth)[t * px + i] = d;
+                if (depth_f16) ((uint16_t *)w->depth)[t * dpx + i] = dm_f32_to_f16(d);
+                else ((float *)w->depth)[t * dpx + i] = d;
             }
         }
         w->stats.inference_s += pl_now() - t1;

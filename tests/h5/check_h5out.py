@@ -40,6 +40,8 @@ with h5py.File(path, "r") as f:
         check(g["foreground"].shape == (T, H, W, 3), vid + " foreground shape")
         check(g["depth"].dtype == np.float16, vid + " depth float16")
         check(s(g["depth"].attrs["model"]) == "depth_anything_v2_small", vid + " depth model")
+        check(g["depth"].shape == (T, H, W) and s(g["depth"].attrs["size"]) == "source",
+              vid + " depth at source size")
         check(g["alpha"].compression == "gzip" and g["alpha"].chunks[0] == 3, vid + " chunks")
         t, y, x = np.meshgrid(np.arange(T), np.arange(H), np.arange(W), indexing="ij")
         want_a = ((v * 31 + t * 7 + y * 3 + x) % 256).astype(np.uint8)

@@ -19,9 +19,9 @@
 
 #define NV 3
 static const dm_h5_video videos[NV] = {
-    {"a.mp4", 10, 24, 1, 6, 4, "h264", 0, 1, 1, 1, 12288, 0, NULL},
-    {"b.mkv", 7, 30000, 1001, 5, 3, "ffv1", 90, 1, 1, 1, 1000, 0, NULL},
-    {"c.txt", 0, 0, 0, 0, 0, "", 0, 0, 1, 0, 1, 1, "c.txt: Invalid data found when processing input"},
+    {"a.mp4", 10, 24, 1, 6, 4, "h264", 0, 1, 1, 1, 12288, 0, NULL, 0, 0},
+    {"b.mkv", 7, 30000, 1001, 5, 3, "ffv1", 90, 1, 1, 1, 1000, 0, NULL, 0, 0},
+    {"c.txt", 0, 0, 0, 0, 0, "", 0, 0, 1, 0, 1, 1, "c.txt: Invalid data found when processing input", 0, 0},
 };
 
 static uint8_t alpha_val(int v, int t, int y, int x) { return (uint8_t)(v * 31 + t * 7 + y * 3 + x); }
@@ -199,6 +199,16 @@ int main(int argc, char **argv) {
     f = NULL;
     st = dm_h5_open_resume(path, MPI_COMM_WORLD, &meta, &l, changed, NV, &f);
     CHECK(st == DM_ERR_FORMAT && strstr(dm_error_message(), "resume mismatch"));
+    if (rank == 0) printf("expected refusal: %s\n", dm_error_message());
+    dm_h5_close(f);
+    /* Depth stored at another grid (depth.output_size model vs source): refused, naming the
+     * video and both sizes. */
+    memcpy(changed, videos, sizeof changed);
+    changed[0].depth_width = 14, changed[0].depth_height = 28;
+    f = NULL;
+    st = dm_h5_open_resume(path, MPI_COMM_WORLD, &meta, &l, changed, NV, &f);
+    CHECK(st == DM_ERR_FORMAT && strstr(dm_error_message(), "a.mp4") &&
+          strstr(dm_error_message(), "6x4") && strstr(dm_error_message(), "14x28"));
     if (rank == 0) printf("expected refusal: %s\n", dm_error_message());
     dm_h5_close(f);
 
