@@ -2,8 +2,8 @@
 """End-to-end tests of `depthmatte run` under mpiexec on real clips (label e2e).
 
 Usage: e2e.py CASE --exe DEPTHMATTE --mpiexec MPIEXEC --shared SHARED_DIR --work WORK_DIR
-Cases: consistency, full720p, bad_inputs, keep_going, odd_videos, resume, depth, sigterm,
-crash.
+Cases: consistency, full720p, bad_inputs, keep_going, odd_videos, resume, depth,
+depth_model_size, sigterm, crash.
 Exit 0 pass, 1 fail, 77 skip (data or h5py missing; printed loudly)."""
 import argparse
 import json
@@ -396,6 +396,110 @@ def case_depth():
         check(bool(np.all(f3["videos/00000/done"][...] == 1)), "np 3: every done marker set")
 
 
+def da2_model_dims(h, w, input_size):
+    """Network input size by the official rule as golden/README.md states it (image2tensor's
+    Resize: keep aspect ratio, lower bound, multiple of 14), written here from the text, not
+    from our C code: s = max(input_size/h, input_size/w); h' = round(s*h/14)*14 (NumPy round,
+    half to even), replaced by ceil(s*h/14)*14 when below input_size; same for w'."""
+    sc = max(input_size / h, input_size / w)
+
+    def side(x):
+        y = int(np.round(sc * x / 14) * 14)
+        return y if y >= input_size else int(np.ceil(sc * x / 14) * 14)
+    return side(h), side(w)
+
+
+def resize_bilinear_ac(d, H, W):
+    """F.interpolate(mode='bilinear', align_corners=True) of (T, h, w) to (T, H, W), float64."""
+    T, h, w = d.shape
+    def taps(n_in, n_out):
+        src = np.arange(n_out) * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(1)
+        i0 = np.minimum(np.floor(src).astype(int), n_in - 1)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        return i0, i1, src - i0
+    y0, y1, ly = taps(h, H)
+    x0, x1, lx = taps(w, W)
+    d = d.astype(np.float64)
+    rows = d[:, y0, :] * (1 - ly)[None, :, None] + d[:, y1, :] * ly[None, :, None]
+    return rows[:, :, x0] * (1 - lx)[None, None, :] + rows[:, :, x1] * lx[None, None, :]
+
+
+def case_depth_model_size():
+    """depth.output_size: model (DA-V2, synthetic recipe weights): rows are the DPT head output
+    on the network input grid (T, h, w); bitwise equal on 1 and 2 ranks; resized bilinearly
+    (align_corners) to the source they match the output_size: source run; a --resume with the
+    other size is refused; VDA with model size is refused."""
+    clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
+    recipe = shared("golden/da2_vits/recipe.json")
+    need(clip, recipe)
+    if not A.recipe_tool or not os.path.exists(A.recipe_tool):
+        print("SKIP: dm_make_recipe_weights not built")
+        sys.exit(77)
+    wts = os.path.join(A.work, "da2_recipe.safetensors")
+    subprocess.run([A.recipe_tool, recipe, wts], check=True)
+    T, H, W, size = 12, 144, 256, 70
+    h, w = da2_model_dims(H, W, size)
+
+    def job(name, output_size, model="da2_vits"):
+        out = os.path.join(A.work, name + ".h5")
+        j = {"inputs": [clip], "max_frames": T, "output": {"path": out, "chunk_frames": 4},
+             "depth": {"model": model, "weights": wts, "input_size": size, "dtype": "float32",
+                       "output_size": output_size},
+             "plan": {"split_videos": "always", "min_chunk_frames": 4}}
+        path = os.path.join(A.work, name + ".yaml")
+        with open(path, "w") as f:
+            json.dump(j, f)
+        return path, out
+
+    runs = {}
+    for name, n, osz in (("src_np1", 1, "source"), ("model_np1", 1, "model"),
+                         ("model_np2", 2, "model")):
+        path, out = job(name, osz)
+        rc, _, err = run(n, path)
+        check(rc == 0, f"{name}: exit 0 ({err.strip()[-300:]})")
+        runs[name] = (path, out)
+    with h5py.File(runs["src_np1"][1]) as fs, h5py.File(runs["model_np1"][1]) as f1, \
+            h5py.File(runs["model_np2"][1]) as f2:
+        ds, d1, d2 = (f["videos/00000/depth"] for f in (fs, f1, f2))
+        check(d1.shape == (T, h, w) and d1.dtype == np.float32,
+              f"model-size depth {d1.shape} == {(T, h, w)} (official sizing rule)")
+        check(ds.shape == (T, H, W), f"source-size depth {ds.shape}")
+        check(s(d1.attrs["size"]) == "model" and int(d1.attrs["input_height"]) == h and
+              int(d1.attrs["input_width"]) == w and s(ds.attrs["size"]) == "source",
+              "depth attrs size / input_height / input_width")
+        check(s(d1.attrs["model"]) == "depth_anything_v2_small", "depth model attr kept")
+        a, b, src = d1[...], d2[...], ds[...]
+        check(bool(np.all(np.isfinite(a))) and float(a.std()) > 0 and float(a.min()) >= 0,
+              f"finite, non-negative (ReLU), non-constant (std {a.std():.4g})")
+        check(np.array_equal(a, b), "model-size depth bitwise identical on 1 and 2 ranks")
+        check(bool(np.all(f2["videos/00000/done"][...] == 1)), "np 2: every done marker set")
+        # The source-size rows are the same head output resized in float32 by our CPU op
+        # (coordinates computed in double, rounded to float). Bound of the difference to this
+        # float64 resize: coordinate rounding <= half an ulp of a coordinate < 256, i.e.
+        # 2**-17 ~ 7.6e-6 px, times the largest step between neighbours (<= max|d|, as d >= 0),
+        # plus ~4 float32 roundings of the interpolation (4 * 2**-24 * max|d| ~ 2.4e-7 max|d|):
+        # ~8e-6 * max|d|. Tolerance 2e-5 * max|d| keeps a 2.5x margin; a missed or shifted
+        # resize (or a wrong grid) gives errors of the order of the depth's std.
+        r = resize_bilinear_ac(a, H, W)
+        err_abs = float(np.max(np.abs(r - src)))
+        scale = float(np.max(np.abs(src)))
+        print(f"  resize(model) vs source: max abs {err_abs:.3g}, max|d| {scale:.4g}, "
+              f"ratio {err_abs / scale:.3g}, std {src.std():.4g}")
+        check(err_abs <= 2e-5 * scale, f"bilinear resize of model-size rows == source-size rows "
+              f"(max abs {err_abs:.3g} <= 2e-5 * {scale:.4g})")
+    # --resume of the model-size file with output_size source: refused, naming both sizes.
+    path, out = runs["model_np1"]
+    rc, _, err = run(1, path, "--resume", "--set", "depth.output_size=source")
+    ok, lines = one_error_line(err, "model_np1.h5")
+    check(rc != 0 and ok and "resume mismatch" in err and f"{w}x{h}" in err and f"{W}x{H}" in err,
+          f"resume with another depth size refused: {lines}")
+    # Model size is a DA-V2 feature: VDA jobs are refused at setup with a clear message.
+    path, _ = job("vda_model", "model", model="vda_vits")
+    rc, _, err = run(1, path)
+    check(rc != 0 and "depth.output_size: model is only supported with depth.model da2_vits"
+          in err, f"vda_vits + output_size model refused ({err.strip()[-200:]})")
+
+
 def start(np_, job, *extra):
     """Starts mpiexec without --quiet; returns the Popen (stdout piped, stderr to a file)."""
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
@@ -570,6 +674,7 @@ def case_crash():
 CASES = {"consistency": case_consistency, "full720p": case_full720p,
          "bad_inputs": case_bad_inputs, "keep_going": case_keep_going,
          "odd_videos": case_odd_videos, "resume": case_resume, "depth": case_depth,
+         "depth_model_size": case_depth_model_size,
          "sigterm": case_sigterm, "crash": case_crash}
 
 
