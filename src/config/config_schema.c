@@ -97,7 +97,8 @@ static const cfg_key g_schema[] = {
     INT("depth.input_size", depth.input_size, "518", 14, 4096, "an integer in 14..4096",
         "Network input size in pixels (short side); rounded as the model's own transform does."),
     ENUM("depth.output_size", depth.output_size, "source", output_sizes,
-         "Depth map size: the video's (source) or the network's (model)."),
+         "Depth map size: the video's (source) or the network input grid, no resize (model; "
+         "da2_vits only)."),
     ENUM("depth.dtype", depth.dtype, "float16", depth_dtypes,
          "Storage type of depth (fp16's 0.05 % step is below the models' own error)."),
     SECTION("runtime", "Compute settings of every rank."),
