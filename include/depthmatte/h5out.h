@@ -73,6 +73,8 @@ typedef struct dm_h5_layout {
     const char *depth_sha256;     /* attr "weights_sha256" ("" if unknown) */
     int chunk_frames;             /* frames per HDF5 chunk (and per write block), >= 1 */
     int gzip;                     /* 0: no compression; 1..9: deflate level */
+    int depth_metric;             /* 1: depth in metres (attr kind, units "m"); 0: relative */
+    int block_rows;               /* most rows of one block per round; 0 = chunk_frames */
 } dm_h5_layout;
 
 /* Root metadata. */

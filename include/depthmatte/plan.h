@@ -111,4 +111,53 @@ dm_status dm_plan_unpack(const int64_t *buf, size_t n, dm_plan *out);
  * loads with the imbalance (max load / (total load / ranks)). */
 void dm_plan_print(const dm_plan *plan, FILE *f);
 
+/* ---- Video Depth Anything (VDA) schedules -------------------------------------------------
+ * VDA runs 32-frame windows starting every 22 frames and aligns window k's scale/shift to window
+ * k-1 (include/depthmatte/vda.h). Window k finalises output rows [22k+2, 22k+24) (window 0: [0,
+ * 24)); the last window also the 8 rows after that; rows are clipped to the video. The unit of
+ * work is one window: every forward pass is independent, only the small alignment state goes
+ * from window k-1 to window k, possibly from rank to rank. A rank processes one window per write
+ * round, so a window's predecessor must run on the same rank in the previous round (state kept
+ * locally) or on another rank in the same round (state received after the predecessor's
+ * alignment, a chain that ripples through the ranks) or in the previous round (received at the
+ * end of that round and kept for one round). DESIGN.md "VDA". */
+
+/* Output rows [*begin, *end) of window k of a video of `frames` frames (may be empty for a last
+ * window that starts on the final frame or two: its rows lie past the video end). */
+void dm_vda_window_rows(int64_t frames, int k, int64_t *begin, int64_t *end);
+
+/* Number of windows that own at least one row (windows 0 .. n-1). */
+int dm_vda_windows_with_rows(int64_t frames);
+
+/* Plans a VDA job: whole videos per rank (LPT by frames, state kept on the rank) when `split` is
+ * NEVER, or AUTO with at least as many videos as ranks; otherwise the windows of all videos, in
+ * video order, go round-robin over the ranks (window g of the concatenated list on rank g mod
+ * nranks, round g / nranks), one chunk per window (rows as dm_vda_window_rows). warmup 0, align 1
+ * (chunk borders are the window borders 22k+2). Errors as dm_plan_make. */
+dm_status dm_plan_make_vda(const int64_t *frames, int n_videos, int nranks, dm_split_policy split,
+                           dm_plan *out);
+
+/* One window of a VDA schedule. */
+typedef struct dm_vda_slot {
+    int video, window; /* window index k within its video */
+    int rank, round;   /* who runs it, and in which write round (index in the rank's list) */
+    int64_t begin, end; /* output rows */
+} dm_vda_slot;
+
+typedef struct dm_vda_schedule {
+    int n;             /* windows with rows, all videos */
+    dm_vda_slot *slot; /* (n,) sorted by video, then window */
+    int n_rounds;      /* max over ranks of windows per rank */
+} dm_vda_schedule;
+
+/* Expands a plan (any chunks tiling the videos on window borders, e.g. dm_plan_make_vda's) into
+ * windows, numbers each rank's windows in its chunk order (= rounds), and checks the dependency
+ * rule above; DM_ERR_ARG names the first window whose predecessor is misplaced or a chunk border
+ * that is not a window border. Free with dm_vda_schedule_free. */
+dm_status dm_vda_schedule_make(const dm_plan *plan, dm_vda_schedule *s);
+void dm_vda_schedule_free(dm_vda_schedule *s);
+
+/* Index in s->slot of window k of `video`, or -1. */
+int dm_vda_schedule_find(const dm_vda_schedule *s, int video, int window);
+
 #endif

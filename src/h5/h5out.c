@@ -53,12 +53,15 @@ static dm_status file_alloc(const char *path, MPI_Comm comm, const dm_h5_layout 
     if (!f) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", path);
     f->path = strdup(path);
     f->videos = calloc(n_videos > 0 ? n_videos : 1, sizeof *f->videos);
-    f->ones = malloc(layout->chunk_frames);
+    /* Done-marker rows: as many as the largest block of a round. */
+    const int max_rows = layout->block_rows > layout->chunk_frames ? layout->block_rows
+                                                                   : layout->chunk_frames;
+    f->ones = malloc((size_t)max_rows);
     if (!f->path || !f->videos || !f->ones) {
         free(f->path), free(f->videos), free(f->ones), free(f);
         return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", path);
     }
-    memset(f->ones, 1, layout->chunk_frames);
+    memset(f->ones, 1, (size_t)max_rows);
     f->comm = comm;
     f->layout = *layout;
     f->layout.matting_model = f->layout.matting_sha256 = NULL; /* not kept: not owned */
@@ -156,7 +159,11 @@ static dm_status create_dataset(dm_h5_file *f, h5_video *hv, const dm_h5_video *
         if (!st && d == DS_FGR)
             st = h5u_attr_str(p, ds, "encoding", "RGB uint8 = round(clamp(fgr, 0, 1) * 255)");
     } else if (d == DS_DEPTH) {
-        if (!st) st = h5u_attr_str(p, ds, "kind", "relative inverse depth (disparity-like), unitless");
+        if (!st)
+            st = h5u_attr_str(p, ds, "kind", layout->depth_metric
+                                                 ? "metric depth (distance along the optical axis)"
+                                                 : "relative inverse depth (disparity-like), unitless");
+        if (!st) st = h5u_attr_str(p, ds, "units", layout->depth_metric ? "m" : "1");
         if (!st) st = h5u_attr_str(p, ds, "model", layout->depth_model);
         if (!st) st = h5u_attr_str(p, ds, "weights_sha256", layout->depth_sha256);
         /* Which grid the rows are on: "source" = resized (bilinear, align_corners) to the
@@ -459,11 +466,13 @@ dm_status dm_h5_write_round(dm_h5_file *f, const dm_h5_block *mine, int64_t *rou
     me.video = -1;
     me.failed_video = -1;
     if (mine && mine->video >= 0 && mine->count > 0) {
-        if (mine->video >= f->n_videos || mine->count > f->layout.chunk_frames ||
+        const int max_rows = f->layout.block_rows > 0 ? f->layout.block_rows
+                                                      : f->layout.chunk_frames;
+        if (mine->video >= f->n_videos || mine->count > max_rows ||
             f->videos[mine->video].ds[DS_DONE] < 0)
             return dm_error_set(DM_ERR_ARG, "%s: bad write block (video %d, %lld rows; at most "
                                 "%d rows per round)", p, mine->video, (long long)mine->count,
-                                f->layout.chunk_frames);
+                                max_rows);
         me.video = mine->video;
         me.begin = mine->begin;
         me.count = mine->count;

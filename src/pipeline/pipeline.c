@@ -52,6 +52,8 @@ static void make_layout(const dm_job *job, dm_h5_layout *l) {
     l->depth_dtype = job->depth.dtype;
     l->matting_model = "rvm_mobilenetv3";
     l->depth_model = pl_depth_model_name(job);
+    l->depth_metric = job->depth.model == DM_DEPTH_VDA_VITS_METRIC;
+    l->block_rows = pl_is_vda(job) ? 32 : 0; /* a VDA window writes up to 32 rows */
     l->chunk_frames = job->output.chunk_frames;
     l->gzip = job->output.compression;
 }
@@ -117,7 +119,10 @@ static dm_status mark_done_chunks(pl_ctx *c, dm_h5_file *f, uint8_t *skip) {
             return st;
         }
         int all = 1;
-        for (int64_t t = ch->begin; t < ch->end && all; t++) all = done[t] != 0;
+        /* VDA: a window needs the alignment chain from window 0, so only videos done entirely
+         * are skipped (the same decision on every rank: it reads the same markers). */
+        int64_t from = c->is_vda ? 0 : ch->begin, to = c->is_vda ? T : ch->end;
+        for (int64_t t = from; t < to && all; t++) all = done[t] != 0;
         skip[k] = (uint8_t)all;
     }
     free(done);
@@ -147,15 +152,41 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, dm_h5_file *f, uint8_t *ski
     MPI_Allreduce(&skipped, &done, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
     int bi = 0, open_chunk = -1;
     dm_status st = DM_OK;
+    /* VDA: skip flags per video (a chunk of a fully done video marks its video). */
+    uint8_t *video_skip = calloc(c->n_inputs > 0 ? c->n_inputs : 1, 1);
+    if (!video_skip) {
+        free(chunk_failed);
+        return dm_error_set(DM_ERR_NOMEM, "out of memory");
+    }
+    for (int k = 0; k < c->n_chunks; k++)
+        if (skip[k]) video_skip[c->chunks[k].video] = 1;
     for (int round = 0; round < c->n_rounds; round++) {
         dm_h5_block blk = {.video = -1, .failed_video = -1};
-        while (bi < c->n_blocks) {
+        if (c->is_vda) {
+            int fv = -1;
+            dm_status vs = DM_OK;
+            dm_status fs = pl_vda_round(pl_worker_vda(w), round, video_skip, f, &blk, &fv, &vs,
+                                        stats);
+            if (fs) {
+                res->report = res->fatal = 1;
+                st = fs;
+                break;
+            }
+            if (fv >= 0) {
+                snprintf(local_msg, sizeof local_msg, "%s", dm_error_message());
+                if (!local) local = vs;
+                blk = (dm_h5_block){.video = -1, .failed_video = fv, .error = local_msg};
+                fprintf(stderr, "depthmatte: rank %d: %s%s\n", c->rank, local_msg,
+                        c->opt.keep_going ? " (video skipped: --keep-going)" : "");
+            }
+        }
+        while (!c->is_vda && bi < c->n_blocks) {
             int k = c->blocks[bi].chunk;
             if (!skip[k] && !chunk_failed[k] && !dm_h5_video_failed(f, c->chunks[k].video)) break;
             if (open_chunk == k) pl_worker_end_chunk(w), open_chunk = -1;
             bi++;
         }
-        if (bi < c->n_blocks) {
+        if (!c->is_vda && bi < c->n_blocks) {
             const pl_block *b = &c->blocks[bi++];
             const pl_chunk *ch = &c->chunks[b->chunk];
             dm_status vs = pl_worker_block(w, b, &blk);
@@ -210,6 +241,7 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, dm_h5_file *f, uint8_t *ski
     }
     pl_worker_end_chunk(w);
     free(chunk_failed);
+    free(video_skip);
     if (!st) pl_progress(c, done, t0, 1);
     if (!st && res->interrupted && c->rank == 0)
         fprintf(stderr, "depthmatte: stop requested (SIGTERM): %lld of %lld frames written and "

@@ -11,6 +11,7 @@
 #include "depthmatte/config.h"
 #include "depthmatte/h5out.h"
 #include "depthmatte/pipeline.h"
+#include "depthmatte/plan.h"
 #include "depthmatte/rvm.h"
 #include "depthmatte/video.h"
 
@@ -48,6 +49,8 @@ typedef struct pl_ctx {
     int n_blocks;
     int n_rounds;        /* max over ranks of their block count */
     int64_t total_frames; /* rows to write over all ranks (ok videos) */
+    int is_vda;           /* depth.model is a Video Depth Anything model: rounds = windows */
+    dm_vda_schedule vda;  /* VDA: every window of the job (all ranks), see plan.h */
 } pl_ctx;
 
 /* Rank 0: job, output checks, probes and plan; then everything broadcast to all ranks.
@@ -83,6 +86,35 @@ void pl_worker_end_chunk(pl_worker *w);
 
 /* Statistics of this rank so far (frames, seconds per stage). */
 dm_h5_rank_stats *pl_worker_stats(pl_worker *w);
+
+/* VDA windows of this rank (pl_vda.c), owned by the worker. */
+typedef struct pl_vda pl_vda;
+
+/* Loads the VDA model (metric or not from depth.model) and sizes the buffers from the largest
+ * frame of this rank's windows. */
+dm_status pl_vda_init(pl_vda **v, pl_ctx *c, dm_backend *be);
+void pl_vda_free(pl_vda *v);
+
+/* Everything this rank does for VDA in write round `round` (header of pl_vda.c): its window
+ * (unless its video is skipped, video_skip[v] != 0 (--resume: all rows done), or known failed),
+ * the alignment-state messages of the round. Point-to-point with the neighbouring windows'
+ * ranks; every rank must call it for every round. *out: the rows to write (video -1: none).
+ * A video error (decode, forward pass, previous window failed) gives *failed_video = the video,
+ * *video_status its status and leaves its message in dm_error_message(); the return value is
+ * DM_OK then. Returns an
+ * error only for MPI / protocol failures, after which the job must abort. */
+dm_status pl_vda_round(pl_vda *v, int round, const uint8_t *video_skip, dm_h5_file *f,
+                       dm_h5_block *out, int *failed_video, dm_status *video_status,
+                       dm_h5_rank_stats *stats);
+
+/* The worker's VDA part (NULL unless c->is_vda). */
+pl_vda *pl_worker_vda(pl_worker *w);
+
+/* 1 when the job's depth stage is a Video Depth Anything model. */
+static inline int pl_is_vda(const dm_job *job) {
+    return job->depth.enabled && (job->depth.model == DM_DEPTH_VDA_VITS ||
+                                  job->depth.model == DM_DEPTH_VDA_VITS_METRIC);
+}
 
 /* Matting / depth identifiers stored in the file. */
 const char *pl_depth_model_name(const dm_job *job);

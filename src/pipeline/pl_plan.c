@@ -25,7 +25,10 @@ dm_status pl_plan_for_ranks(pl_ctx *c, int ranks) {
     if (n_ok > 0) { /* all inputs failed (--keep-going): nothing to plan, zero rounds */
         dm_plan_options opt = dm_config_plan_options(&c->job);
         dm_plan plan;
-        st = dm_plan_make(frames, n_ok, ranks, &opt, &plan);
+        /* VDA: chunks on window borders, scheduled so the alignment state can follow. */
+        st = pl_is_vda(&c->job)
+                 ? dm_plan_make_vda(frames, n_ok, ranks, c->job.plan.split_videos, &plan)
+                 : dm_plan_make(frames, n_ok, ranks, &opt, &plan);
         if (!st) {
             c->chunks = calloc(plan.n_chunks > 0 ? plan.n_chunks : 1, sizeof *c->chunks);
             if (!c->chunks) st = dm_error_set(DM_ERR_NOMEM, "out of memory");

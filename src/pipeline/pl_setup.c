@@ -69,6 +69,12 @@ dm_status pl_load_and_probe(pl_ctx *c, const char *job_path, const char *const *
                             int n_sets, int check_output_path) {
     dm_status st = dm_config_load_with_sets(job_path, sets, n_sets, &c->job);
     if (st) return st;
+    if (pl_is_vda(&c->job) && c->job.matting.enabled)
+        return dm_error_set(DM_ERR_UNSUPPORTED, "%s: matting together with depth.model %s in one "
+                            "job is not supported yet (VDA runs window by window, RVM frame by "
+                            "frame): run them as two jobs", job_path,
+                            c->job.depth.model == DM_DEPTH_VDA_VITS ? "vda_vits"
+                                                                    : "vda_vits_metric");
     /* Model-size rows are the DA-V2 head output on its input grid (da2_input_size); the VDA
      * paths only produce source-size depth. */
     if (c->job.depth.enabled && c->job.depth.output_size == DM_DEPTH_SIZE_MODEL &&
@@ -147,6 +153,35 @@ dm_status pl_make_blocks(pl_ctx *c, int chunk_frames) {
     int *per_rank = calloc(c->size, sizeof *per_rank);
     if (!per_rank) return dm_error_set(DM_ERR_NOMEM, "out of memory");
     c->total_frames = 0;
+    c->is_vda = pl_is_vda(&c->job);
+    if (c->is_vda) {
+        /* VDA: one window per round (pl_vda.c); the schedule is the same on every rank. */
+        free(per_rank);
+        dm_plan p = {0};
+        int n_videos = c->n_inputs > 0 ? c->n_inputs : 1;
+        int64_t *frames = calloc((size_t)n_videos, sizeof *frames);
+        if (!frames) return dm_error_set(DM_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < c->n_inputs; i++) frames[i] = c->inputs[i].ok ? c->inputs[i].info.frames : 0;
+        dm_chunk *ch = calloc((size_t)(c->n_chunks > 0 ? c->n_chunks : 1), sizeof *ch);
+        if (!ch) {
+            free(frames);
+            return dm_error_set(DM_ERR_NOMEM, "out of memory");
+        }
+        for (int k = 0; k < c->n_chunks; k++) {
+            const pl_chunk *x = &c->chunks[k];
+            ch[k] = (dm_chunk){x->video, x->rank, x->begin, x->end, x->context_begin};
+            c->total_frames += x->end - x->begin;
+        }
+        p.n_videos = n_videos, p.nranks = c->size, p.n_chunks = c->n_chunks;
+        p.frames = frames, p.chunks = ch;
+        dm_status st = dm_vda_schedule_make(&p, &c->vda);
+        free(frames), free(ch);
+        if (st) return st;
+        c->n_rounds = c->vda.n_rounds;
+        c->n_blocks = 0;
+        c->blocks = calloc(1, sizeof *c->blocks);
+        return c->blocks ? DM_OK : dm_error_set(DM_ERR_NOMEM, "out of memory");
+    }
     for (int k = 0; k < c->n_chunks; k++) {
         const pl_chunk *ch = &c->chunks[k];
         if (ch->rank < 0 || ch->rank >= c->size || ch->begin >= ch->end) continue;
@@ -178,5 +213,6 @@ void pl_ctx_free(pl_ctx *c) {
     free(c->inputs);
     free(c->chunks);
     free(c->blocks);
+    dm_vda_schedule_free(&c->vda);
     memset(c, 0, sizeof *c);
 }

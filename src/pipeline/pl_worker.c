@@ -21,6 +21,7 @@ struct pl_worker {
     rvm_state *rs;
     int rs_h, rs_w;
     da2_model *da2;
+    pl_vda *vda;
     da2_ctx *dc;
     int dc_h, dc_w;
     pl_prefetch pf;    /* decode thread + ring of (H, W, 3) frames, sized once */
@@ -87,9 +88,8 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
     if (job->matting.enabled && (st = rvm_model_load(&w->rvm, job->matting.weights, w->be)))
         return st;
     if (job->depth.enabled) {
-        if (job->depth.model != DM_DEPTH_DA2_VITS)
-            return dm_error_set(DM_ERR_UNSUPPORTED, "depth.model %s: not available in this "
-                                "build (only depth_anything_v2_small)", pl_depth_model_name(job));
+        /* VDA (never with matting, pl_setup refuses it): its own windows and buffers. */
+        if (c->is_vda) return pl_vda_init(&w->vda, c, w->be);
         if ((st = da2_model_load(&w->da2, job->depth.weights, w->be))) return st;
     }
     /* Buffers for the largest frame among this rank's chunks. */
@@ -142,11 +142,16 @@ void pl_worker_free(pl_worker *w) {
     rvm_model_free(w->rvm);
     da2_ctx_free(w->dc);
     da2_model_free(w->da2);
+    pl_vda_free(w->vda);
     if (w->be) dm_backend_destroy(w->be);
     pl_prefetch_free(&w->pf);
     free(w->fgr_f), free(w->pha_f), free(w->depth_f), free(w->da2_in);
     free(w->alpha), free(w->fgr), free(w->depth), free(w->pts), free(w->ts);
     free(w);
+}
+
+pl_vda *pl_worker_vda(pl_worker *w) {
+    return w->vda;
 }
 
 dm_h5_rank_stats *pl_worker_stats(pl_worker *w) {

@@ -3,7 +3,7 @@
 
 Usage: e2e.py CASE --exe DEPTHMATTE --mpiexec MPIEXEC --shared SHARED_DIR --work WORK_DIR
 Cases: consistency, full720p, bad_inputs, keep_going, odd_videos, resume, depth,
-depth_model_size, sigterm, crash.
+depth_model_size, vda, sigterm, crash.
 Exit 0 pass, 1 fail, 77 skip (data or h5py missing; printed loudly)."""
 import argparse
 import json
@@ -671,10 +671,117 @@ def case_crash():
     resume_and_compare(job, np_, out, ref, "SIGKILL")
 
 
+def read_safetensors(path):
+    """name -> numpy array (F32 / U8 only), parsed by hand: 8-byte header length, JSON, data."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        hdr = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in hdr.items():
+        if k == "__metadata__":
+            continue
+        dt = {"F32": np.float32, "U8": np.uint8}[v["dtype"]]
+        a, b = v["data_offsets"]
+        out[k] = np.frombuffer(data[a:b], dtype=dt).reshape(v["shape"])
+    return out
+
+
+def case_vda():
+    """Video Depth Anything through the pipeline vs the official infer_video_depth (golden
+    vda_vits/video.safetensors: 54 frames of 80x45, input_size 42, recipe weights): the golden
+    RGB frames go into an RGB-exact lossless clip (FFV1 bgr0); -np 1, 2, 3 (windows round-robin,
+    the alignment state passed between ranks) and -np 2 with split_videos never (state kept on
+    one rank) must give bitwise identical depth, and -np 1 must match the official depths within
+    5e-4 * std (golden README section 5: fp32 video/stream depths, scale/shift fitting amplifies
+    rounding). --resume of a file whose last window is missing recomputes the video and ends
+    bit-identical. The metric model skips the alignment: window 0's rows equal the relative
+    run's, later rows differ, attributes say metres. Matting + VDA in one job is refused."""
+    recipe = shared("golden/vda_vits/recipe.json")
+    golden = shared("golden/vda_vits/video.safetensors")
+    need(recipe, golden)
+    if not A.recipe_tool or not os.path.exists(A.recipe_tool):
+        print("SKIP: dm_make_recipe_weights not built")
+        sys.exit(77)
+    g = read_safetensors(golden)
+    frames, want = g["frames_rgb_u8"], g["depths"]
+    T, H, W, _ = frames.shape
+    clip = os.path.join(A.work, "vda_golden_80x45.mkv")
+    p = subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                        "-s", f"{W}x{H}", "-r", "15", "-i", "-", "-c:v", "ffv1",
+                        "-pix_fmt", "bgr0", clip], input=frames.tobytes(), capture_output=True)
+    check(p.returncode == 0, f"ffmpeg wrote the lossless clip ({p.stderr.decode()[-200:]})")
+    wts = os.path.join(A.work, "vda_recipe.safetensors")
+    subprocess.run([A.recipe_tool, recipe, wts], check=True)
+
+    def job(name, np_, split="always", model="vda_vits", **extra):
+        out = os.path.join(A.work, f"vda_{name}.h5")
+        j = {"inputs": [clip], "output": {"path": out, "overwrite": True},
+             "depth": {"model": model, "weights": wts, "input_size": 42, "dtype": "float32"},
+             "plan": {"split_videos": split}}
+        j.update(extra)
+        path = os.path.join(A.work, f"vda_{name}.yaml")
+        with open(path, "w") as f:
+            json.dump(j, f)
+        rc, _, err = run(np_, path)
+        check(rc == 0, f"vda {name}: exit 0 ({err.strip()[-300:]})")
+        return path, out
+
+    runs = {}
+    for name, np_, split in (("np1", 1, "always"), ("np2", 2, "always"), ("np3", 3, "always"),
+                             ("np2_never", 2, "never")):
+        runs[name] = job(name, np_, split)
+    with h5py.File(runs["np1"][1]) as f:
+        d = f["videos/00000/depth"]
+        check(d.shape == (T, H, W) and d.dtype == np.float32, f"depth {d.shape} {d.dtype}")
+        check(s(d.attrs["model"]) == "video_depth_anything_small" and
+              "relative" in s(d.attrs["kind"]), "relative VDA attributes")
+        check(int(f.attrs["complete"]) == 1 and bool(np.all(f["videos/00000/done"][...] == 1)),
+              "np 1 complete, every row done")
+        ref = d[...]
+    err = float(np.abs(ref - want).max())
+    tol = 5e-4 * float(want.std())
+    print(f"  np 1 vs official infer_video_depth: max abs {err:.3g} (bound {tol:.3g} = 5e-4*std)")
+    check(err <= tol, "np 1 depth == official video depth within 5e-4*std")
+    for name in ("np2", "np3", "np2_never"):
+        with h5py.File(runs[name][1]) as f:
+            check(np.array_equal(f["videos/00000/depth"][...], ref), f"{name}: bitwise == np 1")
+            check(int(f.attrs["complete"]) == 1, f"{name}: complete")
+
+    # --resume: drop the last window's rows (46..53) as a crash before its round would.
+    path3, out3 = runs["np3"]
+    with h5py.File(out3, "r+") as f:
+        f["videos/00000/done"][46:] = 0
+        f["videos/00000/depth"][46:] = 0
+        f.attrs["complete"] = 0
+    rc, _, err = run(3, path3, "--resume")
+    check(rc == 0, f"vda --resume: exit 0 ({err.strip()[-300:]})")
+    with h5py.File(out3) as f:
+        check(np.array_equal(f["videos/00000/depth"][...], ref) and int(f.attrs["complete"]) == 1,
+              "vda --resume on 3 ranks: complete and bitwise == uninterrupted run")
+
+    _, outm = job("metric", 2, model="vda_vits_metric")
+    with h5py.File(outm) as f:
+        d = f["videos/00000/depth"]
+        m = d[...]
+        check("metric" in s(d.attrs["kind"]) and s(d.attrs["units"]) == "m" and
+              s(d.attrs["model"]) == "video_depth_anything_small_metric", "metric attributes")
+    check(np.array_equal(m[:24], ref[:24]), "metric: window 0 rows equal the relative run's")
+    check(not np.array_equal(m[24:], ref[24:]), "metric: later rows are not aligned (differ)")
+
+    bad = os.path.join(A.work, "vda_matting.yaml")
+    with open(bad, "w") as f:
+        json.dump({"inputs": [clip], "output": {"path": os.path.join(A.work, "vda_bad.h5")},
+                   "matting": {"weights": shared("models/rvm_mobilenetv3.safetensors")},
+                   "depth": {"model": "vda_vits", "weights": wts}}, f)
+    rc, _, err = run(1, bad)
+    check(rc != 0 and "two jobs" in err, f"matting + vda refused ({err.strip()[-200:]})")
+
+
 CASES = {"consistency": case_consistency, "full720p": case_full720p,
          "bad_inputs": case_bad_inputs, "keep_going": case_keep_going,
          "odd_videos": case_odd_videos, "resume": case_resume, "depth": case_depth,
-         "depth_model_size": case_depth_model_size,
+         "depth_model_size": case_depth_model_size, "vda": case_vda,
          "sigterm": case_sigterm, "crash": case_crash}
 
 

@@ -13,7 +13,7 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
   if(TARGET dm_make_recipe_weights)
     set(_tool $<TARGET_FILE:dm_make_recipe_weights>)
   endif()
-  foreach(case consistency full720p bad_inputs keep_going odd_videos resume depth
+  foreach(case consistency full720p bad_inputs keep_going odd_videos resume depth vda
                  depth_model_size sigterm crash)
     add_test(NAME e2e_${case}
              COMMAND ${_py} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e.py ${case}

@@ -272,11 +272,76 @@ static void test_random_sweep(void) {
     printf("random sweep: %d cases\n", cases);
 }
 
+/* VDA: window rows tile every video; schedules satisfy the state-passing rule; plans that would
+ * deadlock or cut a window are refused. */
+static void test_vda(void) {
+    int64_t b, e;
+    /* 54 frames (golden video run): windows at 0, 22, 44 finalise [0,24), [24,46), [46,54). */
+    CHECK(dm_vda_windows_with_rows(54) == 3);
+    dm_vda_window_rows(54, 0, &b, &e);
+    CHECK(b == 0 && e == 24);
+    dm_vda_window_rows(54, 1, &b, &e);
+    CHECK(b == 24 && e == 46);
+    dm_vda_window_rows(54, 2, &b, &e);
+    CHECK(b == 46 && e == 54);
+    /* 23 frames: the window starting at 22 would own nothing (its rows start at 24). */
+    CHECK(dm_vda_windows_with_rows(23) == 1);
+    for (int64_t T = 1; T <= 400; T++) {
+        int n = dm_vda_windows_with_rows(T), bad = 0;
+        int64_t next = 0;
+        for (int k = 0; k < n; k++) {
+            dm_vda_window_rows(T, k, &b, &e);
+            bad += b != next || e <= b || (k > 0 && (b != 22 * k + 2 || e > 22 * k + 32));
+            next = e;
+        }
+        CHECK(bad == 0 && next == T);
+    }
+    for (int it = 0; it < 300; it++) {
+        int n = (int)rnd(1, 6), R = (int)rnd(1, 9);
+        int64_t frames[6];
+        int total = 0;
+        for (int v = 0; v < n; v++) {
+            frames[v] = rnd(1, 500);
+            total += dm_vda_windows_with_rows(frames[v]);
+        }
+        dm_split_policy pol = (dm_split_policy)rnd(0, 2);
+        dm_plan p;
+        CHECK_OK(dm_plan_make_vda(frames, n, R, pol, &p));
+        CHECK_OK(dm_plan_validate(&p));
+        dm_vda_schedule s;
+        CHECK_OK(dm_vda_schedule_make(&p, &s));
+        CHECK(s.n == total);
+        if (pol == DM_SPLIT_ALWAYS || (pol == DM_SPLIT_AUTO && n < R))
+            CHECK(s.n_rounds == (total + R - 1) / R); /* round-robin: balanced to one window */
+        for (int i = 0; i < s.n; i++)
+            CHECK(dm_vda_schedule_find(&s, s.slot[i].video, s.slot[i].window) == i);
+        dm_vda_schedule_free(&s);
+        dm_plan_free(&p);
+    }
+    /* Contiguous pieces on two ranks: rank 1 would need window 1's state in its first round while
+     * rank 0 computes window 1 only in its second: refused, not a deadlock. */
+    int64_t T = 100;
+    dm_plan p;
+    CHECK_OK(dm_plan_make_vda(&T, 1, 1, DM_SPLIT_NEVER, &p));
+    dm_plan q = p;
+    dm_chunk two[2] = {{0, 0, 0, 46, 0}, {0, 1, 46, 100, 46}};
+    int64_t load[2] = {46, 54};
+    q.chunks = two, q.n_chunks = 2, q.nranks = 2, q.rank_load = load;
+    dm_vda_schedule s;
+    CHECK(dm_vda_schedule_make(&q, &s) == DM_ERR_ARG);
+    /* A border inside a window (frame 40) is refused. */
+    two[0].end = 40, two[1].begin = two[1].context_begin = 40;
+    CHECK(dm_vda_schedule_make(&q, &s) == DM_ERR_ARG);
+    dm_plan_free(&p);
+    printf("vda schedules: ok\n");
+}
+
 int main(void) {
     test_policies();
     test_edges();
     test_pack_determinism();
     test_random_sweep();
+    test_vda();
     printf("test_plan: %d failure(s)\n", tc_failure_count);
     return tc_failure_count != 0;
 }
