@@ -145,6 +145,13 @@ dm_status dm_st_open(dm_st_file *f, const char *path) {
     const cJSON *item;
     cJSON_ArrayForEach(item, root) {
         if (!strcmp(item->string, "__metadata__")) {
+            /* cJSON keeps duplicate keys; a second __metadata__ is malformed (found by
+             * fuzz_safetensors: it leaked the first copy). */
+            if (f->metadata_json) {
+                cJSON_Delete(root);
+                return fail(f, dm_error_set(DM_ERR_FORMAT, "%s: header has two __metadata__ "
+                                            "entries", path));
+            }
             f->metadata_json = cJSON_PrintUnformatted(item);
             continue;
         }

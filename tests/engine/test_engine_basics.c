@@ -128,6 +128,19 @@ static void test_safetensors(void) {
         CHECK(dm_st_open(&f, path) == DM_ERR_FORMAT);
         CHECK(strstr(dm_error_message(), "truncated file?") != NULL);
     }
+    /* regression (10-minute fuzz_safetensors run): a second __metadata__ key leaked the first */
+    {
+        const char hdr[] = "{\"__metadata__\": {\"format\": \"pt\"}, "
+                           "\"__metadata__\": {\"format\": \"np\"}}";
+        uint8_t len8[8] = {0};
+        size_t hl = sizeof hdr - 1;
+        for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hl >> (8 * i));
+        FILE *h = fopen(path, "wb");
+        CHECK(h && fwrite(len8, 1, 8, h) == 8 && fwrite(hdr, 1, hl, h) == hl);
+        if (h) fclose(h);
+        CHECK(dm_st_open(&f, path) == DM_ERR_FORMAT);
+        CHECK(strstr(dm_error_message(), "two __metadata__") != NULL);
+    }
     unlink(path);
     dm_tensor_free(&a);
 }
