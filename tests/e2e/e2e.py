@@ -355,17 +355,25 @@ def case_resume():
     check(rc != 0 and ok and "resume mismatch" in err, f"other frame count refused: {lines}")
 
 
+def recipe_weights(model):
+    """Deterministic recipe weights of golden/MODEL/recipe.json (golden README section 1: only
+    the arithmetic is official), written with dm_make_recipe_weights; skips loudly without it."""
+    recipe = shared(f"golden/{model}/recipe.json")
+    need(recipe)
+    if not A.recipe_tool or not os.path.exists(A.recipe_tool):
+        print("SKIP: dm_make_recipe_weights not built")
+        sys.exit(77)
+    wts = os.path.join(A.work, f"{model}_recipe.safetensors")
+    subprocess.run([A.recipe_tool, recipe, wts], check=True)
+    return wts
+
+
 def case_depth():
     """DA-V2 per frame (synthetic recipe weights: only the arithmetic is official, golden README
     section 1): depth needs no context, so 1, 2 and 3 ranks (video split) give bitwise identical rows."""
     clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
-    recipe = shared("golden/da2_vits/recipe.json")
-    need(clip, recipe)
-    if not A.recipe_tool or not os.path.exists(A.recipe_tool):
-        print("SKIP: dm_make_recipe_weights not built")
-        sys.exit(77)
-    wts = os.path.join(A.work, "da2_recipe.safetensors")
-    subprocess.run([A.recipe_tool, recipe, wts], check=True)
+    need(clip)
+    wts = recipe_weights("da2_vits")
     outs = []
     for n in (1, 2, 3):
         out = os.path.join(A.work, f"depth_np{n}.h5")
@@ -430,13 +438,8 @@ def case_depth_model_size():
     (align_corners) to the source they match the output_size: source run; a --resume with the
     other size is refused; VDA with model size is refused."""
     clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
-    recipe = shared("golden/da2_vits/recipe.json")
-    need(clip, recipe)
-    if not A.recipe_tool or not os.path.exists(A.recipe_tool):
-        print("SKIP: dm_make_recipe_weights not built")
-        sys.exit(77)
-    wts = os.path.join(A.work, "da2_recipe.safetensors")
-    subprocess.run([A.recipe_tool, recipe, wts], check=True)
+    need(clip)
+    wts = recipe_weights("da2_vits")
     T, H, W, size = 12, 144, 256, 70
     h, w = da2_model_dims(H, W, size)
 
@@ -697,12 +700,9 @@ def case_vda():
     rounding). --resume of a file whose last window is missing recomputes the video and ends
     bit-identical. The metric model skips the alignment: window 0's rows equal the relative
     run's, later rows differ, attributes say metres. Matting + VDA in one job is refused."""
-    recipe = shared("golden/vda_vits/recipe.json")
     golden = shared("golden/vda_vits/video.safetensors")
-    need(recipe, golden)
-    if not A.recipe_tool or not os.path.exists(A.recipe_tool):
-        print("SKIP: dm_make_recipe_weights not built")
-        sys.exit(77)
+    need(golden)
+    wts = recipe_weights("vda_vits")
     g = read_safetensors(golden)
     frames, want = g["frames_rgb_u8"], g["depths"]
     T, H, W, _ = frames.shape
@@ -711,8 +711,6 @@ def case_vda():
                         "-s", f"{W}x{H}", "-r", "15", "-i", "-", "-c:v", "ffv1",
                         "-pix_fmt", "bgr0", clip], input=frames.tobytes(), capture_output=True)
     check(p.returncode == 0, f"ffmpeg wrote the lossless clip ({p.stderr.decode()[-200:]})")
-    wts = os.path.join(A.work, "vda_recipe.safetensors")
-    subprocess.run([A.recipe_tool, recipe, wts], check=True)
 
     def job(name, np_, split="always", model="vda_vits", go=True, **extra):
         out = os.path.join(A.work, f"vda_{name}.h5")

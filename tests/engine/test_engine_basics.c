@@ -77,6 +77,16 @@ static void test_f16(void) {
     CHECK(dm_bf16_to_f32(dm_f32_to_bf16(1.5f)) == 1.5f);
 }
 
+/* A safetensors file made of a header and no data: 8-byte little-endian length + JSON. */
+static void write_header_only(const char *path, const char *hdr) {
+    uint8_t len8[8] = {0};
+    size_t hl = strlen(hdr);
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hl >> (8 * i));
+    FILE *h = fopen(path, "wb");
+    CHECK(h && fwrite(len8, 1, 8, h) == 8 && fwrite(hdr, 1, hl, h) == hl);
+    if (h) fclose(h);
+}
+
 static void test_safetensors(void) {
     char path[] = "/tmp/dm_st_testXXXXXX";
     int fd = mkstemp(path);
@@ -119,12 +129,7 @@ static void test_safetensors(void) {
     {
         const char hdr[] = "{\"a\": {\"dtype\": \"F16\", \"shape\": [1, 4, 3], "
                            "\"data_offsets\": [0, 20000000000000000000004]}}";
-        uint8_t len8[8] = {0};
-        size_t hl = sizeof hdr - 1;
-        for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hl >> (8 * i));
-        FILE *h = fopen(path, "wb");
-        CHECK(h && fwrite(len8, 1, 8, h) == 8 && fwrite(hdr, 1, hl, h) == hl);
-        if (h) fclose(h);
+        write_header_only(path, hdr);
         CHECK(dm_st_open(&f, path) == DM_ERR_FORMAT);
         CHECK(strstr(dm_error_message(), "truncated file?") != NULL);
     }
@@ -132,12 +137,7 @@ static void test_safetensors(void) {
     {
         const char hdr[] = "{\"__metadata__\": {\"format\": \"pt\"}, "
                            "\"__metadata__\": {\"format\": \"np\"}}";
-        uint8_t len8[8] = {0};
-        size_t hl = sizeof hdr - 1;
-        for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hl >> (8 * i));
-        FILE *h = fopen(path, "wb");
-        CHECK(h && fwrite(len8, 1, 8, h) == 8 && fwrite(hdr, 1, hl, h) == hl);
-        if (h) fclose(h);
+        write_header_only(path, hdr);
         CHECK(dm_st_open(&f, path) == DM_ERR_FORMAT);
         CHECK(strstr(dm_error_message(), "two __metadata__") != NULL);
     }
