@@ -9,8 +9,8 @@
 # usage: benchmarks/vda/run_vda_cpu.sh [--build DIR] [--official DIR] [--input-size 518]
 #            [--count 54] [--window-runs 1] [--threads T] [--repeat R] [--frames-file F
 #            --width W --height H] [--openblas-coretype SkylakeX]
-#   --input-size 280 is a quick check (~1 min); 518 (the official default) takes ~7 min on
-#   2 cores at --repeat 1 (each process: one window + 54 frames = 3 windows).
+#   --input-size 280 is a quick check (2.7 min); 518 (the official default) took 13-15 min on
+#   2 loaded cores at --repeat 1 (each process: one window + 54 frames = 3 windows).
 # needs: a built bench_vda_cpu (see benchmarks/README.md), python3 with torch, torchvision,
 #        numpy, safetensors, opencv-python-headless, einops, easydict, tqdm (imported by the
 #        official code); ffmpeg (to extract frames); ../shared (DM_SHARED overrides).
