@@ -4,9 +4,13 @@
 # Usage: benchmarks/scaling/run_scaling.sh [--np-list "1 2 4"] [--exe build-pipe/depthmatte]
 #            [--out-dir /tmp/dm_scaling] [--strong-frames N] [--weak-frames-per-rank N]
 #            [--threads T] [--warmup-frames W] [--launcher "mpirun ..."]
+#            [--strong-inputs "A.mp4 B.mp4"] [--strong-split auto|always|never]
+#            [--modes "strong weak"]
 #
 # Strong scaling: fixed total work = juggle_256x144_ffv1.mkv + dog_320x180_ffv1.mkv, first
-#   --strong-frames frames of each (0 = all), split_videos=auto, run on N ranks.
+#   --strong-frames frames of each (0 = all), split_videos=auto, run on N ranks
+#   (--strong-inputs / --strong-split replace the clips / the policy, e.g. one long 720p clip
+#   split evenly: --strong-inputs .../05_default_juggle.mp4 --strong-split always).
 # Weak scaling: work proportional to ranks = juggle_256x144_ffv1.mkv alone, max_frames =
 #   (--weak-frames-per-rank) * N, split_videos=always (duplicate inputs are an error, so the
 #   same clip cannot be listed once per rank). Split pieces decode --warmup-frames context
@@ -31,6 +35,7 @@ shared=${DM_SHARED:-$root/../shared}
 np_list="1 2 4"; exe=$root/build-pipe/depthmatte; out_dir=${TMPDIR:-/tmp}/dm_scaling
 strong_frames=0; weak_fpr=16; threads=1; warmup=0
 launcher="mpirun --oversubscribe --bind-to none"
+strong_inputs=""; strong_split=auto; modes="strong weak"
 while [ $# -gt 0 ]; do
     case $1 in
         --np-list) np_list=$2; shift 2;;
@@ -41,6 +46,9 @@ while [ $# -gt 0 ]; do
         --threads) threads=$2; shift 2;;
         --warmup-frames) warmup=$2; shift 2;;
         --launcher) launcher=$2; shift 2;;
+        --strong-inputs) strong_inputs=$2; shift 2;;
+        --strong-split) strong_split=$2; shift 2;;
+        --modes) modes=$2; shift 2;;
         *) echo "run_scaling.sh: unknown option $1" >&2; exit 1;;
     esac
 done
@@ -78,7 +86,13 @@ run_one() {  # mode n max_frames split inputs...
     echo "$mode $n $wall $h5" >> "$runs"
     echo "$mode np=$n wall=${wall}s"
 }
-for n in $np_list; do run_one strong "$n" "$strong_frames" auto "$juggle" "$dog"; done
-for n in $np_list; do run_one weak "$n" $((weak_fpr * n)) always "$juggle"; done
+[ -n "$strong_inputs" ] || strong_inputs="$juggle $dog"
+for mode in $modes; do
+    for n in $np_list; do
+        # shellcheck disable=SC2086
+        if [ "$mode" = strong ]; then run_one strong "$n" "$strong_frames" "$strong_split" $strong_inputs
+        else run_one weak "$n" $((weak_fpr * n)) always "$juggle"; fi
+    done
+done
 echo "# after: load: $(uptime | sed 's/.*load average: //')" | tee -a "$out_dir/load.txt"
 "$py" "$here/scaling.py" "$runs" --csv "$out_dir/scaling.csv"
