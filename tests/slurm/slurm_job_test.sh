@@ -211,15 +211,18 @@ cpu) # jobs/cpu.sbatch: 2 tasks, one clip each
     check_h5 "$tmp/out/result.h5" 2 "$frames"
     ;;
 requeue) # jobs/requeue.sbatch: SIGTERM to the batch shell mid-run, requeue, --resume finishes
+    # Long enough to be signalled mid-run: 64 frames per clip in blocks of 4 (16 rounds, ~5 s
+    # on 2 cores); with 24 frames in 2 rounds the job once ended (2.3 s) between two polls.
+    frames=64
     echo "slurm test: jobs/requeue.sbatch, SIGTERM after the first write round, launcher '$launcher'"
-    script_args=("$tmp/job.yaml" --max-frames "$frames")
+    script_args=("$tmp/job.yaml" --max-frames "$frames" --set output.chunk_frames=4)
     jobid=$(submit requeue --ntasks=2 --cpus-per-task=1) || fail "sbatch refused the job"
     start=$SECONDS
     # the first progress line comes after the first write round (rows marked done)
     until grep -q 'depthmatte: [1-9][0-9]*/[0-9]* frames' "$tmp/job.out" 2> /dev/null; do
         [ $((SECONDS - start)) -gt "$job_timeout" ] && fail "no progress after $job_timeout s"
         [ -z "$(squeue -h -j "$jobid")" ] && fail "job ended before the signal could be sent"
-        sleep 1
+        sleep 0.2
     done
     scancel --batch --signal=TERM "$jobid" || fail "scancel --signal=TERM"
     echo "slurm test: SIGTERM sent to the batch shell of job $jobid"
