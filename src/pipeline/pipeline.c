@@ -162,9 +162,9 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, dm_h5_file *f, uint8_t *ski
         if (skip[k]) video_skip[c->chunks[k].video] = 1;
     for (int round = 0; round < c->n_rounds; round++) {
         dm_h5_block blk = {.video = -1, .failed_video = -1};
+        int fv = -1;        /* video that failed on this rank in this round */
+        dm_status vs = DM_OK;
         if (c->is_vda) {
-            int fv = -1;
-            dm_status vs = DM_OK;
             dm_status fs = pl_vda_round(pl_worker_vda(w), round, video_skip, f, &blk, &fv, &vs,
                                         stats);
             if (fs) {
@@ -172,35 +172,30 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, dm_h5_file *f, uint8_t *ski
                 st = fs;
                 break;
             }
-            if (fv >= 0) {
-                snprintf(local_msg, sizeof local_msg, "%s", dm_error_message());
-                if (!local) local = vs;
-                blk = (dm_h5_block){.video = -1, .failed_video = fv, .error = local_msg};
-                fprintf(stderr, "depthmatte: rank %d: %s%s\n", c->rank, local_msg,
-                        c->opt.keep_going ? " (video skipped: --keep-going)" : "");
+        } else {
+            while (bi < c->n_blocks) {
+                int k = c->blocks[bi].chunk;
+                if (!skip[k] && !chunk_failed[k] && !dm_h5_video_failed(f, c->chunks[k].video))
+                    break;
+                if (open_chunk == k) pl_worker_end_chunk(w), open_chunk = -1;
+                bi++;
+            }
+            if (bi < c->n_blocks) {
+                const pl_block *b = &c->blocks[bi++];
+                const pl_chunk *ch = &c->chunks[b->chunk];
+                vs = pl_worker_block(w, b, &blk);
+                open_chunk = b->chunk;
+                if (vs) fv = ch->video, chunk_failed[b->chunk] = 1;
+                if (vs || b->begin + b->count >= ch->end) pl_worker_end_chunk(w), open_chunk = -1;
             }
         }
-        while (!c->is_vda && bi < c->n_blocks) {
-            int k = c->blocks[bi].chunk;
-            if (!skip[k] && !chunk_failed[k] && !dm_h5_video_failed(f, c->chunks[k].video)) break;
-            if (open_chunk == k) pl_worker_end_chunk(w), open_chunk = -1;
-            bi++;
-        }
-        if (!c->is_vda && bi < c->n_blocks) {
-            const pl_block *b = &c->blocks[bi++];
-            const pl_chunk *ch = &c->chunks[b->chunk];
-            dm_status vs = pl_worker_block(w, b, &blk);
-            open_chunk = b->chunk;
-            if (vs) {
-                /* The video is unusable: tell everybody in this round's exchange. */
-                snprintf(local_msg, sizeof local_msg, "%s", dm_error_message());
-                if (!local) local = vs;
-                chunk_failed[b->chunk] = 1;
-                blk = (dm_h5_block){.video = -1, .failed_video = ch->video, .error = local_msg};
-                fprintf(stderr, "depthmatte: rank %d: %s%s\n", c->rank, local_msg,
-                        c->opt.keep_going ? " (video skipped: --keep-going)" : "");
-            }
-            if (vs || b->begin + b->count >= ch->end) pl_worker_end_chunk(w), open_chunk = -1;
+        if (fv >= 0) {
+            /* The video is unusable: tell everybody in this round's exchange. */
+            snprintf(local_msg, sizeof local_msg, "%s", dm_error_message());
+            if (!local) local = vs;
+            blk = (dm_h5_block){.video = -1, .failed_video = fv, .error = local_msg};
+            fprintf(stderr, "depthmatte: rank %d: %s%s\n", c->rank, local_msg,
+                    c->opt.keep_going ? " (video skipped: --keep-going)" : "");
         }
         int failed_before = count_failed(c, f);
         int64_t n = 0;

@@ -267,7 +267,8 @@ static dm_status take_state(pl_vda *v, const int64_t *buf, size_t bytes, int vid
                             video, window);
     *ok = buf[3] != 0;
     if (!*ok) return DM_OK;
-    dm_status st = ensure_align(v, info, 1);
+    /* unpack overwrites the whole state: reallocate only when the frame size changes */
+    dm_status st = ensure_align(v, info, 0);
     if (!st) st = vda_align_unpack(v->a, buf + HDR, (size_t)buf[4]);
     if (!st) v->a_video = video, v->a_window = window;
     return st;
