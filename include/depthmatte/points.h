@@ -119,7 +119,9 @@ typedef struct dm_track_stats {
                           * fewer than 2 points */
     double median_speed; /* median step speed, m/s (NaN without steps) */
     double mad_speed;    /* median absolute deviation of the step speeds (unscaled), m/s */
-    int outlier_steps;   /* steps with speed > median_speed + k * mad_speed */
+    int outlier_steps;   /* steps with speed > median_speed + k * max(mad_speed,
+                          * 1e-9 * median_speed); the floor keeps rounding noise of a
+                          * constant-speed track (MAD = 0) from counting */
 } dm_track_stats;
 
 /* Figures of a track from its points, which must be sorted by frame with strictly increasing

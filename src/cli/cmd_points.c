@@ -172,6 +172,10 @@ static int parse_args(int argc, char **argv, opts *o) {
     if (!o->det && !o->cloud)
         return ERR("nothing to do: give --detections DET and/or --cloud DIR"), 2;
     if (o->out && !o->det) return ERR("--out needs --detections"), 2;
+    size_t lo = o->out ? strlen(o->out) : 0;
+    if (o->out && !(lo > 4 && !strcmp(o->out + lo - 4, ".csv")) &&
+        !(lo > 5 && !strcmp(o->out + lo - 5, ".json")))
+        return ERR("--out %s: the name must end in .csv or .json", o->out), 2;
     if (o->have_k && o->have_hfov) return ERR("give --intrinsics or --hfov, not both"), 2;
     if (o->have_scale && o->have_known)
         return ERR("give --inverse-depth-scale or --known-distance, not both"), 2;
@@ -487,7 +491,6 @@ int cmd_points(int argc, char **argv) {
     uint8_t *done = NULL;
     double *time_s = NULL;
     rc = setup(&o, &f, &vidx, &r);
-    if (!rc && !o.det && o.have_known) rc = 1;
     if (!rc && !r.video.done.present)
         rc = 1, ERR("%s: video %s has no done markers", o.h5, r.video.id);
     if (!rc) {

@@ -105,7 +105,9 @@ dm_status dm_track_stats_compute(const dm_track_point *p, int n, double k, doubl
         scratch[i - 1] = fabs(dist3(&p[i - 1], &p[i]) / (p[i].t - p[i - 1].t) - med);
     double mad = dm_median(scratch, steps);
     out->median_speed = med, out->mad_speed = mad;
-    double thr = med + k * mad;
+    /* MAD floored at 1e-9 * median: in a constant-speed track (MAD = 0) rounding noise of the
+     * positions would otherwise count as outliers */
+    double thr = med + k * fmax(mad, 1e-9 * med);
     for (int i = 1; i < n; i++)
         out->outlier_steps += dist3(&p[i - 1], &p[i]) / (p[i].t - p[i - 1].t) > thr;
     return DM_OK;
