@@ -199,17 +199,16 @@ def case_real():
         skip(f"{clip} missing")
     wts = make_recipe()
     out = os.path.join(A.work, "real_metric.h5")
-    job = os.path.join(A.work, "real_metric.yaml")
-    with open(job, "w") as f:
-        json.dump({"inputs": [clip], "max_frames": 30,
-                   "output": {"path": out, "overwrite": True},
-                   "depth": {"model": "vda_vits_metric", "weights": wts, "input_size": 42,
-                             "dtype": "float32"}}, f)
+    # The documented example job (30 frames of the juggling clip, vda_vits_metric), with the
+    # output and the recipe weights moved into the test's folder.
+    job = os.path.join(A.src, "configs", "points_metric.yaml")
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMP_NUM_THREADS="1")
-    p = subprocess.run([A.mpiexec, "--oversubscribe", "-np", "1", A.exe, "run", job, "--quiet"],
+    p = subprocess.run([A.mpiexec, "--oversubscribe", "-np", "1", A.exe, "run", job, "--quiet",
+                        "--set", f"output.path={out}", "--set", f"depth.weights={wts}"],
                        env=env, capture_output=True, text=True, timeout=400)
-    check(p.returncode == 0, f"run vda_vits_metric: exit 0 ({p.stderr.strip()[-300:]})")
+    check(p.returncode == 0, f"run configs/points_metric.yaml (vda_vits_metric): exit 0 "
+          f"({p.stderr.strip()[-300:]})")
     with h5py.File(out) as f:
         g = f["videos/00000"]
         depth = g["depth"][...]
@@ -333,6 +332,25 @@ def case_real():
     for t in (2, 3):
         check_cloud(os.path.join(cdir, f"00000_{t:06d}.ply"), depth[t], rgb[t], k, 4,
                     f"real frame {t}")
+    # the documented example: configs/detections_example.csv on this file
+    ex = os.path.join(A.src, "configs", "detections_example.csv")
+    js = os.path.join(A.work, "example_points.json")
+    r = points(out, "--detections", ex, "--hfov", "60", "--out", js)
+    check(r.returncode == 0, "configs/detections_example.csv with --hfov 60: exit 0")
+    if r.returncode == 0:
+        res = json.load(open(js))
+        f = 0.5 * W / np.tan(np.radians(30))
+        with open(ex) as fh:
+            ex_rows = list(csv.DictReader(fh))
+        ok = len(res["detections"]) == len(ex_rows) and len(res["tracks"]) == 2
+        for d, e in zip(res["detections"], ex_rows):
+            box = [float(e[c]) for c in ("x1", "y1", "x2", "y2")]
+            z, n = numpy_box(depth[int(e["frame"])], box, 0.5)
+            xs = ((box[0] + box[2]) / 2 - W / 2) * z / f
+            ok &= d["pixels"] == n and abs(d["z_m"] - z) <= 1e-12 * z and \
+                abs(d["x_m"] - xs) <= 1e-9 and d["class"] == e["class"]
+        check(ok, f"example: {len(ex_rows)} boxes, 2 tracks, Z = NumPy median, X with "
+              f"fx = (W/2)/tan(30 deg) = {f:.4f}")
     # bad inputs against a real file: frame beyond the 30 rows, --frames beyond
     bad = os.path.join(A.work, "real_bad.csv")
     with open(bad, "w") as f:
@@ -353,6 +371,8 @@ def main():
     ap.add_argument("--shared", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--recipe-tool", default="")
+    ap.add_argument("--src", default=os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), help="source tree (configs/)")
     A = ap.parse_args()
     os.makedirs(A.work, exist_ok=True)
     {"ply": case_ply, "real": case_real}[A.case]()
