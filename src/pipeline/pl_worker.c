@@ -127,11 +127,15 @@ static dm_status make_backend(pl_worker *w, MPI_Comm comm) {
             return dm_error_set(DM_ERR_BACKEND, "runtime.backend cuda: %s", why);
         int lr = 0, ls = 1, distinct = 0, dev = 0;
         if ((st = node_gpus(comm, n, &lr, &ls, &distinct))) return st;
-        if ((st = dm_gpu_bind(lr, ls, n, distinct, rt->share_gpus, &dev)))
-            return dm_error_set(st, "runtime.backend cuda: %s", dm_error_message());
-        if ((st = dm_backend_cuda_create(dev, rt->precision, &w->be)))
-            return dm_error_set(st, "runtime.backend cuda: device %d: %s", dev,
-                                dm_error_message());
+        /* (the cause is copied first: dm_error_set must not read the buffer it writes) */
+        if ((st = dm_gpu_bind(lr, ls, n, distinct, rt->share_gpus, &dev))) {
+            snprintf(why, sizeof why, "%s", dm_error_message());
+            return dm_error_set(st, "runtime.backend cuda: %s", why);
+        }
+        if ((st = dm_backend_cuda_create(dev, rt->precision, &w->be))) {
+            snprintf(why, sizeof why, "%s", dm_error_message());
+            return dm_error_set(st, "runtime.backend cuda: device %d: %s", dev, why);
+        }
         dm_op_id ops[64];
         char missing[64];
         const int nops = job_ops(&w->c->job, ops);
