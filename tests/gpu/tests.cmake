@@ -1,4 +1,10 @@
 # GPU tier (label gpu): every CUDA op against the CPU reference op, per precision.
 # Always built; without a CUDA build or without a visible device it exits 77 (loud skip).
 # On a GPU machine: tests/gpu/run_gpu_tests.sh (see docs/gpu.md).
-dm_add_test(test_cuda_ops SOURCES gpu/test_cuda_ops.c LABELS gpu TIMEOUT 900)
+dm_add_test(test_cuda_ops SOURCES gpu/test_cuda_ops.c gpu/op_filter.c LABELS gpu TIMEOUT 900)
+# The same case table run against a second CPU backend (f32): the runner, guards and NaN-aware
+# comparisons are checked without a GPU, in every build.
+dm_add_test(test_cuda_ops_cpu_runner SOURCES gpu/test_cuda_ops.c gpu/op_filter.c ARGS -b cpu
+            LABELS unit TIMEOUT 300)
+# The case-table filter of test_cuda_ops (-o / -t parsing), on the CPU, in every build.
+dm_add_test(test_op_filter SOURCES gpu/test_op_filter.c gpu/op_filter.c LABELS unit TIMEOUT 60)
