@@ -41,7 +41,10 @@ dm_dtype dm_backend_cuda_precision(const dm_backend *be);
 void *dm_backend_cuda_stream(const dm_backend *be);
 
 /* Number of visible CUDA devices into *count (0 when the driver reports none or no driver is
- * installed: then DM_OK with *count = 0). DM_ERR_UNSUPPORTED without CUDA (and *count = 0). */
+ * installed: then DM_OK with *count = 0). A driver that is installed but too old for the build's
+ * CUDA runtime (cudaErrorInsufficientDriver with cudaDriverGetVersion > 0) is DM_ERR_BACKEND with
+ * one line naming the CUDA version the driver supports and the one needed
+ * (dm_cuda_driver_message). DM_ERR_UNSUPPORTED without CUDA (and *count = 0). */
 dm_status dm_cuda_device_count(int *count);
 
 /* Device name ("NVIDIA H200") into buf (always terminated). DM_ERR_ARG for a bad index. */
@@ -67,5 +70,21 @@ dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *c
  * with the max subtracted first (as torch.softmax). Not part of the op table (the models use
  * the fused attention op); kept for tests and diagnostics. */
 dm_status dm_cuda_softmax(dm_backend *be, const dm_tensor *x, dm_tensor *y);
+
+/* ---- pure helpers (no CUDA needed: built and unit-tested in every configuration) ---------- */
+
+/* 1 when a cuDNN status code is in cuDNN 9's NOT_SUPPORTED category (CUDNN_STATUS_CATEGORY(s)
+ * == CUDNN_STATUS_NOT_SUPPORTED = 3000, i.e. 3000 and the sub-codes 3001..3014 such as
+ * CUDNN_STATUS_NOT_SUPPORTED_SHAPE), 0 for success and every other category. The convolution
+ * code falls back from a fused cuDNN call on this, and treats anything else as an error. */
+int dm_cudnn_status_is_not_supported(int status);
+
+/* When the installed driver is too old for the CUDA runtime the build uses, writes one line into
+ * buf (always terminated) naming both CUDA versions (encoded as cudaDriverGetVersion /
+ * cudaRuntimeGetVersion do: 1000 * major + 10 * minor), the Linux driver branch needed and the
+ * two ways out, and returns 1. Returns 0 (buf empty) when the driver is new enough under CUDA's
+ * minor-version compatibility (same major version or newer) or when driver_version is 0 (no
+ * driver installed: the caller reports "no GPU" instead). */
+int dm_cuda_driver_message(int driver_version, int runtime_version, char *buf, size_t size);
 
 #endif

@@ -8,3 +8,5 @@ dm_add_test(test_cuda_ops_cpu_runner SOURCES gpu/test_cuda_ops.c gpu/op_filter.c
             LABELS unit TIMEOUT 300)
 # The case-table filter of test_cuda_ops (-o / -t parsing), on the CPU, in every build.
 dm_add_test(test_op_filter SOURCES gpu/test_op_filter.c gpu/op_filter.c LABELS unit TIMEOUT 60)
+# The CUDA backend's pure diagnostics (cuDNN status categories, driver-too-old message).
+dm_add_test(test_cuda_diag SOURCES gpu/test_cuda_diag.c LABELS unit TIMEOUT 60)

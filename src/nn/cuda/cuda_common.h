@@ -48,6 +48,10 @@ typedef enum cuda_slot {
     CUDA_SLOT_A,             /* converted weight (dtype differs from the compute dtype) */
     CUDA_SLOT_B,             /* converted bias */
     CUDA_SLOT_C,             /* output in the compute dtype before the epilogue / copy staging */
+    CUDA_SLOT_X,             /* input converted to the compute dtype (runtime precision) or NHWC;
+                              * attention q */
+    CUDA_SLOT_K,             /* NHWC conv weight; attention k */
+    CUDA_SLOT_V,             /* NHWC conv output; attention v; groupnorm partial sums */
     CUDA_SLOT_COUNT
 } cuda_slot;
 
@@ -55,8 +59,32 @@ typedef enum cuda_slot {
 typedef struct cuda_conv_algo {
     int key[16]; /* shapes, params, dtype, direction; key[0] == 0 marks an empty entry */
     int algo;    /* cudnnConvolutionFwdAlgo_t or cudnnConvolutionBwdDataAlgo_t */
+    int math;    /* cudnnMathType_t the algorithm was chosen with (the heuristic's result) */
+    int nhwc;    /* 1: run in NHWC (NCHW had no algorithm; f16/bf16 grouped convolutions) */
     size_t workspace;
 } cuda_conv_algo;
+
+/* Cached cuBLASLt plan (descriptors, layouts, heuristic algorithm) for one GEMM shape. */
+typedef struct cuda_lt_plan {
+    uint64_t key[8]; /* M, N, K, dtypes, epilogue, alignments; key[0] == 0: empty entry */
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, ld;
+    cublasLtMatmulAlgo_t algo;
+    size_t workspace; /* bytes the algorithm may use (the preference it was chosen with) */
+} cuda_lt_plan;
+
+#define CUDA_LT_CACHE 64
+
+/* Pinned host staging buffers for uploads from pageable memory: a ring of two, each reused
+ * only after the event recorded behind its last copy has completed. */
+#define CUDA_STAGE_COUNT 2
+
+typedef struct cuda_stage {
+    void *host;       /* cudaMallocHost */
+    size_t size;
+    cudaEvent_t done; /* recorded after the copy that reads `host` */
+    int pending;      /* 1: `done` was recorded and not yet waited for */
+} cuda_stage;
 
 #define CUDA_ALGO_CACHE 128
 
@@ -76,6 +104,13 @@ typedef struct cuda_ctx {
     cudnnActivationDescriptor_t act_desc;
     cuda_conv_algo algo_cache[CUDA_ALGO_CACHE];
     int algo_next; /* ring position for the next new cache entry */
+    cuda_lt_plan lt_cache[CUDA_LT_CACHE];
+    int lt_next;   /* ring position (evicted plans are destroyed) */
+    cuda_stage stage[CUDA_STAGE_COUNT];
+    int stage_next;
+    cudaEvent_t upload_done; /* direct uploads from caller-pinned memory */
+    int capturing; /* inside dm_cuda_graph_begin/end: no allocation, no synchronisation */
+    int attn_smem_ok[4]; /* tensor-core attention: dynamic shared memory opted in per variant */
 } cuda_ctx;
 
 static inline cuda_ctx *cuda_ctx_of(dm_backend *be) {
@@ -85,6 +120,17 @@ static inline cuda_ctx *cuda_ctx_of(dm_backend *be) {
 /* Returns device scratch `slot` of at least `bytes` into *ptr (grows it; synchronizes the
  * stream before freeing the old buffer because queued kernels may still read it). */
 dm_status cuda_scratch(cuda_ctx *ctx, cuda_slot slot, size_t bytes, void **ptr);
+
+/* Compute dtype of a GEMM-like op (conv, linear, attention) whose main input has dtype xt: the
+ * backend's precision when xt is f32 and the precision is f16/bf16 (runtime.precision honoured
+ * for models that allocate f32 tensors), else xt itself. */
+static inline dm_dtype cuda_compute_dtype(const cuda_ctx *ctx, dm_dtype xt) {
+    return (xt == DM_DTYPE_F32 && ctx->precision != DM_DTYPE_F32) ? ctx->precision : xt;
+}
+
+/* Uploads `bytes` from host memory src to device memory dst on the stream through the pinned
+ * staging ring; returns when src may be reused (the copy itself may still be in flight). */
+dm_status cuda_upload(cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
 
 /* Checks that t is a CUDA tensor of a float dtype (f32/f16/bf16) with ndim dims (0: any). */
 dm_status cuda_check_float(const dm_tensor *t, int ndim, const char *op, const char *arg);
@@ -167,6 +213,8 @@ dm_status conv_transpose2d_cuda(dm_backend *be, const dm_tensor *x, const dm_ten
                                 const dm_tensor *b, int stride, int pad, dm_tensor *y);
 dm_status linear_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, const dm_tensor *b,
                       dm_act act, dm_tensor *y);
+/* Destroys every cached cuBLASLt plan (linear_cublaslt.c); called by the backend's destroy. */
+void cuda_lt_cache_free(cuda_ctx *ctx);
 
 #ifdef __cplusplus
 }
