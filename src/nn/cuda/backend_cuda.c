@@ -348,6 +348,8 @@ static dm_status ctx_init(cuda_ctx *ctx) {
     CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&ctx->conv_desc));
     CUDNN_CHECK(cudnnCreateActivationDescriptor(&ctx->act_desc));
     CUDA_CHECK(cudaMalloc((void **)&ctx->counter, sizeof *ctx->counter));
+    CUDA_CHECK(cudaDeviceGetAttribute(&ctx->cc_major, cudaDevAttrComputeCapabilityMajor,
+                                      ctx->device));
     for (int i = 0; i < CUDA_STAGE_COUNT; i++)
         CUDA_CHECK(cudaEventCreateWithFlags(&ctx->stage[i].done, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&ctx->upload_done, cudaEventDisableTiming));

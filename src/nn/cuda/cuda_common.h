@@ -110,7 +110,8 @@ typedef struct cuda_ctx {
     int stage_next;
     cudaEvent_t upload_done; /* direct uploads from caller-pinned memory */
     int capturing; /* inside dm_cuda_graph_begin/end: no allocation, no synchronisation */
-    int attn_smem_ok[4]; /* tensor-core attention: dynamic shared memory opted in per variant */
+    int attn_smem_ok[8]; /* tensor-core attention: dynamic shared memory opted in per variant */
+    int cc_major;        /* compute capability major (tensor-core attention needs >= 8) */
 } cuda_ctx;
 
 static inline cuda_ctx *cuda_ctx_of(dm_backend *be) {
@@ -164,10 +165,13 @@ dm_status cuda_count_nonfinite(cudaStream_t s, const void *x, dm_dtype xt, int64
 dm_status cuda_layernorm(cudaStream_t s, const void *x, dm_dtype xt, const void *g, dm_dtype gt,
                          const void *b, dm_dtype bt, void *y, dm_dtype yt, int64_t rows,
                          int64_t C, float eps);
-/* GroupNorm: x, y (N, C, inner); gamma/beta (C) or NULL. */
+/* GroupNorm: x, y (N, C, inner); gamma/beta (C) or NULL. When cuda_groupnorm_splits(...) = S
+ * > 1 the reduction of each group is split over S blocks (three passes) and part must hold
+ * 2 * N * groups * S floats of device scratch; else part may be NULL. */
+int cuda_groupnorm_splits(int64_t N, int64_t C, int64_t inner, int groups);
 dm_status cuda_groupnorm(cudaStream_t s, const void *x, dm_dtype xt, const void *g, dm_dtype gt,
                          const void *b, dm_dtype bt, void *y, dm_dtype yt, int64_t N, int64_t C,
-                         int64_t inner, int groups, float eps);
+                         int64_t inner, int groups, float eps, float *part);
 /* Softmax over rows of C. */
 dm_status cuda_softmax(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
                        int64_t rows, int64_t C);
@@ -175,6 +179,11 @@ dm_status cuda_softmax(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_d
 dm_status cuda_attention(cudaStream_t s, const void *q, dm_dtype qt, const void *k, dm_dtype kt,
                          const void *v, dm_dtype vt, void *o, dm_dtype ot, int64_t BH, int Tq,
                          int Tk, int D, float scale);
+/* Tensor-core attention (attention_tc.cu): q, k, v (BH, T, D) all in cd (f16 or bf16), o any
+ * float dtype, D <= 128, sm_80+; opted_in: the context's int[8] of shared-memory opt-ins. */
+dm_status cuda_attention_tc(cudaStream_t s, const void *q, const void *k, const void *v,
+                            dm_dtype cd, void *o, dm_dtype ot, int64_t BH, int Tq, int Tk, int D,
+                            float scale, int *opted_in);
 /* Resize (NC, H, W) -> (NC, Ho, Wo), semantics of src/nn/cpu/resize.c. */
 dm_status cuda_resize(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
                       int64_t NC, int H, int W, int Ho, int Wo, dm_resize_mode mode,

@@ -58,10 +58,15 @@ dm_status groupnorm_cuda(dm_backend *be, const dm_tensor *x, int groups, const d
         return st;
     int64_t inner = 1;
     for (int i = 2; i < x->ndim; i++) inner *= x->shape[i];
+    void *part = NULL;
+    const int S = cuda_groupnorm_splits(N, C, inner, groups);
+    if (S > 1 && (st = cuda_scratch(cuda_ctx_of(be), CUDA_SLOT_V,
+                                    (size_t)2 * N * groups * S * sizeof(float), &part)))
+        return st;
     return cuda_groupnorm(cuda_ctx_of(be)->stream, x->data, x->dtype, gamma ? gamma->data : NULL,
                           gamma ? gamma->dtype : DM_DTYPE_F32, beta ? beta->data : NULL,
                           beta ? beta->dtype : DM_DTYPE_F32, y->data, y->dtype, N, C, inner,
-                          groups, eps);
+                          groups, eps, (float *)part);
 }
 
 dm_status activation_cuda(dm_backend *be, const dm_tensor *x, dm_act act, dm_tensor *y) {
@@ -109,7 +114,22 @@ dm_status attention_cuda(dm_backend *be, const dm_tensor *q, const dm_tensor *k,
     if (q->shape[2] > 0x7fffffff || k->shape[2] > 0x7fffffff)
         return dm_error_set(DM_ERR_SHAPE, "attention: sequence too long");
     if ((st = enter(be))) return st;
-    return cuda_attention(cuda_ctx_of(be)->stream, q->data, q->dtype, k->data, k->dtype, v->data,
+    cuda_ctx *ctx = cuda_ctx_of(be);
+    const dm_dtype cd = cuda_compute_dtype(ctx, q->dtype); /* runtime.precision */
+    const int D = (int)q->shape[3];
+    if ((cd == DM_DTYPE_F16 || cd == DM_DTYPE_BF16) && D <= 128 && ctx->cc_major >= 8) {
+        /* tensor cores (attention_tc.cu); operands of another dtype converted into scratch */
+        const void *qp, *kp, *vp;
+        if ((st = cuda_as_dtype(ctx, q, cd, CUDA_SLOT_X, &qp)) ||
+            (st = cuda_as_dtype(ctx, k, cd, CUDA_SLOT_K, &kp)) ||
+            (st = cuda_as_dtype(ctx, v, cd, CUDA_SLOT_V, &vp)))
+            return st;
+        return cuda_attention_tc(ctx->stream, qp, kp, vp, cd, o->data, o->dtype,
+                                 q->shape[0] * q->shape[1], (int)q->shape[2], (int)k->shape[2], D,
+                                 scale, ctx->attn_smem_ok);
+    }
+    /* strict f32 (and pre-Ampere GPUs): the f32 CUDA-core kernel, any operand dtypes */
+    return cuda_attention(ctx->stream, q->data, q->dtype, k->data, k->dtype, v->data,
                           v->dtype, o->data, o->dtype, q->shape[0] * q->shape[1],
                           (int)q->shape[2], (int)k->shape[2], (int)q->shape[3], scale);
 }
