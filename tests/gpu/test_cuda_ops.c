@@ -842,6 +842,64 @@ static void special_precision(const op_case *c) {
     dm_tensor_free(&got16);
 }
 
+/* CUDA Graph capture: linear + GELU + layernorm captured once (after an eager run that sizes
+ * every scratch buffer), replayed on new input values uploaded into the same tensor; the replay
+ * must match the CPU ops on those values. A host upload inside a capture is refused. */
+static void special_graph(const op_case *c) {
+    (void)c;
+    const int64_t xs[2] = {101, 384}, ws[2] = {384, 384}, bs[1] = {384};
+    dm_tensor hx = host_rand(2, xs, 1.f, 0.f, DM_DTYPE_F32, 211u);
+    dm_tensor hw = host_rand(2, ws, 0.09f, 0.f, DM_DTYPE_F32, 212u);
+    dm_tensor hb = host_rand(1, bs, 0.1f, 0.f, DM_DTYPE_F32, 213u);
+    dm_tensor dx, dw, db, dh, dy;
+    CHECK_OK(dm_alloc(g_gpu, &dx, DM_DTYPE_F32, 2, xs));
+    CHECK_OK(dm_alloc(g_gpu, &dw, DM_DTYPE_F32, 2, ws));
+    CHECK_OK(dm_alloc(g_gpu, &db, DM_DTYPE_F32, 1, bs));
+    CHECK_OK(dm_alloc(g_gpu, &dh, DM_DTYPE_F32, 2, xs));
+    CHECK_OK(dm_alloc(g_gpu, &dy, DM_DTYPE_F32, 2, xs));
+    CHECK_OK(dm_copy(g_gpu, &hx, &dx));
+    CHECK_OK(dm_copy(g_gpu, &hw, &dw));
+    CHECK_OK(dm_copy(g_gpu, &hb, &db));
+    /* eager run: plans and scratch in place */
+    CHECK_OK(dm_linear(g_gpu, &dx, &dw, &db, DM_ACT_GELU, &dh));
+    CHECK_OK(dm_layernorm(g_gpu, &dh, &db, NULL, 1e-6f, &dy));
+    CHECK_OK(dm_synchronize(g_gpu));
+    dm_cuda_graph *graph = NULL;
+    CHECK_OK(dm_cuda_graph_begin(g_gpu));
+    CHECK(dm_cuda_graph_begin(g_gpu) == DM_ERR_ARG); /* nested */
+    CHECK(dm_copy(g_gpu, &hx, &dx) == DM_ERR_BACKEND); /* no uploads inside a capture */
+    printf("expected error: %s\n", dm_error_message());
+    CHECK_OK(dm_linear(g_gpu, &dx, &dw, &db, DM_ACT_GELU, &dh));
+    CHECK_OK(dm_layernorm(g_gpu, &dh, &db, NULL, 1e-6f, &dy));
+    CHECK_OK(dm_cuda_graph_end(g_gpu, &graph));
+    CHECK(graph != NULL);
+    for (int round = 0; round < 2 && graph; round++) {
+        dm_tensor nx = host_rand(2, xs, 1.f, 0.f, DM_DTYPE_F32, 220u + (unsigned)round);
+        dm_tensor rh = host_zeros(2, xs), ry = host_zeros(2, xs), got = host_zeros(2, xs);
+        CHECK_OK(dm_linear(g_cpu, &nx, &hw, &hb, DM_ACT_GELU, &rh));
+        CHECK_OK(dm_layernorm(g_cpu, &rh, &hb, NULL, 1e-6f, &ry));
+        CHECK_OK(dm_copy(g_gpu, &nx, &dx));
+        CHECK_OK(dm_cuda_graph_launch(g_gpu, graph));
+        CHECK_OK(dm_copy(g_gpu, &dy, &got));
+        tc_compare(round ? "graph replay 2" : "graph replay 1", dm_f32(&got), dm_f32(&ry),
+                   dm_tensor_numel(&ry), tol_factor(DM_DTYPE_F32) * max_abs_finite(&ry), NULL);
+        dm_tensor_free(&nx);
+        dm_tensor_free(&rh);
+        dm_tensor_free(&ry);
+        dm_tensor_free(&got);
+    }
+    dm_cuda_graph_free(graph);
+    CHECK(dm_cuda_graph_end(g_gpu, &graph) == DM_ERR_ARG && graph == NULL); /* none running */
+    dm_cuda_tensor_free(&dx);
+    dm_cuda_tensor_free(&dw);
+    dm_cuda_tensor_free(&db);
+    dm_cuda_tensor_free(&dh);
+    dm_cuda_tensor_free(&dy);
+    dm_tensor_free(&hx);
+    dm_tensor_free(&hw);
+    dm_tensor_free(&hb);
+}
+
 static void special_device(const op_case *c) {
     (void)c;
     char name[256], uuid[64];
@@ -901,6 +959,7 @@ static const op_case k_cases[] = {
     {"upload", "staging ring", .special = special_upload},
     {"count_nonfinite", "100003 elements", .special = special_nonfinite},
     {"precision", "bf16 backend on f32 tensors", .special = special_precision},
+    {"graph", "capture + replay of linear/gelu/layernorm", .special = special_graph},
     /* conv2d: the configurations of RVM's MobileNetV3/LR-ASPP/decoder and the DPT head;
      * a = {N, Cin, Cout, H, W, k, stride, pad, dilation, groups, bias, act} */
     CONV("3x3 bias relu (fused f32)", 2, 16, 32, 17, 19, 3, 1, 1, 1, 1, 1, DM_ACT_RELU),
