@@ -900,6 +900,9 @@ static void special_graph(const op_case *c) {
     dm_tensor_free(&hb);
 }
 
+/* defined after the table, which it walks */
+static void special_conv_nhwc(const op_case *c);
+
 static void special_device(const op_case *c) {
     (void)c;
     char name[256], uuid[64];
@@ -960,6 +963,7 @@ static const op_case k_cases[] = {
     {"count_nonfinite", "100003 elements", .special = special_nonfinite},
     {"precision", "bf16 backend on f32 tensors", .special = special_precision},
     {"graph", "capture + replay of linear/gelu/layernorm", .special = special_graph},
+    {"conv2d_nhwc", "every conv2d case, NHWC path forced, f16 + bf16", .special = special_conv_nhwc},
     /* conv2d: the configurations of RVM's MobileNetV3/LR-ASPP/decoder and the DPT head;
      * a = {N, Cin, Cout, H, W, k, stride, pad, dilation, groups, bias, act} */
     CONV("3x3 bias relu (fused f32)", 2, 16, 32, 17, 19, 3, 1, 1, 1, 1, 1, DM_ACT_RELU),
@@ -1077,6 +1081,29 @@ static const op_case k_cases[] = {
      A(2, 36, 64, 36, 64, 0), .nonfinite = 3},
 };
 #define N_CASES ((int)(sizeof k_cases / sizeof k_cases[0]))
+static const int k_ncases = N_CASES;
+
+/* The NHWC convolution path (taken when cuDNN has no NCHW algorithm for an f16/bf16 grouped
+ * convolution) forced on every conv2d case of the table, through a second backend created with
+ * DM_CUDA_CONV_FORCE_NHWC=1. */
+static void special_conv_nhwc(const op_case *c) {
+    (void)c;
+    setenv("DM_CUDA_CONV_FORCE_NHWC", "1", 1);
+    dm_backend *nhwc = NULL;
+    CHECK_OK(dm_backend_cuda_create(0, DM_DTYPE_F32, &nhwc));
+    unsetenv("DM_CUDA_CONV_FORCE_NHWC");
+    if (!nhwc) return;
+    dm_backend *saved = g_gpu;
+    g_gpu = nhwc;
+    for (int i = 0; i < k_ncases; i++)
+        if (!strcmp(k_cases[i].op, "conv2d") && !k_cases[i].mixed) {
+            run_case(&k_cases[i], i, DM_DTYPE_F16);
+            run_case(&k_cases[i], i, DM_DTYPE_BF16);
+        }
+    g_gpu = saved;
+    dm_backend_destroy(nhwc);
+}
+
 
 static void usage(void) {
     printf("usage: test_cuda_ops [-o OP[,OP...]] [-t f32|f16|bf16[,...]] [-l] [-h]\n"

@@ -376,6 +376,8 @@ dm_status dm_backend_cuda_create(int device_index, dm_dtype precision, dm_backen
     }
     ctx->device = device_index;
     ctx->precision = precision;
+    const char *force = getenv("DM_CUDA_CONV_FORCE_NHWC"); /* test knob, docs/gpu.md */
+    ctx->conv_force_nhwc = force && force[0] == '1';
     be->ops = &cuda_ops;
     be->device = DM_DEVICE_CUDA;
     be->threads = 1;

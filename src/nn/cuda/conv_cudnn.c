@@ -145,7 +145,8 @@ static dm_status fwd_algo(cuda_ctx *ctx, const int key[16], dm_dtype cd, cudnnDa
     }
     int algo, math;
     size_t ws = 0;
-    for (int nhwc = 0; nhwc < (cd == DM_DTYPE_F32 ? 1 : 2); nhwc++) {
+    for (int nhwc = (ctx->conv_force_nhwc && cd != DM_DTYPE_F32) ? 1 : 0;
+         nhwc < (cd == DM_DTYPE_F32 ? 1 : 2); nhwc++) {
         if (nhwc && (st = set_fwd_descs(ctx, 1, dt, N, Cin, H, W, Cout, Cg, kh, kw, Ho, Wo)))
             return st;
         if (fwd_pick(ctx, cd, &algo, &math, &ws) == 0) {

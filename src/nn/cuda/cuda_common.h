@@ -112,6 +112,8 @@ typedef struct cuda_ctx {
     int capturing; /* inside dm_cuda_graph_begin/end: no allocation, no synchronisation */
     int attn_smem_ok[8]; /* tensor-core attention: dynamic shared memory opted in per variant */
     int cc_major;        /* compute capability major (tensor-core attention needs >= 8) */
+    int conv_force_nhwc; /* DM_CUDA_CONV_FORCE_NHWC=1 at creation: f16/bf16 convolutions take the
+                          * NHWC path (so that the GPU op test exercises it) */
 } cuda_ctx;
 
 static inline cuda_ctx *cuda_ctx_of(dm_backend *be) {
