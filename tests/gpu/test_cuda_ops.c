@@ -796,50 +796,67 @@ static void special_nonfinite(const op_case *c) {
 }
 
 /* runtime.precision: a backend created with bf16 runs linear / conv2d / attention on f32
- * tensors in bf16 (tensor cores, f32 accumulation). The result must be within the bf16
- * tolerance of the f32 reference and must differ from the strict-f32 backend's result (else the
- * precision had no effect). */
+ * tensors in bf16 (tensor cores, f32 accumulation). Linear and attention results must be within
+ * the bf16 tolerance of the f32 reference and outside the f32 one (else the precision had no
+ * effect); the strict-f32 backend must stay within the f32 tolerance. */
 static void special_precision(const op_case *c) {
     (void)c;
     dm_backend *bf = NULL;
     CHECK_OK(dm_backend_cuda_create(0, DM_DTYPE_BF16, &bf));
     if (!bf) return;
     CHECK(dm_backend_cuda_precision(bf) == DM_DTYPE_BF16);
-    const int64_t xs[2] = {64, 384}, ws[2] = {256, 384}, ys[2] = {64, 256};
-    dm_tensor x = host_rand(2, xs, 1.f, 0.f, DM_DTYPE_F32, 201u);
-    dm_tensor w = host_rand(2, ws, 0.09f, 0.f, DM_DTYPE_F32, 202u);
-    dm_tensor ref = host_zeros(2, ys), got32 = host_zeros(2, ys), got16 = host_zeros(2, ys);
-    CHECK_OK(dm_linear(g_cpu, &x, &w, NULL, DM_ACT_NONE, &ref));
-    dm_backend *bes[2] = {g_gpu, bf};
-    dm_tensor *outs[2] = {&got32, &got16};
-    for (int b = 0; b < 2; b++) {
-        dm_tensor dx, dw, dy;
-        CHECK_OK(dm_alloc(bes[b], &dx, DM_DTYPE_F32, 2, xs));
-        CHECK_OK(dm_alloc(bes[b], &dw, DM_DTYPE_F32, 2, ws));
-        CHECK_OK(dm_alloc(bes[b], &dy, DM_DTYPE_F32, 2, ys));
-        CHECK_OK(dm_copy(bes[b], &x, &dx));
-        CHECK_OK(dm_copy(bes[b], &w, &dw));
-        CHECK_OK(dm_linear(bes[b], &dx, &dw, NULL, DM_ACT_NONE, &dy));
-        CHECK_OK(dm_copy(bes[b], &dy, outs[b]));
-        dm_cuda_tensor_free(&dx);
-        dm_cuda_tensor_free(&dw);
-        dm_cuda_tensor_free(&dy);
+    for (int op = 0; op < 2; op++) { /* linear (64, 384) x (256, 384)^T; attention (1, 2, 70, 64) */
+        const int64_t xs[2] = {64, 384}, ws[2] = {256, 384}, ys[2] = {64, 256};
+        const int64_t qs[4] = {1, 2, 70, 64};
+        dm_tensor h[3], ref, got[2];
+        const int nin = op ? 3 : 2;
+        if (op) {
+            for (int i = 0; i < 3; i++)
+                h[i] = host_rand(4, qs, i < 2 ? 2.f : 1.f, 0.f, DM_DTYPE_F32, 201u + (unsigned)i);
+            ref = host_zeros(4, qs);
+            CHECK_OK(dm_attention(g_cpu, &h[0], &h[1], &h[2], 0.125f, &ref));
+        } else {
+            h[0] = host_rand(2, xs, 1.f, 0.f, DM_DTYPE_F32, 201u);
+            h[1] = host_rand(2, ws, 0.09f, 0.f, DM_DTYPE_F32, 202u);
+            ref = host_zeros(2, ys);
+            CHECK_OK(dm_linear(g_cpu, &h[0], &h[1], NULL, DM_ACT_NONE, &ref));
+        }
+        dm_backend *bes[2] = {g_gpu, bf};
+        for (int b = 0; b < 2; b++) {
+            dm_tensor d[3], dy;
+            for (int i = 0; i < nin; i++) {
+                CHECK_OK(dm_alloc(bes[b], &d[i], DM_DTYPE_F32, h[i].ndim, h[i].shape));
+                CHECK_OK(dm_copy(bes[b], &h[i], &d[i]));
+            }
+            CHECK_OK(dm_alloc(bes[b], &dy, DM_DTYPE_F32, ref.ndim, ref.shape));
+            if (op)
+                CHECK_OK(dm_attention(bes[b], &d[0], &d[1], &d[2], 0.125f, &dy));
+            else
+                CHECK_OK(dm_linear(bes[b], &d[0], &d[1], NULL, DM_ACT_NONE, &dy));
+            got[b] = host_zeros(ref.ndim, ref.shape);
+            CHECK_OK(dm_copy(bes[b], &dy, &got[b]));
+            for (int i = 0; i < nin; i++) dm_cuda_tensor_free(&d[i]);
+            dm_cuda_tensor_free(&dy);
+        }
+        const double scale = max_abs_finite(&ref);
+        const char *name = op ? "attention" : "linear";
+        char n32[64], n16[64];
+        snprintf(n32, sizeof n32, "precision f32 backend %s", name);
+        snprintf(n16, sizeof n16, "precision bf16 backend %s", name);
+        tc_compare(n32, dm_f32(&got[0]), dm_f32(&ref), dm_tensor_numel(&ref),
+                   tol_factor(DM_DTYPE_F32) * scale, NULL);
+        tc_result r;
+        tc_compare(n16, dm_f32(&got[1]), dm_f32(&ref), dm_tensor_numel(&ref),
+                   tol_factor(DM_DTYPE_BF16) * scale, &r);
+        printf("%s on f32 tensors: max_abs %.3e (must exceed the f32 tolerance %.3e: bf16 was "
+               "used)\n", n16, r.max_abs, tol_factor(DM_DTYPE_F32) * scale);
+        CHECK(r.max_abs > tol_factor(DM_DTYPE_F32) * scale);
+        for (int i = 0; i < nin; i++) dm_tensor_free(&h[i]);
+        dm_tensor_free(&ref);
+        dm_tensor_free(&got[0]);
+        dm_tensor_free(&got[1]);
     }
-    const double scale = max_abs_finite(&ref);
-    tc_compare("precision f32 backend", dm_f32(&got32), dm_f32(&ref), dm_tensor_numel(&ref),
-               tol_factor(DM_DTYPE_F32) * scale, NULL);
-    tc_result r;
-    tc_compare("precision bf16 backend", dm_f32(&got16), dm_f32(&ref), dm_tensor_numel(&ref),
-               tol_factor(DM_DTYPE_BF16) * scale, &r);
-    printf("precision bf16 backend on f32 tensors: max_abs %.3e (must exceed the f32 tolerance "
-           "%.3e: bf16 inputs were used)\n", r.max_abs, tol_factor(DM_DTYPE_F32) * scale);
-    CHECK(r.max_abs > tol_factor(DM_DTYPE_F32) * scale);
     dm_backend_destroy(bf);
-    dm_tensor_free(&x);
-    dm_tensor_free(&w);
-    dm_tensor_free(&ref);
-    dm_tensor_free(&got32);
-    dm_tensor_free(&got16);
 }
 
 /* CUDA Graph capture: linear + GELU + layernorm captured once (after an eager run that sizes
@@ -961,7 +978,7 @@ static const op_case k_cases[] = {
     {"copy", "conversions bit-exact", .special = special_copy},
     {"upload", "staging ring", .special = special_upload},
     {"count_nonfinite", "100003 elements", .special = special_nonfinite},
-    {"precision", "bf16 backend on f32 tensors", .special = special_precision},
+    {"precision", "bf16 backend: linear, attention on f32 tensors", .special = special_precision},
     {"graph", "capture + replay of linear/gelu/layernorm", .special = special_graph},
     {"conv2d_nhwc", "every conv2d case, NHWC path forced, f16 + bf16", .special = special_conv_nhwc},
     /* conv2d: the configurations of RVM's MobileNetV3/LR-ASPP/decoder and the DPT head;
