@@ -96,9 +96,11 @@ static inline int aligned16(const void *a, const void *b, const void *c) {
     return (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) & 15u) == 0;
 }
 
-/* Host side: 1 when n elements can use 32-bit index arithmetic (n < 2^31). */
+/* Host side: 1 when n elements can use 32-bit index arithmetic: n plus one grid stride (at most
+ * 65535 * 8 blocks * 256 threads < 2^28, grid_for) must stay below 2^31, so that the last
+ * `i += stride` of a grid-stride loop cannot overflow. */
 static inline int fits32(int64_t n) {
-    return n < 0x7fffffffLL;
+    return n < 0x7fffffffLL - (1LL << 28);
 }
 
 /* PyTorch definitions, identical to cpu_act() in src/nn/cpu/cpu_ops.h (exact erf GELU). */
