@@ -17,10 +17,14 @@ int dm_cudnn_status_is_not_supported(int status) {
  * Toolkit and Corresponding Driver Versions", minor-version compatibility row). */
 static int min_linux_driver(int cuda_major) {
     switch (cuda_major) {
-    case 11: return 450;
-    case 12: return 525;
-    case 13: return 580;
-    default: return 0;
+    case 11:
+        return 450;
+    case 12:
+        return 525;
+    case 13:
+        return 580;
+    default:
+        return 0;
     }
 }
 

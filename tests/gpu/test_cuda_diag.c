@@ -11,7 +11,8 @@ int main(void) {
     /* cuDNN 9: 0 success, 1000 NOT_INITIALIZED..., 2000 BAD_PARAM..., 3000 NOT_SUPPORTED and
      * 3001..3014 its sub-codes, 4000 INTERNAL_ERROR..., 5000 EXECUTION_FAILED... */
     CHECK(dm_cudnn_status_is_not_supported(3000));
-    for (int s = 3001; s <= 3014; s++) CHECK(dm_cudnn_status_is_not_supported(s));
+    for (int s = 3001; s <= 3014; s++)
+        CHECK(dm_cudnn_status_is_not_supported(s));
     CHECK(!dm_cudnn_status_is_not_supported(0));
     CHECK(!dm_cudnn_status_is_not_supported(9)); /* cuDNN 8's NOT_SUPPORTED value */
     CHECK(!dm_cudnn_status_is_not_supported(2000));

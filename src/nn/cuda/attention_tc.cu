@@ -31,11 +31,17 @@
 
 template <typename T> struct tc_type;
 template <> struct tc_type<__half> {
-    static __device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-    static __device__ __forceinline__ __half from_f(float v) { return __float2half_rn(v); }
+    static __device__ __forceinline__ float to_f(__half v) {
+        return __half2float(v);
+    }
+    static __device__ __forceinline__ __half from_f(float v) {
+        return __float2half_rn(v);
+    }
 };
 template <> struct tc_type<__nv_bfloat16> {
-    static __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+    static __device__ __forceinline__ float to_f(__nv_bfloat16 v) {
+        return __bfloat162float(v);
+    }
     static __device__ __forceinline__ __nv_bfloat16 from_f(float v) {
         return __float2bfloat16_rn(v);
     }
@@ -54,11 +60,11 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
     using namespace nvcuda;
     using io = tc_type<T>;
     extern __shared__ __align__(128) unsigned char tc_smem[];
-    T *Qs = (T *)tc_smem;                           /* [TC_QB][DP] */
-    T *Ks = Qs + TC_QB * DP;                        /* [TC_KB][DP] */
-    T *Vs = Ks + TC_KB * DP;                        /* [TC_KB][DP] */
-    float *Ss = (float *)(Vs + TC_KB * DP);         /* [TC_WARPS][16][TC_KB] scores */
-    T *Ps = (T *)(Ss + TC_WARPS * 16 * TC_KB);      /* [TC_WARPS][16][TC_KB] probabilities */
+    T *Qs = (T *)tc_smem;                              /* [TC_QB][DP] */
+    T *Ks = Qs + TC_QB * DP;                           /* [TC_KB][DP] */
+    T *Vs = Ks + TC_KB * DP;                           /* [TC_KB][DP] */
+    float *Ss = (float *)(Vs + TC_KB * DP);            /* [TC_WARPS][16][TC_KB] scores */
+    T *Ps = (T *)(Ss + TC_WARPS * 16 * TC_KB);         /* [TC_WARPS][16][TC_KB] probabilities */
     float *Os = (float *)(Ps + TC_WARPS * 16 * TC_KB); /* [TC_QB][DP] unnormalised output */
 
     const int64_t bh = blockIdx.x / nqb;
@@ -117,7 +123,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
             tmax = fmaxf(tmax, sv);
         }
         tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
-        const float m_new = fmaxf(m, tmax); /* finite: key k0 is valid (nk >= 1) */
+        const float m_new = fmaxf(m, tmax);  /* finite: key k0 is valid (nk >= 1) */
         const float alpha = expf(m - m_new); /* 0 on the first tile */
         float psum = 0.f;
         for (int c = 0; c < 32; c++) {
@@ -129,7 +135,8 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
         l = l * alpha + psum;
         m = m_new;
         float *orow = Ow + row * DP + half * (DP / 2);
-        for (int c = 0; c < DP / 2; c++) orow[c] *= alpha;
+        for (int c = 0; c < DP / 2; c++)
+            orow[c] *= alpha;
         __syncwarp();
         /* O_w (16 x DP) += P (16 x 64) V (64 x DP) */
 #pragma unroll
@@ -164,8 +171,8 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
 
 template <typename T, int DP>
 static dm_status launch_tc(cudaStream_t s, const void *q, const void *k, const void *v, void *o,
-                           dm_dtype ot, unsigned grid, int Tq, int Tk, int D, int nqb,
-                           float scale, int *opted_in) {
+                           dm_dtype ot, unsigned grid, int Tq, int Tk, int D, int nqb, float scale,
+                           int *opted_in) {
     const size_t smem = tc_smem_bytes(DP);
     if (!*opted_in) { /* > 48 KiB of dynamic shared memory needs an explicit opt-in */
         CUDA_CHECK(cudaFuncSetAttribute(attention_tc_kernel<T, DP>,
@@ -178,15 +185,16 @@ static dm_status launch_tc(cudaStream_t s, const void *q, const void *k, const v
     return DM_OK;
 }
 
-extern "C" dm_status cuda_attention_tc(cudaStream_t s, const void *q, const void *k,
-                                       const void *v, dm_dtype cd, void *o, dm_dtype ot,
-                                       int64_t BH, int Tq, int Tk, int D, float scale,
-                                       int *opted_in) {
+extern "C" dm_status cuda_attention_tc(cudaStream_t s, const void *q, const void *k, const void *v,
+                                       dm_dtype cd, void *o, dm_dtype ot, int64_t BH, int Tq,
+                                       int Tk, int D, float scale, int *opted_in) {
     if (BH <= 0 || Tq <= 0) return DM_OK;
     if (Tk <= 0) return dm_error_set(DM_ERR_SHAPE, "attention: no keys (Tk = 0)");
     if (D < 1 || D > 128)
-        return dm_error_set(DM_ERR_UNSUPPORTED, "attention: head dim %d (tensor-core kernel: "
-                            "1..128)", D);
+        return dm_error_set(DM_ERR_UNSUPPORTED,
+                            "attention: head dim %d (tensor-core kernel: "
+                            "1..128)",
+                            D);
     if (cd != DM_DTYPE_F16 && cd != DM_DTYPE_BF16)
         return dm_error_set(DM_ERR_DTYPE, "attention: tensor-core kernel needs f16 or bf16");
     const int nqb = (Tq + TC_QB - 1) / TC_QB;
@@ -196,21 +204,28 @@ extern "C" dm_status cuda_attention_tc(cudaStream_t s, const void *q, const void
     const unsigned grid = (unsigned)(BH * nqb);
     const int dpi = D <= 16 ? 0 : (D <= 32 ? 1 : (D <= 64 ? 2 : 3));
     int *opt = opted_in + (cd == DM_DTYPE_BF16 ? 4 : 0) + dpi;
-#define TC_CASE(T, DP)                                                                         \
-    return launch_tc<T, DP>(s, q, k, v, o, ot, grid, Tq, Tk, D, nqb, scale, opt)
+#define TC_CASE(T, DP) return launch_tc<T, DP>(s, q, k, v, o, ot, grid, Tq, Tk, D, nqb, scale, opt)
     if (cd == DM_DTYPE_F16) {
         switch (dpi) {
-        case 0: TC_CASE(__half, 16);
-        case 1: TC_CASE(__half, 32);
-        case 2: TC_CASE(__half, 64);
-        default: TC_CASE(__half, 128);
+        case 0:
+            TC_CASE(__half, 16);
+        case 1:
+            TC_CASE(__half, 32);
+        case 2:
+            TC_CASE(__half, 64);
+        default:
+            TC_CASE(__half, 128);
         }
     }
     switch (dpi) {
-    case 0: TC_CASE(__nv_bfloat16, 16);
-    case 1: TC_CASE(__nv_bfloat16, 32);
-    case 2: TC_CASE(__nv_bfloat16, 64);
-    default: TC_CASE(__nv_bfloat16, 128);
+    case 0:
+        TC_CASE(__nv_bfloat16, 16);
+    case 1:
+        TC_CASE(__nv_bfloat16, 32);
+    case 2:
+        TC_CASE(__nv_bfloat16, 64);
+    default:
+        TC_CASE(__nv_bfloat16, 128);
     }
 #undef TC_CASE
 }

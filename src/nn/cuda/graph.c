@@ -44,7 +44,8 @@ dm_status dm_cuda_graph_end(dm_backend *be, dm_cuda_graph **out) {
     if (e != cudaSuccess || !graph) {
         (void)cudaGetLastError();
         if (graph) cudaGraphDestroy(graph);
-        return dm_error_set(DM_ERR_BACKEND, "dm_cuda_graph_end: capture failed: %s (an op inside "
+        return dm_error_set(DM_ERR_BACKEND,
+                            "dm_cuda_graph_end: capture failed: %s (an op inside "
                             "the capture synchronised, allocated or failed)",
                             cudaGetErrorString(e));
     }
