@@ -71,6 +71,17 @@ dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *c
  * the fused attention op); kept for tests and diagnostics. */
 dm_status dm_cuda_softmax(dm_backend *be, const dm_tensor *x, dm_tensor *y);
 
+/* Multi-head self-attention read straight from a qkv linear's output, so that the two permutes
+ * around dm_attention disappear (ViT blocks): qkv (B, T, 3*C) holds (B, T, 3, heads, D) with
+ * C = heads * D (the layout of timm/DINOv2's `qkv(x).reshape(B, N, 3, H, D)`), o (B, T, C)
+ * receives (B, T, heads, D) = softmax(q k^T * scale) v per head, i.e. what dm_attention followed
+ * by the merge permute gives. f16/bf16 (or an f32 qkv on a float16/bfloat16 backend) run on the
+ * tensor-core kernel, strict f32 on the CUDA-core one; D <= 128. Errors: DM_ERR_ARG (not a CUDA
+ * backend), DM_ERR_SHAPE, DM_ERR_UNSUPPORTED (D > 128), DM_ERR_DTYPE. Not in the op table (the
+ * CPU backend has no counterpart; models use it only when the backend is CUDA). */
+dm_status dm_cuda_attention_qkv(dm_backend *be, const dm_tensor *qkv, int heads, float scale,
+                                dm_tensor *o);
+
 /* ---- CUDA Graphs: capture a fixed-shape forward once, replay it per frame ------------------ */
 
 /* A captured and instantiated sequence of the backend's work (cudaGraphExec_t). */

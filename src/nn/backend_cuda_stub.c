@@ -70,6 +70,16 @@ dm_status dm_cuda_softmax(dm_backend *be, const dm_tensor *x, dm_tensor *y) {
     return no_cuda();
 }
 
+dm_status dm_cuda_attention_qkv(dm_backend *be, const dm_tensor *qkv, int heads, float scale,
+                                dm_tensor *o) {
+    (void)be;
+    (void)qkv;
+    (void)heads;
+    (void)scale;
+    (void)o;
+    return no_cuda();
+}
+
 dm_status dm_cuda_graph_begin(dm_backend *be) {
     (void)be;
     return no_cuda();

@@ -354,6 +354,46 @@ static dm_status call_attention(dm_backend *be, const op_case *c, dm_tensor *con
     return dm_attention(be, in[0], in[1], in[2], 1.f / sqrtf((float)c->a[4]), out[0]);
 }
 
+/* attention straight from a qkv linear's output: a = {B, T, heads, D}; qkv (B, T, 3*C) holds
+ * (B, T, 3, H, D), o (B, T, C). CUDA: dm_cuda_attention_qkv; reference: the CPU ops the model
+ * runs today (split permute, dm_attention, merge permute). */
+static void setup_attention_qkv(const op_case *c, case_io *io) {
+    const int *a = c->a, C = a[2] * a[3];
+    io->nin = 1;
+    SPEC(&io->in[0], 2.f, 0.f, a[0], a[1], 3 * C);
+    io->nout = 1;
+    SPEC(&io->out[0], 0.f, 0.f, a[0], a[1], C);
+}
+static dm_status call_attention_qkv(dm_backend *be, const op_case *c, dm_tensor *const *in,
+                                    dm_tensor *const *out) {
+    const int B = c->a[0], T = c->a[1], H = c->a[2], D = c->a[3];
+    const float scale = 1.f / sqrtf((float)D);
+    if (be != g_cpu) return dm_cuda_attention_qkv(be, in[0], H, scale, out[0]);
+    const int64_t s5[5] = {B, T, 3, H, D}, sh[5] = {3, B, H, T, D}, s4[4] = {B, H, T, D},
+                  sm[4] = {B, T, H, D};
+    const int split[5] = {2, 0, 3, 1, 4}, merge[4] = {0, 2, 1, 3};
+    dm_tensor qkv5, heads, att, merged;
+    dm_tensor_view(&qkv5, in[0]->data, DM_DTYPE_F32, 5, s5);
+    dm_status st;
+    if ((st = dm_tensor_alloc(&heads, DM_DTYPE_F32, 5, sh))) return st;
+    if ((st = dm_tensor_alloc(&att, DM_DTYPE_F32, 4, s4))) {
+        dm_tensor_free(&heads);
+        return st;
+    }
+    const size_t part = (size_t)B * H * T * D;
+    dm_tensor q, k, v;
+    dm_tensor_view(&q, dm_f32(&heads), DM_DTYPE_F32, 4, s4);
+    dm_tensor_view(&k, dm_f32(&heads) + part, DM_DTYPE_F32, 4, s4);
+    dm_tensor_view(&v, dm_f32(&heads) + 2 * part, DM_DTYPE_F32, 4, s4);
+    dm_tensor_view(&merged, out[0]->data, DM_DTYPE_F32, 4, sm);
+    if (!(st = dm_permute(be, &qkv5, split, &heads)) &&
+        !(st = dm_attention(be, &q, &k, &v, scale, &att)))
+        st = dm_permute(be, &att, merge, &merged);
+    dm_tensor_free(&heads);
+    dm_tensor_free(&att);
+    return st;
+}
+
 /* resize of (2, 3, H, W): a = {H, W, Ho, Wo, mode, align_corners}, d = {scale_h, scale_w} */
 static void setup_resize(const op_case *c, case_io *io) {
     const int *a = c->a;
@@ -1055,6 +1095,13 @@ static const op_case k_cases[] = {
      A(60, 8, 32, 32, 8)},
     {"attention", "D128", setup_attention, call_attention, A(1, 1, 20, 45, 128)},
     {"attention", "tiny", setup_attention, call_attention, A(1, 1, 5, 3, 48)},
+    /* packed qkv read directly (no permutes); a = {B, T, heads, D} */
+    {"attention_qkv", "ViT-S 6x64, 101 tokens, B2", setup_attention_qkv, call_attention_qkv,
+     A(2, 101, 6, 64)},
+    {"attention_qkv", "ViT-S 6x64, 1370 tokens", setup_attention_qkv, call_attention_qkv,
+     A(1, 1370, 6, 64)},
+    {"attention_qkv", "8x24, 33 tokens", setup_attention_qkv, call_attention_qkv,
+     A(3, 33, 8, 24)},
     /* resize of (2, 3, H, W); a = {H, W, Ho, Wo, mode, align_corners}, d = scales */
     {"resize", "bilinear up ac0", setup_resize, call_resize,
      A(9, 13, 20, 31, DM_RESIZE_BILINEAR, 0)},
@@ -1191,7 +1238,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N_CASES; i++) {
         const op_case *c = &k_cases[i];
         if (!op_filter_op(&f, c->op)) continue;
-        if (g_dut_cpu && (c->mixed || c->call == call_softmax || /* softmax: a CUDA helper */
+        if (g_dut_cpu && (c->mixed || c->call == call_softmax || /* CUDA-only helpers */
+                          c->call == call_attention_qkv ||
                           (c->special && c->special != special_guard)))
             continue;
         if (c->special) {

@@ -55,7 +55,8 @@ static size_t tc_smem_bytes(int DP) {
 template <typename T, int DP>
 __global__ void __launch_bounds__(TC_WARPS * 32)
     attention_tc_kernel(const T *__restrict__ q, const T *__restrict__ k, const T *__restrict__ v,
-                        void *o, int ot, int Tq, int Tk, int D, int nqb, float scale) {
+                        void *o, int ot, int Tq, int Tk, int D, int nqb, float scale,
+                        cuda_att_layout L) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     using namespace nvcuda;
     using io = tc_type<T>;
@@ -67,15 +68,16 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
     T *Ps = (T *)(Ss + TC_WARPS * 16 * TC_KB);         /* [TC_WARPS][16][TC_KB] probabilities */
     float *Os = (float *)(Ps + TC_WARPS * 16 * TC_KB); /* [TC_QB][DP] unnormalised output */
 
-    const int64_t bh = blockIdx.x / nqb;
+    const int64_t bh = blockIdx.x / nqb, bb = bh / L.heads, hh = bh % L.heads;
     const int q0 = (int)(blockIdx.x % nqb) * TC_QB;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t qbase = bh * (int64_t)Tq * D, kbase = bh * (int64_t)Tk * D;
+    const int64_t qbase = bb * L.q_b + hh * L.q_h, kbase = bb * L.k_b + hh * L.k_h,
+                  obase = bb * L.o_b + hh * L.o_h;
     const T zero = io::from_f(0.f);
 
     for (int i = threadIdx.x; i < TC_QB * DP; i += blockDim.x) {
         const int r = i / DP, d = i % DP;
-        Qs[i] = (q0 + r < Tq && d < D) ? q[qbase + (int64_t)(q0 + r) * D + d] : zero;
+        Qs[i] = (q0 + r < Tq && d < D) ? q[qbase + (int64_t)(q0 + r) * L.q_t + d] : zero;
         Os[i] = 0.f;
     }
     /* lane pair (2r, 2r+1) owns row r of the warp's 16: columns [0, 32) / [32, 64) of a tile
@@ -91,7 +93,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
         for (int i = threadIdx.x; i < TC_KB * DP; i += blockDim.x) {
             const int j = i / DP, d = i % DP;
             const bool ok = k0 + j < Tk && d < D;
-            const int64_t off = kbase + (int64_t)(k0 + j) * D + d;
+            const int64_t off = kbase + (int64_t)(k0 + j) * L.k_t + d;
             Ks[i] = ok ? k[off] : zero;
             Vs[i] = ok ? v[off] : zero;
         }
@@ -161,7 +163,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
         const float *orow = Ow + row * DP + half * (DP / 2);
         for (int c = 0; c < DP / 2; c++) {
             const int d = half * (DP / 2) + c;
-            if (d < D) st_from_f32(o, ot, qbase + (int64_t)qi * D + d, orow[c] * inv);
+            if (d < D) st_from_f32(o, ot, obase + (int64_t)qi * L.o_t + d, orow[c] * inv);
         }
     }
 #else
@@ -172,7 +174,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
 template <typename T, int DP>
 static dm_status launch_tc(cudaStream_t s, const void *q, const void *k, const void *v, void *o,
                            dm_dtype ot, unsigned grid, int Tq, int Tk, int D, int nqb, float scale,
-                           int *opted_in) {
+                           const cuda_att_layout &L, int *opted_in) {
     const size_t smem = tc_smem_bytes(DP);
     if (!*opted_in) { /* > 48 KiB of dynamic shared memory needs an explicit opt-in */
         CUDA_CHECK(cudaFuncSetAttribute(attention_tc_kernel<T, DP>,
@@ -180,14 +182,15 @@ static dm_status launch_tc(cudaStream_t s, const void *q, const void *k, const v
         *opted_in = 1;
     }
     attention_tc_kernel<T, DP><<<grid, TC_WARPS * 32, smem, s>>>(
-        (const T *)q, (const T *)k, (const T *)v, o, ot, Tq, Tk, D, nqb, scale);
+        (const T *)q, (const T *)k, (const T *)v, o, ot, Tq, Tk, D, nqb, scale, L);
     CUDA_CHECK_LAUNCH();
     return DM_OK;
 }
 
 extern "C" dm_status cuda_attention_tc(cudaStream_t s, const void *q, const void *k, const void *v,
                                        dm_dtype cd, void *o, dm_dtype ot, int64_t BH, int Tq,
-                                       int Tk, int D, float scale, int *opted_in) {
+                                       int Tk, int D, float scale,
+                                       const cuda_att_layout *layout, int *opted_in) {
     if (BH <= 0 || Tq <= 0) return DM_OK;
     if (Tk <= 0) return dm_error_set(DM_ERR_SHAPE, "attention: no keys (Tk = 0)");
     if (D < 1 || D > 128)
@@ -202,9 +205,11 @@ extern "C" dm_status cuda_attention_tc(cudaStream_t s, const void *q, const void
         return dm_error_set(DM_ERR_SHAPE, "attention: %lld blocks exceed the grid",
                             (long long)(BH * nqb));
     const unsigned grid = (unsigned)(BH * nqb);
+    const cuda_att_layout L = layout ? *layout : cuda_att_contiguous(Tq, Tk, D);
     const int dpi = D <= 16 ? 0 : (D <= 32 ? 1 : (D <= 64 ? 2 : 3));
     int *opt = opted_in + (cd == DM_DTYPE_BF16 ? 4 : 0) + dpi;
-#define TC_CASE(T, DP) return launch_tc<T, DP>(s, q, k, v, o, ot, grid, Tq, Tk, D, nqb, scale, opt)
+#define TC_CASE(T, DP)                                                                         \
+    return launch_tc<T, DP>(s, q, k, v, o, ot, grid, Tq, Tk, D, nqb, scale, L, opt)
     if (cd == DM_DTYPE_F16) {
         switch (dpi) {
         case 0:

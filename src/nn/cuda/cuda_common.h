@@ -177,15 +177,32 @@ dm_status cuda_groupnorm(cudaStream_t s, const void *x, dm_dtype xt, const void 
 /* Softmax over rows of C. */
 dm_status cuda_softmax(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
                        int64_t rows, int64_t C);
-/* Attention: q (BH, Tq, D), k, v (BH, Tk, D), o (BH, Tq, D); D <= 128. */
+/* Element strides of the attention operands (the head dim is contiguous): sequence bh = b*heads
+ * + h starts at b*s_b + h*s_h, row t at + t*s_t. k and v share strides. NULL layout = contiguous
+ * (BH, T, D) tensors. The packed qkv layout (B, T, 3, H, D) of a qkv linear, read directly
+ * (dm_cuda_attention_qkv), is heads = H, q/k/v s_b = T*3C, s_h = D, s_t = 3C (k, v at +C, +2C),
+ * o (B, T, H, D): s_b = T*C, s_h = D, s_t = C. */
+typedef struct cuda_att_layout {
+    int heads;
+    long long q_b, q_h, q_t, k_b, k_h, k_t, o_b, o_h, o_t;
+} cuda_att_layout;
+
+/* Attention: q (BH, Tq, D), k, v (BH, Tk, D), o (BH, Tq, D) (or strided by L); D <= 128. */
 dm_status cuda_attention(cudaStream_t s, const void *q, dm_dtype qt, const void *k, dm_dtype kt,
                          const void *v, dm_dtype vt, void *o, dm_dtype ot, int64_t BH, int Tq,
-                         int Tk, int D, float scale);
+                         int Tk, int D, float scale, const cuda_att_layout *L);
 /* Tensor-core attention (attention_tc.cu): q, k, v (BH, T, D) all in cd (f16 or bf16), o any
  * float dtype, D <= 128, sm_80+; opted_in: the context's int[8] of shared-memory opt-ins. */
 dm_status cuda_attention_tc(cudaStream_t s, const void *q, const void *k, const void *v,
                             dm_dtype cd, void *o, dm_dtype ot, int64_t BH, int Tq, int Tk, int D,
-                            float scale, int *opted_in);
+                            float scale, const cuda_att_layout *L, int *opted_in);
+
+/* Contiguous (BH, Tq, D) / (BH, Tk, D) layout. */
+static inline cuda_att_layout cuda_att_contiguous(int Tq, int Tk, int D) {
+    cuda_att_layout L = {1, (long long)Tq * D, 0, D, (long long)Tk * D, 0, D,
+                         (long long)Tq * D, 0, D};
+    return L;
+}
 /* Resize (NC, H, W) -> (NC, Ho, Wo), semantics of src/nn/cpu/resize.c. */
 dm_status cuda_resize(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
                       int64_t NC, int H, int W, int Ho, int Wo, dm_resize_mode mode,
