@@ -1234,9 +1234,11 @@ int main(int argc, char **argv) {
     }
     g_cpu = dm_backend_cpu_create(0);
     CHECK(g_cpu != NULL);
-    int ran = 0;
+    int ran = 0, nfailed_ops = 0;
+    const char *failed_ops[N_CASES]; /* distinct op names with a failure, for the rerun line */
     for (int i = 0; i < N_CASES; i++) {
         const op_case *c = &k_cases[i];
+        const int failures_before = tc_failure_count;
         if (!op_filter_op(&f, c->op)) continue;
         if (g_dut_cpu && (c->mixed || c->call == call_softmax || /* CUDA-only helpers */
                           c->call == call_attention_qkv ||
@@ -1245,6 +1247,7 @@ int main(int argc, char **argv) {
         if (c->special) {
             c->special(c);
             ran++;
+            if (tc_failure_count > failures_before) failed_ops[nfailed_ops++] = c->op;
             continue;
         }
         for (int pi = 0; pi < 3; pi++) {
@@ -1252,6 +1255,11 @@ int main(int argc, char **argv) {
             if ((c->precs && !(c->precs & (1u << p))) || !op_filter_dtype(&f, p)) continue;
             run_case(c, i, p);
             ran++;
+        }
+        if (tc_failure_count > failures_before) {
+            int seen = 0;
+            for (int j = 0; j < nfailed_ops && !seen; j++) seen = !strcmp(failed_ops[j], c->op);
+            if (!seen) failed_ops[nfailed_ops++] = c->op;
         }
     }
     dm_backend_destroy(g_gpu);
@@ -1262,6 +1270,11 @@ int main(int argc, char **argv) {
     }
     if (g_skipped_ops)
         printf("\n*** %d case(s) SKIPPED: CPU reference missing ***\n", g_skipped_ops);
+    if (nfailed_ops) { /* a short GPU session reruns just these */
+        printf("rerun the failed ops: test_cuda_ops -o ");
+        for (int j = 0; j < nfailed_ops; j++) printf("%s%s", j ? "," : "", failed_ops[j]);
+        printf("\n");
+    }
     printf("%s: %d case run(s), %d failure(s)\n", tc_failure_count ? "FAIL" : "PASS", ran,
            tc_failure_count);
     return tc_failure_count != 0;
