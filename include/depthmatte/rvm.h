@@ -46,6 +46,10 @@ dm_status rvm_model_load(rvm_model **m, const char *path, dm_backend *be);
 /* Frees a model (NULL is ignored). States made from it must be freed first. */
 void rvm_model_free(rvm_model *m);
 
+/* The engine ops the model runs, into ops (room for DM_OP_COUNT); returns their number. For
+ * the backends' supports query (dm_backend_supports_all) before a backend is chosen. */
+int rvm_required_ops(dm_op_id *ops);
+
 /* The official inference.py auto_downsample_ratio: min(512 / max(height, width), 1), so that
  * the network runs at most 512 pixels on the long side. height, width in pixels (> 0). */
 double rvm_auto_downsample_ratio(int height, int width);
@@ -64,8 +68,9 @@ dm_status rvm_state_set_refiner(rvm_state *s, rvm_refiner refiner);
 /* The downsample ratio in use (after auto selection). */
 double rvm_state_ratio(const rvm_state *s);
 
-/* Zeroes the recurrent state r1..r4 (start of an independent sequence / chunk). */
-void rvm_state_reset(rvm_state *s);
+/* Zeroes the recurrent state r1..r4 (start of an independent sequence / chunk). Errors: those
+ * of dm_copy on a device backend (the zeros are copied from the host). */
+dm_status rvm_state_reset(rvm_state *s);
 
 /* Frees a state (NULL is ignored). */
 void rvm_state_free(rvm_state *s);

@@ -69,6 +69,10 @@ typedef struct vda_video vda_video;
  * DM_ERR_SHAPE, DM_ERR_DTYPE, DM_ERR_NOMEM; messages name the tensor. */
 dm_status vda_model_load(vda_model **m, const char *path, dm_backend *be, int metric);
 void vda_model_free(vda_model *m);
+
+/* The engine ops the model runs, into ops (room for DM_OP_COUNT); returns their number (for
+ * dm_backend_supports_all). */
+int vda_required_ops(dm_op_id *ops);
 int vda_model_is_metric(const vda_model *m);
 
 /* Model input size of infer_video_depth: when max/min side ratio > 1.78, input_size becomes

@@ -28,6 +28,12 @@ void *dm_backend_cuda_stream(const dm_backend *be) {
     return NULL;
 }
 
+dm_status dm_cuda_backend_device(const dm_backend *be, int *device) {
+    (void)be;
+    if (device) *device = -1;
+    return no_cuda();
+}
+
 dm_status dm_cuda_device_count(int *count) {
     if (count) *count = 0;
     return no_cuda();
@@ -54,6 +60,10 @@ dm_status dm_cuda_device_memory(int device_index, size_t *free_bytes, size_t *to
 
 void dm_cuda_tensor_free(dm_tensor *t) {
     if (t) dm_tensor_free(t); /* only CPU tensors can exist without CUDA */
+}
+
+void dm_cuda_buffer_free(void *data) {
+    (void)data; /* no CUDA buffer can exist without CUDA */
 }
 
 dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *count) {
