@@ -62,17 +62,28 @@ int op_filter_parse(int argc, char **argv, op_filter *f, char *err, size_t err_s
             f->list = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             f->help = 1;
-        } else if (!strcmp(a, "-b")) {
+        } else if (!strcmp(a, "-b") || !strcmp(a, "-P")) {
             if (i + 1 >= argc) {
-                snprintf(err, err_size, "-b needs an argument");
+                snprintf(err, err_size, "%s needs an argument", a);
                 return -1;
             }
             const char *b = argv[++i];
-            if (strcmp(b, "cuda") && strcmp(b, "cpu")) {
-                snprintf(err, err_size, "unknown backend '%s' (expected cuda or cpu)", b);
+            if (a[1] == 'P') {
+                if (!b[0] || strlen(b) >= OP_FILTER_NAME) {
+                    snprintf(err, err_size, "-P: bad op name '%s'", b);
+                    return -1;
+                }
+                snprintf(f->perturb, sizeof f->perturb, "%s", b);
+            } else if (!strcmp(b, "cuda")) {
+                f->backend = OP_FILTER_CUDA;
+            } else if (!strcmp(b, "cpu")) {
+                f->backend = OP_FILTER_CPU;
+            } else if (!strcmp(b, "emu")) {
+                f->backend = OP_FILTER_EMU;
+            } else {
+                snprintf(err, err_size, "unknown backend '%s' (expected cuda, cpu or emu)", b);
                 return -1;
             }
-            f->cpu = !strcmp(b, "cpu");
         } else if (!strcmp(a, "-o") || !strcmp(a, "-t")) {
             if (i + 1 >= argc) {
                 snprintf(err, err_size, "%s needs an argument", a);
@@ -82,10 +93,14 @@ int op_filter_parse(int argc, char **argv, op_filter *f, char *err, size_t err_s
         } else {
             snprintf(err, err_size,
                      "unknown argument '%s' (usage: -o OP[,OP] -t DTYPE[,DTYPE] "
-                     "-b cuda|cpu -l -h)",
+                     "-b cuda|cpu|emu -P OP -l -h)",
                      a);
             return -1;
         }
+    }
+    if (f->perturb[0] && f->backend != OP_FILTER_EMU) {
+        snprintf(err, err_size, "-P needs -b emu (faults are injected by the emulated backend)");
+        return -1;
     }
     return 0;
 }

@@ -1,11 +1,14 @@
 /* Command-line filter of the GPU op-test case table (tests/gpu/test_cuda_ops.c), after ggml's
  * test-backend-ops `-o OP`: a short GPU session reruns only the ops (and dtypes) that failed.
  *
- *   test_cuda_ops [-o OP[,OP...]]... [-t DTYPE[,DTYPE...]]... [-b cuda|cpu] [-l] [-h]
+ *   test_cuda_ops [-o OP[,OP...]]... [-t DTYPE[,DTYPE...]]... [-b cuda|cpu|emu] [-P OP] [-l]
  *
  * -o selects ops by their table name (exact match, e.g. conv2d, attention, copy); -t selects
  * precisions (f32, f16, bf16); -b cpu runs the table with a second CPU backend as the backend under
  * test (f32 only: a self-check of the runner, guards and comparisons, which runs here and in CI);
+ * -b emu with the emulated device backend (backend_emu.h: device rules, f16/bf16 rounding, all
+ * three precisions, on the CPU); -P OP (with -b emu) injects the emulator's fault into op OP and
+ * inverts the verdict: the run passes only when exactly the cases of OP fail;
  * -l lists the selected cases instead of running them. Without -o
  * every op runs, without -t every precision. Pure C, no CUDA: unit-tested on the CPU
  * (tests/gpu/test_op_filter.c). */
@@ -18,12 +21,16 @@
 
 #define OP_FILTER_MAX_OPS 32
 #define OP_FILTER_NAME 32
+#define OP_FILTER_CUDA 0
+#define OP_FILTER_CPU 1
+#define OP_FILTER_EMU 2
 
 typedef struct op_filter {
     char ops[OP_FILTER_MAX_OPS][OP_FILTER_NAME]; /* selected op names; nops == 0: all */
     int nops;
     unsigned dtypes; /* bit (1u << dm_dtype) per selected precision; 0: all */
-    int cpu;         /* -b cpu (default -b cuda) */
+    int backend;     /* OP_FILTER_CUDA (default), OP_FILTER_CPU, OP_FILTER_EMU (-b) */
+    char perturb[OP_FILTER_NAME]; /* -P: op whose emulated output is made wrong; "" none */
     int list;        /* -l */
     int help;        /* -h */
 } op_filter;

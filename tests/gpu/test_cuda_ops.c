@@ -43,11 +43,14 @@
 
 #include "depthmatte/backend.h"
 #include "depthmatte/backend_cuda.h"
+#include "depthmatte/backend_emu.h"
 #include "op_filter.h"
 #include "tensor_compare.h"
 
 static dm_backend *g_cpu, *g_gpu; /* reference, backend under test */
-static int g_dut_cpu;             /* -b cpu: g_gpu is a second CPU backend (runner self-check) */
+static int g_dut_cpu;             /* -b cpu / -b emu: no CUDA; the runner checks itself */
+static int g_dut_emu;             /* -b emu: g_gpu is g_emu[precision], tensors f32 (storage) */
+static dm_backend *g_emu[3];      /* emulated device backends, precision f32 / f16 / bf16 */
 static int g_skipped_ops;
 static const dm_dtype k_precs[3] = {DM_DTYPE_F32, DM_DTYPE_F16, DM_DTYPE_BF16};
 
@@ -114,7 +117,7 @@ static void gt_alloc(gtensor *g, dm_dtype dt, int ndim, const int64_t *shape) {
     CHECK_OK(dm_copy(g_gpu, &init, &g->raw));
     dm_tensor_free(&init);
     g->t.data = g->raw.data ? (char *)g->raw.data + GUARD : NULL;
-    g->t.device = g_dut_cpu ? DM_DEVICE_CPU : DM_DEVICE_CUDA;
+    g->t.device = g->raw.device; /* CUDA, or CPU / EMU for the runner's self-checks */
 }
 
 /* Checks both guard regions; returns 1 when intact. */
@@ -577,6 +580,7 @@ static const char *case_out_name(const case_io *io, int j) {
 }
 
 static void run_case(const op_case *c, int idx, dm_dtype p) {
+    if (g_dut_emu) g_gpu = g_emu[p == DM_DTYPE_F32 ? 0 : (p == DM_DTYPE_F16 ? 1 : 2)];
     case_io io;
     memset(&io, 0, sizeof io);
     c->setup(c, &io);
@@ -621,13 +625,13 @@ static void run_case(const op_case *c, int idx, dm_dtype p) {
             gin_p[i] = &hin[i];
             continue;
         }
-        const dm_dtype dt = (c->mixed & IN_F32(i)) ? DM_DTYPE_F32 : p;
+        const dm_dtype dt = ((c->mixed & IN_F32(i)) || g_dut_emu) ? DM_DTYPE_F32 : p;
         gt_alloc(&gin[i], dt, io.in[i].ndim, io.in[i].shape);
         CHECK_OK(dm_copy(g_gpu, &hin[i], &gin[i].t));
         gin_p[i] = &gin[i].t;
     }
     for (int j = 0; j < io.nout; j++) {
-        const dm_dtype dt = (c->mixed & OUT_F32(j)) ? DM_DTYPE_F32 : p;
+        const dm_dtype dt = ((c->mixed & OUT_F32(j)) || g_dut_emu) ? DM_DTYPE_F32 : p;
         gt_alloc(&gout[j], dt, io.out[j].ndim, io.out[j].shape);
         gout_p[j] = &gout[j].t;
     }
@@ -1210,8 +1214,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     dm_status st;
-    g_dut_cpu = f.cpu;
-    if (g_dut_cpu) {
+    g_dut_cpu = f.backend != OP_FILTER_CUDA;
+    g_dut_emu = f.backend == OP_FILTER_EMU;
+    if (f.backend == OP_FILTER_CPU) {
         /* the CPU ops take f32 only: the half-precision and mixed cases and the CUDA-only
          * runners are left out (they need the GPU) */
         printf("test_cuda_ops -b cpu: runner self-check, f32 cases against a second CPU "
@@ -1219,6 +1224,17 @@ int main(int argc, char **argv) {
         g_gpu = dm_backend_cpu_create(0);
         CHECK(g_gpu != NULL);
         f.dtypes = 1u << DM_DTYPE_F32;
+    } else if (g_dut_emu) {
+        printf("test_cuda_ops -b emu: runner self-check against the emulated device backend "
+               "(f32 storage, outputs rounded to each precision%s%s; no CUDA op runs here)\n",
+               f.perturb[0] ? ", fault injected into " : "", f.perturb);
+        for (int pi = 0; pi < 3; pi++)
+            if ((st = dm_backend_emu_create(0, k_precs[pi], f.perturb[0] ? f.perturb : NULL,
+                                            &g_emu[pi]))) {
+                fprintf(stderr, "dm_backend_emu_create: %s\n", dm_error_message());
+                return 2;
+            }
+        g_gpu = g_emu[0];
     } else {
         int count = 0;
         st = dm_cuda_device_count(&count);
@@ -1234,7 +1250,7 @@ int main(int argc, char **argv) {
     }
     g_cpu = dm_backend_cpu_create(0);
     CHECK(g_cpu != NULL);
-    int ran = 0, nfailed_ops = 0;
+    int ran = 0, nfailed_ops = 0, verdict_bad = 0;
     const char *failed_ops[N_CASES]; /* distinct op names with a failure, for the rerun line */
     for (int i = 0; i < N_CASES; i++) {
         const op_case *c = &k_cases[i];
@@ -1256,13 +1272,27 @@ int main(int argc, char **argv) {
             run_case(c, i, p);
             ran++;
         }
+        if (f.perturb[0]) { /* -P: exactly the perturbed op's cases must fail */
+            const int failed = tc_failure_count > failures_before, want = !strcmp(c->op, f.perturb);
+            if (failed != want) {
+                printf("*** fault check: %s %s %s with op %s perturbed ***\n", c->op, c->what,
+                       failed ? "FAILED" : "PASSED (the fault went unnoticed)", f.perturb);
+                verdict_bad++;
+            }
+            tc_failure_count = failures_before;
+            continue;
+        }
         if (tc_failure_count > failures_before) {
             int seen = 0;
             for (int j = 0; j < nfailed_ops && !seen; j++) seen = !strcmp(failed_ops[j], c->op);
             if (!seen) failed_ops[nfailed_ops++] = c->op;
         }
     }
-    dm_backend_destroy(g_gpu);
+    if (g_dut_emu) {
+        for (int pi = 0; pi < 3; pi++) dm_backend_destroy(g_emu[pi]);
+    } else {
+        dm_backend_destroy(g_gpu);
+    }
     dm_backend_destroy(g_cpu);
     if (ran == 0) {
         fprintf(stderr, "test_cuda_ops: the filter selected no case\n");
@@ -1270,6 +1300,11 @@ int main(int argc, char **argv) {
     }
     if (g_skipped_ops)
         printf("\n*** %d case(s) SKIPPED: CPU reference missing ***\n", g_skipped_ops);
+    if (f.perturb[0]) {
+        printf("%s: fault in %s: %d case run(s), %d with the wrong verdict\n",
+               verdict_bad ? "FAIL" : "PASS", f.perturb, ran, verdict_bad);
+        return verdict_bad != 0;
+    }
     if (nfailed_ops) { /* a short GPU session reruns just these */
         printf("rerun the failed ops: test_cuda_ops -o ");
         for (int j = 0; j < nfailed_ops; j++) printf("%s%s", j ? "," : "", failed_ops[j]);

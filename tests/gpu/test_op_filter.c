@@ -36,10 +36,17 @@ int main(void) {
     CHECK(op_filter_dtype(&f, DM_DTYPE_F16) && op_filter_dtype(&f, DM_DTYPE_BF16));
 
     /* -b */
-    CHECK(parse(&f, err, 3, "-b", "cpu") == 0 && f.cpu);
-    CHECK(parse(&f, err, 3, "-b", "cuda") == 0 && !f.cpu);
+    CHECK(parse(&f, err, 1) == 0 && f.backend == OP_FILTER_CUDA && f.perturb[0] == '\0');
+    CHECK(parse(&f, err, 3, "-b", "cpu") == 0 && f.backend == OP_FILTER_CPU);
+    CHECK(parse(&f, err, 3, "-b", "cuda") == 0 && f.backend == OP_FILTER_CUDA);
+    CHECK(parse(&f, err, 3, "-b", "emu") == 0 && f.backend == OP_FILTER_EMU);
     CHECK(parse(&f, err, 3, "-b", "rocm") == -1 && strstr(err, "unknown backend 'rocm'"));
     CHECK(parse(&f, err, 2, "-b") == -1 && strstr(err, "needs an argument"));
+    /* -P: only with -b emu */
+    CHECK(parse(&f, err, 5, "-b", "emu", "-P", "linear") == 0 && !strcmp(f.perturb, "linear"));
+    CHECK(parse(&f, err, 3, "-P", "linear") == -1 && strstr(err, "needs -b emu"));
+    CHECK(parse(&f, err, 5, "-P", "linear", "-b", "cpu") == -1 && strstr(err, "needs -b emu"));
+    CHECK(parse(&f, err, 4, "-b", "emu", "-P") == -1 && strstr(err, "needs an argument"));
 
     /* -l and -h */
     CHECK(parse(&f, err, 4, "-l", "-t", "f32") == 0);
