@@ -48,19 +48,24 @@ static void conv_free_all(rvm_model *m) {
 
 dm_status rvm_model_load(rvm_model **out, const char *path, dm_backend *be) {
     *out = NULL;
+    dm_st_file f;
+    dm_status st = dm_st_open(&f, path);
+    if (st) return st;
+    st = rvm_model_load_st(out, &f, be);
+    dm_st_close(&f);
+    return st;
+}
+
+dm_status rvm_model_load_st(rvm_model **out, dm_st_file *f, dm_backend *be) {
+    *out = NULL;
     if (!be) return dm_error_set(DM_ERR_ARG, "rvm_model_load: no backend");
     if (be->device != DM_DEVICE_CPU)
         return dm_error_set(DM_ERR_UNSUPPORTED, "%s: rvm: only the CPU backend holds weights "
-                            "so far", path);
+                            "so far", f->path);
     rvm_model *m = calloc(1, sizeof *m);
-    if (!m) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", path);
+    if (!m) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", f->path);
     m->be = be;
-    dm_st_file f;
-    dm_status st = dm_st_open(&f, path);
-    if (!st) {
-        st = rvm_load_weights(m, &f);
-        dm_st_close(&f);
-    }
+    dm_status st = rvm_load_weights(m, f);
     if (st) {
         rvm_model_free(m);
         return st;
