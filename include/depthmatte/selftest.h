@@ -34,16 +34,16 @@ typedef enum dm_selftest_result {
 } dm_selftest_result;
 
 typedef struct dm_selftest_row {
-    char name[32];   /* op ("linear", dm_op_name) or network ("rvm_mobilenetv3", "da2_vits",
-                      * "vda_vits") */
-    char what[64];   /* case ("qkv 101x384->1152 bias") or network output ("pha") */
-    dm_dtype dtype;  /* precision under test */
+    char name[32];  /* op ("linear", dm_op_name) or network ("rvm_mobilenetv3", "da2_vits",
+                     * "vda_vits") */
+    char what[64];  /* case ("qkv 101x384->1152 bias") or network output ("pha") */
+    dm_dtype dtype; /* precision under test */
     double max_abs, max_rel, mean_abs;
-    double tol;      /* bound on max_abs */
-    double mean_tol; /* bound on mean_abs, < 0: none */
+    double tol;                 /* bound on max_abs */
+    double mean_tol;            /* bound on mean_abs, < 0: none */
     int64_t nonfinite_mismatch; /* elements where NaN / +-Inf differ between the two sides */
     dm_selftest_result result;
-    char note[200];  /* error message of a failed call, or "" */
+    char note[200]; /* error message of a failed call, or "" */
 } dm_selftest_row;
 
 typedef struct dm_selftest_report {

@@ -107,14 +107,16 @@ double st_max_abs(const float *x, int64_t n) {
 double st_std(const float *x, int64_t n) {
     if (n < 1) return 0;
     double mean = 0, ss = 0;
-    for (int64_t i = 0; i < n; i++) mean += x[i];
+    for (int64_t i = 0; i < n; i++)
+        mean += x[i];
     mean /= (double)n;
-    for (int64_t i = 0; i < n; i++) ss += ((double)x[i] - mean) * ((double)x[i] - mean);
+    for (int64_t i = 0; i < n; i++)
+        ss += ((double)x[i] - mean) * ((double)x[i] - mean);
     return sqrt(ss / (double)n);
 }
 
-void st_compare(st_ctx *c, const char *name, const char *what, const float *got,
-                const float *ref, int64_t n, double tol, double mean_tol) {
+void st_compare(st_ctx *c, const char *name, const char *what, const float *got, const float *ref,
+                int64_t n, double tol, double mean_tol) {
     dm_selftest_row *row = add_row(c, name, what);
     if (!row) return;
     const double floor_rel = 1e-3 * st_max_abs(ref, n);

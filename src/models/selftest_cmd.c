@@ -16,33 +16,36 @@ typedef struct cmd_opts {
 } cmd_opts;
 
 static void usage(FILE *f, const char *prog) {
-    fprintf(f,
-            "usage: %s [--backend cpu|cuda|emulated] [--precision float32|float16|bfloat16]\n"
-            "       %*s [--device N] [-o OP[,OP...]] [--models|--ops-only] [--json]\n"
-            "       %*s [--threads N] [--perturb OP]\n\n"
-            "Checks every op of a backend against the CPU reference on small random inputs with\n"
-            "the models' shapes, then RVM MobileNetV3, Depth Anything V2 Small and Video Depth\n"
-            "Anything Small on tiny inputs with deterministic weights made in memory (no files),\n"
-            "against the CPU backend. Prints one row per check: op or model, case, dtype, max\n"
-            "abs / max rel / mean abs error, tolerance, PASS/FAIL (tolerances per precision:\n"
-            "src/nn/tolerance.c). Exit status 0: all pass; 1: any failure; 2: usage error or\n"
-            "the backend cannot be created.\n\n"
-            "  --backend B     cpu (the reference itself), cuda (GPU), emulated (the CPU ops\n"
-            "                  behind a device interface, rounding every op output to the\n"
-            "                  precision); default: cuda when a GPU is visible, else cpu\n"
-            "  --precision P   compute precision under test (default float32; cpu: float32 only)\n"
-            "  --device N      CUDA device index (default 0)\n"
-            "  -o LIST         only these ops / networks, comma-separated (e.g. -o linear,da2_vits)\n"
-            "  --models        networks only;  --ops-only  ops only\n"
-            "  --json          one JSON object on stdout instead of the table\n"
-            "  --threads N     CPU threads of the reference (default: OpenMP's)\n"
-            "  --perturb OP    emulated backend only: deliberately falsify op OP (tests that a\n"
-            "                  wrong op is caught)\n\n"
-            "ops:",
-            prog, (int)strlen(prog), "", (int)strlen(prog), "");
-    for (const char *const *n = dm_selftest_op_names(); *n; n++) fprintf(f, " %s", *n);
+    fprintf(
+        f,
+        "usage: %s [--backend cpu|cuda|emulated] [--precision float32|float16|bfloat16]\n"
+        "       %*s [--device N] [-o OP[,OP...]] [--models|--ops-only] [--json]\n"
+        "       %*s [--threads N] [--perturb OP]\n\n"
+        "Checks every op of a backend against the CPU reference on small random inputs with\n"
+        "the models' shapes, then RVM MobileNetV3, Depth Anything V2 Small and Video Depth\n"
+        "Anything Small on tiny inputs with deterministic weights made in memory (no files),\n"
+        "against the CPU backend. Prints one row per check: op or model, case, dtype, max\n"
+        "abs / max rel / mean abs error, tolerance, PASS/FAIL (tolerances per precision:\n"
+        "src/nn/tolerance.c). Exit status 0: all pass; 1: any failure; 2: usage error or\n"
+        "the backend cannot be created.\n\n"
+        "  --backend B     cpu (the reference itself), cuda (GPU), emulated (the CPU ops\n"
+        "                  behind a device interface, rounding every op output to the\n"
+        "                  precision); default: cuda when a GPU is visible, else cpu\n"
+        "  --precision P   compute precision under test (default float32; cpu: float32 only)\n"
+        "  --device N      CUDA device index (default 0)\n"
+        "  -o LIST         only these ops / networks, comma-separated (e.g. -o linear,da2_vits)\n"
+        "  --models        networks only;  --ops-only  ops only\n"
+        "  --json          one JSON object on stdout instead of the table\n"
+        "  --threads N     CPU threads of the reference (default: OpenMP's)\n"
+        "  --perturb OP    emulated backend only: deliberately falsify op OP (tests that a\n"
+        "                  wrong op is caught)\n\n"
+        "ops:",
+        prog, (int)strlen(prog), "", (int)strlen(prog), "");
+    for (const char *const *n = dm_selftest_op_names(); *n; n++)
+        fprintf(f, " %s", *n);
     fprintf(f, "\nnetworks:");
-    for (const char *const *n = dm_selftest_network_names(); *n; n++) fprintf(f, " %s", *n);
+    for (const char *const *n = dm_selftest_network_names(); *n; n++)
+        fprintf(f, " %s", *n);
     fprintf(f, "\n");
 }
 
@@ -133,8 +136,8 @@ static int parse(int argc, char **argv, const char *prog, cmd_opts *o) {
             memcpy(name, p, len);
             name[len] = '\0';
             if (!st_is_op_name(name) && !st_is_network_name(name)) {
-                fprintf(stderr, "%s: -o: unknown op or network '%s' (see %s --help)\n", prog,
-                        name, prog);
+                fprintf(stderr, "%s: -o: unknown op or network '%s' (see %s --help)\n", prog, name,
+                        prog);
                 return 2;
             }
             if (!e) break;
@@ -150,8 +153,8 @@ static int parse(int argc, char **argv, const char *prog, cmd_opts *o) {
 
 /* Creates the backend under test; on failure prints one line and returns NULL. *storage gets
  * the dtype its tensors are allocated in; desc a description for the table. */
-static dm_backend *make_backend(const cmd_opts *o, const char *prog, dm_dtype *storage,
-                                char *desc, size_t size) {
+static dm_backend *make_backend(const cmd_opts *o, const char *prog, dm_dtype *storage, char *desc,
+                                size_t size) {
     const char *name = o->backend;
     if (!name) {
         int n = 0;
@@ -159,8 +162,10 @@ static dm_backend *make_backend(const cmd_opts *o, const char *prog, dm_dtype *s
     }
     if (!strcmp(name, "cpu")) {
         if (o->precision != DM_DTYPE_F32) {
-            fprintf(stderr, "%s: --backend cpu computes in float32 only (use --backend emulated "
-                    "for %s numerics)\n", prog, o->precision == DM_DTYPE_F16 ? "float16" : "bfloat16");
+            fprintf(stderr,
+                    "%s: --backend cpu computes in float32 only (use --backend emulated "
+                    "for %s numerics)\n",
+                    prog, o->precision == DM_DTYPE_F16 ? "float16" : "bfloat16");
             return NULL;
         }
         dm_backend *be = dm_backend_cpu_create(o->threads);
@@ -177,13 +182,15 @@ static dm_backend *make_backend(const cmd_opts *o, const char *prog, dm_dtype *s
             return NULL;
         }
         if (n == 0) {
-            fprintf(stderr, "%s: --backend cuda: no CUDA device visible (cudaGetDeviceCount "
-                    "found 0)\n", prog);
+            fprintf(stderr,
+                    "%s: --backend cuda: no CUDA device visible (cudaGetDeviceCount "
+                    "found 0)\n",
+                    prog);
             return NULL;
         }
         if (o->device >= n) {
-            fprintf(stderr, "%s: --device %d: only %d CUDA device%s visible\n", prog, o->device,
-                    n, n == 1 ? "" : "s");
+            fprintf(stderr, "%s: --device %d: only %d CUDA device%s visible\n", prog, o->device, n,
+                    n == 1 ? "" : "s");
             return NULL;
         }
         dm_backend *be = NULL;
@@ -229,8 +236,7 @@ int dm_selftest_command(int argc, char **argv, const char *prog) {
         printf("%s: backend %s, precision %s, against the CPU reference\n", prog, desc, prec);
         dm_selftest_print_header(stdout);
     }
-    dm_selftest_opts so = {o.precision, storage, o.ops, o.models, o.filter,
-                           o.json ? NULL : stdout};
+    dm_selftest_opts so = {o.precision, storage, o.ops, o.models, o.filter, o.json ? NULL : stdout};
     dm_selftest_report r = {0};
     dm_status st = dm_selftest_run(be, ref, &so, &r);
     int rc = r.failed ? 1 : 0;

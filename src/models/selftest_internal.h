@@ -34,8 +34,8 @@ void st_free(dm_tensor *t);
 
 /* Compares n floats and appends a row: max/mean abs, max rel, NaN/Inf agreement; PASS when
  * max_abs <= tol, mean_abs <= mean_tol (if >= 0) and no non-finite mismatch. */
-void st_compare(st_ctx *c, const char *name, const char *what, const float *got,
-                const float *ref, int64_t n, double tol, double mean_tol);
+void st_compare(st_ctx *c, const char *name, const char *what, const float *got, const float *ref,
+                int64_t n, double tol, double mean_tol);
 /* Appends a FAIL row carrying `note` (e.g. the backend's error message). */
 void st_fail(st_ctx *c, const char *name, const char *what, const char *note);
 /* Appends an UNSUPPORTED row. */

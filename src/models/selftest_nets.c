@@ -47,19 +47,19 @@ static const dm_st_synth_rule k_rvm_rules[] = {
 
 /* DA-V2 and VDA share the encoder and the DPT rules (golden README section 1); the head
  * prefix differs ("depth_head." / "head."). */
-#define DINO_DPT_RULES(head_prefix, last_bias)                                                 \
-    {"backbone.embeddings.*", DM_ST_SYNTH_ABSENT, 0, 0, 0}, /* transformers names: absent */  \
-        {"pretrained.cls_token", DM_ST_SYNTH_UNIFORM, 0, 0.5, 0},                              \
-        {"pretrained.pos_embed", DM_ST_SYNTH_UNIFORM, 0, 0.5, 0},                              \
-        {"pretrained.mask_token", DM_ST_SYNTH_UNIFORM, 0, 0.02, 0},                            \
-        {"*.ls[12].gamma", DM_ST_SYNTH_UNIFORM, 0.3, 0.1, 0},                                  \
-        {"*.pos_encoder.pe", DM_ST_SYNTH_UNIFORM, 0, 0.5, 0},                                  \
-        {head_prefix "scratch.output_conv2.2.bias", DM_ST_SYNTH_UNIFORM, last_bias, 0.1, 0},   \
-        {head_prefix "resize_layers.[01].weight", DM_ST_SYNTH_FAN_DIM0, 0, 1.0, 2},            \
-        {"*.weight", DM_ST_SYNTH_FAN_IN, 0, 1.0, 2},                                           \
-        {"*.weight", DM_ST_SYNTH_UNIFORM, 1.0, 0.1, 0}, /* LayerNorm / GroupNorm */           \
-    {                                                                                          \
-        "*.bias", DM_ST_SYNTH_UNIFORM, 0, 0.1, 0                                               \
+#define DINO_DPT_RULES(head_prefix, last_bias)                                                     \
+    {"backbone.embeddings.*", DM_ST_SYNTH_ABSENT, 0, 0, 0}, /* transformers names: absent */       \
+        {"pretrained.cls_token", DM_ST_SYNTH_UNIFORM, 0, 0.5, 0},                                  \
+        {"pretrained.pos_embed", DM_ST_SYNTH_UNIFORM, 0, 0.5, 0},                                  \
+        {"pretrained.mask_token", DM_ST_SYNTH_UNIFORM, 0, 0.02, 0},                                \
+        {"*.ls[12].gamma", DM_ST_SYNTH_UNIFORM, 0.3, 0.1, 0},                                      \
+        {"*.pos_encoder.pe", DM_ST_SYNTH_UNIFORM, 0, 0.5, 0},                                      \
+        {head_prefix "scratch.output_conv2.2.bias", DM_ST_SYNTH_UNIFORM, last_bias, 0.1, 0},       \
+        {head_prefix "resize_layers.[01].weight", DM_ST_SYNTH_FAN_DIM0, 0, 1.0, 2},                \
+        {"*.weight", DM_ST_SYNTH_FAN_IN, 0, 1.0, 2},                                               \
+        {"*.weight", DM_ST_SYNTH_UNIFORM, 1.0, 0.1, 0}, /* LayerNorm / GroupNorm */                \
+    {                                                                                              \
+        "*.bias", DM_ST_SYNTH_UNIFORM, 0, 0.1, 0                                                   \
     }
 static const dm_st_synth_rule k_da2_rules[] = {DINO_DPT_RULES("depth_head.", 0.8)};
 static const dm_st_synth_rule k_vda_rules[] = {DINO_DPT_RULES("head.", 5.5)};
@@ -119,8 +119,8 @@ static dm_status rvm_run(dm_backend *be, const uint8_t *frames, float *fgr, floa
     dm_st_file f;
     rvm_model *m = NULL;
     rvm_state *s = NULL;
-    dm_status st = dm_st_open_synthetic(&f, "synthetic:rvm_mobilenetv3", WEIGHT_SEED,
-                                        k_rvm_rules, NRULES(k_rvm_rules));
+    dm_status st = dm_st_open_synthetic(&f, "synthetic:rvm_mobilenetv3", WEIGHT_SEED, k_rvm_rules,
+                                        NRULES(k_rvm_rules));
     if (st) return st;
     st = rvm_model_load_st(&m, &f, be);
     dm_st_close(&f);
@@ -143,7 +143,8 @@ static void net_rvm(st_ctx *c) {
         st_fail(c, net, "load / run", "out of memory");
         goto out;
     }
-    for (int t = 0; t < RVM_FRAMES; t++) make_frame(frames + (size_t)t * hw * 3, t);
+    for (int t = 0; t < RVM_FRAMES; t++)
+        make_frame(frames + (size_t)t * hw * 3, t);
     float *fgr_r = buf, *pha_r = fgr_r + RVM_FRAMES * 3 * hw, *fgr_b = pha_r + RVM_FRAMES * hw,
           *pha_b = fgr_b + RVM_FRAMES * 3 * hw;
     if (rvm_run(c->ref, frames, fgr_r, pha_r)) {
@@ -161,7 +162,8 @@ out:
     free(buf);
 }
 
-/* ---- Depth Anything V2 Small ------------------------------------------------------------------ */
+/* ---- Depth Anything V2 Small ------------------------------------------------------------------
+ */
 
 static dm_status da2_run(dm_backend *be, const uint8_t *rgb, float *depth) {
     dm_st_file f;
@@ -203,7 +205,8 @@ out:
     free(ref);
 }
 
-/* ---- Video Depth Anything Small --------------------------------------------------------------- */
+/* ---- Video Depth Anything Small ---------------------------------------------------------------
+ */
 
 static dm_status vda_run(dm_backend *be, const uint8_t *const frames[VDA_WINDOW], float *raw) {
     dm_st_file f;

@@ -44,8 +44,8 @@
 
 #include "depthmatte/tolerance.h"
 
-#define TOL_F32_SQRT_K 16.0 /* section 1: 6-sigma tail of the sum of two sides, x2 */
-#define TOL_F32_FN 64.0     /* section 1: functions and cancellation, in u32 units */
+#define TOL_F32_SQRT_K 16.0   /* section 1: 6-sigma tail of the sum of two sides, x2 */
+#define TOL_F32_FN 64.0       /* section 1: functions and cancellation, in u32 units */
 #define TOL_LOW_ROUNDINGS 4.0 /* section 2: 2 output roundings, x2 */
 #define TOL_NET_F32_STD 1e-4  /* section 3 */
 #define TOL_NET_RVM_F32_ABS 1e-4
@@ -54,10 +54,14 @@
 
 double dm_unit_roundoff(dm_dtype precision) {
     switch (precision) {
-    case DM_DTYPE_F32: return 0x1p-24;
-    case DM_DTYPE_F16: return 0x1p-11;
-    case DM_DTYPE_BF16: return 0x1p-8;
-    default: return 0;
+    case DM_DTYPE_F32:
+        return 0x1p-24;
+    case DM_DTYPE_F16:
+        return 0x1p-11;
+    case DM_DTYPE_BF16:
+        return 0x1p-8;
+    default:
+        return 0;
     }
 }
 

@@ -61,7 +61,8 @@ static dm_st_entry *add_entry(dm_st_file *f, const char *name, dm_dtype dtype, i
     e->dtype = dtype;
     e->ndim = ndim;
     int64_t numel = 1;
-    for (int i = 0; i < ndim; i++) numel *= (e->shape[i] = shape[i]);
+    for (int i = 0; i < ndim; i++)
+        numel *= (e->shape[i] = shape[i]);
     e->nbytes = (size_t)numel * dm_dtype_size(dtype);
     e->data = dtype == DM_DTYPE_I64 ? (const void *)&k_counter_zero : NULL;
     return e;
@@ -78,7 +79,8 @@ dm_st_entry *dm_st_synth_find(dm_st_file *f, const char *name) {
 /* FNV-1a, 32 bits: a per-name seed, so values do not depend on the loaders' call order. */
 static uint32_t fnv1a32(const char *s) {
     uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
     return h;
 }
 
@@ -86,8 +88,10 @@ dm_status dm_st_synth_load(dm_st_file *f, const char *name, int ndim, const int6
                            dm_tensor *out) {
     memset(out, 0, sizeof *out);
     if (!shape || ndim < 0 || ndim > DM_MAX_DIMS)
-        return dm_error_set(DM_ERR_ARG, "%s: tensor %s: a synthetic source needs the expected "
-                            "shape", f->path, name);
+        return dm_error_set(DM_ERR_ARG,
+                            "%s: tensor %s: a synthetic source needs the expected "
+                            "shape",
+                            f->path, name);
     const dm_st_synth_rule *r = rule_for(f, name, ndim);
     if (!r || r->init == DM_ST_SYNTH_ABSENT)
         return dm_error_set(DM_ERR_NAME, "%s: tensor %s is missing (no synthetic rule)", f->path,
@@ -101,7 +105,8 @@ dm_status dm_st_synth_load(dm_st_file *f, const char *name, int ndim, const int6
         if (r->init == DM_ST_SYNTH_FAN_DIM0)
             fan = ndim > 0 ? shape[0] : 1;
         else
-            for (int i = 1; i < ndim; i++) fan *= shape[i];
+            for (int i = 1; i < ndim; i++)
+                fan *= shape[i];
         scale = r->scale * sqrt(3.0 / (double)(fan > 0 ? fan : 1));
         offset = 0;
     }
@@ -110,7 +115,8 @@ dm_status dm_st_synth_load(dm_st_file *f, const char *name, int ndim, const int6
     const uint64_t seed = (uint64_t)(fnv1a32(name) ^ (uint32_t)f->synth_seed) + 1;
     float *d = dm_f32(out);
     const int64_t n = dm_tensor_numel(out);
-    for (int64_t i = 0; i < n; i++) d[i] = dm_recipe_w(seed, (uint64_t)i, scale, offset);
+    for (int64_t i = 0; i < n; i++)
+        d[i] = dm_recipe_w(seed, (uint64_t)i, scale, offset);
     dm_st_entry *e = find_made(f, name);
     if (!e && !(e = add_entry(f, name, DM_DTYPE_F32, ndim, shape))) {
         dm_tensor_free(out);

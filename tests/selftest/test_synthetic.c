@@ -73,13 +73,15 @@ static void test_synthetic(void) {
     CHECK(dm_st_load_f32(&f, "a.conv.weight", 4, NULL, &x) == DM_ERR_ARG);
     CHECK(dm_st_load_f32(&f, "unknown_tensor", 1, vs, &x) == DM_ERR_NAME);
     printf("expected error: %s\n", dm_error_message());
-    CHECK(strstr(dm_error_message(), "synthetic:test") && strstr(dm_error_message(), "unknown_tensor"));
+    CHECK(strstr(dm_error_message(), "synthetic:test") &&
+          strstr(dm_error_message(), "unknown_tensor"));
     CHECK(dm_st_load_f32(&f, "backbone.embeddings.cls_token", 1, vs, &x) == DM_ERR_NAME);
     CHECK(dm_st_load_f32(&f, "bn.num_batches_tracked", 0, vs, &x) == DM_ERR_DTYPE);
     /* every loaded tensor is marked used */
     CHECK_OK(dm_st_check_all_used(&f, NULL));
     dm_tensor *all[] = {&w, &w2, &w3, &v, &b, &t};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dm_tensor_free(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        dm_tensor_free(all[i]);
     dm_st_close(&f);
     dm_st_close(&g);
     dm_st_close(&h);
@@ -120,7 +122,8 @@ static void test_filter_errors(void) {
     o.filter = "linear";
     CHECK_OK(dm_selftest_run(cpu2, cpu, &o, &r));
     CHECK(r.count > 0 && r.failed == 0 && r.passed == r.count);
-    for (int i = 0; i < r.count; i++) CHECK(!strcmp(r.rows[i].name, "linear"));
+    for (int i = 0; i < r.count; i++)
+        CHECK(!strcmp(r.rows[i].name, "linear"));
     dm_selftest_report_free(&r);
     dm_backend_destroy(cpu);
     dm_backend_destroy(cpu2);
