@@ -49,8 +49,37 @@ typedef enum dm_binary_op {
     DM_BINARY_MUL,
 } dm_binary_op;
 
+/* Op identifiers, one per entry of dm_backend_ops (same order): for the "supports" query and
+ * for naming ops in selftest tables and verification messages. */
+typedef enum dm_op_id {
+    DM_OP_CONV2D = 0,
+    DM_OP_CONV_TRANSPOSE2D,
+    DM_OP_LINEAR,
+    DM_OP_LAYERNORM,
+    DM_OP_GROUPNORM,
+    DM_OP_ACTIVATION,
+    DM_OP_BINARY,
+    DM_OP_ATTENTION,
+    DM_OP_RESIZE,
+    DM_OP_AVGPOOL2D,
+    DM_OP_GLOBAL_AVGPOOL2D,
+    DM_OP_CHANNEL_AFFINE,
+    DM_OP_IMAGE_FROM_U8,
+    DM_OP_GUIDED_COEFFS,
+    DM_OP_MATTING_COMPOSE,
+    DM_OP_PERMUTE,
+    DM_OP_CONCAT,
+    DM_OP_COPY,
+    DM_OP_ALLOC,
+    DM_OP_COUNT
+} dm_op_id;
+
 typedef struct dm_backend_ops {
     const char *name;
+    /* Does this backend run op `op` on tensors of dtype `dtype` (the storage dtype the models
+     * use)? Answered without touching any tensor (as ggml's supports_op). NULL: every op whose
+     * entry is non-NULL, f32 only (the CPU reference). */
+    int (*supports)(const dm_backend *be, dm_op_id op, dm_dtype dtype);
     /* y (N, Cout, Ho, Wo) = act(conv(x (N, Cin, H, W), w (Cout, Cin/groups, kh, kw)) + b (Cout));
      * b may be NULL. Ho = (H + 2*pad_h - dilation_h*(kh-1) - 1)/stride_h + 1. */
     dm_status (*conv2d)(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
@@ -129,6 +158,8 @@ typedef struct dm_backend_ops {
 struct dm_backend {
     const dm_backend_ops *ops;
     dm_device device;
+    dm_dtype precision; /* compute precision: f32, f16 or bf16 (tolerances, non-finite guard) */
+    dm_dtype storage;   /* dtype models allocate weights and activations in */
     int threads;   /* CPU threads (OpenMP/OpenBLAS) */
     void *scratch; /* growable workspace (im2col etc.), grown rarely, never shrunk */
     size_t scratch_size;
@@ -141,6 +172,33 @@ dm_backend *dm_backend_cpu_create(int threads);
 
 /* Destroys any backend (NULL is ignored). */
 void dm_backend_destroy(dm_backend *be);
+
+/* Compute precision of a backend (DM_DTYPE_F32 for the CPU reference; f16/bf16 for a CUDA or
+ * emulated backend created so). Decides the verification tolerance and whether a non-finite
+ * frame is recomputed in f32 (pipeline). */
+dm_dtype dm_backend_precision(const dm_backend *be);
+
+/* The dtype models allocate their weights and activations in on this backend (equals the
+ * precision on CUDA; f32 on the CPU and on the emulated backend, which rounds instead). */
+dm_dtype dm_backend_storage_dtype(const dm_backend *be);
+
+/* 1 when `be` runs op `op` on tensors of `dtype` (see dm_backend_ops.supports), else 0. */
+int dm_backend_supports(const dm_backend *be, dm_op_id op, dm_dtype dtype);
+
+/* 1 when `be` runs every op of ops[0..n) in its storage dtype; else 0 and, when `missing` is
+ * given, the first missing op's name is written there (always terminated). Models publish the
+ * op lists they need (rvm_required_ops, da2_required_ops, vda_required_ops). */
+int dm_backend_supports_all(const dm_backend *be, const dm_op_id *ops, int n, char *missing,
+                            size_t size);
+
+/* Short name of an op ("conv2d", "linear", ...); "?" when out of range. */
+const char *dm_op_name(dm_op_id op);
+
+/* Moves a host (CPU, f32) tensor `t` onto backend `be` in dtype `dtype`: a new tensor of the
+ * backend (dm_alloc), the values copied and converted (dm_copy), the host buffer freed, `t`
+ * replaced. A no-op on the CPU backend when dtype is t's. Used once at model load so that the
+ * frame loop never converts weights. Errors as dm_alloc / dm_copy (t unchanged then). */
+dm_status dm_tensor_upload(dm_backend *be, dm_tensor *t, dm_dtype dtype);
 
 /* Returns scratch memory of at least `bytes` (grows the backend's workspace; NULL on OOM). */
 void *dm_backend_scratch(dm_backend *be, size_t bytes);

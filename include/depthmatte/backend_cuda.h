@@ -54,10 +54,13 @@ dm_status dm_cuda_device_uuid(int device_index, char *buf, size_t size);
 /* Free and total device memory of device_index, bytes (cudaMemGetInfo). */
 dm_status dm_cuda_device_memory(int device_index, size_t *free_bytes, size_t *total_bytes);
 
-/* Releases a tensor allocated by the CUDA backend's alloc op (dm_tensor_free releases CPU
- * buffers only) and zeroes the struct. CPU tensors are passed to dm_tensor_free. Safe on a
- * zeroed struct. */
+/* Same as dm_tensor_free (which releases the memory of any backend); kept for callers that
+ * predate that. Safe on a zeroed struct. */
 void dm_cuda_tensor_free(dm_tensor *t);
+
+/* Releases device memory from the CUDA backend's alloc op (cudaFree; waits for queued work).
+ * Called by dm_tensor_free for DM_DEVICE_CUDA tensors; a no-op on NULL and without CUDA. */
+void dm_cuda_buffer_free(void *data);
 
 /* Counts NaN and +-Inf elements of a CUDA tensor (f32/f16/bf16) into *count; synchronizes the
  * stream. For the pipeline's non-finite guard (a frame with count > 0 is redone in f32). */

@@ -69,8 +69,9 @@ dm_status rvm_state_set_refiner(rvm_state *s, rvm_refiner refiner);
 /* The downsample ratio in use (after auto selection). */
 double rvm_state_ratio(const rvm_state *s);
 
-/* Zeroes the recurrent state r1..r4 (start of an independent sequence / chunk). */
-void rvm_state_reset(rvm_state *s);
+/* Zeroes the recurrent state r1..r4 (start of an independent sequence / chunk). Errors: those
+ * of dm_copy on a device backend (the zeros are copied from the host). */
+dm_status rvm_state_reset(rvm_state *s);
 
 /* Frees a state (NULL is ignored). */
 void rvm_state_free(rvm_state *s);

@@ -28,6 +28,7 @@ typedef enum dm_dtype {
 typedef enum dm_device {
     DM_DEVICE_CPU = 0,
     DM_DEVICE_CUDA,
+    DM_DEVICE_EMU, /* the emulated device backend (backend_emu.h): host memory, device rules */
 } dm_device;
 
 typedef struct dm_tensor {
@@ -62,8 +63,15 @@ void dm_tensor_view(dm_tensor *t, void *data, dm_dtype dtype, int ndim, const in
 /* Changes the shape without allocating. DM_ERR_SHAPE if it does not fit the capacity. */
 dm_status dm_tensor_reshape(dm_tensor *t, int ndim, const int64_t *shape);
 
-/* Releases an owned buffer and zeroes the struct. Safe on a zeroed struct. */
+/* Releases an owned buffer of any device (host memory, or CUDA device memory through the
+ * CUDA runtime) and zeroes the struct. Safe on a zeroed struct and on views. */
 void dm_tensor_free(dm_tensor *t);
+
+/* Non-owning view of `ndim`/`shape` elements starting `offset` elements (not bytes) into
+ * base's buffer, with base's dtype and device. When the view does not fit base's capacity (or
+ * base has no data) the view's data is NULL, so the next op fails cleanly instead of
+ * overrunning. E.g. the k slice of a (3, B, heads, T, 64) qkv buffer. */
+dm_tensor dm_tensor_sub(const dm_tensor *base, int64_t offset, int ndim, const int64_t *shape);
 
 /* Formats the shape as "[1, 3, 140, 140]" into buf (always terminated). Returns buf. */
 char *dm_shape_str(int ndim, const int64_t *shape, char *buf, size_t size);

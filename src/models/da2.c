@@ -22,7 +22,9 @@ struct da2_ctx {
     int src_h, src_w, h, w;
     dinov2_ctx enc;
     dpt_ctx head;
-    dm_tensor input;       /* (1, 3, h, w) */
+    dm_tensor input;       /* (1, 3, h, w) host: the preprocessing runs in double on the CPU */
+    dm_tensor input_dev;   /* (1, 3, h, w) on a device backend (unused on the CPU) */
+    dm_tensor depth_dev;   /* (1, 1, src_h, src_w) resized depth on a device backend */
     double *pre_src;       /* (src_h, src_w, 3) rgb / 255 */
     double *pre_tmp;       /* (src_h, w, 3) horizontal pass */
     double *pre_dst;       /* (h, w, 3) resized */
@@ -39,7 +41,6 @@ dm_status da2_model_load(da2_model **out, const char *path, dm_backend *be) {
 }
 
 dm_status da2_model_load_st(da2_model **out, dm_st_file *f, dm_backend *be) {
-    (void)be; /* weights live on the CPU; a device backend copies them in its own context */
     *out = NULL;
     da2_model *m = calloc(1, sizeof *m);
     if (!m) return dm_error_set(DM_ERR_NOMEM, "da2: out of memory");
@@ -53,7 +54,10 @@ dm_status da2_model_load_st(da2_model **out, dm_st_file *f, dm_backend *be) {
         dinov2_free(&m->enc);
         goto fail;
     }
-    if ((st = dm_st_check_all_used(f, ignore))) {
+    /* loaded on the host, then moved once onto the backend in its storage dtype */
+    if ((st = dm_st_check_all_used(f, ignore)) ||
+        (st = dinov2_each(&m->enc, model_tensor_upload, be)) ||
+        (st = dpt_each(&m->head, model_tensor_upload, be))) {
         da2_model_free(m);
         return st;
     }
@@ -93,6 +97,8 @@ void da2_ctx_free(da2_ctx *c) {
     dinov2_ctx_free(&c->enc);
     dpt_ctx_free(&c->head);
     dm_tensor_free(&c->input);
+    dm_tensor_free(&c->input_dev);
+    dm_tensor_free(&c->depth_dev);
     free(c->pre_src);
     free(c->pre_tmp);
     free(c->pre_dst);
@@ -117,6 +123,12 @@ dm_status da2_ctx_init(da2_ctx **out, const da2_model *m, dm_backend *be, int sr
         (st = dpt_ctx_init(&c->head, &m->head, be, 1, c->h / VIT_PATCH, c->w / VIT_PATCH)) ||
         (st = dm_tensor_alloc(&c->input, DM_DTYPE_F32, 4, s_in)))
         goto fail;
+    if (be->device != DM_DEVICE_CPU) {
+        const int64_t s_depth[] = {1, 1, src_h, src_w};
+        if ((st = dm_alloc(be, &c->input_dev, dm_backend_storage_dtype(be), 4, s_in)) ||
+            (st = dm_alloc(be, &c->depth_dev, dm_backend_storage_dtype(be), 4, s_depth)))
+            goto fail;
+    }
     c->pre_src = malloc(sizeof(double) * 3 * (size_t)src_h * src_w);
     c->pre_tmp = malloc(sizeof(double) * 3 * (size_t)src_h * c->w);
     c->pre_dst = malloc(sizeof(double) * 3 * (size_t)c->h * c->w);
@@ -156,7 +168,14 @@ dm_status da2_preprocess_u8(da2_ctx *c, const uint8_t *rgb, dm_tensor *input) {
 }
 
 dm_status da2_forward(da2_ctx *c, const dm_tensor *input, dm_tensor *depth_head_out) {
-    dm_status st = dinov2_forward(&c->enc, &c->m->enc, c->be, input);
+    dm_status st;
+    if (input->device != c->be->device) { /* a host input on a device backend: upload it */
+        if (!c->input_dev.data)
+            return dm_error_set(DM_ERR_ARG, "da2_forward: input on another device");
+        if ((st = dm_copy(c->be, input, &c->input_dev))) return st;
+        input = &c->input_dev;
+    }
+    st = dinov2_forward(&c->enc, &c->m->enc, c->be, input);
     if (st) return st;
     const dm_tensor *feats[4] = {&c->enc.feat[0], &c->enc.feat[1], &c->enc.feat[2],
                                  &c->enc.feat[3]};
@@ -174,7 +193,12 @@ dm_status da2_infer_u8(da2_ctx *c, const uint8_t *rgb, float *depth) {
     const int64_t s_out[] = {1, 1, c->src_h, c->src_w};
     dm_tensor out;
     dm_tensor_view(&out, depth, DM_DTYPE_F32, 4, s_out);
-    return dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &out);
+    if (c->be->device == DM_DEVICE_CPU)
+        return dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &out);
+    /* on a device: resize there, then one download (waits for the data) */
+    if ((st = dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &c->depth_dev)))
+        return st;
+    return dm_copy(c->be, &c->depth_dev, &out);
 }
 
 void da2_ctx_taps(const da2_ctx *c, da2_taps *t) {

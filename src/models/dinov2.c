@@ -6,28 +6,28 @@
 
 #include "models/dinov2.h"
 
-/* Non-owning view of `n` dims at float offset `off` of t. */
+/* Non-owning view of `n` dims at element offset `off` of t (same dtype and device). */
 static dm_tensor view(const dm_tensor *t, size_t off, int ndim, const int64_t *shape) {
-    dm_tensor v;
-    dm_tensor_view(&v, (float *)t->data + off, DM_DTYPE_F32, ndim, shape);
-    v.device = t->device;
-    return v;
+    return dm_tensor_sub(t, (int64_t)off, ndim, shape);
 }
 
-void dinov2_free(dinov2_weights *w) {
-    dm_tensor_free(&w->cls_token);
-    dm_tensor_free(&w->pos_embed);
-    dm_tensor_free(&w->patch_w);
-    dm_tensor_free(&w->patch_b);
-    for (int i = 0; i < VIT_DEPTH; i++) {
+dm_status dinov2_each(dinov2_weights *w, model_tensor_fn fn, void *arg) {
+    dm_tensor *top[] = {&w->cls_token, &w->pos_embed, &w->patch_w, &w->patch_b, &w->norm_w,
+                        &w->norm_b};
+    dm_status st = DM_OK;
+    for (size_t k = 0; k < sizeof top / sizeof top[0] && !st; k++) st = fn(top[k], arg);
+    for (int i = 0; i < VIT_DEPTH && !st; i++) {
         vit_block *b = &w->blocks[i];
         dm_tensor *all[] = {&b->norm1_w, &b->norm1_b, &b->qkv_w, &b->qkv_b, &b->proj_w,
                             &b->proj_b, &b->ls1, &b->ls2, &b->norm2_w, &b->norm2_b,
                             &b->fc1_w, &b->fc1_b, &b->fc2_w, &b->fc2_b};
-        for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) dm_tensor_free(all[k]);
+        for (size_t k = 0; k < sizeof all / sizeof all[0] && !st; k++) st = fn(all[k], arg);
     }
-    dm_tensor_free(&w->norm_w);
-    dm_tensor_free(&w->norm_b);
+    return st;
+}
+
+void dinov2_free(dinov2_weights *w) {
+    dinov2_each(w, model_tensor_free, NULL);
 }
 
 dm_status dinov2_load(dinov2_weights *w, da2_wsrc *src, const char *p) {
@@ -92,8 +92,8 @@ static dm_status make_pos(dinov2_ctx *c, const dinov2_weights *w, dm_backend *be
     const int64_t s_grid_tok[] = {1, G, G, C}, s_grid[] = {1, C, G, G}, s_out[] = {1, C, ph, pw},
                   s_out_tok[] = {1, ph, pw, C}, s_cls[] = {1, 1, C};
     dm_tensor grid_chw, out_chw;
-    if ((st = dm_alloc(be, &grid_chw, DM_DTYPE_F32, 4, s_grid))) return st;
-    if ((st = dm_alloc(be, &out_chw, DM_DTYPE_F32, 4, s_out))) {
+    if ((st = dm_alloc(be, &grid_chw, dm_backend_storage_dtype(be), 4, s_grid))) return st;
+    if ((st = dm_alloc(be, &out_chw, dm_backend_storage_dtype(be), 4, s_out))) {
         dm_tensor_free(&grid_chw);
         return st;
     }
@@ -129,21 +129,21 @@ dm_status dinov2_ctx_init(dinov2_ctx *c, const dinov2_weights *w, dm_backend *be
                   s_merged[] = {B, T, VIT_HEADS, VIT_HEAD_DIM}, s_hidden[] = {B, T, VIT_MLP},
                   s_feat[] = {B, N, C}, s_cls[] = {B, C};
     dm_status st;
-    if ((st = dm_alloc(be, &c->pos, DM_DTYPE_F32, 3, s_pos)) ||
-        (st = dm_alloc(be, &c->patch, DM_DTYPE_F32, 4, s_patch)) ||
-        (st = dm_alloc(be, &c->x, DM_DTYPE_F32, 3, s_x)) ||
-        (st = dm_alloc(be, &c->embed, DM_DTYPE_F32, 3, s_x)) ||
-        (st = dm_alloc(be, &c->xn, DM_DTYPE_F32, 3, s_x)) ||
-        (st = dm_alloc(be, &c->qkv, DM_DTYPE_F32, 3, s_qkv)) ||
-        (st = dm_alloc(be, &c->qkvh, DM_DTYPE_F32, 5, s_qkvh)) ||
-        (st = dm_alloc(be, &c->att, DM_DTYPE_F32, 4, s_att)) ||
-        (st = dm_alloc(be, &c->merged, DM_DTYPE_F32, 4, s_merged)) ||
-        (st = dm_alloc(be, &c->proj, DM_DTYPE_F32, 3, s_x)) ||
-        (st = dm_alloc(be, &c->hidden, DM_DTYPE_F32, 3, s_hidden)))
+    if ((st = dm_alloc(be, &c->pos, dm_backend_storage_dtype(be), 3, s_pos)) ||
+        (st = dm_alloc(be, &c->patch, dm_backend_storage_dtype(be), 4, s_patch)) ||
+        (st = dm_alloc(be, &c->x, dm_backend_storage_dtype(be), 3, s_x)) ||
+        (st = dm_alloc(be, &c->embed, dm_backend_storage_dtype(be), 3, s_x)) ||
+        (st = dm_alloc(be, &c->xn, dm_backend_storage_dtype(be), 3, s_x)) ||
+        (st = dm_alloc(be, &c->qkv, dm_backend_storage_dtype(be), 3, s_qkv)) ||
+        (st = dm_alloc(be, &c->qkvh, dm_backend_storage_dtype(be), 5, s_qkvh)) ||
+        (st = dm_alloc(be, &c->att, dm_backend_storage_dtype(be), 4, s_att)) ||
+        (st = dm_alloc(be, &c->merged, dm_backend_storage_dtype(be), 4, s_merged)) ||
+        (st = dm_alloc(be, &c->proj, dm_backend_storage_dtype(be), 3, s_x)) ||
+        (st = dm_alloc(be, &c->hidden, dm_backend_storage_dtype(be), 3, s_hidden)))
         goto fail;
     for (int i = 0; i < VIT_NTAPS; i++)
-        if ((st = dm_alloc(be, &c->feat[i], DM_DTYPE_F32, 3, s_feat)) ||
-            (st = dm_alloc(be, &c->feat_cls[i], DM_DTYPE_F32, 2, s_cls)))
+        if ((st = dm_alloc(be, &c->feat[i], dm_backend_storage_dtype(be), 3, s_feat)) ||
+            (st = dm_alloc(be, &c->feat_cls[i], dm_backend_storage_dtype(be), 2, s_cls)))
             goto fail;
     if ((st = make_pos(c, w, be))) goto fail;
     return DM_OK;

@@ -8,6 +8,7 @@
 
 #include "depthmatte/backend.h"
 #include "models/da2_weights.h"
+#include "models/model_tensors.h"
 
 #define VIT_DIM 384
 #define VIT_HEADS 6
@@ -41,6 +42,9 @@ typedef struct dinov2_weights {
  * checks. On error the partially loaded weights are freed. */
 dm_status dinov2_load(dinov2_weights *w, da2_wsrc *src, const char *prefix);
 void dinov2_free(dinov2_weights *w);
+
+/* Calls fn on every weight tensor (free, upload to a device backend; models/model_tensors.h). */
+dm_status dinov2_each(dinov2_weights *w, model_tensor_fn fn, void *arg);
 
 /* Per-size activations, allocated once for B images of h x w pixels (multiples of 14). */
 typedef struct dinov2_ctx {

@@ -6,28 +6,26 @@
 
 /* Non-owning view of t's buffer with another shape (must fit its capacity). */
 static dm_tensor view(const dm_tensor *t, int ndim, const int64_t *shape) {
-    dm_tensor v;
-    dm_tensor_view(&v, t->data, DM_DTYPE_F32, ndim, shape);
-    v.device = t->device;
-    return v;
+    return dm_tensor_sub(t, 0, ndim, shape);
 }
 
-static void rcu_free(dpt_rcu *r) {
-    dm_tensor_free(&r->c1_w), dm_tensor_free(&r->c1_b);
-    dm_tensor_free(&r->c2_w), dm_tensor_free(&r->c2_b);
+dm_status dpt_each(dpt_weights *w, model_tensor_fn fn, void *arg) {
+    dm_status st = DM_OK;
+    for (int i = 0; i < 4 && !st; i++) {
+        dpt_fusion *f = &w->ref[i];
+        dm_tensor *all[] = {&w->proj_w[i], &w->proj_b[i], &w->rs_w[i], &w->rs_b[i],
+                            &w->rn_w[i], &f->rcu1.c1_w, &f->rcu1.c1_b, &f->rcu1.c2_w,
+                            &f->rcu1.c2_b, &f->rcu2.c1_w, &f->rcu2.c1_b, &f->rcu2.c2_w,
+                            &f->rcu2.c2_b, &f->out_w, &f->out_b};
+        for (size_t k = 0; k < sizeof all / sizeof all[0] && !st; k++) st = fn(all[k], arg);
+    }
+    dm_tensor *tail[] = {&w->oc1_w, &w->oc1_b, &w->oc2a_w, &w->oc2a_b, &w->oc2b_w, &w->oc2b_b};
+    for (size_t k = 0; k < sizeof tail / sizeof tail[0] && !st; k++) st = fn(tail[k], arg);
+    return st;
 }
 
 void dpt_free(dpt_weights *w) {
-    for (int i = 0; i < 4; i++) {
-        dm_tensor_free(&w->proj_w[i]), dm_tensor_free(&w->proj_b[i]);
-        dm_tensor_free(&w->rs_w[i]), dm_tensor_free(&w->rs_b[i]);
-        dm_tensor_free(&w->rn_w[i]);
-        rcu_free(&w->ref[i].rcu1), rcu_free(&w->ref[i].rcu2);
-        dm_tensor_free(&w->ref[i].out_w), dm_tensor_free(&w->ref[i].out_b);
-    }
-    dm_tensor_free(&w->oc1_w), dm_tensor_free(&w->oc1_b);
-    dm_tensor_free(&w->oc2a_w), dm_tensor_free(&w->oc2a_b);
-    dm_tensor_free(&w->oc2b_w), dm_tensor_free(&w->oc2b_b);
+    dpt_each(w, model_tensor_free, NULL);
 }
 
 dm_status dpt_load(dpt_weights *w, da2_wsrc *src, const char *p) {
@@ -94,7 +92,7 @@ void dpt_ctx_free(dpt_ctx *c) {
 
 static dm_status alloc4(dm_backend *be, dm_tensor *t, int64_t a, int64_t b, int64_t h, int64_t w) {
     const int64_t s[] = {a, b, h, w};
-    return dm_alloc(be, t, DM_DTYPE_F32, 4, s);
+    return dm_alloc(be, t, dm_backend_storage_dtype(be), 4, s);
 }
 
 dm_status dpt_ctx_init(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int batch, int ph,

@@ -8,6 +8,7 @@
 
 #include "depthmatte/backend.h"
 #include "models/da2_weights.h"
+#include "models/model_tensors.h"
 
 #define DPT_FEATURES 64
 #define DPT_HEAD2 32 /* head_features_2 */
@@ -37,6 +38,9 @@ typedef struct dpt_weights {
  * for VDA, which adds its motion modules itself). */
 dm_status dpt_load(dpt_weights *w, da2_wsrc *src, const char *prefix);
 void dpt_free(dpt_weights *w);
+
+/* Calls fn on every weight tensor (free, upload to a device backend; models/model_tensors.h). */
+dm_status dpt_each(dpt_weights *w, model_tensor_fn fn, void *arg);
 
 /* Activations for B images of ph x pw patches. Spatial sizes: layer_1 4ph x 4pw, layer_2
  * 2ph, layer_3 ph, layer_4 (ph-1)/2+1; path_4 = size of layer_3, path_3 of layer_2, path_2

@@ -12,6 +12,12 @@ void dptt_free(dptt_weights *w) {
     for (int i = 0; i < 4; i++) mm_free(&w->mm[i]);
 }
 
+dm_status dptt_each(dptt_weights *w, model_tensor_fn fn, void *arg) {
+    dm_status st = dpt_each(&w->dpt, fn, arg);
+    for (int i = 0; i < 4 && !st; i++) st = mm_each(&w->mm[i], fn, arg);
+    return st;
+}
+
 dm_status dptt_load(dptt_weights *w, da2_wsrc *src, const char *prefix) {
     memset(w, 0, sizeof *w);
     dm_status st = dpt_load(&w->dpt, src, prefix);

@@ -18,6 +18,9 @@ typedef struct dptt_weights {
 dm_status dptt_load(dptt_weights *w, da2_wsrc *src, const char *prefix);
 void dptt_free(dptt_weights *w);
 
+/* Calls fn on every weight tensor (free, upload to a device backend; models/model_tensors.h). */
+dm_status dptt_each(dptt_weights *w, model_tensor_fn fn, void *arg);
+
 typedef struct dptt_ctx {
     int frames, ph, pw;
     dpt_ctx dpt;    /* batch = frames */

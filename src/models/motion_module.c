@@ -8,22 +8,25 @@
 
 /* Non-owning view of t's buffer (at float offset `off`) with another shape. */
 static dm_tensor view(const dm_tensor *t, size_t off, int ndim, const int64_t *shape) {
-    dm_tensor v;
-    dm_tensor_view(&v, (float *)t->data + off, DM_DTYPE_F32, ndim, shape);
-    v.device = t->device;
-    return v;
+    return dm_tensor_sub(t, (int64_t)off, ndim, shape);
 }
 
-void mm_free(mm_weights *w) {
+dm_status mm_each(mm_weights *w, model_tensor_fn fn, void *arg) {
     dm_tensor *all[] = {&w->gn_w, &w->gn_b, &w->in_w, &w->in_b, &w->ffn_w, &w->ffn_b,
                         &w->ff1_w, &w->ff1_b, &w->ff2_w, &w->ff2_b, &w->out_w, &w->out_b};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dm_tensor_free(all[i]);
-    for (int a = 0; a < 2; a++) {
+    dm_status st = DM_OK;
+    for (size_t i = 0; i < sizeof all / sizeof all[0] && !st; i++) st = fn(all[i], arg);
+    for (int a = 0; a < 2 && !st; a++) {
         mm_attn_weights *at = &w->attn[a];
         dm_tensor *aw[] = {&at->norm_w, &at->norm_b, &at->q_w, &at->k_w, &at->v_w,
                            &at->out_w, &at->out_b, &at->pe};
-        for (size_t i = 0; i < sizeof aw / sizeof aw[0]; i++) dm_tensor_free(aw[i]);
+        for (size_t i = 0; i < sizeof aw / sizeof aw[0] && !st; i++) st = fn(aw[i], arg);
     }
+    return st;
+}
+
+void mm_free(mm_weights *w) {
+    mm_each(w, model_tensor_free, NULL);
     memset(w, 0, sizeof *w);
 }
 
@@ -68,13 +71,6 @@ dm_status mm_load(mm_weights *w, da2_wsrc *src, const char *p, int C) {
     LOAD(&w->out_b, 1, S(C), "%s%sproj_out.bias", p, t);
 #undef S
 #undef LOAD
-    /* GEGLU: proj(x).chunk(2, -1) = (hidden, gate): output rows [0, 4C) and [4C, 8C) of the
-     * weight, each a contiguous block, so two linears on views replace the chunk. */
-    const int64_t s_w[] = {4 * C, C}, s_b[] = {4 * C};
-    w->ff1h_w = view(&w->ff1_w, 0, 2, s_w);
-    w->ff1g_w = view(&w->ff1_w, (size_t)4 * C * C, 2, s_w);
-    w->ff1h_b = view(&w->ff1_b, 0, 1, s_b);
-    w->ff1g_b = view(&w->ff1_b, (size_t)4 * C, 1, s_b);
     return DM_OK;
 fail:
     mm_free(w);
@@ -96,9 +92,9 @@ dm_status mm_scratch_init(mm_scratch *s, dm_backend *be, int64_t max_tsc) {
                         &s->vh, &s->oh};
     dm_status st = DM_OK;
     for (size_t i = 0; i < sizeof one / sizeof one[0] && !st; i++)
-        st = dm_alloc(be, one[i], DM_DTYPE_F32, 1, n1);
-    if (!st) st = dm_alloc(be, &s->ffh, DM_DTYPE_F32, 1, n4);
-    if (!st) st = dm_alloc(be, &s->ffg, DM_DTYPE_F32, 1, n4);
+        st = dm_alloc(be, one[i], dm_backend_storage_dtype(be), 1, n1);
+    if (!st) st = dm_alloc(be, &s->ffh, dm_backend_storage_dtype(be), 1, n4);
+    if (!st) st = dm_alloc(be, &s->ffg, dm_backend_storage_dtype(be), 1, n4);
     if (st) mm_scratch_free(s);
     return st;
 }
@@ -152,6 +148,13 @@ dm_status mm_forward(const mm_weights *w, mm_scratch *s, dm_backend *be, dm_tens
     dm_tensor xn = view(&s->xn, 0, 4, s_tchw), xn3 = view(&s->xn, 0, 3, s_tcs);
     dm_tensor hs = view(&s->hs, 0, 3, s_stc), tmp = view(&s->tmp, 0, 3, s_stc);
     dm_tensor ffh = view(&s->ffh, 0, 3, s_st4c), ffg = view(&s->ffg, 0, 3, s_st4c);
+    /* GEGLU: proj(x).chunk(2, -1) = (hidden, gate): output rows [0, 4C) and [4C, 8C) of the
+     * weight, each a contiguous block, so two linears on views replace the chunk. The views
+     * are made here, not at load: an upload to a device replaces the weight buffers. */
+    const int64_t s_w[] = {4 * C, C}, s_b[] = {4 * C};
+    const dm_tensor ff1h_w = view(&w->ff1_w, 0, 2, s_w),
+                    ff1g_w = view(&w->ff1_w, (size_t)4 * C * C, 2, s_w),
+                    ff1h_b = view(&w->ff1_b, 0, 1, s_b), ff1g_b = view(&w->ff1_b, (size_t)4 * C, 1, s_b);
     const int to_tokens[] = {2, 0, 1}, to_frames[] = {1, 2, 0}; /* (T,C,S) <-> (S,T,C) */
     dm_status st;
     if ((st = dm_groupnorm(be, x, MM_GROUPS, &w->gn_w, &w->gn_b, MM_GN_EPS, &xn)) ||
@@ -162,8 +165,8 @@ dm_status mm_forward(const mm_weights *w, mm_scratch *s, dm_backend *be, dm_tens
         if ((st = attn_block(&w->attn[a], s, be, S, T, C, &hs))) return st;
     /* ff(ff_norm(hs)) + hs with GEGLU: hidden * gelu(gate) */
     if ((st = dm_layernorm(be, &hs, &w->ffn_w, &w->ffn_b, MM_LN_EPS, &tmp)) ||
-        (st = dm_linear(be, &tmp, &w->ff1h_w, &w->ff1h_b, DM_ACT_NONE, &ffh)) ||
-        (st = dm_linear(be, &tmp, &w->ff1g_w, &w->ff1g_b, DM_ACT_GELU, &ffg)) ||
+        (st = dm_linear(be, &tmp, &ff1h_w, &ff1h_b, DM_ACT_NONE, &ffh)) ||
+        (st = dm_linear(be, &tmp, &ff1g_w, &ff1g_b, DM_ACT_GELU, &ffg)) ||
         (st = dm_binary(be, &ffh, &ffg, DM_BINARY_MUL, &ffh)) ||
         (st = dm_linear(be, &ffh, &w->ff2_w, &w->ff2_b, DM_ACT_NONE, &tmp)) ||
         (st = dm_binary(be, &hs, &tmp, DM_BINARY_ADD, &hs)))

@@ -15,6 +15,7 @@
 
 #include "depthmatte/backend.h"
 #include "models/da2_weights.h"
+#include "models/model_tensors.h"
 
 #define MM_HEADS 8
 #define MM_GROUPS 32
@@ -36,8 +37,6 @@ typedef struct mm_weights {
     mm_attn_weights attn[2];    /* attention_blocks.0/1 with norms.0/1 */
     dm_tensor ffn_w, ffn_b;     /* (C) ff_norm */
     dm_tensor ff1_w, ff1_b;     /* (8C, C), (8C) ff.net.0.proj: rows [0, 4C) hidden, [4C, 8C) gate */
-    dm_tensor ff1h_w, ff1h_b;   /* non-owning views of the hidden half: (4C, C), (4C) */
-    dm_tensor ff1g_w, ff1g_b;   /* non-owning views of the gate half: (4C, C), (4C) */
     dm_tensor ff2_w, ff2_b;     /* (C, 4C), (C) ff.net.2 */
     dm_tensor out_w, out_b;     /* (C, C), (C) proj_out */
 } mm_weights;
@@ -46,6 +45,9 @@ typedef struct mm_weights {
  * channels; shapes checked. On error everything loaded is freed. */
 dm_status mm_load(mm_weights *w, da2_wsrc *src, const char *prefix, int channels);
 void mm_free(mm_weights *w);
+
+/* Calls fn on every weight tensor (free, upload to a device backend; models/model_tensors.h). */
+dm_status mm_each(mm_weights *w, model_tensor_fn fn, void *arg);
 
 /* Scratch shared by the modules of one head, sized for the largest T*S*C. */
 typedef struct mm_scratch {

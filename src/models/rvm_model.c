@@ -4,46 +4,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/model_tensors.h"
 #include "rvm_internal.h"
 
 dm_tensor rvm_view(const dm_tensor *buf, int c0, int c, int h, int w) {
-    dm_tensor v;
     const int64_t shape[4] = {1, c, h, w};
-    const size_t end = ((size_t)c0 + (size_t)c) * (size_t)h * (size_t)w * sizeof(float);
-    dm_tensor_view(&v, NULL, DM_DTYPE_F32, 4, shape);
-    v.device = buf->device;
-    if (buf->data && c0 >= 0 && end <= buf->capacity)
-        v.data = (float *)buf->data + (size_t)c0 * h * w;
-    return v;
+    return dm_tensor_sub(buf, (int64_t)c0 * h * w, 4, shape);
 }
 
-static void conv_free_all(rvm_model *m) {
-    rvm_conv_free(&m->stem);
+/* Calls fn on every weight tensor of the model (free, upload). */
+static dm_status each_weight(rvm_model *m, model_tensor_fn fn, void *arg) {
+    rvm_conv *convs[96]; /* 1 + 5 * RVM_BLOCKS + 3 = 79 in the first list, 21 in the second */
+    int n = 0;
+    convs[n++] = &m->stem;
     for (int i = 0; i < RVM_BLOCKS; i++) {
         rvm_block *b = &m->blocks[i];
-        rvm_conv_free(&b->expand);
-        rvm_conv_free(&b->dw);
-        rvm_conv_free(&b->se_fc1);
-        rvm_conv_free(&b->se_fc2);
-        rvm_conv_free(&b->project);
+        convs[n++] = &b->expand, convs[n++] = &b->dw, convs[n++] = &b->se_fc1;
+        convs[n++] = &b->se_fc2, convs[n++] = &b->project;
     }
-    rvm_conv_free(&m->last);
-    rvm_conv_free(&m->aspp1);
-    rvm_conv_free(&m->aspp2);
-    for (int i = 0; i < 4; i++) {
-        rvm_conv_free(&m->gru[i].ih);
-        rvm_conv_free(&m->gru[i].hh);
-    }
-    for (int i = 0; i < 3; i++) rvm_conv_free(&m->up_conv[i]);
-    for (int i = 0; i < 2; i++) rvm_conv_free(&m->out_conv[i]);
-    rvm_conv_free(&m->project_mat);
-    rvm_conv_free(&m->guide);
-    rvm_conv_free(&m->dgf_box);
-    for (int i = 0; i < 3; i++) rvm_conv_free(&m->dgf_conv[i]);
-    rvm_conv_free(&m->fgf_box_x);
-    rvm_conv_free(&m->fgf_box_y);
-    dm_tensor_free(&m->norm_scale);
-    dm_tensor_free(&m->norm_shift);
+    convs[n++] = &m->last, convs[n++] = &m->aspp1, convs[n++] = &m->aspp2;
+    dm_status st = DM_OK;
+    for (int i = 0; i < n && !st; i++)
+        if (!(st = fn(&convs[i]->w, arg))) st = fn(&convs[i]->b, arg);
+    n = 0;
+    for (int i = 0; i < 4; i++) convs[n++] = &m->gru[i].ih, convs[n++] = &m->gru[i].hh;
+    for (int i = 0; i < 3; i++) convs[n++] = &m->up_conv[i];
+    for (int i = 0; i < 2; i++) convs[n++] = &m->out_conv[i];
+    convs[n++] = &m->project_mat, convs[n++] = &m->guide, convs[n++] = &m->dgf_box;
+    for (int i = 0; i < 3; i++) convs[n++] = &m->dgf_conv[i];
+    convs[n++] = &m->fgf_box_x, convs[n++] = &m->fgf_box_y;
+    for (int i = 0; i < n && !st; i++)
+        if (!(st = fn(&convs[i]->w, arg))) st = fn(&convs[i]->b, arg);
+    if (!st) st = fn(&m->norm_scale, arg);
+    if (!st) st = fn(&m->norm_shift, arg);
+    return st;
 }
 
 dm_status rvm_model_load(rvm_model **out, const char *path, dm_backend *be) {
@@ -59,13 +53,14 @@ dm_status rvm_model_load(rvm_model **out, const char *path, dm_backend *be) {
 dm_status rvm_model_load_st(rvm_model **out, dm_st_file *f, dm_backend *be) {
     *out = NULL;
     if (!be) return dm_error_set(DM_ERR_ARG, "rvm_model_load: no backend");
-    if (be->device != DM_DEVICE_CPU)
-        return dm_error_set(DM_ERR_UNSUPPORTED, "%s: rvm: only the CPU backend holds weights "
-                            "so far", f->path);
     rvm_model *m = calloc(1, sizeof *m);
     if (!m) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", f->path);
     m->be = be;
     dm_status st = rvm_load_weights(m, f);
+    /* weights are loaded (and BatchNorm folded) on the host, then moved once */
+    if (!st && (st = each_weight(m, model_tensor_upload, be)))
+        st = dm_error_set(st, "%s: uploading the weights to the %s backend: %s", f->path,
+                          be->ops->name, dm_error_message());
     if (st) {
         rvm_model_free(m);
         return st;
@@ -76,7 +71,7 @@ dm_status rvm_model_load_st(rvm_model **out, dm_st_file *f, dm_backend *be) {
 
 void rvm_model_free(rvm_model *m) {
     if (!m) return;
-    conv_free_all(m);
+    each_weight(m, model_tensor_free, NULL);
     free(m);
 }
 
@@ -87,15 +82,19 @@ double rvm_auto_downsample_ratio(int height, int width) {
     return r < 1.0 ? r : 1.0;
 }
 
-static dm_status alloc4(dm_tensor *t, size_t c, int h, int w) {
+/* Buffers live on the state's backend, in its storage dtype. */
+#define alloc4(t, c, h, w) alloc4_be(s->be, t, c, h, w)
+#define alloc_flat(t, n) alloc_flat_be(s->be, t, n)
+
+static dm_status alloc4_be(dm_backend *be, dm_tensor *t, size_t c, int h, int w) {
     const int64_t shape[4] = {1, (int64_t)c, h, w};
-    return dm_tensor_alloc(t, DM_DTYPE_F32, 4, shape);
+    return dm_alloc(be, t, dm_backend_storage_dtype(be), 4, shape);
 }
 
-/* Allocates a flat buffer of n floats (shaped later through rvm_view). */
-static dm_status alloc_flat(dm_tensor *t, size_t n) {
+/* Allocates a flat buffer of n elements (shaped later through rvm_view). */
+static dm_status alloc_flat_be(dm_backend *be, dm_tensor *t, size_t n) {
     const int64_t shape[1] = {(int64_t)(n ? n : 1)};
-    return dm_tensor_alloc(t, DM_DTYPE_F32, 1, shape);
+    return dm_alloc(be, t, dm_backend_storage_dtype(be), 1, shape);
 }
 
 static dm_status state_alloc(rvm_state *s) {
@@ -133,6 +132,15 @@ static dm_status state_alloc(rvm_state *s) {
         (st = alloc4(&s->coef_a, 4, h, w)) || (st = alloc4(&s->coef_b, 4, h, w)) ||
         (st = alloc4(&s->tmp4, 4, h, w)))
         return st;
+    if (s->be->device != DM_DEVICE_CPU) {
+        const int64_t s_zero[1] = {(int64_t)(gmax ? gmax : 1)};
+        const int64_t s_fgr[4] = {1, 3, s->H, s->W}, s_pha[4] = {1, 1, s->H, s->W};
+        const dm_dtype dt = dm_backend_storage_dtype(s->be);
+        if ((st = dm_tensor_alloc(&s->zero, DM_DTYPE_F32, 1, s_zero)) ||
+            (st = dm_alloc(s->be, &s->out_fgr, dt, 4, s_fgr)) ||
+            (st = dm_alloc(s->be, &s->out_pha, dt, 4, s_pha)))
+            return st;
+    }
     return DM_OK;
 }
 
@@ -142,8 +150,6 @@ dm_status rvm_state_init(rvm_state **out, const rvm_model *m, dm_backend *be, in
     if (!m || !be) return dm_error_set(DM_ERR_ARG, "rvm_state_init: no model or backend");
     if (height < 1 || width < 1)
         return dm_error_set(DM_ERR_ARG, "rvm_state_init: frame size %dx%d", width, height);
-    if (be->device != DM_DEVICE_CPU)
-        return dm_error_set(DM_ERR_UNSUPPORTED, "rvm_state_init: CPU backend only so far");
     if (ratio <= 0) ratio = rvm_auto_downsample_ratio(height, width);
     if (ratio > 1.0)
         return dm_error_set(DM_ERR_ARG, "rvm_state_init: downsample_ratio %g > 1", ratio);
@@ -187,8 +193,18 @@ double rvm_state_ratio(const rvm_state *s) {
     return s->ratio;
 }
 
-void rvm_state_reset(rvm_state *s) {
-    for (int k = 1; k <= 4; k++) memset(s->rec[k].data, 0, dm_tensor_nbytes(&s->rec[k]));
+dm_status rvm_state_reset(rvm_state *s) {
+    for (int k = 1; k <= 4; k++) {
+        if (s->be->device == DM_DEVICE_CPU) {
+            memset(s->rec[k].data, 0, dm_tensor_nbytes(&s->rec[k]));
+            continue;
+        }
+        /* device memory: copy zeros from the host buffer sized for the largest level */
+        dm_tensor z = dm_tensor_sub(&s->zero, 0, s->rec[k].ndim, s->rec[k].shape);
+        dm_status st = dm_copy(s->be, &z, &s->rec[k]);
+        if (st) return st;
+    }
+    return DM_OK;
 }
 
 void rvm_state_free(rvm_state *s) {
@@ -198,7 +214,8 @@ void rvm_state_free(rvm_state *s) {
                         &s->aspp_pool, &s->cat[0], &s->cat[1], &s->cat[2], &s->cat[3],
                         &s->u[1], &s->u[2], &s->u[3], &s->u[4], &s->gru_rz, &s->gru_v,
                         &s->gru_c, &s->t16a, &s->t16b, &s->g16, &s->m16, &s->r24,
-                        &s->coef_a, &s->coef_b, &s->tmp4, &s->out_fgr, &s->out_pha};
+                        &s->coef_a, &s->coef_b, &s->tmp4, &s->out_fgr, &s->out_pha,
+                        &s->zero};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dm_tensor_free(all[i]);
     free(s);
 }
@@ -239,7 +256,12 @@ dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *ph
     dm_tensor_view(&p, pha, DM_DTYPE_F32, 4, pshape);
     dm_status st = dm_image_from_u8(s->be, &in, &s->src);
     if (st) return st;
-    return rvm_forward(s, &s->src, fgr ? &f : NULL, &p);
+    if (s->be->device == DM_DEVICE_CPU) return rvm_forward(s, &s->src, fgr ? &f : NULL, &p);
+    /* device outputs, then one download each (dm_copy into host memory waits for it) */
+    if ((st = rvm_forward(s, &s->src, fgr ? &s->out_fgr : NULL, &s->out_pha)) ||
+        (fgr && (st = dm_copy(s->be, &s->out_fgr, &f))))
+        return st;
+    return dm_copy(s->be, &s->out_pha, &p);
 }
 
 const dm_tensor *rvm_state_recurrent(const rvm_state *s, int i) {

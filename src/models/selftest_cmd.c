@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "depthmatte/backend_cuda.h"
+#include "depthmatte/backend_emu.h"
 #include "models/selftest_internal.h"
 
 typedef struct cmd_opts {
@@ -200,12 +201,20 @@ static dm_backend *make_backend(const cmd_opts *o, const char *prog, dm_dtype *s
         }
         char gpu[128] = "?";
         dm_cuda_device_name(o->device, gpu, sizeof gpu);
-        *storage = o->precision;
+        *storage = dm_backend_storage_dtype(be);
         snprintf(desc, size, "cuda device %d (%s)", o->device, gpu);
         return be;
     }
-    fprintf(stderr, "%s: --backend emulated is not available in this build\n", prog);
-    return NULL;
+    dm_backend *be = NULL;
+    dm_status st = dm_backend_emu_create(o->threads, o->precision, o->perturb, &be);
+    if (st) {
+        fprintf(stderr, "%s: --backend emulated: %s\n", prog, dm_error_message());
+        return NULL;
+    }
+    *storage = dm_backend_storage_dtype(be);
+    snprintf(desc, size, "emulated%s%s", o->perturb ? ", perturbed op " : "",
+             o->perturb ? o->perturb : "");
+    return be;
 }
 
 int dm_selftest_command(int argc, char **argv, const char *prog) {

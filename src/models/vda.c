@@ -43,7 +43,6 @@ dm_status vda_model_load(vda_model **out, const char *path, dm_backend *be, int 
 }
 
 dm_status vda_model_load_st(vda_model **out, dm_st_file *f, dm_backend *be, int metric) {
-    (void)be; /* weights live on the CPU, as in da2_model_load */
     *out = NULL;
     vda_model *m = calloc(1, sizeof *m);
     if (!m) return dm_error_set(DM_ERR_NOMEM, "vda: out of memory");
@@ -58,7 +57,10 @@ dm_status vda_model_load_st(vda_model **out, dm_st_file *f, dm_backend *be, int 
         dinov2_free(&m->enc);
         goto fail;
     }
-    if ((st = dm_st_check_all_used(f, ignore))) {
+    /* loaded on the host, then moved once onto the backend in its storage dtype */
+    if ((st = dm_st_check_all_used(f, ignore)) ||
+        (st = dinov2_each(&m->enc, model_tensor_upload, be)) ||
+        (st = dptt_each(&m->head, model_tensor_upload, be))) {
         vda_model_free(m);
         return st;
     }
@@ -122,14 +124,14 @@ dm_status vda_ctx_init(vda_ctx **out, const vda_model *m, dm_backend *be, int sr
     if ((st = dinov2_ctx_init(&c->enc, &m->enc, be, T, c->h, c->w)) ||
         (st = dptt_ctx_init(&c->head, &m->head, be, T, ph, pw)) ||
         (st = dm_tensor_alloc(&c->input, DM_DTYPE_F32, 4, s_in)) ||
-        (st = dm_alloc(be, &c->mm0_in, DM_DTYPE_F32, 4, s_mm)) ||
+        (st = dm_alloc(be, &c->mm0_in, dm_backend_storage_dtype(be), 4, s_mm)) ||
         (st = vda_resize_tables(&c->rs, src_h, src_w, c->h, c->w)))
         goto fail;
     if (be->device == DM_DEVICE_CPU) {
         c->input_dev = c->input;
         c->input_dev.owns_data = 0;
-    } else if ((st = dm_alloc(be, &c->input_dev, DM_DTYPE_F32, 4, s_in)) ||
-               (st = dm_alloc(be, &c->raw_dev, DM_DTYPE_F32, 4, s_raw))) {
+    } else if ((st = dm_alloc(be, &c->input_dev, dm_backend_storage_dtype(be), 4, s_in)) ||
+               (st = dm_alloc(be, &c->raw_dev, dm_backend_storage_dtype(be), 4, s_raw))) {
         goto fail;
     }
     c->pre_src = malloc(sizeof(float) * 3 * (size_t)src_h * src_w);

@@ -56,6 +56,10 @@ void dm_cuda_tensor_free(dm_tensor *t) {
     if (t) dm_tensor_free(t); /* only CPU tensors can exist without CUDA */
 }
 
+void dm_cuda_buffer_free(void *data) {
+    (void)data; /* no CUDA buffer can exist without CUDA */
+}
+
 dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *count) {
     (void)be;
     (void)t;

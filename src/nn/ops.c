@@ -1,5 +1,7 @@
 /* Op entry points: dispatch to the backend table (see include/depthmatte/backend.h). */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "depthmatte/backend.h"
 
@@ -138,4 +140,84 @@ void *dm_backend_scratch(dm_backend *be, size_t bytes) {
 dm_conv2d_params dm_conv2d_params_make(int s, int p, int g, dm_act act) {
     dm_conv2d_params c = {s, s, p, p, 1, 1, g, act};
     return c;
+}
+
+/* ---- backend queries --------------------------------------------------------------------- */
+
+dm_dtype dm_backend_precision(const dm_backend *be) {
+    return be ? be->precision : DM_DTYPE_F32;
+}
+
+dm_dtype dm_backend_storage_dtype(const dm_backend *be) {
+    return be ? be->storage : DM_DTYPE_F32;
+}
+
+static const char *const op_names[DM_OP_COUNT] = {
+    "conv2d",    "conv_transpose2d", "linear",         "layernorm",     "groupnorm",
+    "activation", "binary",          "attention",      "resize",        "avgpool2d",
+    "global_avgpool2d", "channel_affine", "image_from_u8", "guided_coeffs", "matting_compose",
+    "permute",   "concat",           "copy",           "alloc",
+};
+
+const char *dm_op_name(dm_op_id op) {
+    return (op >= 0 && op < DM_OP_COUNT) ? op_names[op] : "?";
+}
+
+/* The table entry of an op (NULL when the backend lacks it). */
+static const void *op_entry(const dm_backend_ops *o, dm_op_id op) {
+    switch (op) {
+    case DM_OP_CONV2D: return (const void *)o->conv2d;
+    case DM_OP_CONV_TRANSPOSE2D: return (const void *)o->conv_transpose2d;
+    case DM_OP_LINEAR: return (const void *)o->linear;
+    case DM_OP_LAYERNORM: return (const void *)o->layernorm;
+    case DM_OP_GROUPNORM: return (const void *)o->groupnorm;
+    case DM_OP_ACTIVATION: return (const void *)o->activation;
+    case DM_OP_BINARY: return (const void *)o->binary;
+    case DM_OP_ATTENTION: return (const void *)o->attention;
+    case DM_OP_RESIZE: return (const void *)o->resize;
+    case DM_OP_AVGPOOL2D: return (const void *)o->avgpool2d;
+    case DM_OP_GLOBAL_AVGPOOL2D: return (const void *)o->global_avgpool2d;
+    case DM_OP_CHANNEL_AFFINE: return (const void *)o->channel_affine;
+    case DM_OP_IMAGE_FROM_U8: return (const void *)o->image_from_u8;
+    case DM_OP_GUIDED_COEFFS: return (const void *)o->guided_coeffs;
+    case DM_OP_MATTING_COMPOSE: return (const void *)o->matting_compose;
+    case DM_OP_PERMUTE: return (const void *)o->permute;
+    case DM_OP_CONCAT: return (const void *)o->concat;
+    case DM_OP_COPY: return (const void *)o->copy;
+    case DM_OP_ALLOC: return (const void *)o->alloc;
+    case DM_OP_COUNT: break;
+    }
+    return NULL;
+}
+
+int dm_backend_supports(const dm_backend *be, dm_op_id op, dm_dtype dtype) {
+    if (!be || op < 0 || op >= DM_OP_COUNT || !op_entry(be->ops, op)) return 0;
+    if (be->ops->supports) return be->ops->supports(be, op, dtype);
+    return dtype == DM_DTYPE_F32;
+}
+
+int dm_backend_supports_all(const dm_backend *be, const dm_op_id *ops, int n, char *missing,
+                            size_t size) {
+    if (missing && size) missing[0] = '\0';
+    for (int i = 0; i < n; i++)
+        if (!dm_backend_supports(be, ops[i], dm_backend_storage_dtype(be))) {
+            if (missing && size) snprintf(missing, size, "%s", dm_op_name(ops[i]));
+            return 0;
+        }
+    return 1;
+}
+
+dm_status dm_tensor_upload(dm_backend *be, dm_tensor *t, dm_dtype dtype) {
+    if (!t->data) return DM_OK; /* absent optional tensor (e.g. a conv without bias) */
+    if (be->device == t->device && t->dtype == dtype) return DM_OK;
+    dm_tensor d;
+    dm_status st = dm_alloc(be, &d, dtype, t->ndim, t->shape);
+    if (st) return st;
+    if ((st = dm_copy(be, t, &d)) || (st = dm_synchronize(be))) {
+        dm_tensor_free(&d);
+        return st;
+    }
+    dm_tensor_free(t);
+    *t = d;
+    return DM_OK;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "depthmatte/backend_cuda.h"
 #include "depthmatte/tensor.h"
 
 size_t dm_dtype_size(dm_dtype dtype) {
@@ -89,8 +90,33 @@ dm_status dm_tensor_reshape(dm_tensor *t, int ndim, const int64_t *shape) {
 }
 
 void dm_tensor_free(dm_tensor *t) {
-    if (t->owns_data && t->device == DM_DEVICE_CPU) free(t->data);
+    if (t->owns_data && t->data) {
+        if (t->device == DM_DEVICE_CUDA)
+            dm_cuda_buffer_free(t->data);
+        else /* CPU and the emulated device keep host memory */
+            free(t->data);
+    }
     memset(t, 0, sizeof *t);
+}
+
+dm_tensor dm_tensor_sub(const dm_tensor *base, int64_t offset, int ndim, const int64_t *shape) {
+    dm_tensor v;
+    memset(&v, 0, sizeof v);
+    v.dtype = base->dtype;
+    v.device = base->device;
+    v.ndim = ndim < 0 ? 0 : (ndim > DM_MAX_DIMS ? DM_MAX_DIMS : ndim);
+    int64_t n = 1;
+    for (int i = 0; i < v.ndim; i++) {
+        v.shape[i] = shape[i];
+        n *= shape[i] < 0 ? 0 : shape[i];
+    }
+    const size_t es = dm_dtype_size(base->dtype);
+    const size_t end = ((size_t)(offset < 0 ? 0 : offset) + (size_t)n) * es;
+    if (base->data && offset >= 0 && end <= base->capacity) {
+        v.data = (char *)base->data + (size_t)offset * es;
+        v.capacity = (size_t)n * es;
+    }
+    return v;
 }
 
 char *dm_shape_str(int ndim, const int64_t *shape, char *buf, size_t size) {

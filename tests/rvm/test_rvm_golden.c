@@ -77,7 +77,7 @@ static void run_case(const rvm_model *m, dm_backend *be, const golden_case *gc) 
     /* after a reset the first frame must reproduce frame 0 exactly (state fully cleared) */
     if (s && T > 1) {
         float *pha2 = malloc(sizeof(float) * H * W);
-        rvm_state_reset(s);
+        CHECK_OK(rvm_state_reset(s));
         CHECK_OK(rvm_forward_u8(s, su8->data, NULL, pha2));
         char name[128];
         snprintf(name, sizeof name, "%s pha[0] after reset", gc->file);

@@ -87,6 +87,8 @@ dm_backend *dm_backend_cpu_create(int threads) {
     if (!be) return NULL;
     be->ops = &cpu_ops;
     be->device = DM_DEVICE_CPU;
+    be->precision = DM_DTYPE_F32;
+    be->storage = DM_DTYPE_F32;
 #ifdef _OPENMP
     if (threads > 0) omp_set_num_threads(threads);
     be->threads = omp_get_max_threads();

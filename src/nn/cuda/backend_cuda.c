@@ -114,13 +114,11 @@ static dm_status alloc_cuda(dm_backend *be, dm_tensor *t, dm_dtype dtype, int nd
 }
 
 void dm_cuda_tensor_free(dm_tensor *t) {
-    if (!t) return;
-    if (t->device == DM_DEVICE_CUDA) {
-        if (t->owns_data && t->data) cudaFree(t->data); /* implicit device synchronisation */
-        memset(t, 0, sizeof *t);
-        return;
-    }
-    dm_tensor_free(t);
+    if (t) dm_tensor_free(t);
+}
+
+void dm_cuda_buffer_free(void *data) {
+    if (data) cudaFree(data); /* implicit device synchronisation: queued work may still use it */
 }
 
 static float host_load(const void *p, dm_dtype t, int64_t i) {
@@ -246,8 +244,17 @@ static void destroy_cuda(dm_backend *be) {
     be->impl = NULL;
 }
 
+/* Every op of the table runs f32, f16 and bf16 tensors (f32 accumulation); image_from_u8 reads
+ * u8 host frames into any of them; copy/alloc take every dtype. */
+static int supports_cuda(const dm_backend *be, dm_op_id op, dm_dtype dtype) {
+    (void)be;
+    if (op == DM_OP_COPY || op == DM_OP_ALLOC) return 1;
+    return dtype == DM_DTYPE_F32 || dtype == DM_DTYPE_F16 || dtype == DM_DTYPE_BF16;
+}
+
 static const dm_backend_ops cuda_ops = {
     .name = "cuda",
+    .supports = supports_cuda,
     .conv2d = conv2d_cuda,
     .conv_transpose2d = conv_transpose2d_cuda,
     .linear = linear_cuda,
@@ -311,6 +318,8 @@ dm_status dm_backend_cuda_create(int device_index, dm_dtype precision, dm_backen
     ctx->precision = precision;
     be->ops = &cuda_ops;
     be->device = DM_DEVICE_CUDA;
+    be->precision = precision;
+    be->storage = precision;
     be->threads = 1;
     be->impl = ctx;
     if ((st = ctx_init(ctx))) {

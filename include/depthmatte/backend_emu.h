@@ -1,0 +1,35 @@
+/* depthmatte — the emulated device backend.
+ *
+ * The CPU reference ops behind a device interface: its tensors live in host memory but are
+ * marked DM_DEVICE_EMU, and its ops refuse host (DM_DEVICE_CPU) tensors exactly as the CUDA
+ * backend refuses them (DM_ERR_UNSUPPORTED), while dm_copy moves data between host tensors and
+ * its own. So every path a model or the pipeline takes on a GPU (weights uploaded at load,
+ * inputs uploaded, outputs downloaded, device-side views) runs, and is tested, on a machine
+ * without a GPU; a forgotten upload or download fails here as it would on the GPU.
+ *
+ * Precision: with `precision` DM_DTYPE_F16 or DM_DTYPE_BF16 every value that enters the device
+ * (copies into its tensors) and every op output is rounded to that dtype (round to nearest
+ * even), while storage stays f32 (dm_backend_storage_dtype is f32): the numerics of a device
+ * that stores tensors in reduced precision and accumulates in f32, for testing tolerances and
+ * the pipeline's reduced-precision paths (non-finite guard, float32 recompute).
+ *
+ * Fault injection, for tests that must prove a wrong device is caught (selftest,
+ * runtime.verify, the non-finite guard): `perturb` = "OP" (an op name of dm_op_name) makes that
+ * op's (first) output wrong by 5 % of its largest magnitude on every third element;
+ * "OP:nan" writes one NaN into that op's output when the precision is f16/bf16 (an overflow of
+ * the reduced precision: a float32 recompute is clean); "OP:nan-always" does so in every
+ * precision. NULL or "" = no fault.
+ */
+#ifndef DEPTHMATTE_BACKEND_EMU_H
+#define DEPTHMATTE_BACKEND_EMU_H
+
+#include "depthmatte/backend.h"
+
+/* Creates the emulated device backend with `threads` CPU threads (0: OpenMP default),
+ * precision DM_DTYPE_F32 / _F16 / _BF16, and an optional fault (see above). On success *out
+ * is the backend (dm_backend_destroy). Errors: DM_ERR_ARG (bad precision, unknown op name in
+ * `perturb`), DM_ERR_NOMEM. */
+dm_status dm_backend_emu_create(int threads, dm_dtype precision, const char *perturb,
+                                dm_backend **out);
+
+#endif

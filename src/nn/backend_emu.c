@@ -1,0 +1,409 @@
+/* The emulated device backend (include/depthmatte/backend_emu.h): CPU reference ops on host
+ * memory marked DM_DEVICE_EMU, device rules enforced, optional reduced-precision rounding and
+ * fault injection. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "depthmatte/backend_emu.h"
+#include "nn/cpu/cpu_ops.h"
+
+typedef enum emu_fault { FAULT_NONE = 0, FAULT_PERTURB, FAULT_NAN, FAULT_NAN_ALWAYS } emu_fault;
+
+typedef struct emu_ctx {
+    dm_backend *cpu; /* the reference backend doing the arithmetic (threads, scratch) */
+    dm_op_id fault_op;
+    emu_fault fault;
+} emu_ctx;
+
+static emu_ctx *ctx_of(const dm_backend *be) {
+    return (emu_ctx *)be->impl;
+}
+
+/* An argument must be a tensor of this device (or absent when optional). */
+static dm_status on_device(const dm_tensor *t, const char *op, const char *arg, int optional) {
+    if (!t || !t->data) {
+        if (optional) return DM_OK;
+        return dm_error_set(DM_ERR_ARG, "%s: %s is NULL", op, arg);
+    }
+    if (t->device != DM_DEVICE_EMU)
+        return dm_error_set(DM_ERR_UNSUPPORTED, "%s: %s is not a tensor of the emulated device "
+                            "(a %s tensor: upload it first)", op, arg,
+                            t->device == DM_DEVICE_CPU ? "host" : "foreign device");
+    return DM_OK;
+}
+
+/* The same tensor as the CPU ops see it (host memory, device CPU). */
+static dm_tensor host(const dm_tensor *t) {
+    dm_tensor h;
+    if (!t) {
+        memset(&h, 0, sizeof h);
+        return h;
+    }
+    h = *t;
+    h.device = DM_DEVICE_CPU;
+    h.owns_data = 0;
+    return h;
+}
+
+static float round_to(dm_dtype p, float v) {
+    if (p == DM_DTYPE_F16) return dm_f16_to_f32(dm_f32_to_f16(v));
+    if (p == DM_DTYPE_BF16) return dm_bf16_to_f32(dm_f32_to_bf16(v));
+    return v;
+}
+
+/* After an op: reduced-precision rounding, then the injected fault of that op. */
+static dm_status finish(dm_backend *be, dm_op_id op, dm_status st, dm_tensor *y) {
+    if (st || !y || !y->data || y->dtype != DM_DTYPE_F32) return st;
+    float *v = (float *)y->data;
+    const int64_t n = dm_tensor_numel(y);
+    if (be->precision != DM_DTYPE_F32)
+        for (int64_t i = 0; i < n; i++) v[i] = round_to(be->precision, v[i]);
+    const emu_ctx *c = ctx_of(be);
+    if (c->fault == FAULT_NONE || c->fault_op != op || n == 0) return st;
+    if (c->fault == FAULT_PERTURB) {
+        float mx = 0.f;
+        for (int64_t i = 0; i < n; i++) mx = fmaxf(mx, fabsf(v[i]));
+        const float d = 0.05f * (mx > 0.f ? mx : 1.f);
+        for (int64_t i = 0; i < n; i += 3) v[i] += d;
+    } else if (c->fault == FAULT_NAN_ALWAYS || be->precision != DM_DTYPE_F32) {
+        v[n / 2] = NAN;
+    }
+    return st;
+}
+
+#define DEV(t, name) \
+    if ((st = on_device(t, opn, name, 0))) return st
+#define DEV_OPT(t, name) \
+    if ((st = on_device(t, opn, name, 1))) return st
+
+static dm_status conv2d_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
+                            const dm_tensor *b, const dm_conv2d_params *p, dm_tensor *y) {
+    const char *opn = "conv2d";
+    dm_status st;
+    DEV(x, "x");
+    DEV(w, "w");
+    DEV_OPT(b, "b");
+    DEV(y, "y");
+    dm_tensor hx = host(x), hw = host(w), hb = host(b), hy = host(y);
+    st = conv2d_cpu(ctx_of(be)->cpu, &hx, &hw, b ? &hb : NULL, p, &hy);
+    return finish(be, DM_OP_CONV2D, st, y);
+}
+
+static dm_status conv_transpose2d_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
+                                      const dm_tensor *b, int stride, int pad, dm_tensor *y) {
+    const char *opn = "conv_transpose2d";
+    dm_status st;
+    DEV(x, "x");
+    DEV(w, "w");
+    DEV_OPT(b, "b");
+    DEV(y, "y");
+    dm_tensor hx = host(x), hw = host(w), hb = host(b), hy = host(y);
+    st = conv_transpose2d_cpu(ctx_of(be)->cpu, &hx, &hw, b ? &hb : NULL, stride, pad, &hy);
+    return finish(be, DM_OP_CONV_TRANSPOSE2D, st, y);
+}
+
+static dm_status linear_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
+                            const dm_tensor *b, dm_act act, dm_tensor *y) {
+    const char *opn = "linear";
+    dm_status st;
+    DEV(x, "x");
+    DEV(w, "w");
+    DEV_OPT(b, "b");
+    DEV(y, "y");
+    dm_tensor hx = host(x), hw = host(w), hb = host(b), hy = host(y);
+    st = linear_cpu(ctx_of(be)->cpu, &hx, &hw, b ? &hb : NULL, act, &hy);
+    return finish(be, DM_OP_LINEAR, st, y);
+}
+
+static dm_status layernorm_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *gamma,
+                               const dm_tensor *beta, float eps, dm_tensor *y) {
+    const char *opn = "layernorm";
+    dm_status st;
+    DEV(x, "x");
+    DEV_OPT(gamma, "gamma");
+    DEV_OPT(beta, "beta");
+    DEV(y, "y");
+    dm_tensor hx = host(x), hg = host(gamma), hb = host(beta), hy = host(y);
+    st = layernorm_cpu(ctx_of(be)->cpu, &hx, gamma ? &hg : NULL, beta ? &hb : NULL, eps, &hy);
+    return finish(be, DM_OP_LAYERNORM, st, y);
+}
+
+static dm_status groupnorm_emu(dm_backend *be, const dm_tensor *x, int groups,
+                               const dm_tensor *gamma, const dm_tensor *beta, float eps,
+                               dm_tensor *y) {
+    const char *opn = "groupnorm";
+    dm_status st;
+    DEV(x, "x");
+    DEV_OPT(gamma, "gamma");
+    DEV_OPT(beta, "beta");
+    DEV(y, "y");
+    dm_tensor hx = host(x), hg = host(gamma), hb = host(beta), hy = host(y);
+    st = groupnorm_cpu(ctx_of(be)->cpu, &hx, groups, gamma ? &hg : NULL, beta ? &hb : NULL, eps,
+                       &hy);
+    return finish(be, DM_OP_GROUPNORM, st, y);
+}
+
+static dm_status activation_emu(dm_backend *be, const dm_tensor *x, dm_act act, dm_tensor *y) {
+    const char *opn = "activation";
+    dm_status st;
+    DEV(x, "x");
+    DEV(y, "y");
+    dm_tensor hx = host(x), hy = host(y);
+    st = activation_cpu(ctx_of(be)->cpu, &hx, act, &hy);
+    return finish(be, DM_OP_ACTIVATION, st, y);
+}
+
+static dm_status binary_emu(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
+                            dm_binary_op op, dm_tensor *y) {
+    const char *opn = "binary";
+    dm_status st;
+    DEV(a, "a");
+    DEV(b, "b");
+    DEV(y, "y");
+    dm_tensor ha = host(a), hb = host(b), hy = host(y);
+    st = binary_cpu(ctx_of(be)->cpu, &ha, &hb, op, &hy);
+    return finish(be, DM_OP_BINARY, st, y);
+}
+
+static dm_status attention_emu(dm_backend *be, const dm_tensor *q, const dm_tensor *k,
+                               const dm_tensor *v, float scale, dm_tensor *o) {
+    const char *opn = "attention";
+    dm_status st;
+    DEV(q, "q");
+    DEV(k, "k");
+    DEV(v, "v");
+    DEV(o, "o");
+    dm_tensor hq = host(q), hk = host(k), hv = host(v), ho = host(o);
+    st = attention_cpu(ctx_of(be)->cpu, &hq, &hk, &hv, scale, &ho);
+    return finish(be, DM_OP_ATTENTION, st, o);
+}
+
+static dm_status resize_emu(dm_backend *be, const dm_tensor *x, dm_resize_mode mode,
+                            int align_corners, double scale_h, double scale_w, dm_tensor *y) {
+    const char *opn = "resize";
+    dm_status st;
+    DEV(x, "x");
+    DEV(y, "y");
+    dm_tensor hx = host(x), hy = host(y);
+    st = resize_cpu(ctx_of(be)->cpu, &hx, mode, align_corners, scale_h, scale_w, &hy);
+    return finish(be, DM_OP_RESIZE, st, y);
+}
+
+static dm_status avgpool2d_emu(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y) {
+    const char *opn = "avgpool2d";
+    dm_status st;
+    DEV(x, "x");
+    DEV(y, "y");
+    dm_tensor hx = host(x), hy = host(y);
+    st = avgpool2d_cpu(ctx_of(be)->cpu, &hx, k, s, &hy);
+    return finish(be, DM_OP_AVGPOOL2D, st, y);
+}
+
+static dm_status global_avgpool2d_emu(dm_backend *be, const dm_tensor *x, dm_tensor *y) {
+    const char *opn = "global_avgpool2d";
+    dm_status st;
+    DEV(x, "x");
+    DEV(y, "y");
+    dm_tensor hx = host(x), hy = host(y);
+    st = global_avgpool2d_cpu(ctx_of(be)->cpu, &hx, &hy);
+    return finish(be, DM_OP_GLOBAL_AVGPOOL2D, st, y);
+}
+
+static dm_status channel_affine_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
+                                    const dm_tensor *shift, dm_tensor *y) {
+    const char *opn = "channel_affine";
+    dm_status st;
+    DEV(x, "x");
+    DEV_OPT(scale, "scale");
+    DEV_OPT(shift, "shift");
+    DEV(y, "y");
+    dm_tensor hx = host(x), hs = host(scale), hh = host(shift), hy = host(y);
+    st = channel_affine_cpu(ctx_of(be)->cpu, &hx, scale ? &hs : NULL, shift ? &hh : NULL, &hy);
+    return finish(be, DM_OP_CHANNEL_AFFINE, st, y);
+}
+
+/* rgb is a host tensor on every backend (backend.h). */
+static dm_status image_from_u8_emu(dm_backend *be, const dm_tensor *rgb, dm_tensor *y) {
+    const char *opn = "image_from_u8";
+    dm_status st;
+    DEV(y, "y");
+    dm_tensor hy = host(y);
+    st = image_from_u8_cpu(ctx_of(be)->cpu, rgb, &hy);
+    return finish(be, DM_OP_IMAGE_FROM_U8, st, y);
+}
+
+static dm_status guided_coeffs_emu(dm_backend *be, const dm_tensor *m, float eps, dm_tensor *a,
+                                   dm_tensor *b) {
+    const char *opn = "guided_coeffs";
+    dm_status st;
+    DEV(m, "m");
+    DEV(a, "a");
+    DEV(b, "b");
+    dm_tensor hm = host(m), ha = host(a), hb = host(b);
+    st = guided_coeffs_cpu(ctx_of(be)->cpu, &hm, eps, &ha, &hb);
+    if (!st && be->precision != DM_DTYPE_F32) st = finish(be, DM_OP_COUNT, st, b);
+    return finish(be, DM_OP_GUIDED_COEFFS, st, a);
+}
+
+static dm_status matting_compose_emu(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
+                                     const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha) {
+    const char *opn = "matting_compose";
+    dm_status st;
+    DEV_OPT(a, "a");
+    DEV(b, "b");
+    DEV(src, "src");
+    DEV_OPT(fgr, "fgr");
+    DEV(pha, "pha");
+    dm_tensor ha = host(a), hb = host(b), hs = host(src), hf = host(fgr), hp = host(pha);
+    st = matting_compose_cpu(ctx_of(be)->cpu, a ? &ha : NULL, &hb, &hs, fgr ? &hf : NULL, &hp);
+    if (!st && fgr) st = finish(be, DM_OP_COUNT, st, fgr);
+    return finish(be, DM_OP_MATTING_COMPOSE, st, pha);
+}
+
+static dm_status permute_emu(dm_backend *be, const dm_tensor *x, const int *perm, dm_tensor *y) {
+    const char *opn = "permute";
+    dm_status st;
+    DEV(x, "x");
+    DEV(y, "y");
+    dm_tensor hx = host(x), hy = host(y);
+    st = permute_cpu(ctx_of(be)->cpu, &hx, perm, &hy);
+    return finish(be, DM_OP_PERMUTE, st, y);
+}
+
+static dm_status concat_emu(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
+                            dm_tensor *y) {
+    const char *opn = "concat";
+    dm_status st;
+    DEV(a, "a");
+    DEV(b, "b");
+    DEV(y, "y");
+    dm_tensor ha = host(a), hb = host(b), hy = host(y);
+    st = concat_cpu(ctx_of(be)->cpu, &ha, &hb, &hy);
+    return finish(be, DM_OP_CONCAT, st, y);
+}
+
+/* Copies between any pair of host and emulated tensors (with dtype conversion); values
+ * entering the device are rounded to its precision (an upload in reduced precision). */
+static dm_status copy_emu(dm_backend *be, const dm_tensor *src, dm_tensor *dst) {
+    if (!src || !dst || !src->data || !dst->data)
+        return dm_error_set(DM_ERR_ARG, "copy: NULL tensor");
+    for (int i = 0; i < 2; i++) {
+        const dm_tensor *t = i ? dst : src;
+        if (t->device != DM_DEVICE_EMU && t->device != DM_DEVICE_CPU)
+            return dm_error_set(DM_ERR_UNSUPPORTED, "copy: the emulated backend copies host "
+                                "and emulated tensors only");
+    }
+    dm_tensor hs = host(src), hd = host(dst);
+    dm_status st = copy_cpu(ctx_of(be)->cpu, &hs, &hd);
+    if (st || dst->device != DM_DEVICE_EMU || src->device == DM_DEVICE_EMU) return st;
+    return finish(be, DM_OP_COPY, st, dst);
+}
+
+static dm_status alloc_emu(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
+                           const int64_t *shape) {
+    (void)be;
+    dm_status st = dm_tensor_alloc(t, dtype, ndim, shape);
+    if (!st) t->device = DM_DEVICE_EMU;
+    return st;
+}
+
+/* The CPU ops take f32 only; reduced precision is emulated by rounding (header). */
+static int supports_emu(const dm_backend *be, dm_op_id op, dm_dtype dtype) {
+    (void)be;
+    if (op == DM_OP_COPY || op == DM_OP_ALLOC) return 1;
+    return dtype == DM_DTYPE_F32;
+}
+
+static void destroy_emu(dm_backend *be) {
+    emu_ctx *c = ctx_of(be);
+    if (!c) return;
+    dm_backend_destroy(c->cpu);
+    free(c);
+    be->impl = NULL;
+}
+
+static const dm_backend_ops emu_ops = {
+    .name = "emulated",
+    .supports = supports_emu,
+    .conv2d = conv2d_emu,
+    .conv_transpose2d = conv_transpose2d_emu,
+    .linear = linear_emu,
+    .layernorm = layernorm_emu,
+    .groupnorm = groupnorm_emu,
+    .activation = activation_emu,
+    .binary = binary_emu,
+    .attention = attention_emu,
+    .resize = resize_emu,
+    .avgpool2d = avgpool2d_emu,
+    .global_avgpool2d = global_avgpool2d_emu,
+    .channel_affine = channel_affine_emu,
+    .image_from_u8 = image_from_u8_emu,
+    .guided_coeffs = guided_coeffs_emu,
+    .matting_compose = matting_compose_emu,
+    .permute = permute_emu,
+    .concat = concat_emu,
+    .copy = copy_emu,
+    .alloc = alloc_emu,
+    .synchronize = NULL,
+    .destroy = destroy_emu,
+};
+
+static dm_status parse_fault(const char *spec, emu_ctx *c) {
+    c->fault = FAULT_NONE;
+    if (!spec || !spec[0]) return DM_OK;
+    char name[64];
+    size_t n = strcspn(spec, ":");
+    if (n >= sizeof name) n = sizeof name - 1;
+    memcpy(name, spec, n);
+    name[n] = '\0';
+    const char *kind = spec[n] == ':' ? spec + n + 1 : "";
+    int found = -1;
+    for (int op = 0; op < DM_OP_COUNT; op++)
+        if (!strcmp(name, dm_op_name((dm_op_id)op))) found = op;
+    if (found < 0)
+        return dm_error_set(DM_ERR_ARG, "emulated backend: unknown op '%s' in fault '%s'", name,
+                            spec);
+    c->fault_op = (dm_op_id)found;
+    if (!kind[0])
+        c->fault = FAULT_PERTURB;
+    else if (!strcmp(kind, "nan"))
+        c->fault = FAULT_NAN;
+    else if (!strcmp(kind, "nan-always"))
+        c->fault = FAULT_NAN_ALWAYS;
+    else
+        return dm_error_set(DM_ERR_ARG, "emulated backend: fault kind '%s' (expected nothing, "
+                            "'nan' or 'nan-always')", kind);
+    return DM_OK;
+}
+
+dm_status dm_backend_emu_create(int threads, dm_dtype precision, const char *perturb,
+                                dm_backend **out) {
+    *out = NULL;
+    if (precision != DM_DTYPE_F32 && precision != DM_DTYPE_F16 && precision != DM_DTYPE_BF16)
+        return dm_error_set(DM_ERR_ARG, "emulated backend: precision %s (expected f32, f16 or "
+                            "bf16)", dm_dtype_name(precision));
+    emu_ctx *c = calloc(1, sizeof *c);
+    dm_backend *be = calloc(1, sizeof *be);
+    if (!c || !be) {
+        free(c);
+        free(be);
+        return dm_error_set(DM_ERR_NOMEM, "emulated backend: out of memory");
+    }
+    dm_status st = parse_fault(perturb, c);
+    if (!st && !(c->cpu = dm_backend_cpu_create(threads)))
+        st = dm_error_set(DM_ERR_NOMEM, "emulated backend: out of memory");
+    if (st) {
+        free(c);
+        free(be);
+        return st;
+    }
+    be->ops = &emu_ops;
+    be->device = DM_DEVICE_EMU;
+    be->precision = precision;
+    be->storage = DM_DTYPE_F32;
+    be->threads = c->cpu->threads;
+    be->impl = c;
+    *out = be;
+    return DM_OK;
+}

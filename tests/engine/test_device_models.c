@@ -1,0 +1,229 @@
+/* The device code paths of the models, on a machine without a GPU: every model on the emulated
+ * device backend (include/depthmatte/backend_emu.h: CPU ops behind device rules, host tensors
+ * refused) against the CPU backend.
+ * - float32: bitwise equal (the same ops on the same values; any difference means a model
+ *   reads host memory where it should use its device copy, or misses an upload/download);
+ * - float16 emulation: not equal (the rounding really happens) and within 0.1 * std of the
+ *   CPU output. This checks the plumbing of reduced precision, not its conformance: the
+ *   conformance bound (max <= 1e-2 * std, mean <= 1e-3 * std) is judged on the golden tensors
+ *   by the GPU tests. Measured here (48x64 frames, recipe weights): RVM 5.6e-3 * std,
+ *   DA-V2 7.4e-3 * std, VDA 1.05e-2 * std -- VDA in float16 is at the conformance bound;
+ * - a deliberately perturbed op makes the output differ by more than that bound (the fault
+ *   the selftest and runtime.verify must catch is real);
+ * plus the engine pieces they rest on: dm_tensor_sub bounds, dm_tensor_upload, supports. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "depthmatte/backend_emu.h"
+#include "depthmatte/da2.h"
+#include "depthmatte/recipe.h"
+#include "depthmatte/rvm.h"
+#include "depthmatte/vda.h"
+#include "tensor_compare.h"
+
+enum { H = 48, W = 64 };
+
+/* A deterministic frame with structure at several scales (values 0..255). */
+static void make_frame(uint8_t *rgb, int seed) {
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++) {
+                double v = 128 + 90 * sin(0.21 * x + 0.13 * y * (c + 1) + seed) +
+                           30 * cos(0.9 * x * y / 17.0 + c);
+                rgb[(y * W + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) m = d; /* NaN counts as the largest difference */
+    }
+    return m;
+}
+
+/* Recipe weights of ../shared/golden/<model>/recipe.json written to a temporary file. */
+static int recipe_file(const char *rel, const char *tag, char *path, size_t size) {
+    dm_recipe r;
+    dm_status st = dm_recipe_load(&r, tc_shared_path(rel));
+    if (st) return 0;
+    snprintf(path, size, "%s/dm_devmodels_%s_%d.safetensors",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", tag, (int)getpid());
+    if (!strcmp(tag, "vda")) {
+        char pe[512];
+        snprintf(pe, sizeof pe, "%s", tc_shared_path("golden/vda_vits/pe_buffers.safetensors"));
+        CHECK_OK(dm_recipe_set_pe_file(&r, pe));
+    }
+    CHECK_OK(dm_recipe_write_safetensors(&r, path));
+    dm_recipe_free(&r);
+    return 1;
+}
+
+/* Compares a device result with the CPU one per the rules in the header. */
+static void judge(const char *name, dm_dtype precision, const char *perturb, const float *got,
+                  const float *ref, size_t n) {
+    const double sd = tc_std(ref, (int64_t)n), d = max_abs_diff(got, ref, n);
+    const double bound = (precision == DM_DTYPE_F32 ? 1e-2 : 1e-1) * sd;
+    printf("%-28s %-5s perturb=%-9s max|dev-cpu| %.3g = %.3g * std (bound %.3g)\n", name,
+           dm_dtype_name(precision), perturb ? perturb : "-", d, d / sd, bound);
+    if (perturb)
+        CHECK(d > bound);
+    else if (precision == DM_DTYPE_F32)
+        CHECK(d == 0.0);
+    else {
+        CHECK(d <= bound);
+        CHECK(d > 0.0);
+    }
+}
+
+static dm_backend *emu(dm_dtype p, const char *perturb) {
+    dm_backend *be = NULL;
+    CHECK_OK(dm_backend_emu_create(2, p, perturb, &be));
+    return be;
+}
+
+static const struct {
+    dm_dtype p;
+    const char *perturb;
+} variants[] = {{DM_DTYPE_F32, NULL}, {DM_DTYPE_F16, NULL}, {DM_DTYPE_F32, "conv2d"}};
+
+static void test_rvm(dm_backend *cpu, const uint8_t *frames[3]) {
+    const char *wpath = tc_shared_path("models/rvm_mobilenetv3.safetensors");
+    if (access(wpath, R_OK)) {
+        printf("SKIPPED rvm part: %s not found\n", wpath);
+        return;
+    }
+    float *ref = malloc(sizeof(float) * 16 * H * W), *got = malloc(sizeof(float) * 16 * H * W);
+    for (int v = -1; v < (int)(sizeof variants / sizeof variants[0]); v++) {
+        dm_backend *be = v < 0 ? cpu : emu(variants[v].p, variants[v].perturb);
+        rvm_model *m = NULL;
+        rvm_state *s = NULL;
+        CHECK_OK(rvm_model_load(&m, wpath, be));
+        if (m) CHECK_OK(rvm_state_init(&s, m, be, H, W, 0.5));
+        float *out = v < 0 ? ref : got;
+        for (int f = 0; s && f < 3; f++) /* recurrent: frames 0, 1, 2, then reset and 0 again */
+            CHECK_OK(rvm_forward_u8(s, frames[f], out + (size_t)f * 4 * H * W,
+                                    out + (size_t)f * 4 * H * W + 3 * H * W));
+        if (s) CHECK_OK(rvm_state_reset(s));
+        if (s) CHECK_OK(rvm_forward_u8(s, frames[0], out + 3 * 4 * H * W, out + 3 * 4 * H * W + 3 * H * W));
+        if (v >= 0)
+            judge("rvm fgr+pha (3 frames+reset)", variants[v].p, variants[v].perturb, got, ref,
+                  (size_t)4 * 4 * H * W);
+        else /* reset reproduces frame 0 exactly on the CPU */
+            CHECK(max_abs_diff(ref, ref + 3 * 4 * H * W, (size_t)4 * H * W) == 0.0);
+        rvm_state_free(s);
+        rvm_model_free(m);
+        if (v >= 0) dm_backend_destroy(be);
+    }
+    free(ref), free(got);
+}
+
+static void test_da2(dm_backend *cpu, const uint8_t *frame) {
+    char wpath[512];
+    if (!recipe_file("golden/da2_vits/recipe.json", "da2", wpath, sizeof wpath)) {
+        printf("SKIPPED da2 part: golden/da2_vits/recipe.json not found\n");
+        return;
+    }
+    float ref[H * W], got[H * W];
+    for (int v = -1; v < (int)(sizeof variants / sizeof variants[0]); v++) {
+        dm_backend *be = v < 0 ? cpu : emu(variants[v].p, v == 2 ? "linear" : variants[v].perturb);
+        da2_model *m = NULL;
+        da2_ctx *c = NULL;
+        CHECK_OK(da2_model_load(&m, wpath, be));
+        if (m) CHECK_OK(da2_ctx_init(&c, m, be, H, W, 42));
+        if (c) CHECK_OK(da2_infer_u8(c, frame, v < 0 ? ref : got));
+        if (v >= 0) judge("da2 depth", variants[v].p, v == 2 ? "linear" : NULL, got, ref, H * W);
+        da2_ctx_free(c);
+        da2_model_free(m);
+        if (v >= 0) dm_backend_destroy(be);
+    }
+    unlink(wpath);
+}
+
+static void test_vda(dm_backend *cpu, const uint8_t *frames[3]) {
+    char wpath[512];
+    if (!recipe_file("golden/vda_vits/recipe.json", "vda", wpath, sizeof wpath)) {
+        printf("SKIPPED vda part: golden/vda_vits/recipe.json not found\n");
+        return;
+    }
+    const uint8_t *win[VDA_WINDOW];
+    for (int s = 0; s < VDA_WINDOW; s++) win[s] = frames[s % 3];
+    float *ref = malloc(sizeof(float) * VDA_WINDOW * H * W), *got = malloc(sizeof(float) * VDA_WINDOW * H * W);
+    for (int v = -1; v < (int)(sizeof variants / sizeof variants[0]); v++) {
+        dm_backend *be = v < 0 ? cpu : emu(variants[v].p, v == 2 ? "attention" : NULL);
+        vda_model *m = NULL;
+        vda_ctx *c = NULL;
+        CHECK_OK(vda_model_load(&m, wpath, be, 0));
+        if (m) CHECK_OK(vda_ctx_init(&c, m, be, H, W, 28));
+        if (c) CHECK_OK(vda_window_depth(c, win, v < 0 ? ref : got));
+        if (v >= 0)
+            judge("vda window (32 frames)", variants[v].p, v == 2 ? "attention" : NULL, got, ref,
+                  (size_t)VDA_WINDOW * H * W);
+        vda_ctx_free(c);
+        vda_model_free(m);
+        if (v >= 0) dm_backend_destroy(be);
+    }
+    free(ref), free(got);
+    unlink(wpath);
+}
+
+static void test_engine_pieces(void) {
+    dm_backend *cpu = dm_backend_cpu_create(1), *be = emu(DM_DTYPE_F16, NULL);
+    /* views keep dtype/device and refuse what does not fit */
+    dm_tensor t;
+    const int64_t s10[] = {10}, s4[] = {4}, s2x3[] = {2, 3};
+    CHECK_OK(dm_alloc(be, &t, DM_DTYPE_F32, 1, s10));
+    dm_tensor v = dm_tensor_sub(&t, 6, 1, s4);
+    CHECK(v.data == (float *)t.data + 6 && v.device == DM_DEVICE_EMU && !v.owns_data);
+    v = dm_tensor_sub(&t, 20, 1, s4); /* past the 64-byte capacity */
+    CHECK(v.data == NULL);
+    v = dm_tensor_sub(&t, 4, 2, s2x3);
+    CHECK(v.data != NULL && v.ndim == 2 && v.shape[1] == 3);
+    /* ops refuse host tensors on a device backend, naming the argument */
+    dm_tensor h, y;
+    CHECK_OK(dm_tensor_alloc(&h, DM_DTYPE_F32, 1, s10));
+    CHECK_OK(dm_alloc(be, &y, DM_DTYPE_F32, 1, s10));
+    CHECK(dm_activation(be, &h, DM_ACT_RELU, &y) == DM_ERR_UNSUPPORTED);
+    CHECK(strstr(dm_error_message(), "x is not a tensor of the emulated device") != NULL);
+    /* upload: host values arrive rounded to the device precision; the host buffer is gone */
+    dm_f32(&h)[0] = 1.0f + 1.0f / 4096; /* not representable in f16: rounds to 1 */
+    dm_f32(&h)[1] = 3.0f;
+    CHECK_OK(dm_tensor_upload(be, &h, DM_DTYPE_F32));
+    CHECK(h.device == DM_DEVICE_EMU && dm_f32(&h)[0] == 1.0f && dm_f32(&h)[1] == 3.0f);
+    /* supports */
+    CHECK(dm_backend_supports(cpu, DM_OP_CONV2D, DM_DTYPE_F32));
+    CHECK(!dm_backend_supports(cpu, DM_OP_CONV2D, DM_DTYPE_F16));
+    CHECK(dm_backend_supports(be, DM_OP_ATTENTION, DM_DTYPE_F32));
+    CHECK(dm_backend_precision(be) == DM_DTYPE_F16 && dm_backend_storage_dtype(be) == DM_DTYPE_F32);
+    CHECK(!strcmp(dm_op_name(DM_OP_MATTING_COMPOSE), "matting_compose"));
+    CHECK(!strcmp(dm_op_name(DM_OP_COUNT), "?"));
+    /* a bad fault spec is an argument error naming it */
+    dm_backend *bad = NULL;
+    CHECK(dm_backend_emu_create(1, DM_DTYPE_F32, "convolution", &bad) == DM_ERR_ARG && !bad);
+    CHECK(strstr(dm_error_message(), "convolution") != NULL);
+    CHECK(dm_backend_emu_create(1, DM_DTYPE_F32, "linear:inf", &bad) == DM_ERR_ARG && !bad);
+    dm_tensor_free(&t), dm_tensor_free(&h), dm_tensor_free(&y);
+    dm_backend_destroy(be), dm_backend_destroy(cpu);
+}
+
+int main(void) {
+    test_engine_pieces();
+    uint8_t *f[3];
+    for (int i = 0; i < 3; i++) {
+        f[i] = malloc((size_t)H * W * 3);
+        make_frame(f[i], i);
+    }
+    const uint8_t *frames[3] = {f[0], f[1], f[2]};
+    dm_backend *cpu = dm_backend_cpu_create(2);
+    test_rvm(cpu, frames);
+    test_da2(cpu, frames[0]);
+    test_vda(cpu, frames);
+    dm_backend_destroy(cpu);
+    for (int i = 0; i < 3; i++) free(f[i]);
+    printf("%s\n", tc_failure_count ? "FAIL" : "PASS");
+    return tc_failure_count != 0;
+}
