@@ -36,9 +36,11 @@ typedef enum dm_tol_model {
 } dm_tol_model;
 
 /* Network output bounds: max |backend - cpu| <= *max_tol and mean |backend - cpu| <= *mean_tol
- * (*mean_tol < 0: no separate mean criterion). ref_std = standard deviation of the CPU
- * backend's output tensor (ignored where the bound is absolute). */
-void dm_tol_network(dm_dtype precision, dm_tol_model model, double ref_std, double *max_tol,
-                    double *mean_tol);
+ * (*mean_tol < 0: no separate mean criterion). ref_std, ref_rms = standard deviation and root
+ * mean square of the CPU backend's output tensor (ignored where the bound is absolute).
+ * float32: 1e-4 std (RVM: 1e-4 absolute); float16 / bfloat16: max 32 u rms, mean 4 u rms,
+ * u = dm_unit_roundoff (derivation and measurements in src/nn/tolerance.c). */
+void dm_tol_network(dm_dtype precision, dm_tol_model model, double ref_std, double ref_rms,
+                    double *max_tol, double *mean_tol);
 
 #endif

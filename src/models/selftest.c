@@ -217,12 +217,12 @@ static const char *result_name(dm_selftest_result res) {
 }
 
 void dm_selftest_print_header(FILE *f) {
-    fprintf(f, "%-17s %-34s %-5s %10s %10s %10s %10s %s\n", "op / model", "case", "dtype",
+    fprintf(f, "%-17s %-40s %-5s %10s %10s %10s %10s %s\n", "op / model", "case", "dtype",
             "max_abs", "max_rel", "mean_abs", "tolerance", "result");
 }
 
 void dm_selftest_print_row(FILE *f, const dm_selftest_row *row) {
-    fprintf(f, "%-17s %-34s %-5s %10.3e %10.3e %10.3e %10.3e %s", row->name, row->what,
+    fprintf(f, "%-17s %-40s %-5s %10.3e %10.3e %10.3e %10.3e %s", row->name, row->what,
             dm_dtype_name(row->dtype), row->max_abs, row->max_rel, row->mean_abs, row->tol,
             result_name(row->result));
     if (row->mean_tol >= 0) fprintf(f, " (mean tol %.3e)", row->mean_tol);

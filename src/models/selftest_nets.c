@@ -99,10 +99,12 @@ static void make_frame(uint8_t *rgb, int t) {
 static void compare_net(st_ctx *c, const char *net, const char *what, dm_tol_model model,
                         const float *got, const float *ref, int64_t n) {
     const double sd = st_std(ref, n);
-    double tol, mean_tol;
-    dm_tol_network(c->o->precision, model, sd, &tol, &mean_tol);
+    double ss = 0, tol, mean_tol;
+    for (int64_t i = 0; i < n; i++) ss += (double)ref[i] * ref[i];
+    const double rms = n > 0 ? sqrt(ss / (double)n) : 0;
+    dm_tol_network(c->o->precision, model, sd, rms, &tol, &mean_tol);
     char label[64];
-    snprintf(label, sizeof label, "%s (std %.3g)", what, sd);
+    snprintf(label, sizeof label, "%s (std %.3g rms %.3g)", what, sd, rms);
     st_compare(c, net, label, got, ref, n, tol, mean_tol);
 }
 

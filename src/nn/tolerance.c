@@ -31,14 +31,35 @@
  *    conv output), i.e. at most 2 roundings of <= u * |y| each; doubled for safety ->
  *    4 * u * m, plus the f32 term above for the accumulation (4.9e-4 m for f16 at k = 1:
  *    4 * 2^-11; 1.6e-2 m for bf16). The emulated backend rounds each op's output once.
- * 3. Networks (max and mean |backend - cpu| over the output tensor; std = standard deviation of
- *    the CPU output), ../shared/golden/README.md section 5 and issue 10 section 3:
+ * 3. Networks (max and mean |backend - cpu| over the output tensor; std = standard deviation,
+ *    rms = root mean square of the CPU output):
  *    - float32: DA-V2 / VDA max <= 1e-4 std; RVM fgr/pha max <= 1e-4 absolute. These are the
  *      golden tests' tolerances for our CPU code against PyTorch (tests/da2/test_da2_golden.c,
  *      tests/vda/test_vda_window.c, tests/rvm/test_rvm_golden.c), whose own f32 noise is
  *      <= 1.1e-5 std (DA-V2), 4.6e-6 std (VDA), 1.4e-5 abs (RVM): a correct f32 backend is
  *      another summation order of the same kind and must stay inside them too.
- *    - float16 / bfloat16: max <= 1e-2 std and mean <= 1e-3 std, every model.
+ *    - float16 / bfloat16: issue 10 section 3 asks for max <= 1e-2 std and mean <= 1e-3 std
+ *      (golden README section 5). That is below what the precision's rounding alone produces:
+ *      rounding a value y to the precision errs by up to u |y| (mean ~u |y| / 2), i.e. it
+ *      scales with the values' magnitude (rms), not their spread (std) - VDA's depth sits at
+ *      5.5 +- 0.95, so the final f16 store alone costs ~1e-3 std mean - and 100+ ops each
+ *      rounding their output compound it. Measured on the emulated backend (every op output
+ *      rounded to the precision, accumulation f32: the error model of a real f16/bf16 device)
+ *      with the selftest's networks (2026-12-01): mean 0.8-2.4 u rms, max 5.3-15.2 u rms for
+ *      RVM fgr/pha, DA-V2 and VDA, f16 and bf16 alike (errors scale with u as they should); in
+ *      units of std: f16 VDA mean 3.3e-3 std, max 2.1e-2 std; bf16 max up to 0.12 std.
+ *      So: max <= 32 u rms, mean <= 4 u rms: 2.1-6x (max) and 1.7-5x (mean) the measured
+ *      error (tightest: DA-V2 bf16, max 15.2 u rms, mean 2.4 u rms). For a centred output
+ *      (rms = std) in f16 that is 1.6e-2 std / 2.0e-3 std, 1.6x / 2x the issue's bounds; in
+ *      bf16 8x more, as its unit roundoff. The issue's bounds cannot be met by a correct
+ *      device in bf16 at all (one rounding of the output already averages ~u/2 |y| >= 2e-3 std
+ *      when |y| >= std), nor in f16 by these networks (measured above).
+ *      Consequence: in bf16 a wrong op that moves a few output elements by less than 12.5 % of
+ *      the rms passes the network rows (the mean bound, 1.6 % of the rms, still sees a wrong
+ *      op that moves many); the op rows and the float32 run (1e-4 std) are the strict checks
+ *      of op correctness, the f16/bf16 runs check the reduced-precision paths. The emulated
+ *      backend with one op perturbed (5 % of its largest magnitude on every third element) is
+ *      caught by every network using that op in float32 and float16 (tests/selftest).
  */
 #include <math.h>
 
@@ -49,8 +70,8 @@
 #define TOL_LOW_ROUNDINGS 4.0 /* section 2: 2 output roundings, x2 */
 #define TOL_NET_F32_STD 1e-4  /* section 3 */
 #define TOL_NET_RVM_F32_ABS 1e-4
-#define TOL_NET_LOW_MAX_STD 1e-2
-#define TOL_NET_LOW_MEAN_STD 1e-3
+#define TOL_NET_LOW_MAX_RMS_U 32.0 /* section 3, in units of u * rms */
+#define TOL_NET_LOW_MEAN_RMS_U 4.0
 
 double dm_unit_roundoff(dm_dtype precision) {
     switch (precision) {
@@ -74,11 +95,12 @@ double dm_tol_op(dm_dtype precision, int64_t k, double ref_max_abs) {
     return tol;
 }
 
-void dm_tol_network(dm_dtype precision, dm_tol_model model, double ref_std, double *max_tol,
-                    double *mean_tol) {
+void dm_tol_network(dm_dtype precision, dm_tol_model model, double ref_std, double ref_rms,
+                    double *max_tol, double *mean_tol) {
     if (precision == DM_DTYPE_F16 || precision == DM_DTYPE_BF16) {
-        *max_tol = TOL_NET_LOW_MAX_STD * ref_std;
-        *mean_tol = TOL_NET_LOW_MEAN_STD * ref_std;
+        const double u = dm_unit_roundoff(precision);
+        *max_tol = TOL_NET_LOW_MAX_RMS_U * u * ref_rms;
+        *mean_tol = TOL_NET_LOW_MEAN_RMS_U * u * ref_rms;
         return;
     }
     *max_tol = model == DM_TOL_RVM ? TOL_NET_RVM_F32_ABS : TOL_NET_F32_STD * ref_std;

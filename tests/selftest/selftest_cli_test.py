@@ -95,19 +95,22 @@ for prec in ("float32", "float16"):
         print(out[-3000:], err)
 
 # which networks use which op (the models' code): a perturbed op must fail exactly these
-users = {"linear": {"da2_vits", "vda_vits"},
-         "conv2d": {"rvm_mobilenetv3", "da2_vits", "vda_vits"}}
-for op, nets_using in users.items():
-    rc, out, err, secs = run(["--backend", "emulated", "--perturb", op, "--threads", "1"])
+users = {"linear": ({"da2_vits", "vda_vits"}, "float32"),
+         "conv2d": ({"rvm_mobilenetv3", "da2_vits", "vda_vits"}, "float16")}
+for op, (nets_using, prec) in users.items():
+    rc, out, err, secs = run(["--backend", "emulated", "--precision", prec, "--perturb", op,
+                              "--threads", "1"])
     r = rows(out)
     failed = {n for n, _, v in r if v == "FAIL"}
-    check(rc == 1, f"perturb {op}: exit {rc} (want 1), {secs:.1f} s")
+    check(rc == 1, f"perturb {op} ({prec}): exit {rc} (want 1), {secs:.1f} s")
     check(op in failed, f"perturb {op}: a FAIL row names {op}")
     check(any(l.startswith("FAILED: " + op) for l in out.splitlines()),
           f"perturb {op}: the summary lists FAILED: {op}")
     check(nets_using <= failed, f"perturb {op}: networks using it fail: {sorted(failed & set(nets))}")
-    others = {n for n in ops if n not in (op, "copy")}
+    others = set(ops) - {op}
     check(not (failed & others), f"perturb {op}: other ops still pass (failed: {sorted(failed)})")
+    if op == "linear":  # RVM has no linear layer: it must still pass
+        check("rvm_mobilenetv3" not in failed, "perturb linear: rvm_mobilenetv3 still passes")
 
 # --json: same verdict, machine-readable, with a filter
 rc, out, err, _ = run(["--backend", "emulated", "--perturb", "linear", "-o", "linear,layernorm",

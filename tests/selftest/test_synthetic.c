@@ -100,12 +100,15 @@ static void test_tolerance(void) {
     /* f32 strictness: at k = 384 below TF32's ~2^-11 relative error, above rounding noise */
     CHECK(dm_tol_op(DM_DTYPE_F32, 384, 1) < 0x1p-11 && dm_tol_op(DM_DTYPE_F32, 384, 1) > 1e-6);
     double mx, mean;
-    dm_tol_network(DM_DTYPE_F32, DM_TOL_DA2, 2.0, &mx, &mean);
+    dm_tol_network(DM_DTYPE_F32, DM_TOL_DA2, 2.0, 3.0, &mx, &mean);
     CHECK(fabs(mx - 2e-4) < 1e-15 && mean < 0);
-    dm_tol_network(DM_DTYPE_F32, DM_TOL_RVM, 0.3, &mx, &mean);
+    dm_tol_network(DM_DTYPE_F32, DM_TOL_RVM, 0.3, 0.5, &mx, &mean);
     CHECK(fabs(mx - 1e-4) < 1e-15 && mean < 0);
-    dm_tol_network(DM_DTYPE_BF16, DM_TOL_VDA, 0.5, &mx, &mean);
-    CHECK(fabs(mx - 5e-3) < 1e-15 && fabs(mean - 5e-4) < 1e-15);
+    /* reduced precision: 32 u rms (max), 4 u rms (mean), whatever the spread */
+    dm_tol_network(DM_DTYPE_F16, DM_TOL_VDA, 0.95, 5.6, &mx, &mean);
+    CHECK(fabs(mx - 32 * 0x1p-11 * 5.6) < 1e-12 && fabs(mean - 4 * 0x1p-11 * 5.6) < 1e-12);
+    dm_tol_network(DM_DTYPE_BF16, DM_TOL_VDA, 0.5, 0.5, &mx, &mean);
+    CHECK(fabs(mx - 32 * 0x1p-8 * 0.5) < 1e-12 && fabs(mean - 4 * 0x1p-8 * 0.5) < 1e-12);
 }
 
 static void test_filter_errors(void) {
