@@ -247,7 +247,10 @@ dm_status dm_selftest_print_json(FILE *f, const dm_selftest_report *r, const cha
     cJSON *root = cJSON_CreateObject();
     if (!root) return dm_error_set(DM_ERR_NOMEM, "selftest: out of memory");
     cJSON_AddStringToObject(root, "backend", backend);
-    cJSON_AddStringToObject(root, "precision", dm_dtype_name(precision));
+    cJSON_AddStringToObject(root, "precision",
+                            precision == DM_DTYPE_F16
+                                ? "float16"
+                                : (precision == DM_DTYPE_BF16 ? "bfloat16" : "float32"));
     cJSON_AddNumberToObject(root, "seconds", r->seconds);
     cJSON_AddNumberToObject(root, "passed", r->passed);
     cJSON_AddNumberToObject(root, "failed", r->failed);

@@ -5,6 +5,7 @@
   no FAIL row, every op of the case table and every network has a row;
 - the emulated backend with one op deliberately perturbed (linear, conv2d) is caught: exit 1,
   the FAIL rows name that op, the networks using it fail, the other ops still pass;
+- a NaN injected into an op's output is caught (NaN/Inf mismatch);
 - --json gives the same verdicts as one JSON object;
 - --backend cuda on a machine without a GPU (or a build without CUDA): exit 2 with one line on
   stderr, within seconds (no hang);
@@ -111,6 +112,13 @@ for op, (nets_using, prec) in users.items():
     check(not (failed & others), f"perturb {op}: other ops still pass (failed: {sorted(failed)})")
     if op == "linear":  # RVM has no linear layer: it must still pass
         check("rvm_mobilenetv3" not in failed, "perturb linear: rvm_mobilenetv3 still passes")
+
+# a NaN written into an op's output where the reference has none: caught as a NaN/Inf mismatch
+rc, out, err, _ = run(["--backend", "emulated", "--perturb", "attention:nan-always", "-o",
+                       "attention", "--threads", "1"])
+r = rows(out)
+check(rc == 1 and r and all(v == "FAIL" and "NaN/Inf" in l for _, l, v in r),
+      f"perturb attention:nan-always: exit {rc}, every attention row fails on NaN/Inf")
 
 # --json: same verdict, machine-readable, with a filter
 rc, out, err, _ = run(["--backend", "emulated", "--perturb", "linear", "-o", "linear,layernorm",
