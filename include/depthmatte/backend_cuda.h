@@ -40,6 +40,9 @@ dm_dtype dm_backend_cuda_precision(const dm_backend *be);
  * non-CUDA backend. Lets the pipeline order its own copies/events with the ops. */
 void *dm_backend_cuda_stream(const dm_backend *be);
 
+/* The device index a CUDA backend runs on into *device. DM_ERR_ARG for another backend. */
+dm_status dm_cuda_backend_device(const dm_backend *be, int *device);
+
 /* Number of visible CUDA devices into *count (0 when the driver reports none or no driver is
  * installed: then DM_OK with *count = 0). DM_ERR_UNSUPPORTED without CUDA (and *count = 0). */
 dm_status dm_cuda_device_count(int *count);

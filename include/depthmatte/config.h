@@ -48,7 +48,16 @@ typedef enum dm_backend_choice {
     DM_BACKEND_CHOICE_AUTO = 0, /* CUDA when built and a GPU is visible, else CPU */
     DM_BACKEND_CHOICE_CPU,
     DM_BACKEND_CHOICE_CUDA,
+    DM_BACKEND_CHOICE_EMULATED, /* CPU ops behind device rules (backend_emu.h): tests the GPU
+                                 * code paths without a GPU */
 } dm_backend_choice;
+
+/* runtime.verify: recompute output frames on the CPU reference and compare before writing. */
+typedef enum dm_verify_mode {
+    DM_VERIFY_FIRST_FRAME = 0, /* each rank's first frame of every model (device backends) */
+    DM_VERIFY_OFF,
+    DM_VERIFY_ALL,             /* every frame (debugging: CPU speed) */
+} dm_verify_mode;
 
 /* Bits of dm_matting_config.outputs. */
 enum { DM_MATTING_OUT_ALPHA = 1, DM_MATTING_OUT_FOREGROUND = 2 };
@@ -84,6 +93,8 @@ typedef struct dm_runtime_config {
     int threads;        /* CPU threads per rank; 0 = OpenMP default */
     dm_dtype precision; /* compute dtype: DM_DTYPE_F32, DM_DTYPE_F16 or DM_DTYPE_BF16 */
     int batch_size;     /* frames per forward pass of per-frame models, >= 1 */
+    dm_verify_mode verify;
+    int share_gpus;     /* 1: more ranks than GPUs on a node may share them */
 } dm_runtime_config;
 
 typedef struct dm_plan_config {

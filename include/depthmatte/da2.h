@@ -33,6 +33,10 @@ dm_status da2_model_load(da2_model **m, const char *path, dm_backend *be);
 dm_status da2_model_load_st(da2_model **m, dm_st_file *f, dm_backend *be);
 void da2_model_free(da2_model *m);
 
+/* The engine ops the model runs, into ops (room for DM_OP_COUNT); returns their number (for
+ * dm_backend_supports_all). */
+int da2_required_ops(dm_op_id *ops);
+
 /* Model input size (official Resize: keep_aspect_ratio, lower_bound, ensure_multiple_of 14):
  * s = max(input_size/src_h, input_size/src_w); h = round_half_even(s*src_h/14)*14, replaced
  * by ceil(s*src_h/14)*14 when below input_size; same for w. E.g. 160x160 @140 -> 140x140,

@@ -14,7 +14,8 @@
  *   /videos/<id>/pts         (T,) int64, attrs time_base_num, time_base_den
  *   /videos/<id>/time_s      (T,) float64 seconds (pts * time_base)
  *   /videos/<id>/done        (T,) uint8, 1 = every dataset row of that frame written
- *   /ranks/{rank,host,frames,decode_s,inference_s,write_s,wait_s,total_s}  (ranks,) columns
+ *   /ranks/{rank,host,frames,decode_s,inference_s,write_s,wait_s,total_s,device,
+ *           device_peak_mb,verified_frames,verify_s,recomputed_frames}  (ranks,) columns
  * A video that failed at probe time has its group and attributes but no datasets.
  *
  * Parallel I/O model (SWIFT style): the file is opened with H5Pset_fapl_mpio on the given
@@ -106,6 +107,11 @@ typedef struct dm_h5_rank_stats {
     double write_s;     /* inside dm_h5_write_round (incl. waiting for other ranks there) */
     double wait_s;      /* waiting for the prefetch thread */
     double total_s;     /* whole run on this rank */
+    int64_t verified_frames;   /* output frames recomputed on the CPU and compared (verify) */
+    double verify_s;           /* time spent in those CPU recomputes and comparisons */
+    int64_t recomputed_frames; /* non-finite frames of a reduced precision redone in float32 */
+    char device[128];          /* "cpu", "emulated", or "<GPU name> <UUID>" */
+    double device_peak_mb;     /* peak device memory in use (CUDA: total - free), MiB */
 } dm_h5_rank_stats;
 
 typedef struct dm_h5_file dm_h5_file;

@@ -51,6 +51,10 @@ dm_status rvm_model_load_st(rvm_model **m, dm_st_file *f, dm_backend *be);
 /* Frees a model (NULL is ignored). States made from it must be freed first. */
 void rvm_model_free(rvm_model *m);
 
+/* The engine ops the model runs, into ops (room for DM_OP_COUNT); returns their number. For
+ * the backends' supports query (dm_backend_supports_all) before a backend is chosen. */
+int rvm_required_ops(dm_op_id *ops);
+
 /* The official inference.py auto_downsample_ratio: min(512 / max(height, width), 1), so that
  * the network runs at most 512 pixels on the long side. height, width in pixels (> 0). */
 double rvm_auto_downsample_ratio(int height, int width);

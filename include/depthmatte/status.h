@@ -21,6 +21,7 @@ typedef enum dm_status {
     DM_ERR_MPI,         /* MPI failure */
     DM_ERR_H5,          /* HDF5 failure */
     DM_ERR_NONFINITE,   /* NaN/Inf in an output */
+    DM_ERR_VERIFY,      /* a device's output disagrees with the CPU reference (runtime.verify) */
 } dm_status;
 
 /* Records the current thread's last error message (printf format). Returns `code` so that

@@ -73,6 +73,10 @@ dm_status vda_model_load(vda_model **m, const char *path, dm_backend *be, int me
  * afterwards. */
 dm_status vda_model_load_st(vda_model **m, dm_st_file *f, dm_backend *be, int metric);
 void vda_model_free(vda_model *m);
+
+/* The engine ops the model runs, into ops (room for DM_OP_COUNT); returns their number (for
+ * dm_backend_supports_all). */
+int vda_required_ops(dm_op_id *ops);
 int vda_model_is_metric(const vda_model *m);
 
 /* Model input size of infer_video_depth: when max/min side ratio > 1.78, input_size becomes

@@ -30,7 +30,12 @@ static const cfg_enum_value output_sizes[] = {
 static const cfg_enum_value backends[] = {{"auto", DM_BACKEND_CHOICE_AUTO},
                                           {"cpu", DM_BACKEND_CHOICE_CPU},
                                           {"cuda", DM_BACKEND_CHOICE_CUDA},
+                                          {"emulated", DM_BACKEND_CHOICE_EMULATED},
                                           {NULL, 0}};
+static const cfg_enum_value verify_modes[] = {{"first_frame", DM_VERIFY_FIRST_FRAME},
+                                              {"off", DM_VERIFY_OFF},
+                                              {"all", DM_VERIFY_ALL},
+                                              {NULL, 0}};
 static const cfg_enum_value split_policies[] = {
     {"auto", DM_SPLIT_AUTO}, {"always", DM_SPLIT_ALWAYS}, {"never", DM_SPLIT_NEVER}, {NULL, 0}};
 
@@ -103,13 +108,19 @@ static const cfg_key g_schema[] = {
          "Storage type of depth (fp16's 0.05 % step is below the models' own error)."),
     SECTION("runtime", "Compute settings of every rank."),
     ENUM("runtime.backend", runtime.backend, "auto", backends,
-         "auto: CUDA when built and a GPU is visible, else CPU."),
+         "auto: CUDA when built, a GPU is visible and it runs every op the job needs, else "
+         "CPU; emulated: CPU ops behind the GPU's device rules (tests, no GPU needed)."),
     INT("runtime.threads", runtime.threads, "0", 0, 4096, "0 (auto) or a thread count",
         "CPU threads per rank; 0 = OpenMP's default."),
     ENUM("runtime.precision", runtime.precision, "float32", precisions,
          "Compute precision of the networks."),
     INT("runtime.batch_size", runtime.batch_size, "1", 1, 1024, "an integer in 1..1024",
         "Frames per forward pass of per-frame models (RVM always runs frame by frame)."),
+    ENUM("runtime.verify", runtime.verify, "first_frame", verify_modes,
+         "Device backends: recompute each rank's first frame of every model on the CPU and "
+         "stop before writing if they disagree (first_frame); off; all = every frame."),
+    {"runtime.share_gpus", CFG_BOOL, OFF(runtime.share_gpus), "false", 0, 0, NULL,
+     "true or false", "Allow more ranks than GPUs on a node (ranks then share GPUs)."},
     SECTION("plan", "How frames are spread over ranks."),
     ENUM("plan.split_videos", plan.split_videos, "auto", split_policies,
          "auto: split a video only when a rank would otherwise idle; always; never."),

@@ -224,9 +224,21 @@ static dm_status created_utc(dm_h5_file *f, char buf[32]) {
     return DM_OK;
 }
 
-static const char *const rank_cols[] = {"rank",        "host",    "frames", "decode_s",
-                                        "inference_s", "write_s", "wait_s", "total_s"};
-enum { N_RANK_COLS = 8, HOST_LEN = 64 };
+static const char *const rank_cols[] = {"rank",    "host",           "frames",
+                                        "decode_s", "inference_s",   "write_s",
+                                        "wait_s",  "total_s",        "device",
+                                        "device_peak_mb", "verified_frames", "verify_s",
+                                        "recomputed_frames"};
+enum { N_RANK_COLS = 13, HOST_LEN = 64, DEVICE_LEN = 128 };
+
+/* Column kinds: 0 int32 rank, 1 string host, 2 int64, 3 float64, 4 string device. */
+static int rank_col_kind(int c) {
+    if (c == 0) return 0;
+    if (c == 1) return 1;
+    if (c == 8) return 4;
+    if (c == 2 || c == 10 || c == 12) return 2;
+    return 3;
+}
 
 static dm_status create_ranks(dm_h5_file *f) {
     const char *p = f->path;
@@ -234,17 +246,22 @@ static dm_status create_ranks(dm_h5_file *f) {
     H5_CHECK(p, g = H5Gcreate2(f->fid, "ranks", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     hsize_t n = (hsize_t)f->size;
     H5_CHECK(p, space = H5Screate_simple(1, &n, NULL));
+    hid_t dstr;
     H5_CHECK(p, str = H5Tcopy(H5T_C_S1));
     H5_CHECK(p, H5Tset_size(str, HOST_LEN));
+    H5_CHECK(p, dstr = H5Tcopy(H5T_C_S1));
+    H5_CHECK(p, H5Tset_size(dstr, DEVICE_LEN));
     for (int c = 0; c < N_RANK_COLS; c++) {
-        hid_t type = c == 0 ? H5T_STD_I32LE : c == 1 ? str : c == 2 ? H5T_STD_I64LE
-                                                                    : H5T_IEEE_F64LE;
+        const int k = rank_col_kind(c);
+        hid_t type = k == 0 ? H5T_STD_I32LE : k == 1 ? str : k == 4 ? dstr
+                     : k == 2 ? H5T_STD_I64LE : H5T_IEEE_F64LE;
         hid_t ds;
         H5_CHECK(p, ds = H5Dcreate2(g, rank_cols[c], type, space, H5P_DEFAULT, H5P_DEFAULT,
                                     H5P_DEFAULT));
         H5_CHECK(p, H5Dclose(ds));
     }
     H5_CHECK(p, H5Tclose(str));
+    H5_CHECK(p, H5Tclose(dstr));
     H5_CHECK(p, H5Sclose(space));
     H5_CHECK(p, H5Gclose(g));
     return DM_OK;
@@ -545,32 +562,42 @@ dm_status dm_h5_write_stats(dm_h5_file *f, const dm_h5_rank_stats *mine) {
     int64_t *frames = malloc((size_t)f->size * sizeof *frames);
     double *secs = malloc((size_t)f->size * sizeof *secs);
     char *hosts = malloc((size_t)f->size * HOST_LEN);
+    char *devices = malloc((size_t)f->size * DEVICE_LEN);
     dm_status st = DM_OK;
-    if (!all || !ranks || !frames || !secs || !hosts)
+    if (!all || !ranks || !frames || !secs || !hosts || !devices)
         st = dm_error_set(DM_ERR_NOMEM, "%s: out of memory", p);
     int rc = MPI_SUCCESS;
     if (!st) rc = MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, all, (int)sizeof me, MPI_BYTE,
                                 f->comm);
     if (!st && rc != MPI_SUCCESS)
         st = h5u_mpi_fail(p, rc, "MPI_Allgather(stats)", __FILE__, __LINE__, __func__);
-    hid_t g = -1, str = -1;
+    hid_t g = -1, str = -1, dstr = -1;
     if (!st && ((g = H5Gopen2(f->fid, "ranks", H5P_DEFAULT)) < 0 ||
-                (str = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(str, HOST_LEN) < 0))
+                (str = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(str, HOST_LEN) < 0 ||
+                (dstr = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(dstr, DEVICE_LEN) < 0))
         st = h5u_fail(p, "H5Gopen2(ranks)", __FILE__, __LINE__, __func__);
     for (int c = 0; c < N_RANK_COLS && !st; c++) {
         const void *buf = secs;
         hid_t mt = H5T_NATIVE_DOUBLE;
+        const int k = rank_col_kind(c);
         for (int r = 0; r < f->size; r++) {
             const dm_h5_rank_stats *s = &all[r].s;
             ranks[r] = r;
-            frames[r] = s->frames;
+            frames[r] = c == 10 ? s->verified_frames : c == 12 ? s->recomputed_frames
+                                                               : s->frames;
             memcpy(hosts + (size_t)r * HOST_LEN, all[r].host, HOST_LEN);
+            memcpy(devices + (size_t)r * DEVICE_LEN, s->device, DEVICE_LEN);
+            devices[(size_t)r * DEVICE_LEN + DEVICE_LEN - 1] = '\0';
             secs[r] = c == 3 ? s->decode_s : c == 4 ? s->inference_s : c == 5 ? s->write_s
-                      : c == 6 ? s->wait_s : s->total_s;
+                      : c == 6 ? s->wait_s : c == 9 ? s->device_peak_mb
+                      : c == 11 ? s->verify_s : s->total_s;
         }
-        if (c == 0) buf = ranks, mt = H5T_NATIVE_INT32;
-        if (c == 1) buf = hosts, mt = str;
-        if (c == 2) buf = frames, mt = H5T_NATIVE_INT64;
+        if (k == 0) buf = ranks, mt = H5T_NATIVE_INT32;
+        if (k == 1) buf = hosts, mt = str;
+        if (k == 4) buf = devices, mt = dstr;
+        if (k == 2) buf = frames, mt = H5T_NATIVE_INT64;
+        /* files written before a column existed (resumed) simply lack it */
+        if (H5Lexists(g, rank_cols[c], H5P_DEFAULT) <= 0) continue;
         hid_t ds = H5Dopen2(g, rank_cols[c], H5P_DEFAULT);
         if (ds < 0) {
             st = h5u_fail(p, "H5Dopen2(ranks column)", __FILE__, __LINE__, __func__);
@@ -581,8 +608,9 @@ dm_status dm_h5_write_stats(dm_h5_file *f, const dm_h5_rank_stats *mine) {
         H5Dclose(ds);
     }
     if (str >= 0) H5Tclose(str);
+    if (dstr >= 0) H5Tclose(dstr);
     if (g >= 0) H5Gclose(g);
-    free(all), free(ranks), free(frames), free(secs), free(hosts);
+    free(all), free(ranks), free(frames), free(secs), free(hosts), free(devices);
     return st;
 }
 

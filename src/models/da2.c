@@ -75,6 +75,15 @@ void da2_model_free(da2_model *m) {
     free(m);
 }
 
+int da2_required_ops(dm_op_id *ops) {
+    static const dm_op_id used[] = {DM_OP_CONV2D,    DM_OP_CONV_TRANSPOSE2D, DM_OP_LINEAR,
+                                    DM_OP_LAYERNORM, DM_OP_ACTIVATION,      DM_OP_BINARY,
+                                    DM_OP_ATTENTION, DM_OP_RESIZE,          DM_OP_PERMUTE,
+                                    DM_OP_COPY,      DM_OP_ALLOC};
+    memcpy(ops, used, sizeof used);
+    return (int)(sizeof used / sizeof used[0]);
+}
+
 /* Resize.constrain_to_multiple_of(x, min_val) with multiple 14: np.round is half to even. */
 static int constrain14(double x, int min_val) {
     int y = (int)(nearbyint(x / 14.0) * 14.0);

@@ -75,6 +75,16 @@ void rvm_model_free(rvm_model *m) {
     free(m);
 }
 
+int rvm_required_ops(dm_op_id *ops) {
+    static const dm_op_id used[] = {
+        DM_OP_CONV2D,         DM_OP_ACTIVATION,    DM_OP_BINARY,         DM_OP_RESIZE,
+        DM_OP_AVGPOOL2D,      DM_OP_GLOBAL_AVGPOOL2D, DM_OP_CHANNEL_AFFINE, DM_OP_IMAGE_FROM_U8,
+        DM_OP_GUIDED_COEFFS,  DM_OP_MATTING_COMPOSE, DM_OP_CONCAT,       DM_OP_COPY,
+        DM_OP_ALLOC};
+    memcpy(ops, used, sizeof used);
+    return (int)(sizeof used / sizeof used[0]);
+}
+
 double rvm_auto_downsample_ratio(int height, int width) {
     /* inference.py: min(512 / max(h, w), 1) */
     int mx = height > width ? height : width;

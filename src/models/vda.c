@@ -78,6 +78,12 @@ void vda_model_free(vda_model *m) {
     free(m);
 }
 
+int vda_required_ops(dm_op_id *ops) {
+    int n = da2_required_ops(ops); /* the same encoder and head, plus the motion modules' */
+    ops[n++] = DM_OP_GROUPNORM;
+    return n;
+}
+
 int vda_model_is_metric(const vda_model *m) {
     return m->metric;
 }

@@ -28,6 +28,12 @@ void *dm_backend_cuda_stream(const dm_backend *be) {
     return NULL;
 }
 
+dm_status dm_cuda_backend_device(const dm_backend *be, int *device) {
+    (void)be;
+    if (device) *device = -1;
+    return no_cuda();
+}
+
 dm_status dm_cuda_device_count(int *count) {
     if (count) *count = 0;
     return no_cuda();

@@ -21,7 +21,7 @@ const char *dm_error_message(void) {
 const char *dm_status_name(dm_status s) {
     static const char *names[] = {"ok",     "argument", "io",      "format",      "shape",
                                   "dtype",  "name",     "memory",  "decode",      "unsupported",
-                                  "backend", "mpi",     "hdf5",    "non-finite"};
+                                  "backend", "mpi",     "hdf5",    "non-finite", "verify"};
     if ((unsigned)s < sizeof names / sizeof names[0]) return names[s];
     return "unknown";
 }

@@ -211,10 +211,23 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, dm_h5_file *f, uint8_t *ski
         pl_progress(c, done, t0, 0);
         /* Graceful stop: every rank learns in the same round whether any rank was asked to
          * stop, so all leave the loop together and no collective is left waiting. */
-        int stop = c->opt.stop && *c->opt.stop, any_stop = 0;
+        /* 2: a device disagreed with the CPU reference (runtime.verify): the whole job stops,
+         * --keep-going or not, since every video would go through the same wrong device. */
+        int stop = local == DM_ERR_VERIFY ? 2 : (c->opt.stop && *c->opt.stop), any_stop = 0;
         if (MPI_Allreduce(&stop, &any_stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) {
             st = dm_error_set(DM_ERR_MPI, "MPI_Allreduce of the stop flag failed");
             res->report = res->fatal = 1;
+            break;
+        }
+        if (any_stop == 2) {
+            res->report = 1;
+            if (local == DM_ERR_VERIFY) {
+                dm_error_set(local, "%s", local_msg);
+                st = local;
+            } else {
+                st = dm_error_set(DM_ERR_VERIFY, "stopped: runtime.verify failed on another "
+                                  "rank (see its message)");
+            }
             break;
         }
         if (any_stop) {

@@ -58,6 +58,19 @@ void pl_summary(const pl_ctx *c, const dm_h5_rank_stats *mine, MPI_Comm comm) {
     }
     printf("%-5s %-20s %8lld %49s %8.2f\n", "all", "", (long long)frames, "",
            tmax > 0 ? (double)frames / tmax : 0.0);
+    /* devices, verification and the non-finite guard, one line per rank */
+    for (int r = 0; r < c->size; r++) {
+        const dm_h5_rank_stats *s = &all[r].s;
+        printf("rank %d device: %s", r, s->device[0] ? s->device : "?");
+        if (s->device_peak_mb > 0) printf(", peak %.0f MiB", s->device_peak_mb);
+        if (s->verified_frames)
+            printf("; verified against the CPU: %lld output(s) in %.2f s",
+                   (long long)s->verified_frames, s->verify_s);
+        if (s->recomputed_frames)
+            printf("; %lld non-finite frame(s) recomputed in float32",
+                   (long long)s->recomputed_frames);
+        printf("\n");
+    }
     fflush(stdout);
     free(all);
 }

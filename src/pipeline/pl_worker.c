@@ -11,12 +11,24 @@
 #include <time.h>
 
 #include "depthmatte/backend_cuda.h"
+#include "depthmatte/backend_emu.h"
 #include "depthmatte/da2.h"
+#include "depthmatte/gpu_bind.h"
+#include "depthmatte/vda.h"
 #include "pl_internal.h"
 
 struct pl_worker {
     pl_ctx *c;
     dm_backend *be;
+    /* The CPU reference for runtime.verify and for float32 recomputes of non-finite frames of
+     * a reduced-precision device (NULL on the CPU backend; models loaded on first use). */
+    dm_backend *ref_be;
+    rvm_model *ref_rvm;
+    rvm_state *ref_rs;
+    da2_model *ref_da2;
+    da2_ctx *ref_dc;
+    float *ref_out;     /* (4, H, W): reference fgr + pha, or depth */
+    int verified_rvm, verified_da2; /* first frames already checked (runtime.verify) */
     rvm_model *rvm;
     rvm_state *rs;
     int rs_h, rs_w;
@@ -53,27 +65,155 @@ const char *pl_depth_model_name(const dm_job *job) {
     }
 }
 
-/* CUDA when asked (or AUTO and a GPU is visible), device = node-local rank modulo devices. */
-static dm_status make_backend(pl_worker *w, MPI_Comm comm) {
-    const dm_runtime_config *rt = &w->c->job.runtime;
-    int n = 0, use_cuda = rt->backend == DM_BACKEND_CHOICE_CUDA;
-    if (rt->backend == DM_BACKEND_CHOICE_AUTO && dm_cuda_device_count(&n) == DM_OK && n > 0)
-        use_cuda = 1;
-    if (!use_cuda) {
-        w->be = dm_backend_cpu_create(rt->threads);
-        return w->be ? DM_OK : dm_error_set(DM_ERR_NOMEM, "cannot create the CPU backend");
-    }
-    dm_status st = dm_cuda_device_count(&n);
-    if (st) return st;
-    if (n <= 0) return dm_error_set(DM_ERR_BACKEND, "runtime.backend cuda: no visible GPU");
+/* The ops every model of the job runs (for the backends' supports query). */
+static int job_ops(const dm_job *job, dm_op_id *ops) {
+    int n = 0;
+    if (job->matting.enabled) n += rvm_required_ops(ops + n);
+    if (job->depth.enabled) n += pl_is_vda(job) ? vda_required_ops(ops + n) : da2_required_ops(ops + n);
+    return n;
+}
+
+/* The node-local rank and size, and whether every rank of the node sees one GPU of its own
+ * (device 0's UUID differs between all of them). Collective over the node's ranks. */
+static dm_status node_gpus(MPI_Comm comm, int n, int *local_rank, int *local_size,
+                           int *distinct_single) {
     MPI_Comm local;
-    int local_rank = 0;
     if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) !=
         MPI_SUCCESS)
         return dm_error_set(DM_ERR_MPI, "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed");
-    MPI_Comm_rank(local, &local_rank);
+    MPI_Comm_rank(local, local_rank);
+    MPI_Comm_size(local, local_size);
+    char mine[64] = "";
+    if (n == 1) dm_cuda_device_uuid(0, mine, sizeof mine);
+    char *all = malloc((size_t)*local_size * sizeof mine);
+    int rc = all ? MPI_Allgather(mine, (int)sizeof mine, MPI_CHAR, all, (int)sizeof mine,
+                                 MPI_CHAR, local)
+                 : MPI_ERR_NO_MEM;
     MPI_Comm_free(&local);
-    return dm_backend_cuda_create(local_rank % n, rt->precision, &w->be);
+    if (rc != MPI_SUCCESS) {
+        free(all);
+        return dm_error_set(DM_ERR_MPI, "MPI_Allgather(GPU UUIDs) failed");
+    }
+    *distinct_single = n == 1;
+    for (int i = 0; i < *local_size && *distinct_single; i++)
+        for (int j = i + 1; j < *local_size; j++)
+            if (!all[i * sizeof mine] || !strcmp(all + i * sizeof mine, all + j * sizeof mine)) {
+                *distinct_single = 0;
+                break;
+            }
+    free(all);
+    return DM_OK;
+}
+
+/* runtime.backend: cpu; cuda (device by dm_gpu_bind); auto = cuda when a GPU is visible and
+ * it runs every op of the job (dm_backend_supports_all), else cpu; emulated (tests; the fault
+ * hook DM_TEST_EMU_FAULT, see backend_emu.h, lets tests prove that verification catches a
+ * wrong op). */
+static dm_status make_backend(pl_worker *w, MPI_Comm comm) {
+    const dm_runtime_config *rt = &w->c->job.runtime;
+    if (rt->backend == DM_BACKEND_CHOICE_EMULATED)
+        return dm_backend_emu_create(rt->threads, rt->precision, getenv("DM_TEST_EMU_FAULT"),
+                                     &w->be);
+    int n = 0;
+    dm_status cst = rt->backend == DM_BACKEND_CHOICE_CPU ? DM_ERR_UNSUPPORTED
+                                                         : dm_cuda_device_count(&n);
+    char why[512] = "";
+    if (cst) snprintf(why, sizeof why, "%s", dm_error_message());
+    int use_cuda = rt->backend == DM_BACKEND_CHOICE_CUDA ||
+                   (rt->backend == DM_BACKEND_CHOICE_AUTO && !cst && n > 0);
+    dm_status st = DM_OK;
+    if (use_cuda) {
+        if (cst)
+            return dm_error_set(DM_ERR_BACKEND, "runtime.backend cuda: %s", why);
+        int lr = 0, ls = 1, distinct = 0, dev = 0;
+        if ((st = node_gpus(comm, n, &lr, &ls, &distinct))) return st;
+        if ((st = dm_gpu_bind(lr, ls, n, distinct, rt->share_gpus, &dev)))
+            return dm_error_set(st, "runtime.backend cuda: %s", dm_error_message());
+        if ((st = dm_backend_cuda_create(dev, rt->precision, &w->be)))
+            return dm_error_set(st, "runtime.backend cuda: device %d: %s", dev,
+                                dm_error_message());
+        dm_op_id ops[64];
+        char missing[64];
+        const int nops = job_ops(&w->c->job, ops);
+        if (!dm_backend_supports_all(w->be, ops, nops, missing, sizeof missing)) {
+            if (rt->backend == DM_BACKEND_CHOICE_CUDA)
+                return dm_error_set(DM_ERR_UNSUPPORTED, "runtime.backend cuda: the CUDA "
+                                    "backend does not run op %s in %s", missing,
+                                    dm_dtype_name(rt->precision));
+            dm_backend_destroy(w->be); /* auto: the CPU runs everything */
+            w->be = NULL;
+            use_cuda = 0;
+        }
+    }
+    if (!use_cuda) {
+        w->be = dm_backend_cpu_create(rt->threads);
+        if (!w->be) return dm_error_set(DM_ERR_NOMEM, "cannot create the CPU backend");
+    }
+    return DM_OK;
+}
+
+/* The CPU reference models, loaded on first use (runtime.verify, float32 recomputes). */
+static dm_status ref_models(pl_worker *w, int rvm, int H, int W) {
+    const dm_job *job = &w->c->job;
+    dm_status st;
+    if (!w->ref_be && !(w->ref_be = dm_backend_cpu_create(w->c->job.runtime.threads)))
+        return dm_error_set(DM_ERR_NOMEM, "cannot create the CPU reference backend");
+    if (!w->ref_out && !(w->ref_out = malloc((size_t)4 * H * W * sizeof(float))))
+        return dm_error_set(DM_ERR_NOMEM, "out of memory for the reference outputs");
+    if (rvm) {
+        if (!w->ref_rvm && (st = rvm_model_load(&w->ref_rvm, job->matting.weights, w->ref_be)))
+            return st;
+        if (!w->ref_rs && (st = rvm_state_init(&w->ref_rs, w->ref_rvm, w->ref_be, H, W,
+                                               job->matting.downsample_ratio)))
+            return st;
+        return DM_OK;
+    }
+    if (!w->ref_da2 && (st = da2_model_load(&w->ref_da2, job->depth.weights, w->ref_be)))
+        return st;
+    if (!w->ref_dc &&
+        (st = da2_ctx_init(&w->ref_dc, w->ref_da2, w->ref_be, H, W, job->depth.input_size)))
+        return st;
+    return DM_OK;
+}
+
+/* Verification bound of a device's output against the CPU reference, relative to the std of
+ * the reference output. float32: 1e-3 (the golden tests hold our CPU float32 within 1e-4 * std
+ * of PyTorch float32, so two correct float32 implementations differ by ~1e-4; a wrong kernel
+ * is off by O(std)). float16 / bfloat16: 64 unit roundoffs (2^-11 / 2^-8, i.e. 3.1e-2 / 0.25):
+ * the emulated backend's per-op rounding gives 15-21 u on the three networks
+ * (tests/engine/test_device_models.c), a perturbed op gives >= 0.77 * std. */
+static double verify_bound(dm_dtype precision) {
+    if (precision == DM_DTYPE_F16) return 64.0 / 2048.0;
+    if (precision == DM_DTYPE_BF16) return 64.0 / 256.0;
+    return 1e-3;
+}
+
+/* Compares n device values with the reference; on a mismatch an error naming the stage. */
+static dm_status verify_compare(pl_worker *w, const char *stage, const char *path,
+                                int64_t frame, const float *got, const float *ref, size_t n) {
+    double mean = 0, m2 = 0, maxd = 0;
+    for (size_t i = 0; i < n; i++) mean += ref[i];
+    mean /= (double)(n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        double d = ref[i] - mean, e = fabs((double)got[i] - ref[i]);
+        m2 += d * d;
+        if (!(e <= maxd)) maxd = e; /* NaN is the largest error */
+    }
+    const double sd = sqrt(m2 / (double)(n ? n : 1)), bound = verify_bound(w->be->precision);
+    w->stats.verified_frames++;
+    const double rel = sd > 0 ? maxd / sd : maxd;
+    if (rel <= bound) return DM_OK;
+    char host[MPI_MAX_PROCESSOR_NAME] = "?";
+    int len = 0, rank = 0;
+    MPI_Get_processor_name(host, &len);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    return dm_error_set(DM_ERR_VERIFY, "%s: frame %lld: runtime.verify: %s on the %s backend "
+                        "(%s, rank %d, host %s) differs from the CPU reference: max |diff| "
+                        "%.3g = %.3g * std, tolerance %.3g * std; nothing of this frame is "
+                        "written (run `depthmatte selftest --backend %s --precision %s`)",
+                        path, (long long)frame, stage, w->be->ops->name,
+                        dm_dtype_name(w->be->precision), rank, host, maxd, rel, bound,
+                        w->be->ops->name, dm_dtype_name(w->be->precision));
 }
 
 dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
@@ -84,6 +224,15 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
     *out = w;
     dm_status st = make_backend(w, comm);
     if (st) return st;
+    snprintf(w->stats.device, sizeof w->stats.device, "%s", w->be->ops->name);
+    if (w->be->device == DM_DEVICE_CUDA) {
+        char name[96] = "", uuid[48] = "";
+        int dev = 0;
+        dm_cuda_backend_device(w->be, &dev);
+        dm_cuda_device_name(dev, name, sizeof name);
+        dm_cuda_device_uuid(dev, uuid, sizeof uuid);
+        snprintf(w->stats.device, sizeof w->stats.device, "%s %s", name, uuid);
+    }
     const dm_job *job = &c->job;
     if (job->matting.enabled && (st = rvm_model_load(&w->rvm, job->matting.weights, w->be)))
         return st;
@@ -142,6 +291,12 @@ void pl_worker_free(pl_worker *w) {
     rvm_model_free(w->rvm);
     da2_ctx_free(w->dc);
     da2_model_free(w->da2);
+    rvm_state_free(w->ref_rs);
+    rvm_model_free(w->ref_rvm);
+    da2_ctx_free(w->ref_dc);
+    da2_model_free(w->ref_da2);
+    if (w->ref_be) dm_backend_destroy(w->ref_be);
+    free(w->ref_out);
     pl_vda_free(w->vda);
     if (w->be) dm_backend_destroy(w->be);
     pl_prefetch_free(&w->pf);
@@ -183,6 +338,8 @@ static dm_status read_frame(pl_worker *w, const char *path, int64_t want, int64_
     return DM_OK;
 }
 
+static dm_status verify_rvm(pl_worker *w, const dm_video_info *info, int64_t frame, int fgr);
+
 /* Opens the chunk's video, positions it and warms RVM with the context frames, whose outputs
  * are discarded here (they are never written). */
 static dm_status start_chunk(pl_worker *w, const pl_chunk *ch, const dm_video_info *info) {
@@ -211,7 +368,12 @@ static dm_status start_chunk(pl_worker *w, const pl_chunk *ch, const dm_video_in
             if (st) return st;
             w->rs_h = H, w->rs_w = W;
         }
-        rvm_state_reset(w->rs); /* every chunk starts cold, warmed only by its context */
+        /* every chunk starts cold, warmed only by its context */
+        if ((st = rvm_state_reset(w->rs))) return st;
+        if (w->ref_rs) { /* the reference follows the device state only until verified */
+            rvm_state_free(w->ref_rs);
+            w->ref_rs = NULL;
+        }
     }
     if (job->depth.enabled && (!w->dc || w->dc_h != H || w->dc_w != W)) {
         da2_ctx_free(w->dc);
@@ -226,6 +388,7 @@ static dm_status start_chunk(pl_worker *w, const pl_chunk *ch, const dm_video_in
         st = rvm_forward_u8(w->rs, w->rgb, NULL, w->pha_f);
         w->stats.inference_s += pl_now() - t1;
         if (st) return st;
+        if ((st = verify_rvm(w, info, f, 0))) return st;
     }
     return DM_OK;
 }
@@ -247,6 +410,95 @@ static dm_status depth_model_size(pl_worker *w, size_t *n) {
 
 static inline float clamp01(float x) {
     return x < 0.f ? 0.f : (x > 1.f ? 1.f : x);
+}
+
+static int64_t count_nonfinite(const float *x, size_t n) {
+    int64_t k = 0;
+    for (size_t i = 0; i < n; i++) k += !isfinite(x[i]);
+    return k;
+}
+
+/* Is this frame checked against the CPU reference? (runtime.verify; device backends only) */
+static int verify_wanted(const pl_worker *w, int done_already) {
+    const dm_verify_mode m = w->c->job.runtime.verify;
+    if (w->be->device == DM_DEVICE_CPU || m == DM_VERIFY_OFF) return 0;
+    return m == DM_VERIFY_ALL || !done_already;
+}
+
+/* RVM: the rank's first frame after a cold start (runtime.verify first_frame) or every frame
+ * (all), recomputed on the CPU from the same cold state. */
+static dm_status verify_rvm(pl_worker *w, const dm_video_info *info, int64_t frame, int fgr) {
+    if (!verify_wanted(w, w->verified_rvm)) return DM_OK;
+    const double t0 = pl_now();
+    const size_t px = (size_t)info->width * info->height;
+    dm_status st = ref_models(w, 1, info->height, info->width);
+    if (!st && w->c->job.runtime.verify != DM_VERIFY_ALL) st = rvm_state_reset(w->ref_rs);
+    float *rf = w->ref_out, *rp = w->ref_out + 3 * px;
+    if (!st) st = rvm_forward_u8(w->ref_rs, w->rgb, fgr ? rf : NULL, rp);
+    if (!st) st = verify_compare(w, "RVM alpha", info->path, frame, w->pha_f, rp, px);
+    if (!st && fgr) st = verify_compare(w, "RVM foreground", info->path, frame, w->fgr_f, rf, 3 * px);
+    w->verified_rvm = 1;
+    w->stats.verify_s += pl_now() - t0;
+    return st;
+}
+
+/* RVM's non-finite guard: a recurrent frame cannot be recomputed alone (its state came from
+ * the frames before), so a NaN/Inf output stops the video with a message that says so. */
+static dm_status guard_rvm(pl_worker *w, const dm_video_info *info, int64_t frame, size_t px,
+                           int fgr) {
+    int64_t bad = count_nonfinite(w->pha_f, px) + (fgr ? count_nonfinite(w->fgr_f, 3 * px) : 0);
+    if (!bad) return DM_OK;
+    return dm_error_set(DM_ERR_NONFINITE, "%s: frame %lld: RVM output has %lld NaN/Inf values "
+                        "(%s backend, %s); nothing of this frame is written%s", info->path,
+                        (long long)frame, (long long)bad, w->be->ops->name,
+                        dm_dtype_name(w->be->precision),
+                        w->be->precision != DM_DTYPE_F32 ? ": run with runtime.precision "
+                                                           "float32" : "");
+}
+
+/* DA-V2 after the device's depth: verification (first frame / all) and the non-finite guard:
+ * a frame with NaN/Inf in float16/bfloat16 is recomputed in float32 on the CPU reference and
+ * counted; still non-finite (or already float32) -> an error naming video, frame, stage. */
+static dm_status check_da2(pl_worker *w, const dm_video_info *info, int64_t frame, size_t n) {
+    const dm_job *job = &w->c->job;
+    const int model_size = job->depth.output_size == DM_DEPTH_SIZE_MODEL;
+    const int verify = verify_wanted(w, w->verified_da2);
+    int64_t bad = count_nonfinite(w->depth_f, n);
+    if (!verify && (!bad || w->be->precision == DM_DTYPE_F32)) {
+        if (bad) goto nonfinite;
+        return DM_OK;
+    }
+    const double t0 = pl_now();
+    dm_status st = ref_models(w, 0, info->height, info->width);
+    if (!st && model_size) {
+        int h, wd;
+        da2_ctx_input_dims(w->ref_dc, &h, &wd);
+        const int64_t s_in[] = {1, 3, h, wd}, s_out[] = {1, 1, h, wd};
+        dm_tensor in, out;
+        dm_tensor_view(&in, w->da2_in, DM_DTYPE_F32, 4, s_in);
+        dm_tensor_view(&out, w->ref_out, DM_DTYPE_F32, 4, s_out);
+        if (!(st = da2_preprocess_u8(w->ref_dc, w->rgb, &in))) st = da2_forward(w->ref_dc, &in, &out);
+    } else if (!st) {
+        st = da2_infer_u8(w->ref_dc, w->rgb, w->ref_out);
+    }
+    if (!st && verify && !bad)
+        st = verify_compare(w, "DA-V2 depth", info->path, frame, w->depth_f, w->ref_out, n);
+    w->verified_da2 = 1;
+    w->stats.verify_s += pl_now() - t0;
+    if (st) return st;
+    if (!bad) return DM_OK;
+    if (w->be->precision != DM_DTYPE_F32 && !count_nonfinite(w->ref_out, n)) {
+        memcpy(w->depth_f, w->ref_out, n * sizeof(float));
+        w->stats.recomputed_frames++;
+        fprintf(stderr, "depthmatte: %s: frame %lld: %lld NaN/Inf depth values in %s; "
+                "recomputed in float32\n", info->path, (long long)frame, (long long)bad,
+                dm_dtype_name(w->be->precision));
+        return DM_OK;
+    }
+nonfinite:
+    return dm_error_set(DM_ERR_NONFINITE, "%s: frame %lld: DA-V2 depth has %lld NaN/Inf values "
+                        "in float32 (%s backend); nothing of this frame is written", info->path,
+                        (long long)frame, (long long)bad, w->be->ops->name);
 }
 
 dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
@@ -276,6 +528,8 @@ dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
         if (job->matting.enabled) {
             st = rvm_forward_u8(w->rs, w->rgb, want_fgr ? w->fgr_f : NULL, w->pha_f);
             if (st) return st;
+            if ((st = verify_rvm(w, info, frame, want_fgr))) return st;
+            if ((st = guard_rvm(w, info, frame, px, want_fgr))) return st;
             /* alpha uint8 = round(clamp(a, 0, 1) * 255): lrintf rounds half to even, which
              * only matters for exact .5 values that float alphas essentially never hit. */
             if (want_alpha) {
@@ -297,6 +551,7 @@ dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
             if (job->depth.output_size == DM_DEPTH_SIZE_MODEL) st = depth_model_size(w, &dpx);
             else st = da2_infer_u8(w->dc, w->rgb, w->depth_f);
             if (st) return st;
+            if ((st = check_da2(w, info, frame, dpx))) return st;
             for (size_t i = 0; i < dpx; i++) {
                 float d = w->depth_f[i];
                 if (!isfinite(d))
@@ -309,6 +564,14 @@ dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
         w->stats.inference_s += pl_now() - t1;
     }
     w->stats.frames += t;
+    if (w->be->device == DM_DEVICE_CUDA) { /* peak device memory in use, sampled per block */
+        size_t fr = 0, tot = 0;
+        int dev = 0;
+        if (!dm_cuda_backend_device(w->be, &dev) && !dm_cuda_device_memory(dev, &fr, &tot)) {
+            double mb = (double)(tot - fr) / (1024.0 * 1024.0);
+            if (mb > w->stats.device_peak_mb) w->stats.device_peak_mb = mb;
+        }
+    }
     if (t == 0) return DM_OK;
     *out = (dm_h5_block){.video = ch->video,
                          .begin = b->begin,

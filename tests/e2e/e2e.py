@@ -58,9 +58,9 @@ def write_job(name, inputs, out, **sections):
     return path
 
 
-def run(np_, job, *extra, timeout=400):
+def run(np_, job, *extra, timeout=400, env_extra=None):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMP_NUM_THREADS="1")
+               OMP_NUM_THREADS="1", **(env_extra or {}))
     cmd = [A.mpiexec, "--oversubscribe", "-np", str(np_), A.exe, "run", job, "--quiet", *extra]
     t = time.time()
     try:
@@ -801,11 +801,103 @@ def case_vda():
     check(rc != 0 and "two jobs" in err, f"matting + vda refused ({err.strip()[-200:]})")
 
 
+def case_device():
+    """The GPU code paths of the pipeline without a GPU: runtime.backend emulated (CPU ops
+    behind the device rules, backend_emu.h) with its fault hook DM_TEST_EMU_FAULT.
+    - DA-V2 and RVM on 2 ranks: rows bitwise equal to the CPU run; every rank verified its
+      first frame against the CPU reference (runtime.verify first_frame, /ranks);
+    - one op perturbed: the job stops (also with --keep-going), the message names the check,
+      the backend and the tolerance, and no row is written;
+    - float16 with NaNs injected into the reduced-precision resizes (the last op of DA-V2; a NaN
+      inside the ViT can be swallowed by a later ReLU): every frame recomputed in
+      float32 (counted in /ranks), rows bitwise equal to the CPU run, all finite;
+    - NaNs also in float32: an error naming video, frame and stage; no row written;
+    - runtime.backend cuda without a GPU: one clear line, non-zero exit, no hang."""
+    clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
+    rvm_w = shared("models/rvm_mobilenetv3.safetensors")
+    need(clip, rvm_w)
+    wts = recipe_weights("da2_vits")
+
+    def job(name, backend, precision="float32", matting=False, verify="first_frame"):
+        out = os.path.join(A.work, name + ".h5")
+        j = {"inputs": [clip], "max_frames": 8, "output": {"path": out, "chunk_frames": 4},
+             "runtime": {"backend": backend, "precision": precision, "verify": verify},
+             "plan": {"split_videos": "always", "min_chunk_frames": 4}}
+        if matting:
+            j["matting"] = {"weights": rvm_w, "warmup_frames": 2}
+        else:
+            j["depth"] = {"weights": wts, "input_size": 42, "dtype": "float32"}
+        path = os.path.join(A.work, name + ".yaml")
+        with open(path, "w") as f:
+            json.dump(j, f)
+        return path, out
+
+    def rows(out, key):
+        with h5py.File(out) as f:
+            return f["videos/00000/" + key][...], f["videos/00000/done"][...]
+
+    def ranks(out, col):
+        with h5py.File(out) as f:
+            return f["ranks/" + col][...]
+
+    for matting, key in ((False, "depth"), (True, "alpha")):
+        tag = "rvm" if matting else "da2"
+        cj, cout = job(f"{tag}_cpu", "cpu", matting=matting)
+        rc, _, err = run(2, cj)
+        check(rc == 0, f"{tag} cpu: exit 0 ({err.strip()[-300:]})")
+        ej, eout = job(f"{tag}_emu", "emulated", matting=matting)
+        rc, out, err = run(2, ej)
+        check(rc == 0, f"{tag} emulated: exit 0 ({err.strip()[-300:]})")
+        a, _ = rows(cout, key)
+        b, done = rows(eout, key)
+        check(np.array_equal(a, b), f"{tag}: emulated rows bitwise equal to the CPU run")
+        check(bool(np.all(done == 1)), f"{tag}: every row done")
+        vf = ranks(eout, "verified_frames")
+        check(vf.shape == (2,) and bool(np.all(vf >= 1)), f"{tag}: each rank verified (/ranks {vf})")
+        dev = [s(x) for x in ranks(eout, "device")]
+        check(dev == ["emulated", "emulated"], f"{tag}: /ranks device {dev}")
+        check(bool(np.all(ranks(cout, "verified_frames") == 0)), f"{tag}: no verification on the CPU")
+        # a wrong op is caught before anything is written, --keep-going or not
+        fault = "conv2d" if matting else "linear"
+        pj, pout = job(f"{tag}_perturbed", "emulated", matting=matting)
+        rc, _, err = run(2, pj, "--keep-going", env_extra={"DM_TEST_EMU_FAULT": fault}, timeout=200)
+        check(rc != 0 and "runtime.verify" in err and "differs from the CPU reference" in err
+              and "tolerance" in err and "emulated backend" in err,
+              f"{tag}: perturbed {fault} caught ({err.strip()[-400:]})")
+        if os.path.exists(pout):
+            _, done = rows(pout, key)
+            check(int(done.sum()) == 0, f"{tag}: no row written after a failed verification ({done})")
+
+    # float16 + NaN overflow injected into the reduced-precision pass: float32 recompute
+    cj, cout = os.path.join(A.work, "da2_cpu.yaml"), os.path.join(A.work, "da2_cpu.h5")
+    hj, hout = job("da2_f16_nan", "emulated", precision="float16", verify="off")
+    rc, _, err = run(2, hj, env_extra={"DM_TEST_EMU_FAULT": "resize:nan"})
+    check(rc == 0, f"f16 + NaN: exit 0 ({err.strip()[-300:]})")
+    check("recomputed in float32" in err, "f16 + NaN: the recompute is reported")
+    a, _ = rows(cout, "depth")
+    b, done = rows(hout, "depth")
+    rec = ranks(hout, "recomputed_frames")
+    check(int(rec.sum()) == 8, f"f16 + NaN: 8 frames recomputed (/ranks {rec})")
+    check(bool(np.all(np.isfinite(b))) and np.array_equal(a, b),
+          "f16 + NaN: recomputed rows finite and equal to the CPU float32 run")
+    # NaN in float32: an error naming video, frame and stage
+    fj, fout = job("da2_f32_nan", "emulated", verify="off")
+    rc, _, err = run(2, fj, env_extra={"DM_TEST_EMU_FAULT": "resize:nan-always"})
+    check(rc != 0 and "frame 0" in err and "DA-V2 depth has" in err and "NaN/Inf" in err
+          and clip in err, f"f32 + NaN: error names video, frame, stage ({err.strip()[-300:]})")
+    # cuda without a GPU (this machine): one line, non-zero, no hang
+    gj, _ = job("da2_cuda", "cuda")
+    t = time.time()
+    rc, _, err = run(2, gj, timeout=120)
+    check(rc != 0 and "runtime.backend cuda" in err and time.time() - t < 60,
+          f"cuda without a GPU: clear error ({err.strip()[-300:]})")
+
+
 CASES = {"consistency": case_consistency, "full720p": case_full720p,
          "bad_inputs": case_bad_inputs, "keep_going": case_keep_going,
          "odd_videos": case_odd_videos, "resume": case_resume, "depth": case_depth,
          "depth_model_size": case_depth_model_size, "vda": case_vda,
-         "sigterm": case_sigterm, "crash": case_crash}
+         "sigterm": case_sigterm, "crash": case_crash, "device": case_device}
 
 
 def main():

@@ -14,7 +14,7 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
     set(_tool $<TARGET_FILE:dm_make_recipe_weights>)
   endif()
   foreach(case consistency full720p bad_inputs keep_going odd_videos resume depth vda
-                 depth_model_size sigterm crash)
+                 depth_model_size sigterm crash device)
     add_test(NAME e2e_${case}
              COMMAND ${_py} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e.py ${case}
                      --exe $<TARGET_FILE:depthmatte> --mpiexec ${MPIEXEC_EXECUTABLE}

@@ -169,7 +169,8 @@ int main(int argc, char **argv) {
     uint8_t done[10];
     CHECK_OK(dm_h5_read_done(f, 0, done));
     for (int t = 0; t < 10; t++) CHECK(done[t] == 1);
-    dm_h5_rank_stats s = {100 + rank, 1.0, 2.0, 3.0, 0.5, 7.0};
+    dm_h5_rank_stats s = {.frames = 100 + rank, .decode_s = 1.0, .inference_s = 2.0,
+                          .write_s = 3.0, .wait_s = 0.5, .total_s = 7.0};
     CHECK_OK(dm_h5_write_stats(f, &s));
     CHECK_OK(dm_h5_finish(f));
     CHECK_OK(dm_h5_close(f));

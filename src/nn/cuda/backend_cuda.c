@@ -337,6 +337,14 @@ dm_dtype dm_backend_cuda_precision(const dm_backend *be) {
     return ((const cuda_ctx *)be->impl)->precision;
 }
 
+dm_status dm_cuda_backend_device(const dm_backend *be, int *device) {
+    *device = -1;
+    if (!be || be->device != DM_DEVICE_CUDA || !be->impl)
+        return dm_error_set(DM_ERR_ARG, "not a CUDA backend");
+    *device = ((const cuda_ctx *)be->impl)->device;
+    return DM_OK;
+}
+
 void *dm_backend_cuda_stream(const dm_backend *be) {
     if (!be || be->device != DM_DEVICE_CUDA || !be->impl) return NULL;
     return (void *)((const cuda_ctx *)be->impl)->stream;
