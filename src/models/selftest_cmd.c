@@ -81,11 +81,12 @@ static int parse(int argc, char **argv, const char *prog, cmd_opts *o) {
             }
             o->backend = v;
         } else if (!strcmp(a, "--precision")) {
-            if (!strcmp(v, "float32"))
+            /* the dtype short names too, as error messages print them (dm_dtype_name) */
+            if (!strcmp(v, "float32") || !strcmp(v, "f32"))
                 o->precision = DM_DTYPE_F32;
-            else if (!strcmp(v, "float16"))
+            else if (!strcmp(v, "float16") || !strcmp(v, "f16"))
                 o->precision = DM_DTYPE_F16;
-            else if (!strcmp(v, "bfloat16"))
+            else if (!strcmp(v, "bfloat16") || !strcmp(v, "bf16"))
                 o->precision = DM_DTYPE_BF16;
             else {
                 fprintf(stderr, "%s: --precision must be float32, float16 or bfloat16, not '%s'\n",
