@@ -38,8 +38,8 @@ static void usage(FILE *f, const char *prog) {
         "  --models        networks only;  --ops-only  ops only\n"
         "  --json          one JSON object on stdout instead of the table\n"
         "  --threads N     CPU threads of the reference (default: OpenMP's)\n"
-        "  --perturb OP    emulated backend only: deliberately falsify op OP (tests that a\n"
-        "                  wrong op is caught)\n\n"
+        "  --perturb OP    emulated backend only: deliberately falsify op OP (OP:nan,\n"
+        "                  OP:nan-always: a NaN in its output), to test that it is caught\n\n"
         "ops:",
         prog, (int)strlen(prog), "", (int)strlen(prog), "");
     for (const char *const *n = dm_selftest_op_names(); *n; n++)
