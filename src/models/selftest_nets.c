@@ -100,7 +100,8 @@ static void compare_net(st_ctx *c, const char *net, const char *what, dm_tol_mod
                         const float *got, const float *ref, int64_t n) {
     const double sd = st_std(ref, n);
     double ss = 0, tol, mean_tol;
-    for (int64_t i = 0; i < n; i++) ss += (double)ref[i] * ref[i];
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)ref[i] * ref[i];
     const double rms = n > 0 ? sqrt(ss / (double)n) : 0;
     dm_tol_network(c->o->precision, model, sd, rms, &tol, &mean_tol);
     char label[64];

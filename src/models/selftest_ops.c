@@ -586,7 +586,8 @@ void st_run_ops(st_ctx *c) {
     /* an op of the backend table without a case here would go unchecked: a FAIL row */
     for (int i = 0; k_op_names[i]; i++) {
         int has = 0;
-        for (int j = 0; j < NCASES && !has; j++) has = !strcmp(k_cases[j].op, k_op_names[i]);
+        for (int j = 0; j < NCASES && !has; j++)
+            has = !strcmp(k_cases[j].op, k_op_names[i]);
         if (!has && st_selected(c, k_op_names[i]))
             st_fail(c, k_op_names[i], "-", "no selftest case for this op (selftest_ops.c)");
     }
