@@ -123,6 +123,14 @@ typedef struct vda_taps {
     const dm_tensor *mm_out[4]; /* (32, C, h_i, w_i): layer_3, layer_4, path_4, path_3 */
     const dm_tensor *head;   /* (32, 1, h, w) model output (>= 0) at model size */
 } vda_taps;
+/* Source frame size (pixels) a context was made for. */
+void vda_ctx_source_dims(const vda_ctx *c, int *h, int *w);
+
+/* Copies the window input (the 32 preprocessed slots) of `src` into `dst`, two contexts of the
+ * same model size on any backends: the CPU reference recomputes a device's window from the
+ * very same input (runtime.verify, float32 recompute). DM_ERR_SHAPE when the sizes differ. */
+dm_status vda_ctx_copy_input(vda_ctx *dst, const vda_ctx *src);
+
 void vda_ctx_taps(const vda_ctx *c, vda_taps *t);
 
 /* Alignment chain state for src_h x src_w frames (about 10 frames of floats).

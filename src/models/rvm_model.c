@@ -1,6 +1,7 @@
 /* RVM MobileNetV3 top level: model load / free, per-stream state (all buffers sized once),
  * MattingNetwork.forward for one frame (model/model.py). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,9 +59,12 @@ dm_status rvm_model_load_st(rvm_model **out, dm_st_file *f, dm_backend *be) {
     m->be = be;
     dm_status st = rvm_load_weights(m, f);
     /* weights are loaded (and BatchNorm folded) on the host, then moved once */
-    if (!st && (st = each_weight(m, model_tensor_upload, be)))
+    if (!st && (st = each_weight(m, model_tensor_upload, be))) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", dm_error_message()); /* not read while written */
         st = dm_error_set(st, "%s: uploading the weights to the %s backend: %s", f->path,
-                          be->ops->name, dm_error_message());
+                          be->ops->name, why);
+    }
     if (st) {
         rvm_model_free(m);
         return st;

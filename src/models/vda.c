@@ -235,6 +235,15 @@ void vda_window_copy_slot(vda_ctx *c, int src, int dst) {
                            fs * sizeof(float));
 }
 
+dm_status vda_ctx_copy_input(vda_ctx *dst, const vda_ctx *src) {
+    if (dst->h != src->h || dst->w != src->w || dst->src_h != src->src_h ||
+        dst->src_w != src->src_w)
+        return dm_error_set(DM_ERR_SHAPE, "vda: window inputs of %dx%d and %dx%d contexts",
+                            dst->w, dst->h, src->w, src->h);
+    memcpy(dst->input.data, src->input.data, dm_tensor_nbytes(&src->input));
+    return DM_OK;
+}
+
 void vda_ctx_taps(const vda_ctx *c, vda_taps *t) {
     t->input = &c->input;
     t->mm_in0 = &c->mm0_in;
