@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "depthmatte/backend.h"
+#include "depthmatte/safetensors.h"
 
 typedef struct rvm_model rvm_model;
 typedef struct rvm_state rvm_state;
@@ -42,6 +43,10 @@ typedef enum rvm_refiner {
  * DM_ERR_FORMAT (truncated / malformed file), DM_ERR_NAME (missing or unexpected tensor),
  * DM_ERR_SHAPE, DM_ERR_DTYPE, DM_ERR_NOMEM. On error *m is NULL. */
 dm_status rvm_model_load(rvm_model **m, const char *path, dm_backend *be);
+
+/* Same from an opened weight source (a safetensors file opened with dm_st_open, or a synthetic
+ * one, dm_st_open_synthetic); the caller closes f afterwards. Messages name f->path. */
+dm_status rvm_model_load_st(rvm_model **m, dm_st_file *f, dm_backend *be);
 
 /* Frees a model (NULL is ignored). States made from it must be freed first. */
 void rvm_model_free(rvm_model *m);

@@ -49,6 +49,7 @@
 #include <stdint.h>
 
 #include "depthmatte/backend.h"
+#include "depthmatte/safetensors.h"
 
 #define VDA_WINDOW 32  /* INFER_LEN: frames per forward pass */
 #define VDA_OVERLAP 10 /* OVERLAP: slots taken from the previous window (KEYFRAMES) */
@@ -68,6 +69,9 @@ typedef struct vda_video vda_video;
  * pretrained.mask_token) are an error. Errors: DM_ERR_IO, DM_ERR_FORMAT, DM_ERR_NAME,
  * DM_ERR_SHAPE, DM_ERR_DTYPE, DM_ERR_NOMEM; messages name the tensor. */
 dm_status vda_model_load(vda_model **m, const char *path, dm_backend *be, int metric);
+/* Same from an opened weight source (dm_st_open, or dm_st_open_synthetic); the caller closes f
+ * afterwards. */
+dm_status vda_model_load_st(vda_model **m, dm_st_file *f, dm_backend *be, int metric);
 void vda_model_free(vda_model *m);
 
 /* The engine ops the model runs, into ops (room for DM_OP_COUNT); returns their number (for

@@ -43,21 +43,26 @@ static dm_status each_weight(rvm_model *m, model_tensor_fn fn, void *arg) {
 
 dm_status rvm_model_load(rvm_model **out, const char *path, dm_backend *be) {
     *out = NULL;
-    if (!be) return dm_error_set(DM_ERR_ARG, "rvm_model_load: no backend");
-    rvm_model *m = calloc(1, sizeof *m);
-    if (!m) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", path);
-    m->be = be;
     dm_st_file f;
     dm_status st = dm_st_open(&f, path);
-    if (!st) {
-        st = rvm_load_weights(m, &f);
-        dm_st_close(&f);
-    }
+    if (st) return st;
+    st = rvm_model_load_st(out, &f, be);
+    dm_st_close(&f);
+    return st;
+}
+
+dm_status rvm_model_load_st(rvm_model **out, dm_st_file *f, dm_backend *be) {
+    *out = NULL;
+    if (!be) return dm_error_set(DM_ERR_ARG, "rvm_model_load: no backend");
+    rvm_model *m = calloc(1, sizeof *m);
+    if (!m) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", f->path);
+    m->be = be;
+    dm_status st = rvm_load_weights(m, f);
     /* weights are loaded (and BatchNorm folded) on the host, then moved once */
     if (!st && (st = each_weight(m, model_tensor_upload, be))) {
         char why[512];
         snprintf(why, sizeof why, "%s", dm_error_message()); /* not read while written */
-        st = dm_error_set(st, "%s: uploading the weights to the %s backend: %s", path,
+        st = dm_error_set(st, "%s: uploading the weights to the %s backend: %s", f->path,
                           be->ops->name, why);
     }
     if (st) {

@@ -34,17 +34,22 @@ struct vda_ctx {
 
 dm_status vda_model_load(vda_model **out, const char *path, dm_backend *be, int metric) {
     *out = NULL;
+    dm_st_file f;
+    dm_status st = dm_st_open(&f, path);
+    if (st) return st;
+    st = vda_model_load_st(out, &f, be, metric);
+    dm_st_close(&f);
+    return st;
+}
+
+dm_status vda_model_load_st(vda_model **out, dm_st_file *f, dm_backend *be, int metric) {
+    *out = NULL;
     vda_model *m = calloc(1, sizeof *m);
     if (!m) return dm_error_set(DM_ERR_NOMEM, "vda: out of memory");
     m->metric = metric != 0;
-    dm_st_file f;
-    dm_status st = dm_st_open(&f, path);
-    if (st) {
-        free(m);
-        return st;
-    }
+    dm_status st;
     da2_wsrc src;
-    da2_wsrc_init(&src, &f);
+    da2_wsrc_init(&src, f);
     src.hf = 0; /* no transformers port of VDA exists: official names only */
     static const char *const ignore[] = {"pretrained.mask_token", NULL};
     if ((st = dinov2_load(&m->enc, &src, "pretrained."))) goto fail;
@@ -53,18 +58,15 @@ dm_status vda_model_load(vda_model **out, const char *path, dm_backend *be, int 
         goto fail;
     }
     /* loaded on the host, then moved once onto the backend in its storage dtype */
-    if ((st = dm_st_check_all_used(&f, ignore)) ||
+    if ((st = dm_st_check_all_used(f, ignore)) ||
         (st = dinov2_each(&m->enc, model_tensor_upload, be)) ||
         (st = dptt_each(&m->head, model_tensor_upload, be))) {
         vda_model_free(m);
-        m = NULL;
-        goto fail;
+        return st;
     }
-    dm_st_close(&f);
     *out = m;
     return DM_OK;
 fail:
-    dm_st_close(&f);
     free(m);
     return st;
 }
