@@ -22,3 +22,18 @@ if(DM_WITH_PIPELINE)
   set_tests_properties(h5_out_h5py PROPERTIES TIMEOUT 60 LABELS "unit;h5" SKIP_RETURN_CODE 77
                        FIXTURES_REQUIRED h5out_file)
 endif()
+
+# Reader (include/depthmatte/h5read.h): files written by h5out under MPI (one rank), then read
+# back by a plain process without MPI_Init.
+if(DM_WITH_PIPELINE)
+  add_executable(test_h5read h5/test_h5read.c)
+  target_link_libraries(test_h5read PRIVATE dm_testcommon dm_pipeline)
+  add_test(NAME h5_read_write
+           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 1 --oversubscribe
+                   $<TARGET_FILE:test_h5read> write ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(h5_read_write PROPERTIES TIMEOUT 60 LABELS "unit;h5"
+                       ENVIRONMENT "${DM_MPI_TEST_ENV}" FIXTURES_SETUP h5read_files)
+  add_test(NAME h5_read COMMAND test_h5read read ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(h5_read PROPERTIES TIMEOUT 60 LABELS "unit;h5"
+                       FIXTURES_REQUIRED h5read_files)
+endif()
