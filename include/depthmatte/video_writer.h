@@ -37,7 +37,9 @@ typedef struct dm_video_writer_opts {
     const char *format;   /* libavformat muxer: "webm", "mp4", "mov" */
     const char *encoder;  /* libavcodec encoder: "libvpx-vp9", "prores_ks", "libx264" */
     const char *pix_fmt;  /* encoder pixel format: "yuva420p", "yuva444p10le", "yuv420p" */
-    int width, height;    /* frame size, pixels (even for 4:2:0 formats) */
+    int width, height;    /* encoded frame size, pixels (even for 4:2:0 formats) */
+    int in_width, in_height; /* size of the RGB frames passed in (0: = width, height); swscale
+                              * resizes them (bicubic) when different */
     int fps_num, fps_den; /* nominal frame rate, frames per second = num / den */
     int tb_num, tb_den;   /* unit of the pts passed to dm_video_writer_write, seconds = pts*num/den */
     int crf;              /* constant rate factor (libx264, libvpx-vp9); < 0: our default */
@@ -56,8 +58,8 @@ typedef struct dm_video_writer dm_video_writer;
  * on error (nothing is left on disk). */
 dm_status dm_video_writer_open(dm_video_writer **w, const char *path, const dm_video_writer_opts *o);
 
-/* Encodes one frame: rgb (height, width, 3) RGB24, alpha (height, width) uint8 or NULL (then
- * opaque, 255, for formats with alpha), pts in the opts time base, strictly increasing. Audio
+/* Encodes one frame: rgb (in_height, in_width, 3) RGB24, alpha (height, width) uint8 or NULL (then
+ * opaque, 255, for formats with alpha; alpha needs in size = encoded size), pts in the opts time base, strictly increasing. Audio
  * up to the frame's time is interleaved. */
 dm_status dm_video_writer_write(dm_video_writer *w, const uint8_t *rgb, const uint8_t *alpha,
                                 int64_t pts);

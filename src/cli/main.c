@@ -20,6 +20,7 @@ static const command commands[] = {
     {"plan", cmd_plan, "probe the inputs and print the chunk table of a job, without running models"},
     {"probe", cmd_probe, "print frames, fps, size, codec, rotation, colour of videos"},
     {"infer", cmd_infer, "depth map of one image (Depth Anything V2 Small, CPU)"},
+    {"export", cmd_export, "HDF5 results -> transparent video, depth images, previews (MPI)"},
 };
 
 static void usage(FILE *f) {

@@ -22,6 +22,7 @@ struct dm_video_writer {
     AVCodecContext *enc;
     AVStream *st;
     AVFrame *frame;
+    AVFrame *rgb; /* padded RGB24 copy of the input (swscale's SIMD reads past row ends) */
     AVPacket *pkt;
     struct SwsContext *sws;
     int alpha_plane; /* 1: the pixel format has an alpha plane (plane 3) */
@@ -60,6 +61,7 @@ static void writer_free(dm_video_writer *w, int remove_tmp) {
     avformat_free_context(w->fmt);
     avcodec_free_context(&w->enc);
     av_frame_free(&w->frame);
+    av_frame_free(&w->rgb);
     av_packet_free(&w->pkt);
     sws_freeContext(w->sws);
     if (remove_tmp) unlink(w->tmp);
@@ -126,7 +128,8 @@ static dm_status open_encoder(dm_video_writer *w, const dm_video_writer_opts *o)
     enum AVPixelFormat yuv = pf == AV_PIX_FMT_YUVA420P      ? AV_PIX_FMT_YUV420P
                              : pf == AV_PIX_FMT_YUVA444P10LE ? AV_PIX_FMT_YUV444P10LE
                                                              : pf;
-    w->sws = sws_getContext(o->width, o->height, AV_PIX_FMT_RGB24, o->width, o->height, yuv,
+    int iw = o->in_width > 0 ? o->in_width : o->width, ih = o->in_height > 0 ? o->in_height : o->height;
+    w->sws = sws_getContext(iw, ih, AV_PIX_FMT_RGB24, o->width, o->height, yuv,
                             SWS_BICUBIC, NULL, NULL, NULL);
     if (!w->sws)
         return dm_error_set(DM_ERR_UNSUPPORTED, "%s: swscale cannot convert rgb24 to %s", w->path,
@@ -139,6 +142,14 @@ static dm_status open_encoder(dm_video_writer *w, const dm_video_writer_opts *o)
     w->frame->width = o->width;
     w->frame->height = o->height;
     err = av_frame_get_buffer(w->frame, 0);
+    w->rgb = av_frame_alloc();
+    if (err >= 0 && !w->rgb) err = AVERROR(ENOMEM);
+    if (err >= 0) {
+        w->rgb->format = AV_PIX_FMT_RGB24;
+        w->rgb->width = o->in_width > 0 ? o->in_width : o->width;
+        w->rgb->height = o->in_height > 0 ? o->in_height : o->height;
+        err = av_frame_get_buffer(w->rgb, 0);
+    }
     if (err < 0) return av_fail(DM_ERR_NOMEM, w->path, "frame buffer", err);
     return DM_OK;
 }
@@ -201,10 +212,12 @@ dm_status dm_video_writer_write(dm_video_writer *w, const uint8_t *rgb, const ui
                             (long long)pts, (long long)w->last_pts);
     int err = av_frame_make_writable(w->frame);
     if (err < 0) return av_fail(DM_ERR_NOMEM, w->path, "frame buffer", err);
-    AVFrame *f = w->frame;
-    const uint8_t *src[4] = {rgb, NULL, NULL, NULL};
-    int src_ls[4] = {3 * f->width, 0, 0, 0};
-    sws_scale(w->sws, src, src_ls, 0, f->height, f->data, f->linesize);
+    AVFrame *f = w->frame, *in = w->rgb;
+    for (int y = 0; y < in->height; y++)
+        memcpy(in->data[0] + (size_t)y * in->linesize[0], rgb + (size_t)y * in->width * 3,
+               (size_t)in->width * 3);
+    sws_scale(w->sws, (const uint8_t *const *)in->data, in->linesize, 0, in->height, f->data,
+              f->linesize);
     if (w->alpha_plane) {
         for (int y = 0; y < f->height; y++) {
             const uint8_t *a = alpha ? alpha + (size_t)y * f->width : NULL;
