@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <libavutil/log.h>
 
 #include "cli/commands.h"
 #include "depthmatte/video_writer.h"
@@ -266,6 +267,7 @@ int cmd_export(int argc, char **argv) {
     int rank = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    av_log_set_level(AV_LOG_ERROR); /* not the encoders' statistics; our errors name the file */
     args a = {0};
     char why[256];
     const char *bad = parse(argc, argv, &a, why, sizeof why);

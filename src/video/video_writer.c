@@ -98,11 +98,12 @@ static dm_status open_encoder(dm_video_writer *w, const dm_video_writer_opts *o)
     e->color_primaries = AVCOL_PRI_BT709;
     e->color_trc = AVCOL_TRC_BT709;
     if (w->fmt->oformat->flags & AVFMT_GLOBALHEADER) e->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    e->flags |= AV_CODEC_FLAG_BITEXACT;
     AVDictionary *d = NULL;
     char crf[16];
     if (!strcmp(o->encoder, "libvpx-vp9")) {
         snprintf(crf, sizeof crf, "%d", o->crf >= 0 ? o->crf : 30);
-        av_dict_set(&d, "crf", crf, 0);
+        if (!o->lossless) av_dict_set(&d, "crf", crf, 0);
         av_dict_set(&d, "b", "0", 0); /* constant quality */
         av_dict_set(&d, "deadline", "good", 0);
         av_dict_set(&d, "cpu-used", "4", 0);
@@ -172,6 +173,12 @@ dm_status dm_video_writer_open(dm_video_writer **out, const char *path, const dm
         return dm_error_set(DM_ERR_UNSUPPORTED, "%s: this FFmpeg build has no muxer '%s'", path,
                             o->format);
     }
+    /* Same input, same bytes: no random Matroska segment UID, no version strings, so that
+     * exports are reproducible (an N-rank export equals the one-rank one file for file). */
+    w->fmt->flags |= AVFMT_FLAG_BITEXACT;
+    /* Keep the source's times: libavformat would otherwise shift every stream when the audio
+     * encoder's priming makes the first audio timestamp negative (Opus pre-skip). */
+    w->fmt->avoid_negative_ts = AVFMT_AVOID_NEG_TS_DISABLED;
     w->pkt = av_packet_alloc();
     if (!w->pkt) s = dm_error_set(DM_ERR_NOMEM, "%s: out of memory", path);
     if (s == DM_OK) s = open_encoder(w, o);
