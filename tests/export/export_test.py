@@ -154,8 +154,8 @@ def case_alpha_webm():
         if lossless:
             check(int(d.max()) == 0, f"lossless: alpha bit-exact (max |d| {d.max()})")
         else:
-            # bounds for the default (crf 30): measured mean 0.08-0.1 / max 30-60 levels on this
-            # clip (errors sit on the matte's edges)
+            # bounds for the default (crf 30): measured mean 0.21 / max 41 levels on this clip
+            # (the errors sit on the matte's edges); bounds leave ~4x / ~2x room
             check(float(d.mean()) < 1.0 and int(d.max()) <= 96,
                   f"lossy: mean |d| {d.mean():.3f} < 1.0, max |d| {d.max()} <= 96 (of 255)")
 
