@@ -28,3 +28,7 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
     endif()
   endforeach()
 endif()
+if(DM_WITH_PIPELINE)
+  dm_add_test(test_video_writer SOURCES export/test_video_writer.c LIBS dm_pipeline
+              LABELS unit export TIMEOUT 120)
+endif()
