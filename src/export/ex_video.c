@@ -499,10 +499,16 @@ static dm_status write_sidecar(vctx *c) {
     cJSON_AddStringToObject(j, "encoding", "depth = offset + scale * value");
     cJSON_AddStringToObject(j, "value_rule", metric ? "value = clamp(round(depth / scale), 0, 65535), scale = 0.001 (millimetres)"
                                                     : "value = round((depth - min) / (max - min) * 65535)");
-    cJSON_AddNumberToObject(j, "scale", metric ? 0.001 : (c->dmax - c->dmin) / 65535.0);
-    cJSON_AddNumberToObject(j, "offset", metric ? 0.0 : c->dmin);
-    cJSON_AddNumberToObject(j, "min", c->dmin);
-    cJSON_AddNumberToObject(j, "max", c->dmax);
+    /* %.17g: cJSON's own number printing keeps 15 digits when they are within DBL_EPSILON,
+     * which does not round-trip exactly */
+    const char *names[4] = {"scale", "offset", "min", "max"};
+    double vals[4] = {metric ? 0.001 : (c->dmax - c->dmin) / 65535.0, metric ? 0.0 : c->dmin,
+                      c->dmin, c->dmax};
+    for (int i = 0; i < 4; i++) {
+        char num[40];
+        snprintf(num, sizeof num, "%.17g", vals[i]);
+        cJSON_AddRawToObject(j, names[i], num);
+    }
     cJSON_AddNumberToObject(j, "clipped_pixels", (double)c->clipped);
     cJSON_AddNumberToObject(j, "width", c->dw);
     cJSON_AddNumberToObject(j, "height", c->dh);
