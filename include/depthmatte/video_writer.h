@@ -82,13 +82,20 @@ typedef enum dm_image_kind {
     DM_IMAGE_GRAY16,   /* (H, W) uint16, native byte order -> 16-bit greyscale PNG (gray16be) */
     DM_IMAGE_RGB24,    /* (H, W, 3) uint8 -> RGB PNG */
     DM_IMAGE_RGBA,     /* (H, W, 4) uint8, straight (not premultiplied) alpha -> RGBA PNG */
-    DM_IMAGE_FLOAT32,  /* (H, W) float -> float32 OpenEXR, one channel, ZIP (lossless) */
+    DM_IMAGE_FLOAT32,  /* (H, W) float -> OpenEXR, scanlines, one float32 channel "Z", ZIP
+                        * (lossless) */
 } dm_image_kind;
 
-/* Writes one image with FFmpeg's png or exr encoder to path (temporary name + rename).
- * Errors: DM_ERR_ARG, DM_ERR_UNSUPPORTED (encoder missing), DM_ERR_IO, DM_ERR_NOMEM. */
+/* Writes one image (PNG: FFmpeg's png encoder; EXR: OpenEXRCore) to path (temporary name +
+ * rename). Errors: DM_ERR_ARG, DM_ERR_UNSUPPORTED (encoder missing), DM_ERR_IO, DM_ERR_NOMEM,
+ * DM_ERR_FORMAT (OpenEXR failure, with its message). */
 dm_status dm_image_write(const char *path, dm_image_kind kind, const void *data, int width,
                          int height);
+
+/* Reads the float32 channel "Z" of an OpenEXR file (as dm_image_write writes it) into a new
+ * malloc'ed (height, width) buffer *z (caller frees). Errors: DM_ERR_IO, DM_ERR_FORMAT (not
+ * EXR, no float channel Z), DM_ERR_NOMEM; *z is NULL then. */
+dm_status dm_exr_read_z(const char *path, float **z, int *width, int *height);
 
 /* Temporary name of an output: "path.part-PID" into buf (size n). For callers that write a
  * file themselves (JSON sidecars) and want the same rename rule. */

@@ -1,6 +1,6 @@
-/* Still images for exports (video_writer.h, dm_image_write): one frame through FFmpeg's png or
- * exr encoder; the file is the encoder's one packet, written under a temporary name and
- * renamed when complete. */
+/* Still images for exports (video_writer.h, dm_image_write): PNG through FFmpeg's png encoder
+ * (the file is the encoder's one packet), EXR through the OpenEXR library (exr_io.c); written
+ * under a temporary name and renamed when complete. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,12 +59,21 @@ dm_status dm_image_write(const char *path, dm_image_kind kind, const void *data,
     if (!path || !data || width <= 0 || height <= 0)
         return dm_error_set(DM_ERR_ARG, "%s: bad image arguments (%dx%d)", path ? path : "?",
                             width, height);
+    if (kind == DM_IMAGE_FLOAT32) { /* OpenEXR library (exr_io.c) */
+        char tmp[1100];
+        dm_output_temp_name(path, tmp, sizeof tmp);
+        dm_status s = dmv_exr_write_z(path, tmp, data, width, height);
+        if (s == DM_OK && rename(tmp, path) != 0)
+            s = dm_error_set(DM_ERR_IO, "%s: cannot rename from %s: %s", path, tmp, strerror(errno));
+        if (s != DM_OK) unlink(tmp);
+        return s;
+    }
     static const enum AVPixelFormat fmts[] = {
         [DM_IMAGE_GRAY8] = AV_PIX_FMT_GRAY8,   [DM_IMAGE_GRAY16] = AV_PIX_FMT_GRAY16BE,
         [DM_IMAGE_RGB24] = AV_PIX_FMT_RGB24,   [DM_IMAGE_RGBA] = AV_PIX_FMT_RGBA,
         [DM_IMAGE_FLOAT32] = AV_PIX_FMT_GRAYF32LE,
     };
-    const char *name = kind == DM_IMAGE_FLOAT32 ? "exr" : "png";
+    const char *name = "png";
     const AVCodec *codec = avcodec_find_encoder_by_name(name);
     if (!codec)
         return dm_error_set(DM_ERR_UNSUPPORTED, "%s: this FFmpeg build has no encoder '%s'", path, name);
@@ -81,13 +90,7 @@ dm_status dm_image_write(const char *path, dm_image_kind kind, const void *data,
         f->format = fmts[kind];
         f->width = width;
         f->height = height;
-        AVDictionary *d = NULL;
-        if (kind == DM_IMAGE_FLOAT32) {
-            av_dict_set(&d, "format", "float", 0);
-            av_dict_set(&d, "compression", "zip16", 0);
-        }
-        int err = avcodec_open2(enc, codec, &d);
-        av_dict_free(&d);
+        int err = avcodec_open2(enc, codec, NULL);
         if (err >= 0) err = av_frame_get_buffer(f, 0);
         if (err < 0) s = dm_error_set(DM_ERR_UNSUPPORTED, "%s: %s encoder: %s", path, name, av_err2str(err));
     }

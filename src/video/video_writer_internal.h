@@ -22,4 +22,8 @@ dm_status dmv_audio_finish(dmv_audio *a, AVFormatContext *out);
 
 void dmv_audio_free(dmv_audio *a);
 
+/* Writes z (height, width) float32 as an OpenEXR file at tmp (channel "Z", ZIP); messages name
+ * path. The caller renames. */
+dm_status dmv_exr_write_z(const char *path, const char *tmp, const float *z, int width, int height);
+
 #endif

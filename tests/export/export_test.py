@@ -182,6 +182,14 @@ def case_alpha_prores():
     check(np.array_equal(np.round(a12 / 4095 * 255), alpha), "round(decoded * 255) == alpha")
 
 
+def read_exr_z(path, w, h):
+    """Channel Z of an EXR through dm_exr_dump (OpenEXRCore; Python has no EXR reader here)."""
+    out = subprocess.run([A.exr_dump, path], capture_output=True, check=True).stdout
+    head, raw = out.split(b"\n", 1)
+    check(head.split() == [str(w).encode(), str(h).encode()], f"{os.path.basename(path)}: {w}x{h}")
+    return np.frombuffer(raw, "<f4").reshape(h, w)
+
+
 def case_depth_images():
     h5 = need_fixture()
     with h5py.File(h5) as f:
@@ -203,12 +211,15 @@ def case_depth_images():
         v = v.view("<u2").reshape(h, w).astype(np.float64)
         restored = side["offset"] + side["scale"] * v
         worst_png = max(worst_png, float(np.abs(restored - depth[t]).max()))
-        e = decode_raw(os.path.join(d, "depth_exr", f"{t:06d}.exr"), "grayf32le", w, h, 4)
-        e = e.view("<f4").reshape(h, w)
+        e = read_exr_z(os.path.join(d, "depth_exr", f"{t:06d}.exr"), w, h)
         worst_exr = max(worst_exr, float(np.abs(e - depth[t].astype(np.float32)).max()))
     bound = side["scale"] / 2 * (1 + 1e-6)
     check(worst_png <= bound, f"png16 restored within scale/2: {worst_png:.3g} <= {bound:.3g}")
-    check(worst_exr == 0.0, f"exr values exact (max |d| {worst_exr})")
+    check(worst_exr == 0.0, f"exr channel Z values exact (max |d| {worst_exr})")
+    # the header names the one channel Z (chlist: name, NUL, pixel type 2 = FLOAT)
+    with open(os.path.join(d, "depth_exr", "000000.exr"), "rb") as fp:
+        head = fp.read(1000)
+    check(b"chlist\x00" in head and b"Z\x00\x02\x00\x00\x00" in head, "EXR header: one float channel Z")
     check(side["scale"] == (depth.max() - depth.min()) / 65535, "scale = (max - min) / 65535")
 
 
@@ -450,6 +461,7 @@ def main():
     ap.add_argument("--shared", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--recipe-tool", default="")
+    ap.add_argument("--exr-dump", default="")
     A = ap.parse_args()
     A.shared = os.environ.get("DM_SHARED") or A.shared
     os.makedirs(A.work, exist_ok=True)

@@ -110,6 +110,18 @@ int main(void) {
     size_t n = p ? fread(back, 2, 12, p) : 0;
     if (p) pclose(p);
     check(s == DM_OK && n == 12 && !memcmp(back, g16, sizeof g16), "16-bit PNG round-trips exactly");
+    float zf[5 * 3] = {0.0f, 1.5f, -2.25f, 1e-7f, 3.4e38f, 0.333333343f};
+    snprintf(path, sizeof path, "%s/a.exr", dir);
+    s = dm_image_write(path, DM_IMAGE_FLOAT32, zf, 5, 3);
+    float *zb = NULL;
+    int zw = 0, zh = 0;
+    dm_status s2 = s == DM_OK ? dm_exr_read_z(path, &zb, &zw, &zh) : s;
+    check(s == DM_OK && s2 == DM_OK && zw == 5 && zh == 3 && !memcmp(zb, zf, sizeof zf),
+          "EXR channel Z round-trips exactly (OpenEXRCore)");
+    free(zb);
+    snprintf(tmp, sizeof tmp, "%s/a.png", dir);
+    s = dm_exr_read_z(tmp, &zb, &zw, &zh);
+    check(s != DM_OK && !zb && strstr(dm_error_message(), tmp), "a PNG is not an EXR: error naming it");
     s = dm_image_write(bad, DM_IMAGE_GRAY8, rgb, 4, 3);
     check(s == DM_ERR_IO && strstr(dm_error_message(), bad), "image to an unwritable path: DM_ERR_IO");
     free(rgb);

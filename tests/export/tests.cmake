@@ -12,13 +12,16 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
   if(TARGET dm_make_recipe_weights)
     set(_tool $<TARGET_FILE:dm_make_recipe_weights>)
   endif()
+  add_executable(dm_exr_dump ${CMAKE_CURRENT_SOURCE_DIR}/export/dm_exr_dump.c)
+  target_link_libraries(dm_exr_dump PRIVATE dm_pipeline)
   foreach(case fixture alpha_webm alpha_prores depth_images image_sequences video_kinds audio mpi
                bad_inputs)
     add_test(NAME export_${case}
              COMMAND ${_py} ${CMAKE_CURRENT_SOURCE_DIR}/export/export_test.py ${case}
                      --exe $<TARGET_FILE:depthmatte> --mpiexec ${MPIEXEC_EXECUTABLE}
                      --shared ${PROJECT_SOURCE_DIR}/../shared
-                     --work ${CMAKE_CURRENT_BINARY_DIR}/export_work --recipe-tool "${_tool}")
+                     --work ${CMAKE_CURRENT_BINARY_DIR}/export_work --recipe-tool "${_tool}"
+                     --exr-dump $<TARGET_FILE:dm_exr_dump>)
     set_tests_properties(export_${case} PROPERTIES LABELS export SKIP_RETURN_CODE 77 TIMEOUT 600
                          ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1")
     if(case STREQUAL "fixture")
