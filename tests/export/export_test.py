@@ -5,7 +5,7 @@ own tools (ffprobe; the ffmpeg CLI decodes the outputs back, libvpx-vp9 for VP9 
 Usage: export_test.py CASE --exe DEPTHMATTE --mpiexec MPIEXEC --shared SHARED --work WORK
                       [--recipe-tool TOOL]
 Cases: fixture (runs the job that makes the input file; the other cases need it), alpha_webm,
-alpha_prores, depth_images, image_sequences, video_kinds, audio, mpi, bad_inputs.
+alpha_prores, depth_images, image_sequences, video_kinds, depth_vis_norm, audio, mpi, bad_inputs.
 Exit 0 pass, 1 fail, 77 skip (data, h5py or the fixture missing; printed loudly)."""
 import argparse
 import hashlib
@@ -312,6 +312,27 @@ def case_video_kinds():
             check(float(err_c.mean()) < 4.0, f"{vid}/composite: mean |d| {err_c.mean():.2f} < 4 (H.264 CRF 18, BT.709)")
 
 
+def case_depth_vis_norm():
+    """depth-vis --palette grey: decoded grey = (d - lo) / (hi - lo) * 255 through H.264 (BT.709
+    tv range); --percentiles 5,95 clips the tails (lo/hi from numpy's percentiles)."""
+    h5 = need_fixture()
+    with h5py.File(h5) as f:
+        depth = video(f, 0)["depth"][...].astype(np.float64)
+    T, h, w = depth.shape
+    for pct in ((0, 100), (5, 95)):
+        out = os.path.join(A.work, f"vis{pct[0]}")
+        rc, _, err = export([h5, "--kind", "depth-vis", "--out", out, "--video", "0", "--palette", "grey",
+                             "--percentiles", f"{pct[0]},{pct[1]}", "--quiet"])
+        check(rc == 0, f"exit 0 ({err.strip()[-200:]})")
+        lo, hi = np.percentile(depth, pct[0]), np.percentile(depth, pct[1])
+        want = np.clip((depth - lo) / (hi - lo), 0, 1) * 255
+        got = decode_raw(os.path.join(out, "00000", "depth_vis.mp4"), "rgb24", w, h, 3)
+        got = got.reshape(-1, h, w, 3).astype(float).mean(axis=3)
+        e = np.abs(got - want)
+        check(got.shape[0] == T and float(e.mean()) < 3.0,
+              f"percentiles {pct}: mean |grey - want| {e.mean():.2f} < 3 levels (H.264 CRF 18)")
+
+
 def case_audio():
     """A source with audio gives outputs with audio of the same duration (within one audio
     frame); --frames cuts it; --no-audio drops it; a source without audio gives none."""
@@ -409,6 +430,12 @@ def case_bad_inputs():
         "--frames past the end")
     bad([h5, "--kind", "transcode", "--out", out, "--source", "0=" + os.path.join(w, "gone.mkv")],
         "gone.mkv: source of video 00000 not found", "moved source")
+    moved = os.path.join(w, "moved_juggle.mkv")
+    shutil.copy(shared(JUGGLE), moved)
+    rc, _, err = export([h5, "--kind", "transcode", "--out", os.path.join(w, "moved_out"), "--video", "0",
+                         "--source", f"00000={moved}", "--quiet"])
+    check(rc == 0 and os.path.exists(os.path.join(w, "moved_out", "00000", "transcode.mp4")),
+          f"--source ID=PATH: the moved source is used ({err.strip()[-200:]})")
     # depth-only file: a kind needing alpha names the video and the dataset
     donly = os.path.join(w, "depth_only.h5")
     shutil.copy(h5, donly)

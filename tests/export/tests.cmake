@@ -14,7 +14,8 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
   endif()
   add_executable(dm_exr_dump ${CMAKE_CURRENT_SOURCE_DIR}/export/dm_exr_dump.c)
   target_link_libraries(dm_exr_dump PRIVATE dm_pipeline)
-  foreach(case fixture alpha_webm alpha_prores depth_images image_sequences video_kinds audio mpi
+  foreach(case fixture alpha_webm alpha_prores depth_images image_sequences video_kinds depth_vis_norm
+               audio mpi
                bad_inputs)
     add_test(NAME export_${case}
              COMMAND ${_py} ${CMAKE_CURRENT_SOURCE_DIR}/export/export_test.py ${case}
