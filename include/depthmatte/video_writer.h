@@ -34,16 +34,16 @@
 #include "depthmatte/status.h"
 
 typedef struct dm_video_writer_opts {
-    const char *format;   /* libavformat muxer: "webm", "mp4", "mov" */
-    const char *encoder;  /* libavcodec encoder: "libvpx-vp9", "prores_ks", "libx264" */
-    const char *pix_fmt;  /* encoder pixel format: "yuva420p", "yuva444p10le", "yuv420p" */
-    int width, height;    /* encoded frame size, pixels (even for 4:2:0 formats) */
+    const char *format;      /* libavformat muxer: "webm", "mp4", "mov" */
+    const char *encoder;     /* libavcodec encoder: "libvpx-vp9", "prores_ks", "libx264" */
+    const char *pix_fmt;     /* encoder pixel format: "yuva420p", "yuva444p10le", "yuv420p" */
+    int width, height;       /* encoded frame size, pixels (even for 4:2:0 formats) */
     int in_width, in_height; /* size of the RGB frames passed in (0: = width, height); swscale
                               * resizes them (bicubic) when different */
-    int fps_num, fps_den; /* nominal frame rate, frames per second = num / den */
-    int tb_num, tb_den;   /* unit of the pts passed to dm_video_writer_write, seconds = pts*num/den */
-    int crf;              /* constant rate factor (libx264, libvpx-vp9); < 0: our default */
-    int lossless;         /* libvpx-vp9: lossless=1 (bit-exact YUV and alpha planes) */
+    int fps_num, fps_den;    /* nominal frame rate, frames per second = num / den */
+    int tb_num, tb_den; /* unit of the pts passed to dm_video_writer_write, seconds = pts*num/den */
+    int crf;            /* constant rate factor (libx264, libvpx-vp9); < 0: our default */
+    int lossless;       /* libvpx-vp9: lossless=1 (bit-exact YUV and alpha planes) */
     /* Audio: NULL for none; else the first audio stream of this file, restricted to source
      * times [audio_begin_s, audio_end_s) seconds (relative to the video's frame 0, the time
      * origin of the pts above), written at the same times. */
@@ -56,11 +56,12 @@ typedef struct dm_video_writer dm_video_writer;
 
 /* Creates "path.part-PID", opens the encoder and the muxer and writes the header. *w is NULL
  * on error (nothing is left on disk). */
-dm_status dm_video_writer_open(dm_video_writer **w, const char *path, const dm_video_writer_opts *o);
+dm_status dm_video_writer_open(dm_video_writer **w, const char *path,
+                               const dm_video_writer_opts *o);
 
 /* Encodes one frame: rgb (in_height, in_width, 3) RGB24, alpha (height, width) uint8 or NULL (then
- * opaque, 255, for formats with alpha; alpha needs in size = encoded size), pts in the opts time base, strictly increasing. Audio
- * up to the frame's time is interleaved. */
+ * opaque, 255, for formats with alpha; alpha needs in size = encoded size), pts in the opts time
+ * base, strictly increasing. Audio up to the frame's time is interleaved. */
 dm_status dm_video_writer_write(dm_video_writer *w, const uint8_t *rgb, const uint8_t *alpha,
                                 int64_t pts);
 
@@ -78,12 +79,12 @@ dm_status dm_media_audio_info(const char *path, int *has_audio, char codec[32], 
 
 /* Pixel layouts for dm_image_write. */
 typedef enum dm_image_kind {
-    DM_IMAGE_GRAY8,    /* (H, W) uint8 -> 8-bit greyscale PNG */
-    DM_IMAGE_GRAY16,   /* (H, W) uint16, native byte order -> 16-bit greyscale PNG (gray16be) */
-    DM_IMAGE_RGB24,    /* (H, W, 3) uint8 -> RGB PNG */
-    DM_IMAGE_RGBA,     /* (H, W, 4) uint8, straight (not premultiplied) alpha -> RGBA PNG */
-    DM_IMAGE_FLOAT32,  /* (H, W) float -> OpenEXR, scanlines, one float32 channel "Z", ZIP
-                        * (lossless) */
+    DM_IMAGE_GRAY8,   /* (H, W) uint8 -> 8-bit greyscale PNG */
+    DM_IMAGE_GRAY16,  /* (H, W) uint16, native byte order -> 16-bit greyscale PNG (gray16be) */
+    DM_IMAGE_RGB24,   /* (H, W, 3) uint8 -> RGB PNG */
+    DM_IMAGE_RGBA,    /* (H, W, 4) uint8, straight (not premultiplied) alpha -> RGBA PNG */
+    DM_IMAGE_FLOAT32, /* (H, W) float -> OpenEXR, scanlines, one float32 channel "Z", ZIP
+                       * (lossless) */
 } dm_image_kind;
 
 /* Writes one image (PNG: FFmpeg's png encoder; EXR: OpenEXRCore) to path (temporary name +

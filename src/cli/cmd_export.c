@@ -23,40 +23,40 @@
 enum { TAG_DONE = 11 };
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: depthmatte export FILE.h5 --kind KIND[,KIND...] --out DIR [--video ID]...\n"
-            "                         [--frames A:B] [--allow-partial] [--source ID=PATH]...\n"
-            "                         [--json] [--quiet] [kind options]\n"
-            "Writes DIR/<video id>/... for every video (or each --video ID: \"00002\" or \"2\").\n"
-            "Run with mpirun -np N to spread the videos over N ranks. Details: docs/export.md.\n"
-            "kinds:\n"
-            "  alpha-webm     transparent VP9 WebM (yuva420p): colour = foreground (or source)\n"
-            "  alpha-prores   ProRes 4444 MOV with alpha (yuva444p10le), for video editors\n"
-            "  composite      foreground over --background as H.264 MP4\n"
-            "  rgba-png       RGBA PNG sequence (colour + matte)\n"
-            "  alpha-png      8-bit greyscale PNG sequence of the matte\n"
-            "  depth-png16    16-bit PNG sequence + depth16.json (scale/offset to restore depth)\n"
-            "  depth-exr      float32 OpenEXR per frame, exact depth values\n"
-            "  depth-vis      depth as an H.264 MP4 (palette, video-wide normalisation, CRF 18)\n"
-            "  preview        side-by-side H.264 MP4: source | composite | depth-vis\n"
-            "  contact-sheet  one PNG: evenly spaced frames, rows source / alpha / depth\n"
-            "  transcode      H.264 copy of the source scaled to --height\n"
-            "options:\n"
-            "  --frames A:B          rows A..B-1 only (audio cut to match)\n"
-            "  --allow-partial       export the done rows of incomplete videos (gaps listed)\n"
-            "  --source ID=PATH      the source of video ID moved to PATH\n"
-            "  --no-audio            no audio stream in video outputs\n"
-            "  --lossless            alpha-webm: lossless VP9 (bit-exact alpha)\n"
-            "  --crf N               quality of VP9 (default 30) / H.264 (default 18) outputs\n"
-            "  --background R,G,B    composite background (default 120,255,155, RVM's green)\n"
-            "  --palette P           depth-vis palette: inferno (default), turbo, grey\n"
-            "  --percentiles LO,HI   depth-vis normalisation percentiles (default 0,100 = min/max)\n"
-            "  --height N            transcode height in pixels (default 360)\n"
-            "  --sheet-frames N      contact-sheet frames (default 8)\n"
-            "  --sheet-width N       contact-sheet thumbnail width in pixels (default 240)\n"
-            "  --json                list the outputs as one JSON array on stdout\n"
-            "  --quiet               no progress lines\n"
-            "Exit status: 0 done, 1 error (one line naming the file and the cause), 2 bad usage.\n");
+    fprintf(
+        f, "usage: depthmatte export FILE.h5 --kind KIND[,KIND...] --out DIR [--video ID]...\n"
+           "                         [--frames A:B] [--allow-partial] [--source ID=PATH]...\n"
+           "                         [--json] [--quiet] [kind options]\n"
+           "Writes DIR/<video id>/... for every video (or each --video ID: \"00002\" or \"2\").\n"
+           "Run with mpirun -np N to spread the videos over N ranks. Details: docs/export.md.\n"
+           "kinds:\n"
+           "  alpha-webm     transparent VP9 WebM (yuva420p): colour = foreground (or source)\n"
+           "  alpha-prores   ProRes 4444 MOV with alpha (yuva444p10le), for video editors\n"
+           "  composite      foreground over --background as H.264 MP4\n"
+           "  rgba-png       RGBA PNG sequence (colour + matte)\n"
+           "  alpha-png      8-bit greyscale PNG sequence of the matte\n"
+           "  depth-png16    16-bit PNG sequence + depth16.json (scale/offset to restore depth)\n"
+           "  depth-exr      float32 OpenEXR per frame, exact depth values\n"
+           "  depth-vis      depth as an H.264 MP4 (palette, video-wide normalisation, CRF 18)\n"
+           "  preview        side-by-side H.264 MP4: source | composite | depth-vis\n"
+           "  contact-sheet  one PNG: evenly spaced frames, rows source / alpha / depth\n"
+           "  transcode      H.264 copy of the source scaled to --height\n"
+           "options:\n"
+           "  --frames A:B          rows A..B-1 only (audio cut to match)\n"
+           "  --allow-partial       export the done rows of incomplete videos (gaps listed)\n"
+           "  --source ID=PATH      the source of video ID moved to PATH\n"
+           "  --no-audio            no audio stream in video outputs\n"
+           "  --lossless            alpha-webm: lossless VP9 (bit-exact alpha)\n"
+           "  --crf N               quality of VP9 (default 30) / H.264 (default 18) outputs\n"
+           "  --background R,G,B    composite background (default 120,255,155, RVM's green)\n"
+           "  --palette P           depth-vis palette: inferno (default), turbo, grey\n"
+           "  --percentiles LO,HI   depth-vis normalisation percentiles (default 0,100 = min/max)\n"
+           "  --height N            transcode height in pixels (default 360)\n"
+           "  --sheet-frames N      contact-sheet frames (default 8)\n"
+           "  --sheet-width N       contact-sheet thumbnail width in pixels (default 240)\n"
+           "  --json                list the outputs as one JSON array on stdout\n"
+           "  --quiet               no progress lines\n"
+           "Exit status: 0 done, 1 error (one line naming the file and the cause), 2 bad usage.\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out) {
@@ -148,13 +148,18 @@ static const char *parse(int argc, char **argv, args *a, char *why, size_t nwhy)
             if (sscanf(v, "%d,%d,%d%c", &r, &g, &b, &c) != 3 || r < 0 || r > 255 || g < 0 ||
                 g > 255 || b < 0 || b > 255)
                 return snprintf(why, nwhy, "'%s' is not R,G,B in 0..255", v), s;
-            o->background[0] = (uint8_t)r, o->background[1] = (uint8_t)g, o->background[2] = (uint8_t)b;
+            o->background[0] = (uint8_t)r, o->background[1] = (uint8_t)g,
+            o->background[2] = (uint8_t)b;
         } else if (!strcmp(s, "--palette")) {
             NEEDV();
-            if (!strcmp(v, "inferno")) o->palette = EX_PAL_INFERNO;
-            else if (!strcmp(v, "turbo")) o->palette = EX_PAL_TURBO;
-            else if (!strcmp(v, "grey") || !strcmp(v, "gray")) o->palette = EX_PAL_GREY;
-            else return snprintf(why, nwhy, "'%s': inferno, turbo or grey", v), s;
+            if (!strcmp(v, "inferno"))
+                o->palette = EX_PAL_INFERNO;
+            else if (!strcmp(v, "turbo"))
+                o->palette = EX_PAL_TURBO;
+            else if (!strcmp(v, "grey") || !strcmp(v, "gray"))
+                o->palette = EX_PAL_GREY;
+            else
+                return snprintf(why, nwhy, "'%s': inferno, turbo or grey", v), s;
         } else if (!strcmp(s, "--percentiles")) {
             NEEDV();
             double lo, hi;
@@ -171,13 +176,20 @@ static const char *parse(int argc, char **argv, args *a, char *why, size_t nwhy)
         } else if (!strcmp(s, "--sheet-width")) {
             NEEDV();
             if (!parse_int(v, 16, 1920, &o->sheet_width)) return snprintf(why, nwhy, "16..1920"), s;
-        } else if (!strcmp(s, "--allow-partial")) o->allow_partial = 1;
-        else if (!strcmp(s, "--no-audio")) o->no_audio = 1;
-        else if (!strcmp(s, "--lossless")) o->lossless = 1;
-        else if (!strcmp(s, "--json")) a->json = 1;
-        else if (!strcmp(s, "--quiet")) a->quiet = 1;
-        else if (s[0] == '-' || a->h5) return snprintf(why, nwhy, "unexpected argument"), s;
-        else a->h5 = s;
+        } else if (!strcmp(s, "--allow-partial"))
+            o->allow_partial = 1;
+        else if (!strcmp(s, "--no-audio"))
+            o->no_audio = 1;
+        else if (!strcmp(s, "--lossless"))
+            o->lossless = 1;
+        else if (!strcmp(s, "--json"))
+            a->json = 1;
+        else if (!strcmp(s, "--quiet"))
+            a->quiet = 1;
+        else if (s[0] == '-' || a->h5)
+            return snprintf(why, nwhy, "unexpected argument"), s;
+        else
+            a->h5 = s;
 #undef NEEDV
     }
     if (!a->h5) return snprintf(why, nwhy, "missing FILE.h5"), "";
@@ -329,7 +341,8 @@ int cmd_export(int argc, char **argv) {
     }
     /* work: video j on rank j mod size */
     progress pr = {.rank = rank, .quiet = a.quiet, .videos = n, .t0 = now_s()};
-    for (int j = 0; j < n; j++) pr.total += plans[j].n_rows;
+    for (int j = 0; j < n; j++)
+        pr.total += plans[j].n_rows;
     ex_result res = {0};
     int failed = 0;
     char err[1200] = "";
@@ -355,7 +368,8 @@ int cmd_export(int argc, char **argv) {
         }
     }
     if (rank == 0) /* the others' videos not reported yet */
-        while (pr.videos_done < n) poll_others(&pr, 1);
+        while (pr.videos_done < n)
+            poll_others(&pr, 1);
     dm_h5r_close(f);
     /* gather listings and errors as JSON text */
     cJSON *mine = cJSON_CreateObject();
@@ -382,7 +396,8 @@ int cmd_export(int argc, char **argv) {
     }
     MPI_Gather(&len, 1, MPI_INT, lens, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (rank == 0) {
-        for (int r = 0; r < size; r++) offs[r] = total, total += lens[r];
+        for (int r = 0; r < size; r++)
+            offs[r] = total, total += lens[r];
         all = malloc((size_t)total);
     }
     MPI_Gatherv(txt, len, MPI_CHAR, all, lens, offs, MPI_CHAR, 0, MPI_COMM_WORLD);
@@ -421,13 +436,16 @@ int cmd_export(int argc, char **argv) {
         cJSON_Delete(list);
         double dt = now_s() - pr.t0;
         if (!a.quiet || errors) {
-            fprintf(stderr, "export: %d videos, %lld frames, %d outputs in %.1f s (%.1f frames/s)%s\n",
-                    n, (long long)(pr.others + pr.mine_base), n_out, dt,
+            fprintf(stderr,
+                    "export: %d videos, %lld frames, %d outputs in %.1f s (%.1f frames/s)%s\n", n,
+                    (long long)(pr.others + pr.mine_base), n_out, dt,
                     (double)(pr.others + pr.mine_base) / (dt + 1e-9), errors ? ", FAILED" : "");
             for (int j = 0; j < n; j++)
                 if (plans[j].gaps[0])
-                    fprintf(stderr, "export: video %s partial (--allow-partial): %s not done, "
-                            "not exported\n", plans[j].v.id, plans[j].gaps);
+                    fprintf(stderr,
+                            "export: video %s partial (--allow-partial): %s not done, "
+                            "not exported\n",
+                            plans[j].v.id, plans[j].gaps);
         }
         fflush(stdout);
         status = errors ? 1 : 0;

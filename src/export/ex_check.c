@@ -9,11 +9,11 @@
 #include "export/export_internal.h"
 
 static const char *const kind_names[EX_KIND_COUNT] = {
-    [EX_ALPHA_WEBM] = "alpha-webm",   [EX_ALPHA_PRORES] = "alpha-prores",
-    [EX_COMPOSITE] = "composite",     [EX_RGBA_PNG] = "rgba-png",
-    [EX_ALPHA_PNG] = "alpha-png",     [EX_DEPTH_PNG16] = "depth-png16",
-    [EX_DEPTH_EXR] = "depth-exr",     [EX_DEPTH_VIS] = "depth-vis",
-    [EX_PREVIEW] = "preview",         [EX_CONTACT_SHEET] = "contact-sheet",
+    [EX_ALPHA_WEBM] = "alpha-webm", [EX_ALPHA_PRORES] = "alpha-prores",
+    [EX_COMPOSITE] = "composite",   [EX_RGBA_PNG] = "rgba-png",
+    [EX_ALPHA_PNG] = "alpha-png",   [EX_DEPTH_PNG16] = "depth-png16",
+    [EX_DEPTH_EXR] = "depth-exr",   [EX_DEPTH_VIS] = "depth-vis",
+    [EX_PREVIEW] = "preview",       [EX_CONTACT_SHEET] = "contact-sheet",
     [EX_TRANSCODE] = "transcode",
 };
 
@@ -45,12 +45,14 @@ static int64_t describe_gaps(const uint8_t *done, int64_t a, int64_t b, char *bu
             continue;
         }
         int64_t j = i;
-        while (j < b && !done[j]) j++;
+        while (j < b && !done[j])
+            j++;
         missing += j - i;
         if (len + 40 < n) {
-            int w = j - i == 1 ? snprintf(buf + len, n - len, "%s%lld", len ? ", " : "rows ", (long long)i)
-                               : snprintf(buf + len, n - len, "%s%lld-%lld", len ? ", " : "rows ",
-                                          (long long)i, (long long)(j - 1));
+            int w = j - i == 1
+                        ? snprintf(buf + len, n - len, "%s%lld", len ? ", " : "rows ", (long long)i)
+                        : snprintf(buf + len, n - len, "%s%lld-%lld", len ? ", " : "rows ",
+                                   (long long)i, (long long)(j - 1));
             len += (size_t)w;
         } else if (len + 5 < n && strcmp(buf + len - 3, "...")) {
             len += (size_t)snprintf(buf + len, n - len, ", ...");
@@ -60,11 +62,13 @@ static int64_t describe_gaps(const uint8_t *done, int64_t a, int64_t b, char *bu
     return missing;
 }
 
-static dm_status need_dataset(const ex_plan *p, const dm_h5r_dataset *d, const char *name, ex_kind k,
-                              const char *h5) {
+static dm_status need_dataset(const ex_plan *p, const dm_h5r_dataset *d, const char *name,
+                              ex_kind k, const char *h5) {
     if (d->present) return DM_OK;
-    return dm_error_set(DM_ERR_ARG, "%s: video %s: kind %s needs the %s dataset, which this file "
-                        "does not hold", h5, p->v.id, ex_kind_name(k), name);
+    return dm_error_set(DM_ERR_ARG,
+                        "%s: video %s: kind %s needs the %s dataset, which this file "
+                        "does not hold",
+                        h5, p->v.id, ex_kind_name(k), name);
 }
 
 dm_status ex_check_video(dm_h5r_file *f, int index, const ex_options *o, ex_plan *p) {
@@ -85,17 +89,24 @@ dm_status ex_check_video(dm_h5r_file *f, int index, const ex_options *o, ex_plan
         case EX_ALPHA_PRORES:
         case EX_COMPOSITE:
         case EX_RGBA_PNG:
-        case EX_ALPHA_PNG: s = need_dataset(p, &v->alpha, "alpha", k, h5); break;
+        case EX_ALPHA_PNG:
+            s = need_dataset(p, &v->alpha, "alpha", k, h5);
+            break;
         case EX_DEPTH_PNG16:
         case EX_DEPTH_EXR:
-        case EX_DEPTH_VIS: s = need_dataset(p, &v->depth, "depth", k, h5); break;
+        case EX_DEPTH_VIS:
+            s = need_dataset(p, &v->depth, "depth", k, h5);
+            break;
         case EX_PREVIEW:
         case EX_CONTACT_SHEET:
             if (!v->alpha.present && !v->depth.present)
-                s = dm_error_set(DM_ERR_ARG, "%s: video %s: kind %s needs an alpha or a depth "
-                                 "dataset; this file holds neither", h5, v->id, ex_kind_name(k));
+                s = dm_error_set(DM_ERR_ARG,
+                                 "%s: video %s: kind %s needs an alpha or a depth "
+                                 "dataset; this file holds neither",
+                                 h5, v->id, ex_kind_name(k));
             break;
-        default: break;
+        default:
+            break;
         }
     }
     if (s != DM_OK) return s;
@@ -113,9 +124,11 @@ dm_status ex_check_video(dm_h5r_file *f, int index, const ex_options *o, ex_plan
         int64_t missing = describe_gaps(done, p->a, p->b, p->gaps, sizeof p->gaps);
         p->n_rows = p->b - p->a - missing;
         if (missing && !o->allow_partial)
-            s = dm_error_set(DM_ERR_ARG, "%s: video %s is incomplete: %lld of %lld rows not done "
-                             "(%s); finish it with 'depthmatte run --resume' or pass --allow-partial",
-                             h5, v->id, (long long)missing, (long long)(p->b - p->a), p->gaps);
+            s = dm_error_set(
+                DM_ERR_ARG,
+                "%s: video %s is incomplete: %lld of %lld rows not done "
+                "(%s); finish it with 'depthmatte run --resume' or pass --allow-partial",
+                h5, v->id, (long long)missing, (long long)(p->b - p->a), p->gaps);
         else if (p->n_rows == 0)
             s = dm_error_set(DM_ERR_ARG, "%s: video %s: no done rows in %lld:%lld", h5, v->id,
                              (long long)p->a, (long long)p->b);
@@ -139,19 +152,24 @@ dm_status ex_check_video(dm_h5r_file *f, int index, const ex_options *o, ex_plan
     struct stat st;
     if (stat(p->source, &st) != 0) {
         if (!p->need_source) /* only audio would come from it */
-            return dm_error_set(DM_ERR_IO, "%s: source of video %s not found (for its audio); give "
-                                "--source %s=PATH or --no-audio", p->source, v->id, v->id);
-        return dm_error_set(DM_ERR_IO, "%s: source of video %s not found (needed for its pixels); "
-                            "give --source %s=PATH", p->source, v->id, v->id);
+            return dm_error_set(DM_ERR_IO,
+                                "%s: source of video %s not found (for its audio); give "
+                                "--source %s=PATH or --no-audio",
+                                p->source, v->id, v->id);
+        return dm_error_set(DM_ERR_IO,
+                            "%s: source of video %s not found (needed for its pixels); "
+                            "give --source %s=PATH",
+                            p->source, v->id, v->id);
     }
     if (p->need_source) {
         dm_video_info info;
         s = dm_video_probe(p->source, -1, &info);
         if (s != DM_OK) return s;
         if (info.frames < v->frames || info.width != v->width || info.height != v->height)
-            return dm_error_set(DM_ERR_FORMAT, "%s: not the source of video %s: %lld frames %dx%d, "
-                                "the file has %lld rows %dx%d", p->source, v->id,
-                                (long long)info.frames, info.width, info.height,
+            return dm_error_set(DM_ERR_FORMAT,
+                                "%s: not the source of video %s: %lld frames %dx%d, "
+                                "the file has %lld rows %dx%d",
+                                p->source, v->id, (long long)info.frames, info.width, info.height,
                                 (long long)v->frames, v->width, v->height);
     }
     if (video_kinds && !o->no_audio) {

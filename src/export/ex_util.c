@@ -13,75 +13,20 @@
  * from matplotlib 3.x's 256-entry tables at k/32 and rounded to 8 bits; interpolation stays
  * within 5 levels of those tables. */
 static const uint8_t inferno[33][3] = {
-    {0, 0, 4},
-    {4, 3, 18},
-    {11, 7, 36},
-    {21, 11, 55},
-    {33, 12, 74},
-    {47, 10, 91},
-    {61, 9, 101},
-    {74, 12, 107},
-    {87, 16, 110},
-    {100, 21, 110},
-    {113, 25, 110},
-    {125, 30, 109},
-    {138, 34, 106},
-    {151, 39, 102},
-    {163, 44, 97},
-    {176, 49, 91},
-    {188, 55, 84},
-    {199, 62, 76},
-    {210, 70, 68},
-    {219, 80, 59},
-    {228, 90, 49},
-    {235, 102, 40},
-    {241, 115, 29},
-    {246, 128, 19},
-    {249, 142, 9},
-    {251, 157, 7},
-    {252, 172, 17},
-    {251, 188, 33},
-    {249, 203, 53},
-    {245, 219, 76},
-    {242, 234, 105},
-    {243, 246, 138},
-    {252, 255, 164}
-};
+    {0, 0, 4},       {4, 3, 18},      {11, 7, 36},    {21, 11, 55},   {33, 12, 74},
+    {47, 10, 91},    {61, 9, 101},    {74, 12, 107},  {87, 16, 110},  {100, 21, 110},
+    {113, 25, 110},  {125, 30, 109},  {138, 34, 106}, {151, 39, 102}, {163, 44, 97},
+    {176, 49, 91},   {188, 55, 84},   {199, 62, 76},  {210, 70, 68},  {219, 80, 59},
+    {228, 90, 49},   {235, 102, 40},  {241, 115, 29}, {246, 128, 19}, {249, 142, 9},
+    {251, 157, 7},   {252, 172, 17},  {251, 188, 33}, {249, 203, 53}, {245, 219, 76},
+    {242, 234, 105}, {243, 246, 138}, {252, 255, 164}};
 static const uint8_t turbo[33][3] = {
-    {48, 18, 59},
-    {57, 42, 115},
-    {64, 64, 162},
-    {68, 86, 199},
-    {70, 107, 227},
-    {70, 128, 246},
-    {66, 148, 255},
-    {55, 168, 250},
-    {40, 188, 235},
-    {28, 205, 216},
-    {24, 221, 194},
-    {31, 233, 175},
-    {50, 242, 152},
-    {78, 249, 125},
-    {109, 254, 98},
-    {139, 255, 75},
-    {164, 252, 60},
-    {185, 246, 53},
-    {205, 236, 52},
-    {223, 223, 55},
-    {238, 207, 58},
-    {248, 190, 57},
-    {253, 172, 52},
-    {254, 150, 43},
-    {251, 126, 33},
-    {244, 102, 23},
-    {235, 80, 14},
-    {223, 63, 8},
-    {208, 47, 5},
-    {190, 33, 2},
-    {169, 22, 1},
-    {146, 11, 1},
-    {122, 4, 3}
-};
+    {48, 18, 59},   {57, 42, 115},  {64, 64, 162},  {68, 86, 199},  {70, 107, 227}, {70, 128, 246},
+    {66, 148, 255}, {55, 168, 250}, {40, 188, 235}, {28, 205, 216}, {24, 221, 194}, {31, 233, 175},
+    {50, 242, 152}, {78, 249, 125}, {109, 254, 98}, {139, 255, 75}, {164, 252, 60}, {185, 246, 53},
+    {205, 236, 52}, {223, 223, 55}, {238, 207, 58}, {248, 190, 57}, {253, 172, 52}, {254, 150, 43},
+    {251, 126, 33}, {244, 102, 23}, {235, 80, 14},  {223, 63, 8},   {208, 47, 5},   {190, 33, 2},
+    {169, 22, 1},   {146, 11, 1},   {122, 4, 3}};
 
 void ex_palette_rgb(ex_palette pal, float t, uint8_t rgb[3]) {
     if (!(t == t)) t = 0; /* NaN */
@@ -158,23 +103,28 @@ dm_status ex_resize_rgb(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw
     }
     struct SwsContext *s = sws_getContext(sw, sh, AV_PIX_FMT_RGB24, dw, dh, AV_PIX_FMT_RGB24,
                                           SWS_BICUBIC, NULL, NULL, NULL);
-    if (!s) return dm_error_set(DM_ERR_UNSUPPORTED, "swscale cannot resize %dx%d to %dx%d", sw, sh, dw, dh);
+    if (!s)
+        return dm_error_set(DM_ERR_UNSUPPORTED, "swscale cannot resize %dx%d to %dx%d", sw, sh, dw,
+                            dh);
     /* padded copies: swscale's SIMD paths may read and write a little past a row's end */
     int ils = FFALIGN(3 * sw, 64), ols = FFALIGN(3 * dw, 64);
-    uint8_t *ib = av_malloc((size_t)ils * (sh + 1) + 64), *ob = av_malloc((size_t)ols * (dh + 1) + 64);
+    uint8_t *ib = av_malloc((size_t)ils * (sh + 1) + 64),
+            *ob = av_malloc((size_t)ols * (dh + 1) + 64);
     if (!ib || !ob) {
         av_free(ib);
         av_free(ob);
         sws_freeContext(s);
         return dm_error_set(DM_ERR_NOMEM, "out of memory (resize)");
     }
-    for (int y = 0; y < sh; y++) memcpy(ib + (size_t)y * ils, src + (size_t)y * sw * 3, (size_t)sw * 3);
+    for (int y = 0; y < sh; y++)
+        memcpy(ib + (size_t)y * ils, src + (size_t)y * sw * 3, (size_t)sw * 3);
     const uint8_t *in[4] = {ib, NULL, NULL, NULL};
     int in_ls[4] = {ils, 0, 0, 0};
     uint8_t *out[4] = {ob, NULL, NULL, NULL};
     int out_ls[4] = {ols, 0, 0, 0};
     sws_scale(s, in, in_ls, 0, sh, out, out_ls);
-    for (int y = 0; y < dh; y++) memcpy(dst + (size_t)y * dw * 3, ob + (size_t)y * ols, (size_t)dw * 3);
+    for (int y = 0; y < dh; y++)
+        memcpy(dst + (size_t)y * dw * 3, ob + (size_t)y * ols, (size_t)dw * 3);
     av_free(ib);
     av_free(ob);
     sws_freeContext(s);

@@ -23,22 +23,22 @@ typedef struct vctx {
     const ex_options *o;
     dm_h5r_file *f;
     ex_result *res;
-    int W, H, dw, dh;  /* frame size; depth grid */
-    int64_t *pts;      /* (T,) */
-    uint8_t *done;     /* (T,) */
+    int W, H, dw, dh; /* frame size; depth grid */
+    int64_t *pts;     /* (T,) */
+    uint8_t *done;    /* (T,) */
     int64_t pts0;
     int tb_num, tb_den;
     double frame_dur;  /* nominal frame duration, s */
     double dmin, dmax; /* depth min/max over the exported rows */
     double vis_lo, vis_hi;
-    int64_t clipped;   /* depth-png16 metric: pixels outside 0..65535 mm */
+    int64_t clipped; /* depth-png16 metric: pixels outside 0..65535 mm */
     char dir[1100];
     dm_video_writer *vw[EX_KIND_COUNT];
     int64_t frames_out[EX_KIND_COUNT];
     /* one block of rows */
-    uint8_t *alpha;    /* (BLOCK, H, W) */
-    uint8_t *fg;       /* (BLOCK, H, W, 3) */
-    float *depth;      /* (BLOCK, dh, dw) */
+    uint8_t *alpha; /* (BLOCK, H, W) */
+    uint8_t *fg;    /* (BLOCK, H, W, 3) */
+    float *depth;   /* (BLOCK, dh, dw) */
     /* one frame */
     uint8_t *src;      /* (H, W, 3) decoded source */
     uint8_t *comp;     /* (H, W, 3) composite */
@@ -51,7 +51,7 @@ typedef struct vctx {
     int preview_panels;
     dm_video_reader *rd;
     int64_t rd_next;
-    int src_every;     /* decode the source for every row */
+    int src_every; /* decode the source for every row */
     /* contact sheet */
     int sheet_n, sheet_rows, sheet_tw, sheet_th, sheet_w, sheet_h;
     int64_t *sheet_pick; /* (sheet_n,) rows shown */
@@ -60,11 +60,11 @@ typedef struct vctx {
 } vctx;
 
 static const char *const file_name[EX_KIND_COUNT] = {
-    [EX_ALPHA_WEBM] = "alpha_vp9.webm",     [EX_ALPHA_PRORES] = "alpha_prores4444.mov",
-    [EX_COMPOSITE] = "composite.mp4",       [EX_RGBA_PNG] = "rgba",
-    [EX_ALPHA_PNG] = "alpha",               [EX_DEPTH_PNG16] = "depth16",
-    [EX_DEPTH_EXR] = "depth_exr",           [EX_DEPTH_VIS] = "depth_vis.mp4",
-    [EX_PREVIEW] = "preview.mp4",           [EX_CONTACT_SHEET] = "contact_sheet.png",
+    [EX_ALPHA_WEBM] = "alpha_vp9.webm", [EX_ALPHA_PRORES] = "alpha_prores4444.mov",
+    [EX_COMPOSITE] = "composite.mp4",   [EX_RGBA_PNG] = "rgba",
+    [EX_ALPHA_PNG] = "alpha",           [EX_DEPTH_PNG16] = "depth16",
+    [EX_DEPTH_EXR] = "depth_exr",       [EX_DEPTH_VIS] = "depth_vis.mp4",
+    [EX_PREVIEW] = "preview.mp4",       [EX_CONTACT_SHEET] = "contact_sheet.png",
     [EX_TRANSCODE] = "transcode.mp4",
 };
 
@@ -186,13 +186,15 @@ static dm_status sheet_cell(vctx *c, int row, int col, const uint8_t *rgb, int w
     return DM_OK;
 }
 
-static dm_status sheet_frame(vctx *c, int col, int64_t row, const uint8_t *alpha, const float *depth) {
+static dm_status sheet_frame(vctx *c, int col, int64_t row, const uint8_t *alpha,
+                             const float *depth) {
     static const uint8_t white[3] = {235, 235, 235};
     char label[64];
     int x0 = 88 + 8 + col * (c->sheet_tw + 8);
     snprintf(label, sizeof label, "frame %lld", (long long)row);
     ex_draw_text(c->sheet, c->sheet_w, c->sheet_h, x0, 4, 2, label, white);
-    snprintf(label, sizeof label, "%.3f s", (double)(c->pts[row] - c->pts0) * c->tb_num / c->tb_den);
+    snprintf(label, sizeof label, "%.3f s",
+             (double)(c->pts[row] - c->pts0) * c->tb_num / c->tb_den);
     ex_draw_text(c->sheet, c->sheet_w, c->sheet_h, x0, 22, 2, label, white);
     int r = 0;
     dm_status s = sheet_cell(c, r++, col, c->src, c->W, c->H);
@@ -208,7 +210,8 @@ static dm_status sheet_frame(vctx *c, int col, int64_t row, const uint8_t *alpha
     return s;
 }
 
-static dm_status frame(vctx *c, int64_t row, const uint8_t *alpha, const uint8_t *fg, const float *depth) {
+static dm_status frame(vctx *c, int64_t row, const uint8_t *alpha, const uint8_t *fg,
+                       const float *depth) {
     const ex_options *o = c->o;
     size_t px = (size_t)c->W * c->H;
     dm_status s = DM_OK;
@@ -220,7 +223,8 @@ static dm_status frame(vctx *c, int64_t row, const uint8_t *alpha, const uint8_t
         int64_t idx = -1;
         if (s == DM_OK) s = dm_video_read(c->rd, c->src, &idx, NULL, NULL);
         if (s == DM_VIDEO_END || (s == DM_OK && idx != row))
-            s = dm_error_set(DM_ERR_DECODE, "%s: frame %lld: not decodable", c->p->source, (long long)row);
+            s = dm_error_set(DM_ERR_DECODE, "%s: frame %lld: not decodable", c->p->source,
+                             (long long)row);
         if (s != DM_OK) return s;
         c->rd_next = row + 1;
     }
@@ -232,7 +236,8 @@ static dm_status frame(vctx *c, int64_t row, const uint8_t *alpha, const uint8_t
         for (size_t j = 0; j < px; j++) {
             int a = alpha[j];
             for (int ch = 0; ch < 3; ch++)
-                c->comp[3 * j + ch] = (uint8_t)((colour[3 * j + ch] * a + bg[ch] * (255 - a) + 127) / 255);
+                c->comp[3 * j + ch] =
+                    (uint8_t)((colour[3 * j + ch] * a + bg[ch] * (255 - a) + 127) / 255);
         }
     }
     int need_vis = depth && (HAS(o, EX_DEPTH_VIS) || HAS(o, EX_PREVIEW));
@@ -242,10 +247,18 @@ static dm_status frame(vctx *c, int64_t row, const uint8_t *alpha, const uint8_t
         if (!HAS(o, k)) continue;
         switch ((ex_kind)k) {
         case EX_ALPHA_WEBM:
-        case EX_ALPHA_PRORES: s = dm_video_writer_write(c->vw[k], colour, alpha, opts); break;
-        case EX_COMPOSITE: s = dm_video_writer_write(c->vw[k], c->comp, NULL, opts); break;
-        case EX_TRANSCODE: s = dm_video_writer_write(c->vw[k], c->src, NULL, opts); break;
-        case EX_DEPTH_VIS: s = dm_video_writer_write(c->vw[k], c->vis, NULL, opts); break;
+        case EX_ALPHA_PRORES:
+            s = dm_video_writer_write(c->vw[k], colour, alpha, opts);
+            break;
+        case EX_COMPOSITE:
+            s = dm_video_writer_write(c->vw[k], c->comp, NULL, opts);
+            break;
+        case EX_TRANSCODE:
+            s = dm_video_writer_write(c->vw[k], c->src, NULL, opts);
+            break;
+        case EX_DEPTH_VIS:
+            s = dm_video_writer_write(c->vw[k], c->vis, NULL, opts);
+            break;
         case EX_ALPHA_PNG:
             frame_name(path, sizeof path, c->dir, file_name[k], row, "png");
             s = dm_image_write(path, DM_IMAGE_GRAY8, alpha, c->W, c->H);
@@ -264,7 +277,8 @@ static dm_status frame(vctx *c, int64_t row, const uint8_t *alpha, const uint8_t
             break;
         case EX_DEPTH_PNG16: {
             int metric = c->p->v.depth_metric;
-            double scale = metric ? 0.001 : (c->dmax - c->dmin) / 65535.0, off = metric ? 0 : c->dmin;
+            double scale = metric ? 0.001 : (c->dmax - c->dmin) / 65535.0,
+                   off = metric ? 0 : c->dmin;
             for (size_t j = 0; j < (size_t)c->dw * c->dh; j++) {
                 double v = scale > 0 ? (depth[j] - off) / scale : 0;
                 if (!(v >= 0)) v = 0, c->clipped += metric;
@@ -295,7 +309,8 @@ static dm_status frame(vctx *c, int64_t row, const uint8_t *alpha, const uint8_t
         case EX_CONTACT_SHEET:
             if (sheet_col >= 0) s = sheet_frame(c, sheet_col, row, alpha, depth);
             break;
-        default: break;
+        default:
+            break;
         }
         c->frames_out[k]++;
     }
@@ -411,20 +426,24 @@ static dm_status setup(vctx *c) {
     c->d16 = xalloc(dpx * sizeof(uint16_t), &fail);
     c->preview_panels = 1 + v->alpha.present + v->depth.present;
     if (HAS(o, EX_PREVIEW)) c->canvas = xalloc(px * 3 * c->preview_panels, &fail);
-    if (fail) return dm_error_set(DM_ERR_NOMEM, "%s: video %s: out of memory", dm_h5r_path(c->f), v->id);
+    if (fail)
+        return dm_error_set(DM_ERR_NOMEM, "%s: video %s: out of memory", dm_h5r_path(c->f), v->id);
     dm_status s = dm_h5r_read_done(c->f, p->index, c->done);
     if (s == DM_OK && v->pts.present && v->tb_num > 0 && v->tb_den > 0) {
         s = dm_h5r_read_pts(c->f, p->index, c->pts);
         c->tb_num = v->tb_num;
         c->tb_den = v->tb_den;
     } else if (s == DM_OK) { /* no timestamps stored: nominal rate */
-        for (int64_t i = 0; i < T; i++) c->pts[i] = i;
+        for (int64_t i = 0; i < T; i++)
+            c->pts[i] = i;
         c->tb_num = v->fps_den;
         c->tb_den = v->fps_num;
     }
     if (s != DM_OK) return s;
-    for (int64_t i = 0; i < p->a; i++) c->done[i] = 0;
-    for (int64_t i = p->b; i < T; i++) c->done[i] = 0;
+    for (int64_t i = 0; i < p->a; i++)
+        c->done[i] = 0;
+    for (int64_t i = p->b; i < T; i++)
+        c->done[i] = 0;
     c->pts0 = c->pts[0];
     c->frame_dur = (double)v->fps_den / v->fps_num;
     int depth_kinds = HAS(o, EX_DEPTH_PNG16) || HAS(o, EX_DEPTH_EXR) || HAS(o, EX_DEPTH_VIS) ||
@@ -446,8 +465,8 @@ static dm_status setup(vctx *c) {
         c->rd_next = 0;
         int colour_kinds = HAS(o, EX_ALPHA_WEBM) || HAS(o, EX_ALPHA_PRORES) ||
                            HAS(o, EX_COMPOSITE) || HAS(o, EX_RGBA_PNG);
-        c->src_every = (colour_kinds && !v->foreground.present) || HAS(o, EX_TRANSCODE) ||
-                       HAS(o, EX_PREVIEW);
+        c->src_every =
+            (colour_kinds && !v->foreground.present) || HAS(o, EX_TRANSCODE) || HAS(o, EX_PREVIEW);
     }
     /* contact sheet: N evenly spaced exported rows */
     if (s == DM_OK && HAS(o, EX_CONTACT_SHEET)) {
@@ -463,7 +482,8 @@ static dm_status setup(vctx *c) {
         for (int64_t r = p->a; r < p->b; r++)
             if (c->done[r]) rows[m++] = r;
         for (int k = 0; k < n; k++)
-            c->sheet_pick[k] = rows[n == 1 ? 0 : (int64_t)llround((double)k * (double)(m - 1) / (n - 1))];
+            c->sheet_pick[k] =
+                rows[n == 1 ? 0 : (int64_t)llround((double)k * (double)(m - 1) / (n - 1))];
         free(rows);
         c->sheet_rows = 1 + v->alpha.present + v->depth.present;
         c->sheet_tw = o->sheet_width;
@@ -478,8 +498,8 @@ static dm_status setup(vctx *c) {
         static const uint8_t white[3] = {235, 235, 235};
         const char *names[3] = {"source", v->alpha.present ? "alpha" : "depth", "depth"};
         for (int r = 0; r < c->sheet_rows; r++)
-            ex_draw_text(c->sheet, c->sheet_w, c->sheet_h, 8, 40 + 8 + r * (c->sheet_th + 8) + c->sheet_th / 2 - 7,
-                         2, names[r], white);
+            ex_draw_text(c->sheet, c->sheet_w, c->sheet_h, 8,
+                         40 + 8 + r * (c->sheet_th + 8) + c->sheet_th / 2 - 7, 2, names[r], white);
     }
     static const ex_kind vids[] = {EX_ALPHA_WEBM, EX_ALPHA_PRORES, EX_COMPOSITE,
                                    EX_DEPTH_VIS,  EX_PREVIEW,      EX_TRANSCODE};
@@ -497,8 +517,10 @@ static dm_status write_sidecar(vctx *c) {
     cJSON_AddStringToObject(j, "depth_kind", p->v.depth_kind);
     cJSON_AddStringToObject(j, "units", metric ? "m" : "1");
     cJSON_AddStringToObject(j, "encoding", "depth = offset + scale * value");
-    cJSON_AddStringToObject(j, "value_rule", metric ? "value = clamp(round(depth / scale), 0, 65535), scale = 0.001 (millimetres)"
-                                                    : "value = round((depth - min) / (max - min) * 65535)");
+    cJSON_AddStringToObject(
+        j, "value_rule",
+        metric ? "value = clamp(round(depth / scale), 0, 65535), scale = 0.001 (millimetres)"
+               : "value = round((depth - min) / (max - min) * 65535)");
     /* %.17g: cJSON's own number printing keeps 15 digits when they are within DBL_EPSILON,
      * which does not round-trip exactly */
     const char *names[4] = {"scale", "offset", "min", "max"};
@@ -544,7 +566,8 @@ static dm_status write_sidecar(vctx *c) {
 }
 
 static void teardown(vctx *c) {
-    for (int k = 0; k < EX_KIND_COUNT; k++) dm_video_writer_abort(c->vw[k]);
+    for (int k = 0; k < EX_KIND_COUNT; k++)
+        dm_video_writer_abort(c->vw[k]);
     dm_video_close(c->rd);
     free(c->pts);
     free(c->done);
@@ -570,16 +593,18 @@ dm_status ex_export_video(dm_h5r_file *f, const ex_plan *p, const ex_options *o,
     dm_status s = setup(&c);
     const dm_h5r_video *v = &p->v;
     size_t px = (size_t)c.W * c.H, dpx = (size_t)c.dw * c.dh;
-    int want_alpha = v->alpha.present, want_fg = v->foreground.present &&
-        (HAS(o, EX_ALPHA_WEBM) || HAS(o, EX_ALPHA_PRORES) || HAS(o, EX_COMPOSITE) ||
-         HAS(o, EX_RGBA_PNG) || HAS(o, EX_PREVIEW));
+    int want_alpha = v->alpha.present,
+        want_fg = v->foreground.present &&
+                  (HAS(o, EX_ALPHA_WEBM) || HAS(o, EX_ALPHA_PRORES) || HAS(o, EX_COMPOSITE) ||
+                   HAS(o, EX_RGBA_PNG) || HAS(o, EX_PREVIEW));
     int want_depth = v->depth.present &&
-        (HAS(o, EX_DEPTH_PNG16) || HAS(o, EX_DEPTH_EXR) || HAS(o, EX_DEPTH_VIS) ||
-         HAS(o, EX_PREVIEW) || HAS(o, EX_CONTACT_SHEET));
+                     (HAS(o, EX_DEPTH_PNG16) || HAS(o, EX_DEPTH_EXR) || HAS(o, EX_DEPTH_VIS) ||
+                      HAS(o, EX_PREVIEW) || HAS(o, EX_CONTACT_SHEET));
     int64_t rows_done = 0;
     for (int64_t i = p->a; i < p->b && s == DM_OK; i += BLOCK) {
         int64_t e = i + BLOCK < p->b ? i + BLOCK : p->b, any = 0;
-        for (int64_t r = i; r < e; r++) any |= c.done[r];
+        for (int64_t r = i; r < e; r++)
+            any |= c.done[r];
         if (!any) continue;
         if (want_alpha) s = dm_h5r_read_alpha_u8(f, p->index, i, e, c.alpha);
         if (s == DM_OK && want_fg) s = dm_h5r_read_foreground(f, p->index, i, e, c.fg);
@@ -587,8 +612,8 @@ dm_status ex_export_video(dm_h5r_file *f, const ex_plan *p, const ex_options *o,
         for (int64_t r = i; r < e && s == DM_OK; r++) {
             if (!c.done[r]) continue;
             size_t q = (size_t)(r - i);
-            s = frame(&c, r, want_alpha ? c.alpha + q * px : NULL, want_fg ? c.fg + q * px * 3 : NULL,
-                      want_depth ? c.depth + q * dpx : NULL);
+            s = frame(&c, r, want_alpha ? c.alpha + q * px : NULL,
+                      want_fg ? c.fg + q * px * 3 : NULL, want_depth ? c.depth + q * dpx : NULL);
             rows_done++;
             if (progress) progress(ctx, rows_done);
         }
@@ -603,7 +628,8 @@ dm_status ex_export_video(dm_h5r_file *f, const ex_plan *p, const ex_options *o,
         } else if (k == EX_CONTACT_SHEET) {
             s = dm_image_write(path, DM_IMAGE_RGB24, c.sheet, c.sheet_w, c.sheet_h);
         }
-        if (s == DM_OK) s = add_output(&c, path, k, k == EX_CONTACT_SHEET ? c.sheet_n : c.frames_out[k]);
+        if (s == DM_OK)
+            s = add_output(&c, path, k, k == EX_CONTACT_SHEET ? c.sheet_n : c.frames_out[k]);
         if (s == DM_OK && k == EX_DEPTH_PNG16) s = write_sidecar(&c);
     }
     res->frames += rows_done;

@@ -35,19 +35,19 @@ typedef struct ex_source_override {
 } ex_source_override;
 
 typedef struct ex_options {
-    unsigned kinds;            /* bit (1u << ex_kind) per requested kind */
+    unsigned kinds; /* bit (1u << ex_kind) per requested kind */
     char out_dir[1024];
-    int64_t frame_a, frame_b;  /* --frames A:B; -1 = from 0 / to the end */
+    int64_t frame_a, frame_b; /* --frames A:B; -1 = from 0 / to the end */
     int allow_partial;
     int no_audio;
-    int lossless;              /* alpha-webm: VP9 lossless */
-    int crf;                   /* -1: per-kind default (VP9 30, H.264 18) */
-    uint8_t background[3];     /* composite background, RGB (RVM's green 120,255,155) */
+    int lossless;          /* alpha-webm: VP9 lossless */
+    int crf;               /* -1: per-kind default (VP9 30, H.264 18) */
+    uint8_t background[3]; /* composite background, RGB (RVM's green 120,255,155) */
     ex_palette palette;
-    double pct_lo, pct_hi;     /* depth-vis normalisation percentiles (0, 100 = min/max) */
-    int height;                /* transcode (and preview panel) height, pixels */
-    int sheet_frames;          /* contact-sheet: frames */
-    int sheet_width;           /* contact-sheet: thumbnail width, pixels */
+    double pct_lo, pct_hi; /* depth-vis normalisation percentiles (0, 100 = min/max) */
+    int height;            /* transcode (and preview panel) height, pixels */
+    int sheet_frames;      /* contact-sheet: frames */
+    int sheet_width;       /* contact-sheet: thumbnail width, pixels */
     ex_source_override *sources;
     int n_sources;
 } ex_options;
@@ -57,12 +57,12 @@ typedef struct ex_options {
 typedef struct ex_plan {
     dm_h5r_video v;
     int index;
-    int64_t a, b;        /* row range [a, b) */
-    int64_t n_rows;      /* rows exported (done rows of [a, b)) */
-    char gaps[512];      /* "rows 10-19, 30-31" of [a, b) not done ("" when none) */
-    char source[4096];   /* source path (override or recorded) */
-    int need_source;     /* 1: pixels of the source are decoded */
-    int audio;           /* 1: video outputs carry the source's audio */
+    int64_t a, b;      /* row range [a, b) */
+    int64_t n_rows;    /* rows exported (done rows of [a, b)) */
+    char gaps[512];    /* "rows 10-19, 30-31" of [a, b) not done ("" when none) */
+    char source[4096]; /* source path (override or recorded) */
+    int need_source;   /* 1: pixels of the source are decoded */
+    int audio;         /* 1: video outputs carry the source's audio */
 } ex_plan;
 
 /* Checks that video `index` can be exported with the options: datasets the kinds need (error

@@ -37,7 +37,8 @@ static dm_status afail(dmv_audio *a, dm_status code, const char *what, int err) 
     return dm_error_set(code, "%s: audio from %s: %s: %s", a->name, a->src, what, av_err2str(err));
 }
 
-dm_status dm_media_audio_info(const char *path, int *has_audio, char codec[32], double *duration_s) {
+dm_status dm_media_audio_info(const char *path, int *has_audio, char codec[32],
+                              double *duration_s) {
     *has_audio = 0;
     codec[0] = 0;
     *duration_s = 0;
@@ -50,8 +51,10 @@ dm_status dm_media_audio_info(const char *path, int *has_audio, char codec[32], 
         AVStream *st = in->streams[ai];
         *has_audio = 1;
         snprintf(codec, 32, "%s", avcodec_get_name(st->codecpar->codec_id));
-        if (st->duration != AV_NOPTS_VALUE) *duration_s = (double)st->duration * av_q2d(st->time_base);
-        else if (in->duration != AV_NOPTS_VALUE) *duration_s = (double)in->duration / AV_TIME_BASE;
+        if (st->duration != AV_NOPTS_VALUE)
+            *duration_s = (double)st->duration * av_q2d(st->time_base);
+        else if (in->duration != AV_NOPTS_VALUE)
+            *duration_s = (double)in->duration / AV_TIME_BASE;
     }
     avformat_close_input(&in);
     return DM_OK;
@@ -110,7 +113,8 @@ static dm_status open_transcode(dmv_audio *a, AVFormatContext *out) {
     a->fifo = av_audio_fifo_alloc(a->enc->sample_fmt, a->enc->ch_layout.nb_channels, 4096);
     a->dframe = av_frame_alloc();
     a->eframe = av_frame_alloc();
-    if (!a->fifo || !a->dframe || !a->eframe) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", a->name);
+    if (!a->fifo || !a->dframe || !a->eframe)
+        return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", a->name);
     err = avcodec_parameters_from_context(a->ost->codecpar, a->enc);
     if (err < 0) return afail(a, DM_ERR_UNSUPPORTED, "stream parameters", err);
     a->ost->time_base = a->enc->time_base;
@@ -141,10 +145,12 @@ dm_status dmv_audio_open(dmv_audio **out_a, AVFormatContext *out, const char *na
         a->ost = avformat_new_stream(out, NULL);
         a->ipkt = av_packet_alloc();
         a->opkt = av_packet_alloc();
-        if (!a->ost || !a->ipkt || !a->opkt) s = dm_error_set(DM_ERR_NOMEM, "%s: out of memory", name);
+        if (!a->ost || !a->ipkt || !a->opkt)
+            s = dm_error_set(DM_ERR_NOMEM, "%s: out of memory", name);
     }
     if (s == DM_OK) {
-        a->copy = avformat_query_codec(out->oformat, a->ist->codecpar->codec_id, FF_COMPLIANCE_NORMAL) == 1;
+        a->copy = avformat_query_codec(out->oformat, a->ist->codecpar->codec_id,
+                                       FF_COMPLIANCE_NORMAL) == 1;
         if (a->copy) {
             err = avcodec_parameters_copy(a->ost->codecpar, a->ist->codecpar);
             if (err < 0) s = afail(a, DM_ERR_UNSUPPORTED, "stream parameters", err);

@@ -19,11 +19,13 @@ static void quiet_handler(exr_const_context_t ctxt, exr_result_t code, const cha
 static dm_status exr_fail(const char *path, const char *what, exr_result_t rv) {
     dm_status code = rv == EXR_ERR_FILE_ACCESS || rv == EXR_ERR_WRITE_IO || rv == EXR_ERR_READ_IO
                          ? DM_ERR_IO
-                         : rv == EXR_ERR_OUT_OF_MEMORY ? DM_ERR_NOMEM : DM_ERR_FORMAT;
+                     : rv == EXR_ERR_OUT_OF_MEMORY ? DM_ERR_NOMEM
+                                                   : DM_ERR_FORMAT;
     return dm_error_set(code, "%s: %s: %s", path, what, exr_get_error_code_as_string(rv));
 }
 
-dm_status dmv_exr_write_z(const char *path, const char *tmp, const float *z, int width, int height) {
+dm_status dmv_exr_write_z(const char *path, const char *tmp, const float *z, int width,
+                          int height) {
     exr_context_initializer_t ci = EXR_DEFAULT_CONTEXT_INITIALIZER;
     ci.error_handler_fn = quiet_handler;
     exr_context_t f = NULL;
@@ -79,7 +81,8 @@ dm_status dm_exr_read_z(const char *path, float **out, int *width, int *height) 
     if (rv != EXR_ERR_SUCCESS) s = exr_fail(path, "header", rv);
     int w = dw.max.x - dw.min.x + 1, h = dw.max.y - dw.min.y + 1, has_z = 0;
     for (int i = 0; s == DM_OK && i < chl->num_channels; i++)
-        has_z |= !strcmp(chl->entries[i].name.str, "Z") && chl->entries[i].pixel_type == EXR_PIXEL_FLOAT;
+        has_z |=
+            !strcmp(chl->entries[i].name.str, "Z") && chl->entries[i].pixel_type == EXR_PIXEL_FLOAT;
     if (s == DM_OK && !has_z) s = dm_error_set(DM_ERR_FORMAT, "%s: no float32 channel Z", path);
     float *z = s == DM_OK ? malloc((size_t)w * h * sizeof *z) : NULL;
     if (s == DM_OK && !z) s = dm_error_set(DM_ERR_NOMEM, "%s: out of memory", path);

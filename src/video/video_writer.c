@@ -126,12 +126,13 @@ static dm_status open_encoder(dm_video_writer *w, const dm_video_writer_opts *o)
     w->alpha_plane = (desc->flags & AV_PIX_FMT_FLAG_ALPHA) != 0;
     w->alpha_bits = desc->comp[0].depth;
     /* RGB24 -> the same format without alpha (planes 0-2 have the same layout) */
-    enum AVPixelFormat yuv = pf == AV_PIX_FMT_YUVA420P      ? AV_PIX_FMT_YUV420P
+    enum AVPixelFormat yuv = pf == AV_PIX_FMT_YUVA420P       ? AV_PIX_FMT_YUV420P
                              : pf == AV_PIX_FMT_YUVA444P10LE ? AV_PIX_FMT_YUV444P10LE
                                                              : pf;
-    int iw = o->in_width > 0 ? o->in_width : o->width, ih = o->in_height > 0 ? o->in_height : o->height;
-    w->sws = sws_getContext(iw, ih, AV_PIX_FMT_RGB24, o->width, o->height, yuv,
-                            SWS_BICUBIC, NULL, NULL, NULL);
+    int iw = o->in_width > 0 ? o->in_width : o->width,
+        ih = o->in_height > 0 ? o->in_height : o->height;
+    w->sws = sws_getContext(iw, ih, AV_PIX_FMT_RGB24, o->width, o->height, yuv, SWS_BICUBIC, NULL,
+                            NULL, NULL);
     if (!w->sws)
         return dm_error_set(DM_ERR_UNSUPPORTED, "%s: swscale cannot convert rgb24 to %s", w->path,
                             av_get_pix_fmt_name(yuv));
@@ -155,7 +156,8 @@ static dm_status open_encoder(dm_video_writer *w, const dm_video_writer_opts *o)
     return DM_OK;
 }
 
-dm_status dm_video_writer_open(dm_video_writer **out, const char *path, const dm_video_writer_opts *o) {
+dm_status dm_video_writer_open(dm_video_writer **out, const char *path,
+                               const dm_video_writer_opts *o) {
     *out = NULL;
     if (!path || !o || o->width <= 0 || o->height <= 0 || o->fps_num <= 0 || o->fps_den <= 0 ||
         o->tb_num <= 0 || o->tb_den <= 0)
@@ -230,8 +232,10 @@ dm_status dm_video_writer_write(dm_video_writer *w, const uint8_t *rgb, const ui
             const uint8_t *a = alpha ? alpha + (size_t)y * f->width : NULL;
             if (w->alpha_bits == 8) {
                 uint8_t *row = f->data[3] + (size_t)y * f->linesize[3];
-                if (a) memcpy(row, a, (size_t)f->width);
-                else memset(row, 255, (size_t)f->width);
+                if (a)
+                    memcpy(row, a, (size_t)f->width);
+                else
+                    memset(row, 255, (size_t)f->width);
             } else { /* 10-bit: nearest 10-bit level, exactly invertible by round(v*255/1023) */
                 uint16_t *row = (uint16_t *)(f->data[3] + (size_t)y * f->linesize[3]);
                 for (int x = 0; x < f->width; x++)
@@ -261,10 +265,12 @@ dm_status dm_video_writer_finish(dm_video_writer *w) {
         avio_flush(w->fmt->pb);
         int perr = w->fmt->pb->error;
         err = avio_closep(&w->fmt->pb);
-        if (perr < 0 || err < 0) s = av_fail(DM_ERR_IO, w->path, "write failed", perr < 0 ? perr : err);
+        if (perr < 0 || err < 0)
+            s = av_fail(DM_ERR_IO, w->path, "write failed", perr < 0 ? perr : err);
     }
     if (s == DM_OK && rename(w->tmp, w->path) != 0)
-        s = dm_error_set(DM_ERR_IO, "%s: cannot rename from %s: %s", w->path, w->tmp, strerror(errno));
+        s = dm_error_set(DM_ERR_IO, "%s: cannot rename from %s: %s", w->path, w->tmp,
+                         strerror(errno));
     writer_free(w, s != DM_OK);
     return s;
 }

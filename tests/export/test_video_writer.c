@@ -53,7 +53,8 @@ int main(void) {
           "missing muxer: named");
     o = opts("mp4", "libx264", "yuva420p");
     s = dm_video_writer_open(&w, path, &o);
-    check(s == DM_ERR_UNSUPPORTED && strstr(dm_error_message(), "does not take pixel format yuva420p"),
+    check(s == DM_ERR_UNSUPPORTED &&
+              strstr(dm_error_message(), "does not take pixel format yuva420p"),
           "pixel format the encoder lacks: named");
     check(!exists(path), "nothing written by the failed opens");
 
@@ -61,11 +62,13 @@ int main(void) {
     snprintf(bad, sizeof bad, "%s/missing/a.webm", dir);
     o = opts("webm", "libvpx-vp9", "yuva420p");
     s = dm_video_writer_open(&w, bad, &o);
-    check(s == DM_ERR_IO && strstr(dm_error_message(), bad), "unwritable path: DM_ERR_IO naming it");
+    check(s == DM_ERR_IO && strstr(dm_error_message(), bad),
+          "unwritable path: DM_ERR_IO naming it");
 
     uint8_t *rgb = malloc(64 * 48 * 3), *alpha = malloc(64 * 48);
     for (int i = 0; i < 64 * 48; i++) {
-        rgb[3 * i] = (uint8_t)(i % 64 * 4), rgb[3 * i + 1] = (uint8_t)(i / 64 * 5), rgb[3 * i + 2] = 128;
+        rgb[3 * i] = (uint8_t)(i % 64 * 4), rgb[3 * i + 1] = (uint8_t)(i / 64 * 5),
+                rgb[3 * i + 2] = 128;
         alpha[i] = (uint8_t)(i % 64 < 32 ? 255 : i % 256);
     }
     s = dm_video_writer_open(&w, path, &o);
@@ -81,14 +84,16 @@ int main(void) {
         check(!exists(tmp) && !exists(path), "abort removes the temporary file");
     }
     s = dm_video_writer_open(&w, path, &o);
-    for (int t = 0; t < 5 && s == DM_OK; t++) s = dm_video_writer_write(w, rgb, alpha, 1001 * t);
+    for (int t = 0; t < 5 && s == DM_OK; t++)
+        s = dm_video_writer_write(w, rgb, alpha, 1001 * t);
     if (s == DM_OK) s = dm_video_writer_finish(w);
     check(s == DM_OK && exists(path) && !exists(tmp), "finish renames to the final name");
     char cmd[1400];
     snprintf(cmd, sizeof cmd,
              "ffprobe -v error -select_streams v:0 -count_frames -show_entries "
              "stream=r_frame_rate,nb_read_frames,color_space,color_range:stream_tags=alpha_mode "
-             "-of csv=p=0 %s", path);
+             "-of csv=p=0 %s",
+             path);
     FILE *p = popen(cmd, "r");
     char line[256] = "";
     if (p) {
@@ -102,14 +107,16 @@ int main(void) {
 
     snprintf(path, sizeof path, "%s/a.png", dir);
     uint16_t g16[4 * 3];
-    for (int i = 0; i < 12; i++) g16[i] = (uint16_t)(i * 5000 + 7);
+    for (int i = 0; i < 12; i++)
+        g16[i] = (uint16_t)(i * 5000 + 7);
     s = dm_image_write(path, DM_IMAGE_GRAY16, g16, 4, 3);
     snprintf(cmd, sizeof cmd, "ffmpeg -v error -i %s -f rawvideo -pix_fmt gray16le -", path);
     p = popen(cmd, "r");
     uint16_t back[12] = {0};
     size_t n = p ? fread(back, 2, 12, p) : 0;
     if (p) pclose(p);
-    check(s == DM_OK && n == 12 && !memcmp(back, g16, sizeof g16), "16-bit PNG round-trips exactly");
+    check(s == DM_OK && n == 12 && !memcmp(back, g16, sizeof g16),
+          "16-bit PNG round-trips exactly");
     float zf[5 * 3] = {0.0f, 1.5f, -2.25f, 1e-7f, 3.4e38f, 0.333333343f};
     snprintf(path, sizeof path, "%s/a.exr", dir);
     s = dm_image_write(path, DM_IMAGE_FLOAT32, zf, 5, 3);
@@ -121,9 +128,11 @@ int main(void) {
     free(zb);
     snprintf(tmp, sizeof tmp, "%s/a.png", dir);
     s = dm_exr_read_z(tmp, &zb, &zw, &zh);
-    check(s != DM_OK && !zb && strstr(dm_error_message(), tmp), "a PNG is not an EXR: error naming it");
+    check(s != DM_OK && !zb && strstr(dm_error_message(), tmp),
+          "a PNG is not an EXR: error naming it");
     s = dm_image_write(bad, DM_IMAGE_GRAY8, rgb, 4, 3);
-    check(s == DM_ERR_IO && strstr(dm_error_message(), bad), "image to an unwritable path: DM_ERR_IO");
+    check(s == DM_ERR_IO && strstr(dm_error_message(), bad),
+          "image to an unwritable path: DM_ERR_IO");
     free(rgb);
     free(alpha);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
