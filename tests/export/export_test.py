@@ -245,8 +245,24 @@ def case_image_sequences():
         ok_c &= np.array_equal(r[..., 3], alpha[t]) and np.array_equal(r[..., :3], fg[t])
     check(ok_a, "alpha-png == HDF5 alpha")
     check(ok_c, "rgba-png == HDF5 foreground + alpha")
-    with open(os.path.join(A.work, "seq_ls.txt"), "w") as fp:
-        fp.write("\n".join(sorted(os.listdir(d))))
+    # without a foreground dataset the colour comes from the source: the lossless FFV1 clip
+    # decodes to exact RGB, so rgba-png's colour equals `ffmpeg -pix_fmt rgb24` of the source
+    nofg = os.path.join(A.work, "no_fg.h5")
+    shutil.copy(h5, nofg)
+    with h5py.File(nofg, "r+") as f:
+        del video(f, 0)["foreground"]
+        alpha0 = video(f, 0)["alpha"][...]
+    out2 = os.path.join(A.work, "seq_nofg")
+    rc, _, err = export([nofg, "--kind", "rgba-png", "--out", out2, "--video", "0", "--frames", "10:13",
+                         "--quiet"])
+    check(rc == 0, f"no foreground: exit 0 ({err.strip()[-200:]})")
+    H0, W0 = alpha0.shape[1:]
+    src = decode_raw(shared(JUGGLE), "rgb24", W0, H0, 3).reshape(-1, H0, W0, 3)
+    ok = True
+    for t in range(10, 13):
+        r = decode_raw(os.path.join(out2, "00000", "rgba", f"{t:06d}.png"), "rgba", W0, H0, 4).reshape(H0, W0, 4)
+        ok &= np.array_equal(r[..., :3], src[t]) and np.array_equal(r[..., 3], alpha0[t])
+    check(ok, "no foreground: rgba-png colour == the source's RGB (frames 10-12), alpha == file")
 
 
 def source_times(f, i):
