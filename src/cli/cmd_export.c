@@ -299,7 +299,8 @@ int cmd_export(int argc, char **argv) {
     ex_plan *plans = NULL;
     dm_status s = DM_OK;
     if (rank == 0) {
-        s = dm_h5r_open(a.h5, &f);
+        s = ex_check_encoders(&a.o);
+        if (s == DM_OK) s = dm_h5r_open(a.h5, &f);
         if (s == DM_OK) {
             int count = dm_h5r_video_count(f);
             n = a.n_videos ? a.n_videos : count;

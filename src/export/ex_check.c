@@ -4,6 +4,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <libavcodec/avcodec.h>
+
 #include "depthmatte/video.h"
 #include "depthmatte/video_writer.h"
 #include "export/export_internal.h"
@@ -69,6 +71,24 @@ static dm_status need_dataset(const ex_plan *p, const dm_h5r_dataset *d, const c
                         "%s: video %s: kind %s needs the %s dataset, which this file "
                         "does not hold",
                         h5, p->v.id, ex_kind_name(k), name);
+}
+
+dm_status ex_check_encoders(const ex_options *o) {
+    static const struct {
+        ex_kind k;
+        const char *enc;
+    } need[] = {
+        {EX_ALPHA_WEBM, "libvpx-vp9"}, {EX_ALPHA_PRORES, "prores_ks"}, {EX_COMPOSITE, "libx264"},
+        {EX_DEPTH_VIS, "libx264"},     {EX_PREVIEW, "libx264"},        {EX_TRANSCODE, "libx264"},
+        {EX_RGBA_PNG, "png"},          {EX_ALPHA_PNG, "png"},          {EX_DEPTH_PNG16, "png"},
+        {EX_CONTACT_SHEET, "png"},
+    };
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        if (HAS(o, need[i].k) && !avcodec_find_encoder_by_name(need[i].enc))
+            return dm_error_set(DM_ERR_UNSUPPORTED,
+                                "this FFmpeg build has no encoder '%s' (needed by kind %s)",
+                                need[i].enc, ex_kind_name(need[i].k));
+    return DM_OK;
 }
 
 dm_status ex_check_video(dm_h5r_file *f, int index, const ex_options *o, ex_plan *p) {

@@ -65,6 +65,11 @@ typedef struct ex_plan {
     int audio;         /* 1: video outputs carry the source's audio */
 } ex_plan;
 
+/* Checks that this FFmpeg build has the encoder of every requested kind (the audio encoders
+ * are checked only where a re-encode is needed, when the output is opened). Errors:
+ * DM_ERR_UNSUPPORTED "this FFmpeg build has no encoder 'libvpx-vp9' (needed by kind ...)". */
+dm_status ex_check_encoders(const ex_options *o);
+
 /* Checks that video `index` can be exported with the options: datasets the kinds need (error
  * naming the video and the dataset), the frame range, the done rows (refused naming the
  * missing ranges unless allow_partial), the source file where pixels or audio are needed

@@ -354,13 +354,15 @@ def case_audio():
     frame); --frames cuts it; --no-audio drops it; a source without audio gives none."""
     h5 = need_fixture()
     out = os.path.join(A.work, "audio")
-    rc, _, err = export([h5, "--kind", "alpha-webm,composite,alpha-prores", "--out", out, "--quiet"])
+    rc, _, err = export([h5, "--kind", "alpha-webm,composite,alpha-prores,depth-vis,preview,transcode",
+                         "--out", out, "--quiet"])
     check(rc == 0, f"exit 0 ({err.strip()[-300:]})")
     with h5py.File(h5) as f:
         fps = int(video(f, 1).attrs["fps_num"]) / int(video(f, 1).attrs["fps_den"])
     vdur = FRAMES / fps
     for name, codec in (("alpha_vp9.webm", "opus"), ("composite.mp4", "aac"),
-                        ("alpha_prores4444.mov", "aac")):
+                        ("alpha_prores4444.mov", "aac"), ("depth_vis.mp4", "aac"),
+                        ("preview.mp4", "aac"), ("transcode.mp4", "aac")):
         path = os.path.join(out, "00001", name)
         a = ffprobe(path, "stream=codec_name,sample_rate", stream="a:0").get("streams", [])
         check(len(a) == 1 and a[0]["codec_name"] == codec, f"00001/{name}: {codec} audio ({a})")
