@@ -221,6 +221,29 @@ def case_depth_images():
         head = fp.read(1000)
     check(b"chlist\x00" in head and b"Z\x00\x02\x00\x00\x00" in head, "EXR header: one float channel Z")
     check(side["scale"] == (depth.max() - depth.min()) / 65535, "scale = (max - min) / 65535")
+    # metric depth (units "m", as vda_vits_metric writes): millimetres, value = round(d / 0.001)
+    metric = os.path.join(A.work, "metric.h5")
+    shutil.copy(h5, metric)
+    with h5py.File(metric, "r+") as f:
+        ds = video(f, 0)["depth"]
+        ds[...] = (depth * 10).astype(np.float32)  # 0..25 m
+        ds.attrs.modify("units", "m")
+        ds.attrs.modify("kind", "metric depth (distance along the optical axis)")
+        dm = ds[...].astype(np.float64)
+    out2 = os.path.join(A.work, "depth_m")
+    rc, _, err = export([metric, "--kind", "depth-png16", "--out", out2, "--video", "0", "--frames", "0:3",
+                         "--quiet"])
+    check(rc == 0, f"metric: exit 0 ({err.strip()[-200:]})")
+    with open(os.path.join(out2, "00000", "depth16.json")) as fp:
+        side = json.load(fp)
+    check(side["units"] == "m" and side["scale"] == 0.001 and side["offset"] == 0,
+          f"metric sidecar: units m, scale 0.001, offset 0 ({side['units']}, {side['scale']})")
+    ok = True
+    for t in range(3):
+        v = decode_raw(os.path.join(out2, "00000", "depth16", f"{t:06d}.png"), "gray16le", w, h, 2)
+        v = v.view("<u2").reshape(h, w).astype(np.int64)
+        ok &= np.array_equal(v, np.clip(np.rint(dm[t] / 0.001), 0, 65535).astype(np.int64))
+    check(ok, "metric png16 = round(depth in mm)")
 
 
 def case_image_sequences():
