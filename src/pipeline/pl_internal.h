@@ -13,6 +13,7 @@
 #include "depthmatte/pipeline.h"
 #include "depthmatte/plan.h"
 #include "depthmatte/rvm.h"
+#include "depthmatte/tolerance.h"
 #include "depthmatte/video.h"
 
 /* One input as probed by rank 0 (plain bytes: broadcast as MPI_BYTE). */
@@ -73,12 +74,13 @@ void pl_ctx_free(pl_ctx *c);
 
 /* Per-rank worker: backend, models, buffers sized once, the open reader of the current chunk. */
 /* runtime.verify: compares n output values of device backend `be` (got) with the CPU
- * reference's (ref). Passes when max |got - ref| <= bound * std(ref), bound by be's precision
- * (pl_verify.c: float32 1e-3, float16/bfloat16 64 unit roundoffs). Otherwise DM_ERR_VERIFY
- * with one line naming video `path`, `frame`, `stage`, backend, precision, rank, host, the
- * error and the bound. */
-dm_status pl_verify_compare(const dm_backend *be, const char *stage, const char *path,
-                            int64_t frame, const float *got, const float *ref, size_t n);
+ * reference's (ref) of network `model`, within selftest's network bounds for be's precision
+ * (dm_tol_network, include/depthmatte/tolerance.h). Otherwise DM_ERR_VERIFY with one line
+ * naming video `path`, `frame`, `stage`, backend, precision, rank, host, the error and the
+ * bound. */
+dm_status pl_verify_compare(const dm_backend *be, dm_tol_model model, const char *stage,
+                            const char *path, int64_t frame, const float *got, const float *ref,
+                            size_t n);
 
 typedef struct pl_worker pl_worker;
 

@@ -164,7 +164,7 @@ static dm_status check_window(pl_vda *v, const dm_video_info *info, int k,
     if (st) return st;
     if (verify && !bad) {
         stats->verified_frames += VDA_WINDOW;
-        st = pl_verify_compare(v->be, "VDA window depth", info->path, (int64_t)k * VDA_STRIDE,
+        st = pl_verify_compare(v->be, DM_TOL_VDA, "VDA window depth", info->path, (int64_t)k * VDA_STRIDE,
                                v->raw, v->ref_raw, n);
         if (st) return st;
     }

@@ -385,10 +385,11 @@ static int64_t count_nonfinite(const float *x, size_t n) {
 }
 
 /* pl_verify_compare, counted in this rank's statistics. */
-static dm_status verify_compare(pl_worker *w, const char *stage, const char *path,
-                                int64_t frame, const float *got, const float *ref, size_t n) {
+static dm_status verify_compare(pl_worker *w, dm_tol_model model, const char *stage,
+                                const char *path, int64_t frame, const float *got,
+                                const float *ref, size_t n) {
     w->stats.verified_frames++;
-    return pl_verify_compare(w->be, stage, path, frame, got, ref, n);
+    return pl_verify_compare(w->be, model, stage, path, frame, got, ref, n);
 }
 
 /* Is this frame checked against the CPU reference? (runtime.verify; device backends only) */
@@ -408,8 +409,8 @@ static dm_status verify_rvm(pl_worker *w, const dm_video_info *info, int64_t fra
     if (!st && w->c->job.runtime.verify != DM_VERIFY_ALL) st = rvm_state_reset(w->ref_rs);
     float *rf = w->ref_out, *rp = w->ref_out + 3 * px;
     if (!st) st = rvm_forward_u8(w->ref_rs, w->rgb, fgr ? rf : NULL, rp);
-    if (!st) st = verify_compare(w, "RVM alpha", info->path, frame, w->pha_f, rp, px);
-    if (!st && fgr) st = verify_compare(w, "RVM foreground", info->path, frame, w->fgr_f, rf, 3 * px);
+    if (!st) st = verify_compare(w, DM_TOL_RVM, "RVM alpha", info->path, frame, w->pha_f, rp, px);
+    if (!st && fgr) st = verify_compare(w, DM_TOL_RVM, "RVM foreground", info->path, frame, w->fgr_f, rf, 3 * px);
     w->verified_rvm = 1;
     w->stats.verify_s += pl_now() - t0;
     return st;
@@ -455,7 +456,7 @@ static dm_status check_da2(pl_worker *w, const dm_video_info *info, int64_t fram
         st = da2_infer_u8(w->ref_dc, w->rgb, w->ref_out);
     }
     if (!st && verify && !bad)
-        st = verify_compare(w, "DA-V2 depth", info->path, frame, w->depth_f, w->ref_out, n);
+        st = verify_compare(w, DM_TOL_DA2, "DA-V2 depth", info->path, frame, w->depth_f, w->ref_out, n);
     w->verified_da2 = 1;
     w->stats.verify_s += pl_now() - t0;
     if (st) return st;
