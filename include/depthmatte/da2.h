@@ -50,6 +50,16 @@ dm_status da2_ctx_init(da2_ctx **c, const da2_model *m, dm_backend *be, int src_
                        int input_size);
 void da2_ctx_free(da2_ctx *c);
 
+/* Same with `batch` frames per forward pass (runtime.batch_size; 1..1024): every buffer is
+ * (batch, ...), frames of a batch are computed independently (the ViT and the DPT head mix
+ * nothing across the batch dimension); a frame's depth depends on the batch size only through
+ * float32 rounding (GEMM blocking; <= 1e-5 * std, tests/engine/test_device_models.c). */
+dm_status da2_ctx_init_batch(da2_ctx **c, const da2_model *m, dm_backend *be, int src_h,
+                             int src_w, int input_size, int batch);
+
+/* Frames per forward pass of a context. */
+int da2_ctx_batch(const da2_ctx *c);
+
 /* Model input height/width of this context (see da2_input_size). */
 void da2_ctx_input_dims(const da2_ctx *c, int *h, int *w);
 
@@ -65,6 +75,13 @@ dm_status da2_forward(da2_ctx *c, const dm_tensor *input, dm_tensor *depth_head_
 /* Whole infer_image: preprocess, forward, bilinear (align_corners True) resize to the source
  * size. depth: src_h * src_w floats, row-major (H, W), relative inverse depth. */
 dm_status da2_infer_u8(da2_ctx *c, const uint8_t *rgb, float *depth);
+
+/* n frames (1 <= n <= batch) rgb[i] (src_h, src_w, 3) u8 in one forward pass: depth (n, H, W)
+ * floats, row-major, frame after frame; (H, W) = the source size (bilinear, align_corners True,
+ * as da2_infer_u8), or with model_size != 0 the head output on the network input grid
+ * (da2_ctx_input_dims, no resize; depth.output_size model). Host buffers on any backend. */
+dm_status da2_infer_u8_batch(da2_ctx *c, const uint8_t *const *rgb, int n, float *depth,
+                             int model_size);
 
 /* Intermediate tensors of the last forward, for tests (valid until the next call / free). */
 typedef struct da2_taps {

@@ -20,11 +20,12 @@ struct da2_ctx {
     const da2_model *m;
     dm_backend *be;
     int src_h, src_w, h, w;
+    int batch;             /* frames per forward (B) */
     dinov2_ctx enc;
     dpt_ctx head;
-    dm_tensor input;       /* (1, 3, h, w) host: the preprocessing runs in double on the CPU */
-    dm_tensor input_dev;   /* (1, 3, h, w) on a device backend (unused on the CPU) */
-    dm_tensor depth_dev;   /* (1, 1, src_h, src_w) resized depth on a device backend */
+    dm_tensor input;       /* (B, 3, h, w) host: the preprocessing runs in double on the CPU */
+    dm_tensor input_dev;   /* (B, 3, h, w) on a device backend (unused on the CPU) */
+    dm_tensor depth_dev;   /* (B, 1, src_h, src_w) resized depth (device; on the CPU when B > 1) */
     double *pre_src;       /* (src_h, src_w, 3) rgb / 255 */
     double *pre_tmp;       /* (src_h, w, 3) horizontal pass */
     double *pre_dst;       /* (h, w, 3) resized */
@@ -116,7 +117,14 @@ void da2_ctx_free(da2_ctx *c) {
 
 dm_status da2_ctx_init(da2_ctx **out, const da2_model *m, dm_backend *be, int src_h, int src_w,
                        int input_size) {
+    return da2_ctx_init_batch(out, m, be, src_h, src_w, input_size, 1);
+}
+
+dm_status da2_ctx_init_batch(da2_ctx **out, const da2_model *m, dm_backend *be, int src_h,
+                             int src_w, int input_size, int batch) {
     *out = NULL;
+    if (batch < 1 || batch > 1024)
+        return dm_error_set(DM_ERR_ARG, "da2: batch %d outside 1..1024", batch);
     if (src_h < 14 || src_w < 14)
         return dm_error_set(DM_ERR_ARG, "da2: image %dx%d is smaller than one 14x14 patch",
                             src_w, src_h);
@@ -124,20 +132,21 @@ dm_status da2_ctx_init(da2_ctx **out, const da2_model *m, dm_backend *be, int sr
         return dm_error_set(DM_ERR_ARG, "da2: input_size %d outside 14..4096", input_size);
     da2_ctx *c = calloc(1, sizeof *c);
     if (!c) return dm_error_set(DM_ERR_NOMEM, "da2: out of memory");
-    c->m = m, c->be = be, c->src_h = src_h, c->src_w = src_w;
+    c->m = m, c->be = be, c->src_h = src_h, c->src_w = src_w, c->batch = batch;
     da2_input_size(src_h, src_w, input_size, &c->h, &c->w);
-    const int64_t s_in[] = {1, 3, c->h, c->w};
+    const int64_t s_in[] = {batch, 3, c->h, c->w};
     dm_status st;
-    if ((st = dinov2_ctx_init(&c->enc, &m->enc, be, 1, c->h, c->w)) ||
-        (st = dpt_ctx_init(&c->head, &m->head, be, 1, c->h / VIT_PATCH, c->w / VIT_PATCH)) ||
+    if ((st = dinov2_ctx_init(&c->enc, &m->enc, be, batch, c->h, c->w)) ||
+        (st = dpt_ctx_init(&c->head, &m->head, be, batch, c->h / VIT_PATCH, c->w / VIT_PATCH)) ||
         (st = dm_tensor_alloc(&c->input, DM_DTYPE_F32, 4, s_in)))
         goto fail;
-    if (be->device != DM_DEVICE_CPU) {
-        const int64_t s_depth[] = {1, 1, src_h, src_w};
-        if ((st = dm_alloc(be, &c->input_dev, dm_backend_storage_dtype(be), 4, s_in)) ||
-            (st = dm_alloc(be, &c->depth_dev, dm_backend_storage_dtype(be), 4, s_depth)))
-            goto fail;
-    }
+    const int64_t s_depth[] = {batch, 1, src_h, src_w};
+    if (be->device != DM_DEVICE_CPU &&
+        (st = dm_alloc(be, &c->input_dev, dm_backend_storage_dtype(be), 4, s_in)))
+        goto fail;
+    if ((be->device != DM_DEVICE_CPU || batch > 1) &&
+        (st = dm_alloc(be, &c->depth_dev, dm_backend_storage_dtype(be), 4, s_depth)))
+        goto fail;
     c->pre_src = malloc(sizeof(double) * 3 * (size_t)src_h * src_w);
     c->pre_tmp = malloc(sizeof(double) * 3 * (size_t)src_h * c->w);
     c->pre_dst = malloc(sizeof(double) * 3 * (size_t)c->h * c->w);
@@ -196,18 +205,47 @@ dm_status da2_forward(da2_ctx *c, const dm_tensor *input, dm_tensor *depth_head_
 }
 
 dm_status da2_infer_u8(da2_ctx *c, const uint8_t *rgb, float *depth) {
+    return da2_infer_u8_batch(c, &rgb, 1, depth, 0);
+}
+
+int da2_ctx_batch(const da2_ctx *c) {
+    return c->batch;
+}
+
+/* Preprocesses frames 0..n-1 into the input slots and runs the forward over all B slots (the
+ * slots past n keep older inputs: every frame of a batch is computed independently, so they
+ * only cost time). */
+static dm_status forward_frames(da2_ctx *c, const uint8_t *const *rgb, int n) {
+    if (n < 1 || n > c->batch)
+        return dm_error_set(DM_ERR_ARG, "da2: %d frames for a batch of %d", n, c->batch);
+    const int64_t s_one[] = {1, 3, c->h, c->w};
+    const int64_t per = 3 * (int64_t)c->h * c->w;
     dm_status st;
-    if ((st = da2_preprocess_u8(c, rgb, &c->input)) || (st = da2_forward(c, &c->input, NULL)))
-        return st;
-    const int64_t s_out[] = {1, 1, c->src_h, c->src_w};
+    for (int i = 0; i < n; i++) {
+        dm_tensor slot = dm_tensor_sub(&c->input, i * per, 4, s_one);
+        if ((st = da2_preprocess_u8(c, rgb[i], &slot))) return st;
+    }
+    return da2_forward(c, &c->input, NULL);
+}
+
+dm_status da2_infer_u8_batch(da2_ctx *c, const uint8_t *const *rgb, int n, float *depth,
+                             int model_size) {
+    dm_status st = forward_frames(c, rgb, n);
+    if (st) return st;
+    const int64_t s_out[] = {n, 1, model_size ? c->h : c->src_h, model_size ? c->w : c->src_w};
     dm_tensor out;
     dm_tensor_view(&out, depth, DM_DTYPE_F32, 4, s_out);
-    if (c->be->device == DM_DEVICE_CPU)
+    if (model_size) { /* the head output itself, first n frames, one download */
+        dm_tensor head = dm_tensor_sub(&c->head.out, 0, 4, s_out);
+        return dm_copy(c->be, &head, &out);
+    }
+    if (c->be->device == DM_DEVICE_CPU && c->batch == n)
         return dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &out);
-    /* on a device: resize there, then one download (waits for the data) */
+    /* resize all B on the backend, then copy (download) the first n frames */
     if ((st = dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &c->depth_dev)))
         return st;
-    return dm_copy(c->be, &c->depth_dev, &out);
+    dm_tensor first = dm_tensor_sub(&c->depth_dev, 0, 4, s_out);
+    return dm_copy(c->be, &first, &out);
 }
 
 void da2_ctx_taps(const da2_ctx *c, da2_taps *t) {

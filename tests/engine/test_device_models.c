@@ -144,6 +144,54 @@ static void test_da2(dm_backend *cpu, const uint8_t *frame) {
     unlink(wpath);
 }
 
+/* runtime.batch_size: frames of a batch are computed independently (nothing mixes across the
+ * batch dimension), so a frame's depth (source size and model grid) depends on the batch size
+ * and on the frames beside it only through float32 rounding: OpenBLAS blocks a GEMM by its row
+ * count M = B * tokens, which changes the summation order. Bound 1e-5 * std: a K = 1536 dot
+ * product in float32 errs by ~sqrt(K) * 2^-24 = 2.3e-6 relative; measured 3.4-4.4e-6 * std
+ * (48x64 frames, input 42). A frame mixed up with its neighbour would differ by O(std). */
+static void test_da2_batch(dm_backend *cpu, const uint8_t *frames[3]) {
+    char wpath[512];
+    if (!recipe_file("golden/da2_vits/recipe.json", "da2b", wpath, sizeof wpath)) return;
+    dm_backend *emu_be = emu(DM_DTYPE_F32, NULL);
+    dm_backend *bes[2] = {cpu, emu_be};
+    float one[3][H * W], many[3 * H * W];
+    for (int b = 0; b < 2; b++) {
+        da2_model *m = NULL;
+        da2_ctx *c1 = NULL, *c3 = NULL;
+        CHECK_OK(da2_model_load(&m, wpath, bes[b]));
+        if (m) CHECK_OK(da2_ctx_init(&c1, m, bes[b], H, W, 42));
+        if (m) CHECK_OK(da2_ctx_init_batch(&c3, m, bes[b], H, W, 42, 3));
+        for (int model_size = 0; c1 && c3 && model_size < 2; model_size++) {
+            int h = H, w = W;
+            if (model_size) da2_ctx_input_dims(c1, &h, &w);
+            for (int i = 0; i < 3; i++)
+                CHECK_OK(da2_infer_u8_batch(c1, &frames[i], 1, one[i], model_size));
+            CHECK_OK(da2_infer_u8_batch(c3, frames, 3, many, model_size));
+            double worst = 0;
+            for (int i = 0; i < 3; i++) {
+                const double d = max_abs_diff(one[i], many + (size_t)i * h * w, (size_t)h * w) /
+                                 tc_std(one[i], (int64_t)h * w);
+                CHECK(d <= 1e-5);
+                worst = d > worst ? d : worst;
+            }
+            /* a partial batch (2 of 3 slots), frames in another order */
+            const uint8_t *two[2] = {frames[2], frames[0]};
+            CHECK_OK(da2_infer_u8_batch(c3, two, 2, many, model_size));
+            CHECK(max_abs_diff(one[2], many, (size_t)h * w) <= 1e-5 * tc_std(one[2], (int64_t)h * w));
+            CHECK(max_abs_diff(one[0], many + (size_t)h * w, (size_t)h * w) <=
+                  1e-5 * tc_std(one[0], (int64_t)h * w));
+            printf("da2 batch 3 vs batch 1 (%s, %s size): max %.3g * std (bound 1e-5)\n",
+                   bes[b]->ops->name, model_size ? "model" : "source", worst);
+        }
+        CHECK(da2_infer_u8_batch(c3, frames, 4, many, 0) == DM_ERR_ARG);
+        da2_ctx_free(c1), da2_ctx_free(c3);
+        da2_model_free(m);
+    }
+    dm_backend_destroy(emu_be);
+    unlink(wpath);
+}
+
 static void test_vda(dm_backend *cpu, const uint8_t *frames[3]) {
     char wpath[512];
     if (!recipe_file("golden/vda_vits/recipe.json", "vda", wpath, sizeof wpath)) {
@@ -221,6 +269,7 @@ int main(void) {
     dm_backend *cpu = dm_backend_cpu_create(2);
     test_rvm(cpu, frames);
     test_da2(cpu, frames[0]);
+    test_da2_batch(cpu, frames);
     test_vda(cpu, frames);
     dm_backend_destroy(cpu);
     for (int i = 0; i < 3; i++) free(f[i]);
