@@ -27,7 +27,8 @@ struct pl_worker {
     rvm_state *ref_rs;
     da2_model *ref_da2;
     da2_ctx *ref_dc;
-    float *ref_out;     /* (4, H, W): reference fgr + pha, or depth */
+    float *ref_out;     /* (4, H, W): reference fgr + pha, or depth (source or model size) */
+    size_t ref_out_n;   /* floats at ref_out */
     int verified_rvm, verified_da2; /* first frames already checked (runtime.verify) */
     rvm_model *rvm;
     rvm_state *rs;
@@ -40,8 +41,9 @@ struct pl_worker {
     const uint8_t *rgb; /* (H, W, 3) the current frame: a prefetch slot, valid until the next */
     float *fgr_f;      /* (3, H, W) RVM foreground, planar */
     float *pha_f;      /* (H, W) RVM alpha */
-    float *depth_f;    /* (H, W) DA-V2 depth at source size, or (h, w) at model size */
-    float *da2_in;     /* (1, 3, h, w) DA-V2 input (depth.output_size model only) */
+    float *depth_f;    /* (B, H, W) DA-V2 depth at source size, or (B, h, w) at model size */
+    int batch;         /* B: DA-V2 frames per forward (runtime.batch_size; 1 otherwise) */
+    uint8_t *batch_rgb; /* (B, H, W, 3) copies of the frames waiting for a batch (B > 1) */
     void *alpha;       /* (chunk_frames, H, W) uint8 or half */
     uint8_t *fgr;      /* (chunk_frames, H, W, 3) uint8 */
     void *depth;       /* (chunk_frames, H, W) half or float */
@@ -162,8 +164,19 @@ static dm_status ref_models(pl_worker *w, int rvm, int H, int W) {
     dm_status st;
     if (!w->ref_be && !(w->ref_be = dm_backend_cpu_create(w->c->job.runtime.threads)))
         return dm_error_set(DM_ERR_NOMEM, "cannot create the CPU reference backend");
-    if (!w->ref_out && !(w->ref_out = malloc((size_t)4 * H * W * sizeof(float))))
+    size_t n_out = (size_t)4 * H * W; /* RVM fgr + pha, or depth at source size */
+    if (job->depth.enabled && !pl_is_vda(job)) {
+        int mh, mw; /* the model grid (depth.output_size model) may be larger */
+        da2_input_size(H, W, job->depth.input_size, &mh, &mw);
+        if ((size_t)mh * mw > n_out) n_out = (size_t)mh * mw;
+    }
+    if (w->ref_out && w->ref_out_n < n_out) {
+        free(w->ref_out);
+        w->ref_out = NULL;
+    }
+    if (!w->ref_out && !(w->ref_out = malloc(n_out * sizeof(float))))
         return dm_error_set(DM_ERR_NOMEM, "out of memory for the reference outputs");
+    w->ref_out_n = n_out;
     if (rvm) {
         if (!w->ref_rvm && (st = rvm_model_load(&w->ref_rvm, job->matting.weights, w->ref_be)))
             return st;
@@ -227,14 +240,17 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
     if ((st = pl_prefetch_init(&w->pf, px * 3))) return st;
     w->fgr_f = malloc(px * 3 * sizeof(float));
     w->pha_f = malloc(px * sizeof(float));
-    w->depth_f = malloc(dpx * sizeof(float));
-    w->da2_in = malloc(mpx * 3 * sizeof(float));
+    w->batch = job->depth.enabled && !c->is_vda ? job->runtime.batch_size : 1;
+    w->depth_f = malloc((size_t)w->batch * dpx * sizeof(float));
+    if (w->batch > 1 && !(w->batch_rgb = malloc((size_t)w->batch * px * 3)))
+        return dm_error_set(DM_ERR_NOMEM, "out of memory for %d batched frames (%zu pixels)",
+                            w->batch, px);
     w->alpha = malloc(cf * px * 2);
     w->fgr = malloc(cf * px * 3);
     w->depth = malloc(cf * dpx * 4);
     w->pts = malloc(cf * sizeof *w->pts);
     w->ts = malloc(cf * sizeof *w->ts);
-    if (!w->fgr_f || !w->pha_f || !w->depth_f || !w->da2_in || !w->alpha || !w->fgr ||
+    if (!w->fgr_f || !w->pha_f || !w->depth_f || !w->alpha || !w->fgr ||
         !w->depth || !w->pts || !w->ts)
         return dm_error_set(DM_ERR_NOMEM, "out of memory for frame buffers (%zu pixels x %zu "
                             "frames)", px, cf);
@@ -266,7 +282,7 @@ void pl_worker_free(pl_worker *w) {
     pl_vda_free(w->vda);
     if (w->be) dm_backend_destroy(w->be);
     pl_prefetch_free(&w->pf);
-    free(w->fgr_f), free(w->pha_f), free(w->depth_f), free(w->da2_in);
+    free(w->fgr_f), free(w->pha_f), free(w->depth_f), free(w->batch_rgb);
     free(w->alpha), free(w->fgr), free(w->depth), free(w->pts), free(w->ts);
     free(w);
 }
@@ -344,7 +360,9 @@ static dm_status start_chunk(pl_worker *w, const pl_chunk *ch, const dm_video_in
     if (job->depth.enabled && (!w->dc || w->dc_h != H || w->dc_w != W)) {
         da2_ctx_free(w->dc);
         w->dc = NULL;
-        if ((st = da2_ctx_init(&w->dc, w->da2, w->be, H, W, job->depth.input_size))) return st;
+        if ((st = da2_ctx_init_batch(&w->dc, w->da2, w->be, H, W, job->depth.input_size,
+                                     w->batch)))
+            return st;
         w->dc_h = H, w->dc_w = W;
     }
     for (int64_t f = start; f < ch->begin; f++) {
@@ -357,21 +375,6 @@ static dm_status start_chunk(pl_worker *w, const pl_chunk *ch, const dm_video_in
         if ((st = verify_rvm(w, info, f, 0))) return st;
     }
     return DM_OK;
-}
-
-/* depth.output_size model: the DPT head output (1, 1, h, w) of the current frame into depth_f,
- * i.e. exactly the tensor da2_infer_u8 resizes to the source (no resize here); *n = h * w. */
-static dm_status depth_model_size(pl_worker *w, size_t *n) {
-    int h, wd;
-    da2_ctx_input_dims(w->dc, &h, &wd);
-    const int64_t s_in[] = {1, 3, h, wd}, s_out[] = {1, 1, h, wd};
-    dm_tensor in, out;
-    dm_tensor_view(&in, w->da2_in, DM_DTYPE_F32, 4, s_in);
-    dm_tensor_view(&out, w->depth_f, DM_DTYPE_F32, 4, s_out);
-    dm_status st = da2_preprocess_u8(w->dc, w->rgb, &in);
-    if (!st) st = da2_forward(w->dc, &in, &out);
-    *n = (size_t)h * wd;
-    return st;
 }
 
 static inline float clamp01(float x) {
@@ -433,36 +436,27 @@ static dm_status guard_rvm(pl_worker *w, const dm_video_info *info, int64_t fram
 /* DA-V2 after the device's depth: verification (first frame / all) and the non-finite guard:
  * a frame with NaN/Inf in float16/bfloat16 is recomputed in float32 on the CPU reference and
  * counted; still non-finite (or already float32) -> an error naming video, frame, stage. */
-static dm_status check_da2(pl_worker *w, const dm_video_info *info, int64_t frame, size_t n) {
+static dm_status check_da2(pl_worker *w, const dm_video_info *info, int64_t frame,
+                           const uint8_t *rgb, float *depth, size_t n) {
     const dm_job *job = &w->c->job;
     const int model_size = job->depth.output_size == DM_DEPTH_SIZE_MODEL;
     const int verify = verify_wanted(w, w->verified_da2);
-    int64_t bad = count_nonfinite(w->depth_f, n);
+    int64_t bad = count_nonfinite(depth, n);
     if (!verify && (!bad || w->be->precision == DM_DTYPE_F32)) {
         if (bad) goto nonfinite;
         return DM_OK;
     }
     const double t0 = pl_now();
     dm_status st = ref_models(w, 0, info->height, info->width);
-    if (!st && model_size) {
-        int h, wd;
-        da2_ctx_input_dims(w->ref_dc, &h, &wd);
-        const int64_t s_in[] = {1, 3, h, wd}, s_out[] = {1, 1, h, wd};
-        dm_tensor in, out;
-        dm_tensor_view(&in, w->da2_in, DM_DTYPE_F32, 4, s_in);
-        dm_tensor_view(&out, w->ref_out, DM_DTYPE_F32, 4, s_out);
-        if (!(st = da2_preprocess_u8(w->ref_dc, w->rgb, &in))) st = da2_forward(w->ref_dc, &in, &out);
-    } else if (!st) {
-        st = da2_infer_u8(w->ref_dc, w->rgb, w->ref_out);
-    }
+    if (!st) st = da2_infer_u8_batch(w->ref_dc, &rgb, 1, w->ref_out, model_size);
     if (!st && verify && !bad)
-        st = verify_compare(w, DM_TOL_DA2, "DA-V2 depth", info->path, frame, w->depth_f, w->ref_out, n);
+        st = verify_compare(w, DM_TOL_DA2, "DA-V2 depth", info->path, frame, depth, w->ref_out, n);
     w->verified_da2 = 1;
     w->stats.verify_s += pl_now() - t0;
     if (st) return st;
     if (!bad) return DM_OK;
     if (w->be->precision != DM_DTYPE_F32 && !count_nonfinite(w->ref_out, n)) {
-        memcpy(w->depth_f, w->ref_out, n * sizeof(float));
+        memcpy(depth, w->ref_out, n * sizeof(float));
         w->stats.recomputed_frames++;
         fprintf(stderr, "depthmatte: %s: frame %lld: %lld NaN/Inf depth values in %s; "
                 "recomputed in float32\n", info->path, (long long)frame, (long long)bad,
@@ -473,6 +467,36 @@ nonfinite:
     return dm_error_set(DM_ERR_NONFINITE, "%s: frame %lld: DA-V2 depth has %lld NaN/Inf values "
                         "in float32 (%s backend); nothing of this frame is written", info->path,
                         (long long)frame, (long long)bad, w->be->ops->name);
+}
+
+/* DA-V2 on the nb frames waiting for the batch (rows t0 .. t0 + nb - 1 of the block, video
+ * frames frame0 ..): one forward pass, then per frame runtime.verify / the non-finite guard
+ * and the conversion to the output dtype. */
+static dm_status depth_batch(pl_worker *w, const dm_video_info *info, int64_t frame0,
+                             int64_t t0, int nb, size_t px) {
+    const dm_job *job = &w->c->job;
+    const int model_size = job->depth.output_size == DM_DEPTH_SIZE_MODEL;
+    const int depth_f16 = job->depth.dtype == DM_DTYPE_F16;
+    const uint8_t *rgb[1024];
+    for (int j = 0; j < nb; j++) rgb[j] = w->batch > 1 ? w->batch_rgb + (size_t)j * px * 3 : w->rgb;
+    size_t dpx = px;
+    if (model_size) {
+        int h, wd;
+        da2_ctx_input_dims(w->dc, &h, &wd);
+        dpx = (size_t)h * wd;
+    }
+    dm_status st = da2_infer_u8_batch(w->dc, rgb, nb, w->depth_f, model_size);
+    if (st) return st;
+    for (int j = 0; j < nb; j++) {
+        float *d = w->depth_f + (size_t)j * dpx;
+        const int64_t t = t0 + j;
+        if ((st = check_da2(w, info, frame0 + j, rgb[j], d, dpx))) return st;
+        for (size_t i = 0; i < dpx; i++) {
+            if (depth_f16) ((uint16_t *)w->depth)[t * dpx + i] = dm_f32_to_f16(d[i]);
+            else ((float *)w->depth)[t * dpx + i] = d[i];
+        }
+    }
+    return DM_OK;
 }
 
 dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
@@ -488,10 +512,10 @@ dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
         return dm_error_set(DM_ERR_ARG, "%s: block without an open chunk", info->path);
     const size_t px = (size_t)info->width * info->height;
     const int alpha_u8 = job->output.alpha_dtype == DM_DTYPE_U8;
-    const int depth_f16 = job->depth.dtype == DM_DTYPE_F16;
     const int want_fgr = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
     const int want_alpha = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_ALPHA);
     int64_t t = 0;
+    int nb = 0; /* frames waiting for the DA-V2 batch: rows t - nb .. t - 1 */
     for (; t < b->count; t++) {
         /* A stop request ends the block after the frame in flight: the rows done so far are
          * written (with their done markers) in this round. */
@@ -521,18 +545,13 @@ dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out) {
             }
         }
         if (job->depth.enabled) {
-            size_t dpx = px;
-            if (job->depth.output_size == DM_DEPTH_SIZE_MODEL) st = depth_model_size(w, &dpx);
-            else st = da2_infer_u8(w->dc, w->rgb, w->depth_f);
-            if (st) return st;
-            if ((st = check_da2(w, info, frame, dpx))) return st;
-            for (size_t i = 0; i < dpx; i++) {
-                float d = w->depth_f[i];
-                if (!isfinite(d))
-                    return dm_error_set(DM_ERR_NONFINITE, "%s: frame %lld: non-finite depth at "
-                                        "pixel %zu", info->path, (long long)frame, i);
-                if (depth_f16) ((uint16_t *)w->depth)[t * dpx + i] = dm_f32_to_f16(d);
-                else ((float *)w->depth)[t * dpx + i] = d;
+            if (w->batch > 1) /* the prefetch slot is reused: keep a copy for the batch */
+                memcpy(w->batch_rgb + (size_t)nb * px * 3, w->rgb, px * 3);
+            nb++;
+            if (nb == w->batch || t + 1 == b->count || stop_requested(w)) {
+                if ((st = depth_batch(w, info, b->begin + t + 1 - nb, t + 1 - nb, nb, px)))
+                    return st;
+                nb = 0;
             }
         }
         w->stats.inference_s += pl_now() - t1;

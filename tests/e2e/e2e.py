@@ -402,6 +402,29 @@ def case_depth():
         check(np.array_equal(a, f3["videos/00000/depth"][...]), "depth identical on 1 and 3 ranks")
         check(bool(np.all(f2["videos/00000/done"][...] == 1)), "np 2: every done marker set")
         check(bool(np.all(f3["videos/00000/done"][...] == 1)), "np 3: every done marker set")
+    # runtime.batch_size 4 (frames per forward, batches cut at block ends): the rows equal the
+    # batch-1 rows within float32 rounding (GEMM blocking by row count; bound 1e-5 * std as
+    # tests/engine/test_device_models.c), on 2 ranks, at source and at model size
+    for size in ("source", "model"):
+        outs_b = []
+        for bs in (1, 4):
+            out = os.path.join(A.work, f"depth_{size}_b{bs}.h5")
+            job = {"inputs": [clip], "max_frames": 12, "output": {"path": out, "chunk_frames": 5},
+                   "depth": {"weights": wts, "input_size": 70, "dtype": "float32",
+                             "output_size": size},
+                   "runtime": {"batch_size": bs},
+                   "plan": {"split_videos": "always", "min_chunk_frames": 4}}
+            path = os.path.join(A.work, f"depth_{size}_b{bs}.yaml")
+            with open(path, "w") as f:
+                json.dump(job, f)
+            rc, _, err = run(2, path)
+            check(rc == 0, f"batch {bs} {size}: exit 0 ({err.strip()[-300:]})")
+            outs_b.append(out)
+        with h5py.File(outs_b[0]) as f1, h5py.File(outs_b[1]) as f4:
+            a, b = f1["videos/00000/depth"][...], f4["videos/00000/depth"][...]
+            d = float(np.abs(a - b).max()) / float(a.std())
+            check(a.shape == b.shape and d <= 1e-5 and bool(np.all(f4["videos/00000/done"][...] == 1)),
+                  f"batch 4 vs 1 ({size} size): max {d:.3g} * std (bound 1e-5)")
 
 
 def da2_model_dims(h, w, input_size):
