@@ -44,7 +44,10 @@ void *dm_backend_cuda_stream(const dm_backend *be);
 dm_status dm_cuda_backend_device(const dm_backend *be, int *device);
 
 /* Number of visible CUDA devices into *count (0 when the driver reports none or no driver is
- * installed: then DM_OK with *count = 0). DM_ERR_UNSUPPORTED without CUDA (and *count = 0). */
+ * installed: then DM_OK with *count = 0). A driver that is installed but too old for the build's
+ * CUDA runtime (cudaErrorInsufficientDriver with cudaDriverGetVersion > 0) is DM_ERR_BACKEND with
+ * one line naming the CUDA version the driver supports and the one needed
+ * (dm_cuda_driver_message). DM_ERR_UNSUPPORTED without CUDA (and *count = 0). */
 dm_status dm_cuda_device_count(int *count);
 
 /* Device name ("NVIDIA H200") into buf (always terminated). DM_ERR_ARG for a bad index. */
@@ -73,5 +76,60 @@ dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *c
  * with the max subtracted first (as torch.softmax). Not part of the op table (the models use
  * the fused attention op); kept for tests and diagnostics. */
 dm_status dm_cuda_softmax(dm_backend *be, const dm_tensor *x, dm_tensor *y);
+
+/* Multi-head self-attention read straight from a qkv linear's output, so that the two permutes
+ * around dm_attention disappear (ViT blocks): qkv (B, T, 3*C) holds (B, T, 3, heads, D) with
+ * C = heads * D (the layout of timm/DINOv2's `qkv(x).reshape(B, N, 3, H, D)`), o (B, T, C)
+ * receives (B, T, heads, D) = softmax(q k^T * scale) v per head, i.e. what dm_attention followed
+ * by the merge permute gives. f16/bf16 (or an f32 qkv on a float16/bfloat16 backend) run on the
+ * tensor-core kernel, strict f32 on the CUDA-core one; D <= 128. Errors: DM_ERR_ARG (not a CUDA
+ * backend), DM_ERR_SHAPE, DM_ERR_UNSUPPORTED (D > 128), DM_ERR_DTYPE. Not in the op table (the
+ * CPU backend has no counterpart; models use it only when the backend is CUDA). */
+dm_status dm_cuda_attention_qkv(dm_backend *be, const dm_tensor *qkv, int heads, float scale,
+                                dm_tensor *o);
+
+/* ---- CUDA Graphs: capture a fixed-shape forward once, replay it per frame ------------------ */
+
+/* A captured and instantiated sequence of the backend's work (cudaGraphExec_t). */
+typedef struct dm_cuda_graph dm_cuda_graph;
+
+/* Starts capturing the work queued on be's stream (cudaStreamBeginCapture, thread-local mode):
+ * the ops called until dm_cuda_graph_end are recorded, not run. Everything the captured ops
+ * need must exist beforehand: run the forward once eagerly with the same shapes first, so that
+ * scratch buffers, cuDNN algorithms and cuBLASLt plans are in place (a scratch buffer that would
+ * have to grow, a host<->device copy or a synchronisation inside the capture fails with
+ * DM_ERR_BACKEND). The graph reads and writes the very device buffers the ops were given:
+ * upload new inputs into the same input tensors before each dm_cuda_graph_launch. Errors:
+ * DM_ERR_ARG (not a CUDA backend, already capturing), DM_ERR_BACKEND (CUDA). Source: CUDA
+ * Programming Guide, "CUDA Graphs", stream capture. */
+dm_status dm_cuda_graph_begin(dm_backend *be);
+
+/* Ends the capture begun by dm_cuda_graph_begin and instantiates it into *out (free with
+ * dm_cuda_graph_free). Always leaves capture mode, also when an op failed during the capture;
+ * then *out is NULL and the result is DM_ERR_BACKEND (capture invalidated) or DM_ERR_ARG (no
+ * capture running). */
+dm_status dm_cuda_graph_end(dm_backend *be, dm_cuda_graph **out);
+
+/* Replays graph g on be's stream (asynchronously, ordered with the backend's other work). */
+dm_status dm_cuda_graph_launch(dm_backend *be, dm_cuda_graph *g);
+
+/* Releases a graph (NULL is ignored). */
+void dm_cuda_graph_free(dm_cuda_graph *g);
+
+/* ---- pure helpers (no CUDA needed: built and unit-tested in every configuration) ---------- */
+
+/* 1 when a cuDNN status code is in cuDNN 9's NOT_SUPPORTED category (CUDNN_STATUS_CATEGORY(s)
+ * == CUDNN_STATUS_NOT_SUPPORTED = 3000, i.e. 3000 and the sub-codes 3001..3014 such as
+ * CUDNN_STATUS_NOT_SUPPORTED_SHAPE), 0 for success and every other category. The convolution
+ * code falls back from a fused cuDNN call on this, and treats anything else as an error. */
+int dm_cudnn_status_is_not_supported(int status);
+
+/* When the installed driver is too old for the CUDA runtime the build uses, writes one line into
+ * buf (always terminated) naming both CUDA versions (encoded as cudaDriverGetVersion /
+ * cudaRuntimeGetVersion do: 1000 * major + 10 * minor), the Linux driver branch needed and the
+ * two ways out, and returns 1. Returns 0 (buf empty) when the driver is new enough under CUDA's
+ * minor-version compatibility (same major version or newer) or when driver_version is 0 (no
+ * driver installed: the caller reports "no GPU" instead). */
+int dm_cuda_driver_message(int driver_version, int runtime_version, char *buf, size_t size);
 
 #endif

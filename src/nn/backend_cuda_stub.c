@@ -80,6 +80,37 @@ dm_status dm_cuda_softmax(dm_backend *be, const dm_tensor *x, dm_tensor *y) {
     return no_cuda();
 }
 
+dm_status dm_cuda_attention_qkv(dm_backend *be, const dm_tensor *qkv, int heads, float scale,
+                                dm_tensor *o) {
+    (void)be;
+    (void)qkv;
+    (void)heads;
+    (void)scale;
+    (void)o;
+    return no_cuda();
+}
+
+dm_status dm_cuda_graph_begin(dm_backend *be) {
+    (void)be;
+    return no_cuda();
+}
+
+dm_status dm_cuda_graph_end(dm_backend *be, dm_cuda_graph **out) {
+    (void)be;
+    if (out) *out = NULL;
+    return no_cuda();
+}
+
+dm_status dm_cuda_graph_launch(dm_backend *be, dm_cuda_graph *g) {
+    (void)be;
+    (void)g;
+    return no_cuda();
+}
+
+void dm_cuda_graph_free(dm_cuda_graph *g) {
+    (void)g; /* no graph can exist without CUDA */
+}
+
 #else
 /* ISO C forbids an empty translation unit. */
 typedef int dm_backend_cuda_stub_unused;

@@ -13,7 +13,21 @@ typedef struct tc_result {
     double nmse;     /* sum (got-want)^2 / sum want^2 */
     double std;      /* standard deviation of want */
     int64_t worst;   /* index of max_abs */
+    int64_t nonfinite_mismatch; /* with match_nonfinite: elements whose NaN / sign of inf
+                                 * differ (or got non-finite where want is finite) */
 } tc_result;
+
+/* Options of tc_compare_opts. Zero-initialised = tc_compare's behaviour. */
+typedef struct tc_opts {
+    /* 0 (default): every non-finite `got` fails the comparison.
+     * 1: non-finite values must agree element by element, as ggml's test-backend-ops requires:
+     *    want NaN <-> got NaN, want +inf <-> got +inf, want -inf <-> got -inf; such elements
+     *    are then excluded from the error statistics, and every finite pair is compared with
+     *    `tol` as usual. For ops whose contract says what happens to NaN/Inf (activation,
+     *    binary, matting_compose's "NaN stays NaN"). */
+    int match_nonfinite;
+    int quiet; /* 1: print nothing (for tests of this helper); failures are still counted */
+} tc_opts;
 
 /* Compares n floats; prints one line "name: max_abs .. (tol ..) std .. nmse .. PASS/FAIL" and,
  * on failure, the first few indices over tolerance. Passes when max_abs <= tol. Returns 1 on
@@ -21,7 +35,11 @@ typedef struct tc_result {
 int tc_compare(const char *name, const float *got, const float *want, int64_t n, double tol,
                tc_result *out);
 
-/* Standard deviation of n floats. */
+/* tc_compare with options (opts may be NULL: same as tc_compare). */
+int tc_compare_opts(const char *name, const float *got, const float *want, int64_t n, double tol,
+                    const tc_opts *opts, tc_result *out);
+
+/* Standard deviation of n floats (non-finite values included: the result is then NaN). */
 double tc_std(const float *x, int64_t n);
 
 /* Test-harness helpers: CHECK prints file:line and counts a failure; tests return

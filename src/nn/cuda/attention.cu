@@ -31,21 +31,22 @@ __device__ __forceinline__ float att_warp_sum(float v) {
 template <int DMAX>
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     attention_kernel(const void *q, int qt, const void *k, int kt, const void *v, int vt, void *o,
-                     int ot, int Tq, int Tk, int D, int nqb, float scale) {
+                     int ot, int Tq, int Tk, int D, int nqb, float scale, cuda_att_layout L) {
     constexpr int R = ATT_QB / ATT_WARPS; /* rows per warp */
     constexpr int DL = DMAX / 32;         /* output dims per lane */
     __shared__ float qs[ATT_QB][DMAX];
     __shared__ float ks[ATT_KB][DMAX + 1]; /* +1: lanes read different rows, same column */
     __shared__ float vs[ATT_KB][DMAX];
 
-    const int64_t bh = blockIdx.x / nqb;
+    const int64_t bh = blockIdx.x / nqb, b = bh / L.heads, h = bh % L.heads;
     const int q0 = (int)(blockIdx.x % nqb) * ATT_QB;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t qbase = bh * (int64_t)Tq * D, kbase = bh * (int64_t)Tk * D;
+    const int64_t qbase = b * L.q_b + h * L.q_h, kbase = b * L.k_b + h * L.k_h,
+                  obase = b * L.o_b + h * L.o_h;
 
     for (int i = threadIdx.x; i < ATT_QB * DMAX; i += blockDim.x) {
         const int r = i / DMAX, d = i % DMAX;
-        qs[r][d] = (q0 + r < Tq && d < D) ? ld_as_f32(q, qt, qbase + (int64_t)(q0 + r) * D + d) *
+        qs[r][d] = (q0 + r < Tq && d < D) ? ld_as_f32(q, qt, qbase + (int64_t)(q0 + r) * L.q_t + d) *
                                                 scale
                                           : 0.f;
     }
@@ -64,7 +65,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
         for (int i = threadIdx.x; i < ATT_KB * DMAX; i += blockDim.x) {
             const int j = i / DMAX, d = i % DMAX;
             const bool ok = k0 + j < Tk && d < D;
-            const int64_t off = kbase + (int64_t)(k0 + j) * D + d;
+            const int64_t off = kbase + (int64_t)(k0 + j) * L.k_t + d;
             ks[j][d] = ok ? ld_as_f32(k, kt, off) : 0.f;
             vs[j][d] = ok ? ld_as_f32(v, vt, off) : 0.f;
         }
@@ -99,7 +100,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
 #pragma unroll
         for (int j = 0; j < DL; j++) {
             const int d = lane + 32 * j;
-            if (d < D) st_from_f32(o, ot, qbase + (int64_t)qi * D + d, acc[r][j] * inv);
+            if (d < D) st_from_f32(o, ot, obase + (int64_t)qi * L.o_t + d, acc[r][j] * inv);
         }
     }
 }
@@ -107,7 +108,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
 extern "C" dm_status cuda_attention(cudaStream_t s, const void *q, dm_dtype qt, const void *k,
                                     dm_dtype kt, const void *v, dm_dtype vt, void *o,
                                     dm_dtype ot, int64_t BH, int Tq, int Tk, int D,
-                                    float scale) {
+                                    float scale, const cuda_att_layout *layout) {
     if (BH <= 0 || Tq <= 0) return DM_OK;
     if (Tk <= 0) return dm_error_set(DM_ERR_SHAPE, "attention: no keys (Tk = 0)");
     if (D < 1 || D > 128)
@@ -117,12 +118,13 @@ extern "C" dm_status cuda_attention(cudaStream_t s, const void *q, dm_dtype qt, 
         return dm_error_set(DM_ERR_SHAPE, "attention: %lld blocks exceed the grid",
                             (long long)(BH * nqb));
     const unsigned grid = (unsigned)(BH * nqb);
+    const cuda_att_layout L = layout ? *layout : cuda_att_contiguous(Tq, Tk, D);
     if (D <= 64)
         attention_kernel<64><<<grid, ATT_WARPS * 32, 0, s>>>(q, qt, k, kt, v, vt, o, ot, Tq, Tk,
-                                                            D, nqb, scale);
+                                                            D, nqb, scale, L);
     else
         attention_kernel<128><<<grid, ATT_WARPS * 32, 0, s>>>(q, qt, k, kt, v, vt, o, ot, Tq, Tk,
-                                                             D, nqb, scale);
+                                                             D, nqb, scale, L);
     CUDA_CHECK_LAUNCH();
     return DM_OK;
 }

@@ -39,6 +39,10 @@ dm_status permute_cuda(dm_backend *be, const dm_tensor *x, const int *perm, dm_t
 
 dm_status cuda_scratch(cuda_ctx *ctx, cuda_slot slot, size_t bytes, void **ptr) {
     if (bytes > ctx->slot_size[slot]) {
+        if (ctx->capturing) /* cudaMalloc / synchronisation are illegal while capturing */
+            return dm_error_set(DM_ERR_BACKEND, "cuda: scratch %d must grow to %zu bytes during "
+                                "CUDA Graph capture: run the forward once before capturing it",
+                                (int)slot, bytes);
         size_t rounded = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1); /* MiB */
         CUDA_CHECK(cudaStreamSynchronize(ctx->stream)); /* queued work may use the old one */
         if (ctx->slot[slot]) CUDA_CHECK(cudaFree(ctx->slot[slot]));
@@ -81,6 +85,58 @@ dm_status cuda_as_dtype(cuda_ctx *ctx, const dm_tensor *t, dm_dtype dtype, cuda_
     if (st) return st;
     if ((st = cuda_convert(ctx->stream, t->data, t->dtype, buf, dtype, n))) return st;
     *ptr = buf;
+    return DM_OK;
+}
+
+/* ---- uploads through pinned staging ------------------------------------------------------ */
+
+#define STAGE_CHUNK ((size_t)8 << 20) /* bytes per staging buffer (two: 16 MiB pinned at most) */
+
+dm_status cuda_upload(cuda_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    if (!bytes) return DM_OK;
+    if (ctx->capturing)
+        return dm_error_set(DM_ERR_BACKEND, "cuda: host->device copy during CUDA Graph capture "
+                            "(upload inputs before dm_cuda_graph_launch, not inside the graph)");
+    struct cudaPointerAttributes attr;
+    if (cudaPointerGetAttributes(&attr, src) == cudaSuccess && attr.type == cudaMemoryTypeHost) {
+        /* already pinned (the caller's own staging): copy directly; the copy returns before it
+         * has read src, so wait for it: dm_copy promises that src may be reused on return */
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx->stream));
+        CUDA_CHECK(cudaEventRecord(ctx->upload_done, ctx->stream));
+        CUDA_CHECK(cudaEventSynchronize(ctx->upload_done));
+        return DM_OK;
+    }
+    (void)cudaGetLastError(); /* older runtimes report pageable memory as an error */
+    /* pageable: memcpy into a pinned buffer, asynchronous DMA from there. A buffer is refilled
+     * only after the event behind its previous copy: its DMA may still be reading it. The host
+     * memcpy into one buffer overlaps the DMA out of the other. */
+    for (size_t off = 0; off < bytes; off += STAGE_CHUNK) {
+        const size_t n = bytes - off < STAGE_CHUNK ? bytes - off : STAGE_CHUNK;
+        cuda_stage *sg = &ctx->stage[ctx->stage_next];
+        ctx->stage_next = (ctx->stage_next + 1) % CUDA_STAGE_COUNT;
+        if (sg->pending) {
+            CUDA_CHECK(cudaEventSynchronize(sg->done));
+            sg->pending = 0;
+        }
+        if (sg->size < n) {
+            if (sg->host) CUDA_CHECK(cudaFreeHost(sg->host));
+            sg->host = NULL;
+            sg->size = 0;
+            const size_t want = n < ((size_t)1 << 20) ? ((size_t)1 << 20) : STAGE_CHUNK;
+            cudaError_t e = cudaMallocHost(&sg->host, want);
+            if (e != cudaSuccess) {
+                sg->host = NULL;
+                return dm_error_set(DM_ERR_NOMEM, "cuda: pinned staging of %zu bytes: %s", want,
+                                    cudaGetErrorString(e));
+            }
+            sg->size = want;
+        }
+        memcpy(sg->host, (const char *)src + off, n);
+        CUDA_CHECK(cudaMemcpyAsync((char *)dst + off, sg->host, n, cudaMemcpyHostToDevice,
+                                   ctx->stream));
+        CUDA_CHECK(cudaEventRecord(sg->done, ctx->stream));
+        sg->pending = 1;
+    }
     return DM_OK;
 }
 
@@ -163,6 +219,7 @@ static dm_status copy_cuda(dm_backend *be, const dm_tensor *src, dm_tensor *dst)
             return DM_OK;
         }
         CUDA_CHECK(cudaSetDevice(ctx->device));
+        if (!src_gpu) return cuda_upload(ctx, dst->data, src->data, dm_tensor_nbytes(src));
         CUDA_CHECK(cudaMemcpyAsync(dst->data, src->data, dm_tensor_nbytes(src), cudaMemcpyDefault,
                                    ctx->stream));
         if (!dst_gpu) CUDA_CHECK(cudaStreamSynchronize(ctx->stream)); /* host reads it next */
@@ -183,8 +240,7 @@ static dm_status copy_cuda(dm_backend *be, const dm_tensor *src, dm_tensor *dst)
                                                 dst->dtype, n);
     if (!src_gpu) { /* host -> device: raw bytes up, convert on the device */
         if ((st = cuda_scratch(ctx, CUDA_SLOT_C, dm_tensor_nbytes(src), &stage))) return st;
-        CUDA_CHECK(cudaMemcpyAsync(stage, src->data, dm_tensor_nbytes(src), cudaMemcpyHostToDevice,
-                                   ctx->stream));
+        if ((st = cuda_upload(ctx, stage, src->data, dm_tensor_nbytes(src)))) return st;
         return cuda_convert(ctx->stream, stage, src->dtype, dst->data, dst->dtype, n);
     }
     /* device -> host: convert on the device, bytes down, wait */
@@ -235,6 +291,12 @@ static void destroy_cuda(dm_backend *be) {
     if (ctx->w_desc) cudnnDestroyFilterDescriptor(ctx->w_desc);
     if (ctx->conv_desc) cudnnDestroyConvolutionDescriptor(ctx->conv_desc);
     if (ctx->act_desc) cudnnDestroyActivationDescriptor(ctx->act_desc);
+    cuda_lt_cache_free(ctx);
+    for (int i = 0; i < CUDA_STAGE_COUNT; i++) {
+        if (ctx->stage[i].done) cudaEventDestroy(ctx->stage[i].done); /* stream synced above */
+        if (ctx->stage[i].host) cudaFreeHost(ctx->stage[i].host);
+    }
+    if (ctx->upload_done) cudaEventDestroy(ctx->upload_done);
     if (ctx->cudnn) cudnnDestroy(ctx->cudnn);
     if (ctx->lt) cublasLtDestroy(ctx->lt);
     for (int i = 0; i < CUDA_SLOT_COUNT; i++)
@@ -295,6 +357,11 @@ static dm_status ctx_init(cuda_ctx *ctx) {
     CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&ctx->conv_desc));
     CUDNN_CHECK(cudnnCreateActivationDescriptor(&ctx->act_desc));
     CUDA_CHECK(cudaMalloc((void **)&ctx->counter, sizeof *ctx->counter));
+    CUDA_CHECK(cudaDeviceGetAttribute(&ctx->cc_major, cudaDevAttrComputeCapabilityMajor,
+                                      ctx->device));
+    for (int i = 0; i < CUDA_STAGE_COUNT; i++)
+        CUDA_CHECK(cudaEventCreateWithFlags(&ctx->stage[i].done, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&ctx->upload_done, cudaEventDisableTiming));
     return DM_OK;
 }
 
@@ -318,6 +385,8 @@ dm_status dm_backend_cuda_create(int device_index, dm_dtype precision, dm_backen
     }
     ctx->device = device_index;
     ctx->precision = precision;
+    const char *force = getenv("DM_CUDA_CONV_FORCE_NHWC"); /* test knob, docs/gpu.md */
+    ctx->conv_force_nhwc = force && force[0] == '1';
     be->ops = &cuda_ops;
     be->device = DM_DEVICE_CUDA;
     be->precision = precision;
@@ -358,9 +427,15 @@ dm_status dm_cuda_device_count(int *count) {
     *count = 0;
     cudaError_t e = cudaGetDeviceCount(count);
     if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver) {
-        (void)cudaGetLastError(); /* clear the sticky-free error so later calls start clean */
+        (void)cudaGetLastError(); /* clear the error so later calls start clean */
         *count = 0;
-        return DM_OK;
+        int drv = 0, rt = 0;
+        char msg[512];
+        if (e == cudaErrorInsufficientDriver && cudaDriverGetVersion(&drv) == cudaSuccess &&
+            cudaRuntimeGetVersion(&rt) == cudaSuccess &&
+            dm_cuda_driver_message(drv, rt, msg, sizeof msg))
+            return dm_error_set(DM_ERR_BACKEND, "%s", msg); /* a driver, but too old */
+        return DM_OK; /* no device, or no driver at all (cudaDriverGetVersion = 0) */
     }
     if (e != cudaSuccess) {
         *count = 0;

@@ -48,6 +48,10 @@ typedef enum cuda_slot {
     CUDA_SLOT_A,             /* converted weight (dtype differs from the compute dtype) */
     CUDA_SLOT_B,             /* converted bias */
     CUDA_SLOT_C,             /* output in the compute dtype before the epilogue / copy staging */
+    CUDA_SLOT_X,             /* input converted to the compute dtype (runtime precision) or NHWC;
+                              * attention q */
+    CUDA_SLOT_K,             /* NHWC conv weight; attention k */
+    CUDA_SLOT_V,             /* NHWC conv output; attention v; groupnorm partial sums */
     CUDA_SLOT_COUNT
 } cuda_slot;
 
@@ -55,8 +59,32 @@ typedef enum cuda_slot {
 typedef struct cuda_conv_algo {
     int key[16]; /* shapes, params, dtype, direction; key[0] == 0 marks an empty entry */
     int algo;    /* cudnnConvolutionFwdAlgo_t or cudnnConvolutionBwdDataAlgo_t */
+    int math;    /* cudnnMathType_t the algorithm was chosen with (the heuristic's result) */
+    int nhwc;    /* 1: run in NHWC (NCHW had no algorithm; f16/bf16 grouped convolutions) */
     size_t workspace;
 } cuda_conv_algo;
+
+/* Cached cuBLASLt plan (descriptors, layouts, heuristic algorithm) for one GEMM shape. */
+typedef struct cuda_lt_plan {
+    uint64_t key[8]; /* M, N, K, dtypes, epilogue, alignments; key[0] == 0: empty entry */
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, ld;
+    cublasLtMatmulAlgo_t algo;
+    size_t workspace; /* bytes the algorithm may use (the preference it was chosen with) */
+} cuda_lt_plan;
+
+#define CUDA_LT_CACHE 64
+
+/* Pinned host staging buffers for uploads from pageable memory: a ring of two, each reused
+ * only after the event recorded behind its last copy has completed. */
+#define CUDA_STAGE_COUNT 2
+
+typedef struct cuda_stage {
+    void *host;       /* cudaMallocHost */
+    size_t size;
+    cudaEvent_t done; /* recorded after the copy that reads `host` */
+    int pending;      /* 1: `done` was recorded and not yet waited for */
+} cuda_stage;
 
 #define CUDA_ALGO_CACHE 128
 
@@ -76,6 +104,16 @@ typedef struct cuda_ctx {
     cudnnActivationDescriptor_t act_desc;
     cuda_conv_algo algo_cache[CUDA_ALGO_CACHE];
     int algo_next; /* ring position for the next new cache entry */
+    cuda_lt_plan lt_cache[CUDA_LT_CACHE];
+    int lt_next;   /* ring position (evicted plans are destroyed) */
+    cuda_stage stage[CUDA_STAGE_COUNT];
+    int stage_next;
+    cudaEvent_t upload_done; /* direct uploads from caller-pinned memory */
+    int capturing; /* inside dm_cuda_graph_begin/end: no allocation, no synchronisation */
+    int attn_smem_ok[8]; /* tensor-core attention: dynamic shared memory opted in per variant */
+    int cc_major;        /* compute capability major (tensor-core attention needs >= 8) */
+    int conv_force_nhwc; /* DM_CUDA_CONV_FORCE_NHWC=1 at creation: f16/bf16 convolutions take the
+                          * NHWC path (so that the GPU op test exercises it) */
 } cuda_ctx;
 
 static inline cuda_ctx *cuda_ctx_of(dm_backend *be) {
@@ -85,6 +123,17 @@ static inline cuda_ctx *cuda_ctx_of(dm_backend *be) {
 /* Returns device scratch `slot` of at least `bytes` into *ptr (grows it; synchronizes the
  * stream before freeing the old buffer because queued kernels may still read it). */
 dm_status cuda_scratch(cuda_ctx *ctx, cuda_slot slot, size_t bytes, void **ptr);
+
+/* Compute dtype of a GEMM-like op (conv, linear, attention) whose main input has dtype xt: the
+ * backend's precision when xt is f32 and the precision is f16/bf16 (runtime.precision honoured
+ * for models that allocate f32 tensors), else xt itself. */
+static inline dm_dtype cuda_compute_dtype(const cuda_ctx *ctx, dm_dtype xt) {
+    return (xt == DM_DTYPE_F32 && ctx->precision != DM_DTYPE_F32) ? ctx->precision : xt;
+}
+
+/* Uploads `bytes` from host memory src to device memory dst on the stream through the pinned
+ * staging ring; returns when src may be reused (the copy itself may still be in flight). */
+dm_status cuda_upload(cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
 
 /* Checks that t is a CUDA tensor of a float dtype (f32/f16/bf16) with ndim dims (0: any). */
 dm_status cuda_check_float(const dm_tensor *t, int ndim, const char *op, const char *arg);
@@ -118,17 +167,42 @@ dm_status cuda_count_nonfinite(cudaStream_t s, const void *x, dm_dtype xt, int64
 dm_status cuda_layernorm(cudaStream_t s, const void *x, dm_dtype xt, const void *g, dm_dtype gt,
                          const void *b, dm_dtype bt, void *y, dm_dtype yt, int64_t rows,
                          int64_t C, float eps);
-/* GroupNorm: x, y (N, C, inner); gamma/beta (C) or NULL. */
+/* GroupNorm: x, y (N, C, inner); gamma/beta (C) or NULL. When cuda_groupnorm_splits(...) = S
+ * > 1 the reduction of each group is split over S blocks (three passes) and part must hold
+ * 2 * N * groups * S floats of device scratch; else part may be NULL. */
+int cuda_groupnorm_splits(int64_t N, int64_t C, int64_t inner, int groups);
 dm_status cuda_groupnorm(cudaStream_t s, const void *x, dm_dtype xt, const void *g, dm_dtype gt,
                          const void *b, dm_dtype bt, void *y, dm_dtype yt, int64_t N, int64_t C,
-                         int64_t inner, int groups, float eps);
+                         int64_t inner, int groups, float eps, float *part);
 /* Softmax over rows of C. */
 dm_status cuda_softmax(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
                        int64_t rows, int64_t C);
-/* Attention: q (BH, Tq, D), k, v (BH, Tk, D), o (BH, Tq, D); D <= 128. */
+/* Element strides of the attention operands (the head dim is contiguous): sequence bh = b*heads
+ * + h starts at b*s_b + h*s_h, row t at + t*s_t. k and v share strides. NULL layout = contiguous
+ * (BH, T, D) tensors. The packed qkv layout (B, T, 3, H, D) of a qkv linear, read directly
+ * (dm_cuda_attention_qkv), is heads = H, q/k/v s_b = T*3C, s_h = D, s_t = 3C (k, v at +C, +2C),
+ * o (B, T, H, D): s_b = T*C, s_h = D, s_t = C. */
+typedef struct cuda_att_layout {
+    int heads;
+    long long q_b, q_h, q_t, k_b, k_h, k_t, o_b, o_h, o_t;
+} cuda_att_layout;
+
+/* Attention: q (BH, Tq, D), k, v (BH, Tk, D), o (BH, Tq, D) (or strided by L); D <= 128. */
 dm_status cuda_attention(cudaStream_t s, const void *q, dm_dtype qt, const void *k, dm_dtype kt,
                          const void *v, dm_dtype vt, void *o, dm_dtype ot, int64_t BH, int Tq,
-                         int Tk, int D, float scale);
+                         int Tk, int D, float scale, const cuda_att_layout *L);
+/* Tensor-core attention (attention_tc.cu): q, k, v (BH, T, D) all in cd (f16 or bf16), o any
+ * float dtype, D <= 128, sm_80+; opted_in: the context's int[8] of shared-memory opt-ins. */
+dm_status cuda_attention_tc(cudaStream_t s, const void *q, const void *k, const void *v,
+                            dm_dtype cd, void *o, dm_dtype ot, int64_t BH, int Tq, int Tk, int D,
+                            float scale, const cuda_att_layout *L, int *opted_in);
+
+/* Contiguous (BH, Tq, D) / (BH, Tk, D) layout. */
+static inline cuda_att_layout cuda_att_contiguous(int Tq, int Tk, int D) {
+    cuda_att_layout L = {1, (long long)Tq * D, 0, D, (long long)Tk * D, 0, D,
+                         (long long)Tq * D, 0, D};
+    return L;
+}
 /* Resize (NC, H, W) -> (NC, Ho, Wo), semantics of src/nn/cpu/resize.c. */
 dm_status cuda_resize(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
                       int64_t NC, int H, int W, int Ho, int Wo, dm_resize_mode mode,
@@ -171,6 +245,8 @@ dm_status conv_transpose2d_cuda(dm_backend *be, const dm_tensor *x, const dm_ten
                                 const dm_tensor *b, int stride, int pad, dm_tensor *y);
 dm_status linear_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, const dm_tensor *b,
                       dm_act act, dm_tensor *y);
+/* Destroys every cached cuBLASLt plan (linear_cublaslt.c); called by the backend's destroy. */
+void cuda_lt_cache_free(cuda_ctx *ctx);
 
 #ifdef __cplusplus
 }

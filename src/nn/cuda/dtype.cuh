@@ -35,6 +35,74 @@ __device__ __forceinline__ void st_from_f32(void *p, int dt, int64_t i, float v)
     }
 }
 
+/* Four consecutive elements [i, i+4) as float, one vector load: i % 4 == 0 and the array
+ * 16-byte aligned (the launchers check the base pointers), so the access is a float4 (f32),
+ * 8 bytes (f16/bf16: two half2) or 4 bytes (u8). */
+__device__ __forceinline__ void ld4_as_f32(const void *p, int dt, int64_t i, float v[4]) {
+    switch (dt) {
+    case DM_DTYPE_F16: {
+        const uint2 r = *(const uint2 *)((const __half *)p + i);
+        const float2 a = __half22float2(*(const __half2 *)&r.x);
+        const float2 b = __half22float2(*(const __half2 *)&r.y);
+        v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+        break;
+    }
+    case DM_DTYPE_BF16: {
+        const uint2 r = *(const uint2 *)((const __nv_bfloat16 *)p + i);
+        const float2 a = __bfloat1622float2(*(const __nv_bfloat162 *)&r.x);
+        const float2 b = __bfloat1622float2(*(const __nv_bfloat162 *)&r.y);
+        v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+        break;
+    }
+    case DM_DTYPE_U8: {
+        const uchar4 r = *(const uchar4 *)((const unsigned char *)p + i);
+        v[0] = r.x, v[1] = r.y, v[2] = r.z, v[3] = r.w;
+        break;
+    }
+    default: {
+        const float4 r = *(const float4 *)((const float *)p + i);
+        v[0] = r.x, v[1] = r.y, v[2] = r.z, v[3] = r.w;
+        break;
+    }
+    }
+}
+
+/* Stores four values at [i, i+4) with one vector store, rounding as st_from_f32. */
+__device__ __forceinline__ void st4_from_f32(void *p, int dt, int64_t i, const float v[4]) {
+    switch (dt) {
+    case DM_DTYPE_F16: {
+        uint2 r;
+        *(__half2 *)&r.x = __floats2half2_rn(v[0], v[1]);
+        *(__half2 *)&r.y = __floats2half2_rn(v[2], v[3]);
+        *(uint2 *)((__half *)p + i) = r;
+        break;
+    }
+    case DM_DTYPE_BF16: {
+        uint2 r;
+        *(__nv_bfloat162 *)&r.x = __floats2bfloat162_rn(v[0], v[1]);
+        *(__nv_bfloat162 *)&r.y = __floats2bfloat162_rn(v[2], v[3]);
+        *(uint2 *)((__nv_bfloat16 *)p + i) = r;
+        break;
+    }
+    case DM_DTYPE_U8:
+        for (int j = 0; j < 4; j++) st_from_f32(p, dt, i + j, v[j]);
+        break;
+    default: *(float4 *)((float *)p + i) = make_float4(v[0], v[1], v[2], v[3]); break;
+    }
+}
+
+/* Host side: 1 when every pointer is 16-byte aligned (the vector paths' requirement). */
+static inline int aligned16(const void *a, const void *b, const void *c) {
+    return (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) & 15u) == 0;
+}
+
+/* Host side: 1 when n elements can use 32-bit index arithmetic: n plus one grid stride (at most
+ * 65535 * 8 blocks * 256 threads < 2^28, grid_for) must stay below 2^31, so that the last
+ * `i += stride` of a grid-stride loop cannot overflow. */
+static inline int fits32(int64_t n) {
+    return n < 0x7fffffffLL - (1LL << 28);
+}
+
 /* PyTorch definitions, identical to cpu_act() in src/nn/cpu/cpu_ops.h (exact erf GELU). */
 __device__ __forceinline__ float act_f32(float v, int act) {
     switch (act) {

@@ -8,16 +8,22 @@ struct permute_map {
     long long ys[5], st[5];
 };
 
-__global__ void permute_kernel(const void *x, int xt, void *y, int yt, int64_t n,
+/* 2-D grid: blockIdx.y walks the output rows (all dims but the last, grid-stride), x the last
+ * dim, so the innermost coordinate needs no division; index type I is int below 2^31
+ * elements. */
+template <typename I>
+__global__ void permute_kernel(const void *x, int xt, void *y, int yt, I rows, I inner,
                                permute_map m) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = i, off = 0;
-        for (int d = 4; d >= 0; d--) {
-            off += (r % m.ys[d]) * m.st[d];
-            r /= m.ys[d];
+    const I c = blockIdx.x * (I)blockDim.x + threadIdx.x;
+    if (c >= inner) return;
+    for (I r = blockIdx.y; r < rows; r += gridDim.y) {
+        I rem = r, off = c * (I)m.st[4];
+        for (int d = 3; d >= 0; d--) {
+            const I yd = (I)m.ys[d];
+            off += (rem % yd) * (I)m.st[d];
+            rem /= yd;
         }
-        st_from_f32(y, yt, i, ld_as_f32(x, xt, off));
+        st_from_f32(y, yt, r * inner + c, ld_as_f32(x, xt, off));
     }
 }
 
@@ -50,7 +56,14 @@ extern "C" dm_status cuda_permute(cudaStream_t s, const void *x, dm_dtype xt, vo
         n *= xshape[perm[i]];
     }
     if (n <= 0) return DM_OK;
-    permute_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, xt, y, yt, n, m);
+    const int64_t inner = m.ys[4], rows = n / inner;
+    const int64_t gx = (inner + 255) / 256;
+    if (gx > 0x7fffffffLL) return dm_error_set(DM_ERR_SHAPE, "permute: last dim too large");
+    const dim3 grid((unsigned)gx, (unsigned)(rows < 65535 ? rows : 65535));
+    if (fits32(n))
+        permute_kernel<int><<<grid, 256, 0, s>>>(x, xt, y, yt, (int)rows, (int)inner, m);
+    else
+        permute_kernel<int64_t><<<grid, 256, 0, s>>>(x, xt, y, yt, rows, inner, m);
     CUDA_CHECK_LAUNCH();
     return DM_OK;
 }

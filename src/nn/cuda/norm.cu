@@ -75,6 +75,58 @@ __global__ void groupnorm_kernel(const void *x, int xt, const void *g, int gt, c
     }
 }
 
+/* GroupNorm with the reduction split over S blocks per group (small N: one block per group
+ * would leave most SMs idle, e.g. 32 blocks on 132 SMs for RVM/VDA at N = 1). Same two-pass
+ * statistics, deterministic (fixed partial order, no atomics):
+ *   pass 1: block (g, s) sums its slice of group g            -> part[g*S + s]
+ *   pass 2: block (g, s) takes mean_g from the S partial sums and sums (x - mean_g)^2 over its
+ *           slice                                            -> part[NG*S + g*S + s]
+ *   pass 3: every block recomputes mean_g, rstd_g from the partials (S values each) and
+ *           normalises its slice. */
+__device__ __forceinline__ float gn_part_sum(const float *part, int S) {
+    float t = 0.f;
+    for (int j = 0; j < S; j++) t += part[j];
+    return t;
+}
+
+__global__ void groupnorm_split_kernel(int pass, const void *x, int xt, const void *g, int gt,
+                                       const void *b, int bt, void *y, int yt, int64_t C,
+                                       int64_t inner, int groups, int S, int64_t NG, float eps,
+                                       float *part) {
+    const int64_t ng = blockIdx.x / S;
+    const int sl = (int)(blockIdx.x % S);
+    const int64_t cg = C / groups, count = cg * inner, base = ng * count, c0 = (ng % groups) * cg;
+    const int64_t chunk = (count + S - 1) / S, lo = sl * chunk,
+                  hi = lo + chunk < count ? lo + chunk : count;
+    const float *sums = part + ng * S, *sq = part + NG * S + ng * S;
+    if (pass == 1) {
+        float s = 0.f;
+        for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) s += ld_as_f32(x, xt, base + i);
+        s = block_sum(s);
+        if (threadIdx.x == 0) part[ng * S + sl] = s;
+        return;
+    }
+    const float mean = gn_part_sum(sums, S) / (float)count;
+    if (pass == 2) {
+        float q = 0.f;
+        for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+            const float d = ld_as_f32(x, xt, base + i) - mean;
+            q += d * d;
+        }
+        q = block_sum(q);
+        if (threadIdx.x == 0) part[NG * S + ng * S + sl] = q;
+        return;
+    }
+    const float rstd = rsqrtf(gn_part_sum(sq, S) / (float)count + eps);
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+        const int64_t c = c0 + i / inner;
+        float v = (ld_as_f32(x, xt, base + i) - mean) * rstd;
+        if (g) v *= ld_as_f32(g, gt, c);
+        if (b) v += ld_as_f32(b, bt, c);
+        st_from_f32(y, yt, base + i, v);
+    }
+}
+
 /* One warp per row. */
 __global__ void softmax_kernel(const void *x, int xt, void *y, int yt, int64_t rows, int64_t C) {
     const int64_t row = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -109,12 +161,32 @@ dm_status cuda_layernorm(cudaStream_t s, const void *x, dm_dtype xt, const void 
     return DM_OK;
 }
 
+int cuda_groupnorm_splits(int64_t N, int64_t C, int64_t inner, int groups) {
+    const int64_t NG = N * groups, count = C / groups * inner;
+    /* aim at >= ~4 blocks per SM on a 132-SM H100/H200 and >= 1024 elements per block */
+    int64_t S = (528 + NG - 1) / NG;
+    if (S > count / 1024) S = count / 1024;
+    if (S > 64) S = 64;
+    return S < 2 ? 1 : (int)S;
+}
+
 dm_status cuda_groupnorm(cudaStream_t s, const void *x, dm_dtype xt, const void *g, dm_dtype gt,
                          const void *b, dm_dtype bt, void *y, dm_dtype yt, int64_t N, int64_t C,
-                         int64_t inner, int groups, float eps) {
+                         int64_t inner, int groups, float eps, float *part) {
     if (N * C * inner <= 0) return DM_OK;
-    if (N * groups > 0x7fffffff)
+    if (N * groups > 0x7fffffff / 64)
         return dm_error_set(DM_ERR_SHAPE, "groupnorm: N*groups exceeds the grid");
+    const int S = cuda_groupnorm_splits(N, C, inner, groups);
+    if (S > 1) {
+        if (!part) return dm_error_set(DM_ERR_ARG, "groupnorm: split reduction needs scratch");
+        const int64_t NG = N * groups;
+        for (int pass = 1; pass <= 3; pass++) {
+            groupnorm_split_kernel<<<(unsigned)(NG * S), 256, 0, s>>>(
+                pass, x, xt, g, gt, b, bt, y, yt, C, inner, groups, S, NG, eps, part);
+            CUDA_CHECK_LAUNCH();
+        }
+        return DM_OK;
+    }
     groupnorm_kernel<<<(unsigned)(N * groups), 256, 0, s>>>(x, xt, g, gt, b, bt, y, yt, C, inner,
                                                             groups, eps);
     CUDA_CHECK_LAUNCH();

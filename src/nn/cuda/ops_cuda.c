@@ -58,10 +58,15 @@ dm_status groupnorm_cuda(dm_backend *be, const dm_tensor *x, int groups, const d
         return st;
     int64_t inner = 1;
     for (int i = 2; i < x->ndim; i++) inner *= x->shape[i];
+    void *part = NULL;
+    const int S = cuda_groupnorm_splits(N, C, inner, groups);
+    if (S > 1 && (st = cuda_scratch(cuda_ctx_of(be), CUDA_SLOT_V,
+                                    (size_t)2 * N * groups * S * sizeof(float), &part)))
+        return st;
     return cuda_groupnorm(cuda_ctx_of(be)->stream, x->data, x->dtype, gamma ? gamma->data : NULL,
                           gamma ? gamma->dtype : DM_DTYPE_F32, beta ? beta->data : NULL,
                           beta ? beta->dtype : DM_DTYPE_F32, y->data, y->dtype, N, C, inner,
-                          groups, eps);
+                          groups, eps, (float *)part);
 }
 
 dm_status activation_cuda(dm_backend *be, const dm_tensor *x, dm_act act, dm_tensor *y) {
@@ -109,9 +114,59 @@ dm_status attention_cuda(dm_backend *be, const dm_tensor *q, const dm_tensor *k,
     if (q->shape[2] > 0x7fffffff || k->shape[2] > 0x7fffffff)
         return dm_error_set(DM_ERR_SHAPE, "attention: sequence too long");
     if ((st = enter(be))) return st;
-    return cuda_attention(cuda_ctx_of(be)->stream, q->data, q->dtype, k->data, k->dtype, v->data,
+    cuda_ctx *ctx = cuda_ctx_of(be);
+    const dm_dtype cd = cuda_compute_dtype(ctx, q->dtype); /* runtime.precision */
+    const int D = (int)q->shape[3];
+    if ((cd == DM_DTYPE_F16 || cd == DM_DTYPE_BF16) && D <= 128 && ctx->cc_major >= 8) {
+        /* tensor cores (attention_tc.cu); operands of another dtype converted into scratch */
+        const void *qp, *kp, *vp;
+        if ((st = cuda_as_dtype(ctx, q, cd, CUDA_SLOT_X, &qp)) ||
+            (st = cuda_as_dtype(ctx, k, cd, CUDA_SLOT_K, &kp)) ||
+            (st = cuda_as_dtype(ctx, v, cd, CUDA_SLOT_V, &vp)))
+            return st;
+        return cuda_attention_tc(ctx->stream, qp, kp, vp, cd, o->data, o->dtype,
+                                 q->shape[0] * q->shape[1], (int)q->shape[2], (int)k->shape[2], D,
+                                 scale, NULL, ctx->attn_smem_ok);
+    }
+    /* strict f32 (and pre-Ampere GPUs): the f32 CUDA-core kernel, any operand dtypes */
+    return cuda_attention(ctx->stream, q->data, q->dtype, k->data, k->dtype, v->data,
                           v->dtype, o->data, o->dtype, q->shape[0] * q->shape[1],
-                          (int)q->shape[2], (int)k->shape[2], (int)q->shape[3], scale);
+                          (int)q->shape[2], (int)k->shape[2], (int)q->shape[3], scale, NULL);
+}
+
+dm_status dm_cuda_attention_qkv(dm_backend *be, const dm_tensor *qkv, int heads, float scale,
+                                dm_tensor *o) {
+    dm_status st;
+    if (!be || be->device != DM_DEVICE_CUDA)
+        return dm_error_set(DM_ERR_ARG, "attention_qkv: not a CUDA backend");
+    if ((st = cuda_check_float(qkv, 3, "attention_qkv", "qkv")) ||
+        (st = cuda_check_float(o, 3, "attention_qkv", "o")))
+        return st;
+    const int64_t B = qkv->shape[0], T = qkv->shape[1], C3 = qkv->shape[2], C = C3 / 3;
+    if (heads < 1 || C3 % 3 || C % heads || o->shape[0] != B || o->shape[1] != T ||
+        o->shape[2] != C)
+        return dm_error_set(DM_ERR_SHAPE, "attention_qkv: qkv must be (B, T, 3*C), o (B, T, C), "
+                            "C divisible by %d heads", heads);
+    if (T > 0x7fffffff) return dm_error_set(DM_ERR_SHAPE, "attention_qkv: sequence too long");
+    const int D = (int)(C / heads);
+    if ((st = enter(be))) return st;
+    cuda_ctx *ctx = cuda_ctx_of(be);
+    const cuda_att_layout L = {heads, T * C3, D, C3, T * C3, D, C3, T * C, D, C};
+    const dm_dtype cd = cuda_compute_dtype(ctx, qkv->dtype);
+    const size_t esz = dm_dtype_size(qkv->dtype);
+    const char *base = qkv->data;
+    if ((cd == DM_DTYPE_F16 || cd == DM_DTYPE_BF16) && D <= 128 && ctx->cc_major >= 8) {
+        const void *p;
+        if ((st = cuda_as_dtype(ctx, qkv, cd, CUDA_SLOT_X, &p))) return st;
+        const char *pb = p;
+        const size_t csz = dm_dtype_size(cd);
+        return cuda_attention_tc(ctx->stream, pb, pb + C * csz, pb + 2 * C * csz, cd, o->data,
+                                 o->dtype, B * heads, (int)T, (int)T, D, scale, &L,
+                                 ctx->attn_smem_ok);
+    }
+    return cuda_attention(ctx->stream, base, qkv->dtype, base + C * esz, qkv->dtype,
+                          base + 2 * C * esz, qkv->dtype, o->data, o->dtype, B * heads, (int)T,
+                          (int)T, D, scale, &L);
 }
 
 dm_status resize_cuda(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, int align_corners,

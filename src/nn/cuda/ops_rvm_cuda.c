@@ -66,8 +66,7 @@ dm_status image_from_u8_cuda(dm_backend *be, const dm_tensor *rgb, dm_tensor *y)
     if (rgb->device == DM_DEVICE_CPU) { /* the table's contract: rgb is a CPU tensor */
         void *stage;
         if ((st = cuda_scratch(ctx, CUDA_SLOT_C, dm_tensor_nbytes(rgb), &stage))) return st;
-        CUDA_CHECK(cudaMemcpyAsync(stage, rgb->data, dm_tensor_nbytes(rgb),
-                                   cudaMemcpyHostToDevice, ctx->stream));
+        if ((st = cuda_upload(ctx, stage, rgb->data, dm_tensor_nbytes(rgb)))) return st;
         dev = stage;
     }
     return cuda_image_from_u8(ctx->stream, dev, y->data, y->dtype, N, H * W);

@@ -23,14 +23,19 @@ __device__ __forceinline__ int clampi(int v, int lo, int hi) {
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/* 2-D grid: x over output columns, y over output rows (NC * Ho, grid-stride): no 64-bit
+ * division per pixel; the source coordinate of a column is the same for every row. */
 __global__ void resize_kernel(const void *x, int xt, void *y, int yt, int64_t NC, int H, int W,
                               int Ho, int Wo, int mode, int align_corners, double scale_h,
                               double scale_w) {
-    const int64_t n = NC * Ho * Wo;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x) {
-        const int ox = (int)(i % Wo), oy = (int)((i / Wo) % Ho);
-        const int64_t xc = (i / ((int64_t)Wo * Ho)) * H * W;
+    const int ox = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ox >= Wo) return;
+    const int64_t nrows = NC * Ho;
+    for (int64_t r = blockIdx.y; r < nrows; r += gridDim.y) {
+        /* uniform branch: 32-bit division whenever the row count fits (every model tensor) */
+        const int64_t nc = nrows < 0x7fffffffLL ? (int64_t)((int)r / Ho) : r / Ho;
+        const int oy = (int)(r - nc * Ho);
+        const int64_t xc = nc * H * W, i = r * Wo + ox;
         float sy = (float)src_coord(oy, H, Ho, align_corners, scale_h);
         float sx = (float)src_coord(ox, W, Wo, align_corners, scale_w);
         float out;
@@ -73,8 +78,10 @@ extern "C" dm_status cuda_resize(cudaStream_t s, const void *x, dm_dtype xt, voi
     if (n <= 0) return DM_OK;
     if (mode != DM_RESIZE_BILINEAR && mode != DM_RESIZE_BICUBIC)
         return dm_error_set(DM_ERR_ARG, "resize: unknown mode %d", (int)mode);
-    resize_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, xt, y, yt, NC, H, W, Ho, Wo, mode,
-                                                   align_corners, scale_h, scale_w);
+    const int64_t rows = NC * Ho;
+    const dim3 grid((unsigned)((Wo + 127) / 128), (unsigned)(rows < 65535 ? rows : 65535));
+    resize_kernel<<<grid, 128, 0, s>>>(x, xt, y, yt, NC, H, W, Ho, Wo, mode, align_corners,
+                                       scale_h, scale_w);
     CUDA_CHECK_LAUNCH();
     return DM_OK;
 }
