@@ -10,8 +10,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config git \
     libopenmpi-dev openmpi-bin \
     libhdf5-openmpi-dev hdf5-tools \
-    libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg \
-    libyaml-dev libopenblas-dev libcjson-dev libssl-dev libcsv-dev \
+    libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev ffmpeg \
+    libyaml-dev libopenblas-dev libcjson-dev libssl-dev libopenexr-dev libcsv-dev \
     python3 python3-numpy python3-h5py
 # Hardening passes of .ci/run: clang + libFuzzer/sanitizer runtimes + clang's OpenMP for the
 # fuzz build (tests/fuzz), and a real Slurm + munge for the slurm tests (tests/slurm; the test

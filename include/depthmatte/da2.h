@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "depthmatte/backend.h"
+#include "depthmatte/safetensors.h"
 
 typedef struct da2_model da2_model;
 typedef struct da2_ctx da2_ctx;
@@ -27,6 +28,9 @@ typedef struct da2_ctx da2_ctx;
  * Errors: DM_ERR_IO (missing file), DM_ERR_FORMAT (not safetensors), DM_ERR_NAME (missing or
  * unexpected tensor), DM_ERR_SHAPE, DM_ERR_DTYPE, DM_ERR_NOMEM. Messages name the tensor. */
 dm_status da2_model_load(da2_model **m, const char *path, dm_backend *be);
+/* Same from an opened weight source (dm_st_open, or dm_st_open_synthetic: official names);
+ * the caller closes f afterwards. */
+dm_status da2_model_load_st(da2_model **m, dm_st_file *f, dm_backend *be);
 void da2_model_free(da2_model *m);
 
 /* The engine ops the model runs, into ops (room for DM_OP_COUNT); returns their number (for

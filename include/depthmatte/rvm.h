@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "depthmatte/backend.h"
+#include "depthmatte/safetensors.h"
 
 typedef struct rvm_model rvm_model;
 typedef struct rvm_state rvm_state;
@@ -58,6 +59,10 @@ const char *rvm_variant_name(rvm_variant v);
  * DM_ERR_SHAPE, DM_ERR_DTYPE, DM_ERR_NOMEM. On error *m is NULL. */
 dm_status rvm_model_load(rvm_model **m, const char *path, dm_backend *be);
 
+/* Same from an opened weight source (a safetensors file opened with dm_st_open, or a synthetic
+ * one, dm_st_open_synthetic); the caller closes f afterwards. Messages name f->path. */
+dm_status rvm_model_load_st(rvm_model **m, dm_st_file *f, dm_backend *be);
+
 /* Same for either variant. ResNet50 keys: `backbone.conv1`, `backbone.bn1`,
  * `backbone.layerL.B.{conv1,bn1,conv2,bn2,conv3,bn3,downsample.0,downsample.1}` (torchvision
  * resnet50 names), then `aspp.*`, `decoder.*`, `project_mat.*`, `refiner.*` as MobileNetV3
@@ -66,6 +71,8 @@ dm_status rvm_model_load(rvm_model **m, const char *path, dm_backend *be);
  * unknown variant. */
 dm_status rvm_model_load_variant(rvm_model **m, const char *path, rvm_variant variant,
                                  dm_backend *be);
+dm_status rvm_model_load_variant_st(rvm_model **m, dm_st_file *f, rvm_variant variant,
+                                    dm_backend *be);
 
 /* The variant a model was loaded as. */
 rvm_variant rvm_model_variant(const rvm_model *m);

@@ -24,6 +24,27 @@ typedef struct dm_st_entry {
     int used; /* set by dm_st_load*; lets a loader report unexpected tensors */
 } dm_st_entry;
 
+/* Synthetic weights (dm_st_open_synthetic): how a tensor is made from its name and shape. */
+typedef enum dm_st_synth_init {
+    DM_ST_SYNTH_UNIFORM = 0, /* uniform on [offset - scale, offset + scale) */
+    DM_ST_SYNTH_FAN_IN,      /* uniform 0 +- scale * sqrt(3 / fan_in), fan_in = prod(shape[1:]):
+                              * Linear (N, K), Conv2d (Cout, Cin/groups, kh, kw); scale = gain,
+                              * 1 keeps the variance of a linear layer */
+    DM_ST_SYNTH_FAN_DIM0,    /* uniform 0 +- scale * sqrt(3 / shape[0]): ConvTranspose2d
+                              * (Cin, Cout, k, k) with k = stride (each output sees Cin terms) */
+    DM_ST_SYNTH_COUNTER,     /* I64 scalar 0 (BatchNorm num_batches_tracked) */
+    DM_ST_SYNTH_ABSENT,      /* not in the file: names of another convention that loaders probe
+                              * with dm_st_find (e.g. transformers names) */
+} dm_st_synth_init;
+
+typedef struct dm_st_synth_rule {
+    const char *pattern; /* fnmatch(3) pattern on the whole tensor name, e.g. "*.bias" */
+    dm_st_synth_init init;
+    double offset, scale;
+    int min_ndim; /* the rule applies only to tensors of at least this many dims (0: any); a
+                   * FIND (dm_st_find) matches rules with min_ndim 0 only */
+} dm_st_synth_rule;
+
 typedef struct dm_st_file {
     char *path;
     void *map;
@@ -31,12 +52,32 @@ typedef struct dm_st_file {
     dm_st_entry *entries;
     int count;
     char *metadata_json; /* "__metadata__" object as JSON text, or NULL */
+    /* synthetic source only (dm_st_open_synthetic; NULL rules for a real file) */
+    const dm_st_synth_rule *synth_rules;
+    int synth_count;
+    uint64_t synth_seed;
+    int capacity; /* entries allocated */
 } dm_st_file;
 
 /* Opens and validates `path`. Errors: DM_ERR_IO (missing, unreadable), DM_ERR_FORMAT
  * (truncated, bad JSON, offsets outside the file, unknown dtype), with the path in the
  * message. On error *f is zeroed and needs no close. */
 dm_status dm_st_open(dm_st_file *f, const char *path);
+
+/* Opens a synthetic weight source: no file, every tensor a loader asks for by name and shape
+ * (dm_st_load_f32) is generated on the spot from the first rule (in order) whose pattern matches
+ * the name, deterministically: element i of tensor `name` is the recipe formula
+ * dm_recipe_w(s, i, scale', offset) of include/depthmatte/recipe.h with
+ * s = (FNV-1a-32(name) ^ seed) + 1 and scale' the rule's scale (FAN_* rules: the derived one).
+ * So the unchanged loaders (rvm_model_load, da2/vda) build a model without a file, e.g. for
+ * `depthmatte selftest`. dm_st_find answers like a file with every official name: tensors
+ * generated so far, COUNTER names (an I64 scalar), NULL for ABSENT names and for names not yet
+ * loaded (loaders only probe names of other conventions). dm_st_load_f32 needs the expected
+ * shape (DM_ERR_ARG without one); a name that matches no rule is DM_ERR_NAME (the rule table is
+ * incomplete). Messages name the source as `label`. rules (n entries) must outlive f. Close with
+ * dm_st_close. Errors: DM_ERR_NOMEM. */
+dm_status dm_st_open_synthetic(dm_st_file *f, const char *label, uint64_t seed,
+                               const dm_st_synth_rule *rules, int n);
 
 /* Unmaps and frees. Safe on a zeroed struct. */
 void dm_st_close(dm_st_file *f);

@@ -49,6 +49,7 @@
 #include <stdint.h>
 
 #include "depthmatte/backend.h"
+#include "depthmatte/safetensors.h"
 
 #define VDA_WINDOW 32  /* INFER_LEN: frames per forward pass */
 #define VDA_OVERLAP 10 /* OVERLAP: slots taken from the previous window (KEYFRAMES) */
@@ -68,6 +69,9 @@ typedef struct vda_video vda_video;
  * pretrained.mask_token) are an error. Errors: DM_ERR_IO, DM_ERR_FORMAT, DM_ERR_NAME,
  * DM_ERR_SHAPE, DM_ERR_DTYPE, DM_ERR_NOMEM; messages name the tensor. */
 dm_status vda_model_load(vda_model **m, const char *path, dm_backend *be, int metric);
+/* Same from an opened weight source (dm_st_open, or dm_st_open_synthetic); the caller closes f
+ * afterwards. */
+dm_status vda_model_load_st(vda_model **m, dm_st_file *f, dm_backend *be, int metric);
 void vda_model_free(vda_model *m);
 
 /* The engine ops the model runs, into ops (room for DM_OP_COUNT); returns their number (for
@@ -119,6 +123,14 @@ typedef struct vda_taps {
     const dm_tensor *mm_out[4]; /* (32, C, h_i, w_i): layer_3, layer_4, path_4, path_3 */
     const dm_tensor *head;   /* (32, 1, h, w) model output (>= 0) at model size */
 } vda_taps;
+/* Source frame size (pixels) a context was made for. */
+void vda_ctx_source_dims(const vda_ctx *c, int *h, int *w);
+
+/* Copies the window input (the 32 preprocessed slots) of `src` into `dst`, two contexts of the
+ * same model size on any backends: the CPU reference recomputes a device's window from the
+ * very same input (runtime.verify, float32 recompute). DM_ERR_SHAPE when the sizes differ. */
+dm_status vda_ctx_copy_input(vda_ctx *dst, const vda_ctx *src);
+
 void vda_ctx_taps(const vda_ctx *c, vda_taps *t);
 
 /* Alignment chain state for src_h x src_w frames (about 10 frames of floats).

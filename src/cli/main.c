@@ -20,6 +20,8 @@ static const command commands[] = {
     {"plan", cmd_plan, "probe the inputs and print the chunk table of a job, without running models"},
     {"probe", cmd_probe, "print frames, fps, size, codec, rotation, colour of videos"},
     {"infer", cmd_infer, "depth map of one image (Depth Anything V2 Small, CPU)"},
+    {"selftest", cmd_selftest, "check every op and network of a backend against the CPU reference"},
+    {"export", cmd_export, "HDF5 results -> transparent video, depth images, previews (MPI)"},
     {"points", cmd_points, "3D tracks in metres from detections + depth; PLY point clouds"},
 };
 

@@ -32,16 +32,21 @@ struct da2_ctx {
 
 dm_status da2_model_load(da2_model **out, const char *path, dm_backend *be) {
     *out = NULL;
-    da2_model *m = calloc(1, sizeof *m);
-    if (!m) return dm_error_set(DM_ERR_NOMEM, "da2: out of memory");
     dm_st_file f;
     dm_status st = dm_st_open(&f, path);
-    if (st) {
-        free(m);
-        return st;
-    }
+    if (st) return st;
+    st = da2_model_load_st(out, &f, be);
+    dm_st_close(&f);
+    return st;
+}
+
+dm_status da2_model_load_st(da2_model **out, dm_st_file *f, dm_backend *be) {
+    *out = NULL;
+    da2_model *m = calloc(1, sizeof *m);
+    if (!m) return dm_error_set(DM_ERR_NOMEM, "da2: out of memory");
+    dm_status st;
     da2_wsrc src;
-    da2_wsrc_init(&src, &f);
+    da2_wsrc_init(&src, f);
     static const char *const ignore[] = {"pretrained.mask_token", "backbone.embeddings.mask_token",
                                          NULL};
     if ((st = dinov2_load(&m->enc, &src, "pretrained."))) goto fail;
@@ -50,18 +55,15 @@ dm_status da2_model_load(da2_model **out, const char *path, dm_backend *be) {
         goto fail;
     }
     /* loaded on the host, then moved once onto the backend in its storage dtype */
-    if ((st = dm_st_check_all_used(&f, ignore)) ||
+    if ((st = dm_st_check_all_used(f, ignore)) ||
         (st = dinov2_each(&m->enc, model_tensor_upload, be)) ||
         (st = dpt_each(&m->head, model_tensor_upload, be))) {
         da2_model_free(m);
-        m = NULL;
-        goto fail;
+        return st;
     }
-    dm_st_close(&f);
     *out = m;
     return DM_OK;
 fail:
-    dm_st_close(&f);
     free(m);
     return st;
 }

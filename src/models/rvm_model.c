@@ -1,6 +1,7 @@
 /* RVM top level (MobileNetV3 and ResNet50): model load / free, per-stream state (all buffers sized once),
  * MattingNetwork.forward for one frame (model/model.py). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,23 +68,36 @@ rvm_variant rvm_model_variant(const rvm_model *m) {
 dm_status rvm_model_load_variant(rvm_model **out, const char *path, rvm_variant variant,
                                  dm_backend *be) {
     *out = NULL;
+    dm_st_file f;
+    dm_status st = dm_st_open(&f, path);
+    if (st) return st;
+    st = rvm_model_load_variant_st(out, &f, variant, be);
+    dm_st_close(&f);
+    return st;
+}
+
+dm_status rvm_model_load_st(rvm_model **out, dm_st_file *f, dm_backend *be) {
+    return rvm_model_load_variant_st(out, f, RVM_VARIANT_MOBILENETV3, be);
+}
+
+dm_status rvm_model_load_variant_st(rvm_model **out, dm_st_file *f, rvm_variant variant,
+                                    dm_backend *be) {
+    *out = NULL;
     if (!be) return dm_error_set(DM_ERR_ARG, "rvm_model_load: no backend");
     if (variant != RVM_VARIANT_MOBILENETV3 && variant != RVM_VARIANT_RESNET50)
         return dm_error_set(DM_ERR_ARG, "rvm_model_load: unknown variant %d", (int)variant);
     rvm_model *m = calloc(1, sizeof *m);
-    if (!m) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", path);
+    if (!m) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", f->path);
     m->be = be;
     m->variant = variant;
-    dm_st_file f;
-    dm_status st = dm_st_open(&f, path);
-    if (!st) {
-        st = rvm_load_weights(m, &f);
-        dm_st_close(&f);
-    }
+    dm_status st = rvm_load_weights(m, f);
     /* weights are loaded (and BatchNorm folded) on the host, then moved once */
-    if (!st && (st = each_weight(m, model_tensor_upload, be)))
-        st = dm_error_set(st, "%s: uploading the weights to the %s backend: %s", path,
-                          be->ops->name, dm_error_message());
+    if (!st && (st = each_weight(m, model_tensor_upload, be))) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", dm_error_message()); /* not read while written */
+        st = dm_error_set(st, "%s: uploading the weights to the %s backend: %s", f->path,
+                          be->ops->name, why);
+    }
     if (st) {
         rvm_model_free(m);
         return st;

@@ -34,17 +34,22 @@ struct vda_ctx {
 
 dm_status vda_model_load(vda_model **out, const char *path, dm_backend *be, int metric) {
     *out = NULL;
+    dm_st_file f;
+    dm_status st = dm_st_open(&f, path);
+    if (st) return st;
+    st = vda_model_load_st(out, &f, be, metric);
+    dm_st_close(&f);
+    return st;
+}
+
+dm_status vda_model_load_st(vda_model **out, dm_st_file *f, dm_backend *be, int metric) {
+    *out = NULL;
     vda_model *m = calloc(1, sizeof *m);
     if (!m) return dm_error_set(DM_ERR_NOMEM, "vda: out of memory");
     m->metric = metric != 0;
-    dm_st_file f;
-    dm_status st = dm_st_open(&f, path);
-    if (st) {
-        free(m);
-        return st;
-    }
+    dm_status st;
     da2_wsrc src;
-    da2_wsrc_init(&src, &f);
+    da2_wsrc_init(&src, f);
     src.hf = 0; /* no transformers port of VDA exists: official names only */
     static const char *const ignore[] = {"pretrained.mask_token", NULL};
     if ((st = dinov2_load(&m->enc, &src, "pretrained."))) goto fail;
@@ -53,18 +58,15 @@ dm_status vda_model_load(vda_model **out, const char *path, dm_backend *be, int 
         goto fail;
     }
     /* loaded on the host, then moved once onto the backend in its storage dtype */
-    if ((st = dm_st_check_all_used(&f, ignore)) ||
+    if ((st = dm_st_check_all_used(f, ignore)) ||
         (st = dinov2_each(&m->enc, model_tensor_upload, be)) ||
         (st = dptt_each(&m->head, model_tensor_upload, be))) {
         vda_model_free(m);
-        m = NULL;
-        goto fail;
+        return st;
     }
-    dm_st_close(&f);
     *out = m;
     return DM_OK;
 fail:
-    dm_st_close(&f);
     free(m);
     return st;
 }
@@ -231,6 +233,15 @@ void vda_window_copy_slot(vda_ctx *c, int src, int dst) {
     const size_t fs = (size_t)3 * c->h * c->w;
     if (src != dst) memcpy(dm_f32(&c->input) + dst * fs, dm_f32(&c->input) + src * fs,
                            fs * sizeof(float));
+}
+
+dm_status vda_ctx_copy_input(vda_ctx *dst, const vda_ctx *src) {
+    if (dst->h != src->h || dst->w != src->w || dst->src_h != src->src_h ||
+        dst->src_w != src->src_w)
+        return dm_error_set(DM_ERR_SHAPE, "vda: window inputs of %dx%d and %dx%d contexts",
+                            dst->w, dst->h, src->w, src->h);
+    memcpy(dst->input.data, src->input.data, dm_tensor_nbytes(&src->input));
+    return DM_OK;
 }
 
 void vda_ctx_taps(const vda_ctx *c, vda_taps *t) {

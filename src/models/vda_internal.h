@@ -22,8 +22,7 @@ void vda_resize_free(vda_resize *r);
 void vda_transform_u8(const vda_resize *r, const uint8_t *rgb, float *src, float *tmp,
                       float *dst, float *out);
 
-/* Source frame size and metric flag of a context. */
-void vda_ctx_source_dims(const vda_ctx *c, int *h, int *w);
+/* Metric flag of a context (vda_ctx_source_dims: include/depthmatte/vda.h). */
 int vda_ctx_metric(const vda_ctx *c);
 
 /* Copies window input slot `src` to slot `dst` (padding with the last frame). */

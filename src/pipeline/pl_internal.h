@@ -72,6 +72,14 @@ dm_status pl_make_blocks(pl_ctx *c, int chunk_frames);
 void pl_ctx_free(pl_ctx *c);
 
 /* Per-rank worker: backend, models, buffers sized once, the open reader of the current chunk. */
+/* runtime.verify: compares n output values of device backend `be` (got) with the CPU
+ * reference's (ref). Passes when max |got - ref| <= bound * std(ref), bound by be's precision
+ * (pl_verify.c: float32 1e-3, float16/bfloat16 64 unit roundoffs). Otherwise DM_ERR_VERIFY
+ * with one line naming video `path`, `frame`, `stage`, backend, precision, rank, host, the
+ * error and the bound. */
+dm_status pl_verify_compare(const dm_backend *be, const char *stage, const char *path,
+                            int64_t frame, const float *got, const float *ref, size_t n);
+
 typedef struct pl_worker pl_worker;
 
 dm_status pl_worker_init(pl_worker **w, pl_ctx *c, MPI_Comm comm);

@@ -54,6 +54,13 @@ struct pl_vda {
     size_t msg_cap;   /* bytes of each buffer */
     int carry_video, carry_window, carry_ok, carry_rank;
     int *mine;        /* (n_rounds,) slot index of this rank's window per round, or -1 */
+    /* CPU reference (device backends): runtime.verify of the rank's first window, float32
+     * recompute of a non-finite window of a reduced precision. Loaded on first use. */
+    dm_backend *ref_be;
+    vda_model *ref_m;
+    vda_ctx *ref_ctx;
+    float *ref_raw;   /* (32, H, W) */
+    int verified;
 };
 
 static dm_status mpi_fail(int rc, const char *what) {
@@ -106,8 +113,74 @@ void pl_vda_free(pl_vda *v) {
     vda_align_free(v->a);
     vda_ctx_free(v->ctx);
     vda_model_free(v->m);
+    vda_ctx_free(v->ref_ctx);
+    vda_model_free(v->ref_m);
+    if (v->ref_be) dm_backend_destroy(v->ref_be);
+    free(v->ref_raw);
     free(v->rgb), free(v->raw), free(v->depth), free(v->msg), free(v->carry), free(v->mine);
     free(v);
+}
+
+/* After a device's window: runtime.verify (first window of the rank, or all) and the
+ * non-finite guard (reduced precision: recomputed in float32 on the CPU reference; float32:
+ * the video fails). The reference runs from the very same preprocessed input. */
+static dm_status check_window(pl_vda *v, const dm_video_info *info, int k,
+                              dm_h5_rank_stats *stats) {
+    const dm_job *job = &v->c->job;
+    const size_t n = (size_t)VDA_WINDOW * info->width * info->height;
+    int64_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !isfinite(v->raw[i]);
+    const int verify = v->be->device != DM_DEVICE_CPU && job->runtime.verify != DM_VERIFY_OFF &&
+                       (job->runtime.verify == DM_VERIFY_ALL || !v->verified);
+    const int redo = bad && v->be->precision != DM_DTYPE_F32;
+    if (!verify && !redo) {
+        if (!bad) return DM_OK;
+        return dm_error_set(DM_ERR_NONFINITE, "%s: window %d: VDA depth has %lld NaN/Inf values "
+                            "(%s backend, %s); nothing of this window is written", info->path,
+                            k, (long long)bad, v->be->ops->name, dm_dtype_name(v->be->precision));
+    }
+    const double t0 = pl_now();
+    dm_status st = DM_OK;
+    if (!v->ref_be && !(v->ref_be = dm_backend_cpu_create(job->runtime.threads)))
+        return dm_error_set(DM_ERR_NOMEM, "cannot create the CPU reference backend");
+    if (!v->ref_m)
+        st = vda_model_load(&v->ref_m, job->depth.weights, v->ref_be,
+                            job->depth.model == DM_DEPTH_VDA_VITS_METRIC);
+    int h = 0, w = 0, rh = -1, rw = -1;
+    vda_ctx_source_dims(v->ctx, &h, &w);
+    if (v->ref_ctx) vda_ctx_source_dims(v->ref_ctx, &rh, &rw);
+    if (!st && (rh != h || rw != w)) {
+        vda_ctx_free(v->ref_ctx);
+        v->ref_ctx = NULL;
+        free(v->ref_raw);
+        v->ref_raw = malloc(n * sizeof(float));
+        if (!v->ref_raw) return dm_error_set(DM_ERR_NOMEM, "out of memory (VDA reference)");
+        st = vda_ctx_init(&v->ref_ctx, v->ref_m, v->ref_be, h, w, job->depth.input_size);
+    }
+    if (!st) st = vda_ctx_copy_input(v->ref_ctx, v->ctx);
+    if (!st) st = vda_window_run(v->ref_ctx, v->ref_raw);
+    v->verified = 1;
+    stats->verify_s += pl_now() - t0;
+    if (st) return st;
+    if (verify && !bad) {
+        stats->verified_frames += VDA_WINDOW;
+        st = pl_verify_compare(v->be, "VDA window depth", info->path, (int64_t)k * VDA_STRIDE,
+                               v->raw, v->ref_raw, n);
+        if (st) return st;
+    }
+    if (!bad) return DM_OK;
+    int64_t still = 0;
+    for (size_t i = 0; i < n; i++) still += !isfinite(v->ref_raw[i]);
+    if (redo && !still) {
+        memcpy(v->raw, v->ref_raw, n * sizeof(float));
+        stats->recomputed_frames += VDA_WINDOW;
+        fprintf(stderr, "depthmatte: %s: window %d: %lld NaN/Inf depth values in %s; recomputed "
+                "in float32\n", info->path, k, (long long)bad, dm_dtype_name(v->be->precision));
+        return DM_OK;
+    }
+    return dm_error_set(DM_ERR_NONFINITE, "%s: window %d: VDA depth has %lld NaN/Inf values in "
+                        "float32; nothing of this window is written", info->path, k,
+                        (long long)(still ? still : bad));
 }
 
 /* Decodes frame `want` of the open video into v->rgb (reusing it when already there). */
@@ -188,6 +261,7 @@ static dm_status run_window(pl_vda *v, int video, int k, dm_h5_rank_stats *stats
     double t1 = pl_now();
     st = vda_window_run(v->ctx, v->raw);
     stats->inference_s += t_inf + pl_now() - t1;
+    if (!st) st = check_window(v, info, k, stats);
     return st;
 }
 

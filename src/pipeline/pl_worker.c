@@ -133,11 +133,15 @@ static dm_status make_backend(pl_worker *w, MPI_Comm comm) {
             return dm_error_set(DM_ERR_BACKEND, "runtime.backend cuda: %s", why);
         int lr = 0, ls = 1, distinct = 0, dev = 0;
         if ((st = node_gpus(comm, n, &lr, &ls, &distinct))) return st;
-        if ((st = dm_gpu_bind(lr, ls, n, distinct, rt->share_gpus, &dev)))
-            return dm_error_set(st, "runtime.backend cuda: %s", dm_error_message());
-        if ((st = dm_backend_cuda_create(dev, rt->precision, &w->be)))
-            return dm_error_set(st, "runtime.backend cuda: device %d: %s", dev,
-                                dm_error_message());
+        /* (the cause is copied first: dm_error_set must not read the buffer it writes) */
+        if ((st = dm_gpu_bind(lr, ls, n, distinct, rt->share_gpus, &dev))) {
+            snprintf(why, sizeof why, "%s", dm_error_message());
+            return dm_error_set(st, "runtime.backend cuda: %s", why);
+        }
+        if ((st = dm_backend_cuda_create(dev, rt->precision, &w->be))) {
+            snprintf(why, sizeof why, "%s", dm_error_message());
+            return dm_error_set(st, "runtime.backend cuda: device %d: %s", dev, why);
+        }
         dm_op_id ops[64];
         char missing[64];
         const int nops = job_ops(&w->c->job, ops);
@@ -183,45 +187,7 @@ static dm_status ref_models(pl_worker *w, int rvm, int H, int W) {
     return DM_OK;
 }
 
-/* Verification bound of a device's output against the CPU reference, relative to the std of
- * the reference output. float32: 1e-3 (the golden tests hold our CPU float32 within 1e-4 * std
- * of PyTorch float32, so two correct float32 implementations differ by ~1e-4; a wrong kernel
- * is off by O(std)). float16 / bfloat16: 64 unit roundoffs (2^-11 / 2^-8, i.e. 3.1e-2 / 0.25):
- * the emulated backend's per-op rounding gives 15-21 u on the three networks
- * (tests/engine/test_device_models.c), a perturbed op gives >= 0.77 * std. */
-static double verify_bound(dm_dtype precision) {
-    if (precision == DM_DTYPE_F16) return 64.0 / 2048.0;
-    if (precision == DM_DTYPE_BF16) return 64.0 / 256.0;
-    return 1e-3;
-}
 
-/* Compares n device values with the reference; on a mismatch an error naming the stage. */
-static dm_status verify_compare(pl_worker *w, const char *stage, const char *path,
-                                int64_t frame, const float *got, const float *ref, size_t n) {
-    double mean = 0, m2 = 0, maxd = 0;
-    for (size_t i = 0; i < n; i++) mean += ref[i];
-    mean /= (double)(n ? n : 1);
-    for (size_t i = 0; i < n; i++) {
-        double d = ref[i] - mean, e = fabs((double)got[i] - ref[i]);
-        m2 += d * d;
-        if (!(e <= maxd)) maxd = e; /* NaN is the largest error */
-    }
-    const double sd = sqrt(m2 / (double)(n ? n : 1)), bound = verify_bound(w->be->precision);
-    w->stats.verified_frames++;
-    const double rel = sd > 0 ? maxd / sd : maxd;
-    if (rel <= bound) return DM_OK;
-    char host[MPI_MAX_PROCESSOR_NAME] = "?";
-    int len = 0, rank = 0;
-    MPI_Get_processor_name(host, &len);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    return dm_error_set(DM_ERR_VERIFY, "%s: frame %lld: runtime.verify: %s on the %s backend "
-                        "(%s, rank %d, host %s) differs from the CPU reference: max |diff| "
-                        "%.3g = %.3g * std, tolerance %.3g * std; nothing of this frame is "
-                        "written (run `depthmatte selftest --backend %s --precision %s`)",
-                        path, (long long)frame, stage, w->be->ops->name,
-                        dm_dtype_name(w->be->precision), rank, host, maxd, rel, bound,
-                        w->be->ops->name, dm_dtype_name(w->be->precision));
-}
 
 dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
     *out = NULL;
@@ -424,6 +390,13 @@ static int64_t count_nonfinite(const float *x, size_t n) {
     int64_t k = 0;
     for (size_t i = 0; i < n; i++) k += !isfinite(x[i]);
     return k;
+}
+
+/* pl_verify_compare, counted in this rank's statistics. */
+static dm_status verify_compare(pl_worker *w, const char *stage, const char *path,
+                                int64_t frame, const float *got, const float *ref, size_t n) {
+    w->stats.verified_frames++;
+    return pl_verify_compare(w->be, stage, path, frame, got, ref, n);
 }
 
 /* Is this frame checked against the CPU reference? (runtime.verify; device backends only) */

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "depthmatte/safetensors.h"
+#include "weights/st_internal.h"
 
 static int parse_dtype(const char *s, dm_dtype *out) {
     static const struct {
@@ -167,6 +168,7 @@ dm_status dm_st_open(dm_st_file *f, const char *path) {
 }
 
 dm_st_entry *dm_st_find(dm_st_file *f, const char *name) {
+    if (f->synth_rules) return dm_st_synth_find(f, name);
     for (int i = 0; i < f->count; i++)
         if (!strcmp(f->entries[i].name, name)) return &f->entries[i];
     return NULL;
@@ -174,6 +176,7 @@ dm_st_entry *dm_st_find(dm_st_file *f, const char *name) {
 
 dm_status dm_st_load_f32(dm_st_file *f, const char *name, int ndim, const int64_t *shape,
                          dm_tensor *out) {
+    if (f->synth_rules) return dm_st_synth_load(f, name, ndim, shape, out);
     memset(out, 0, sizeof *out);
     dm_st_entry *e = dm_st_find(f, name);
     if (!e) return dm_error_set(DM_ERR_NAME, "%s: tensor %s is missing", f->path, name);

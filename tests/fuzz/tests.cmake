@@ -25,8 +25,9 @@ if(DM_FUZZ)
              -fno-omit-frame-pointer -g -O1)
   file(GLOB _config_src CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/config/*.c)
   file(GLOB _video_src CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/video/*.c)
+  # backend_cuda_stub.c: dm_tensor_free releases device buffers through dm_cuda_buffer_free
   set(_base_src ${_fz}/fuzz_util.c ${PROJECT_SOURCE_DIR}/src/nn/status.c
-                ${PROJECT_SOURCE_DIR}/src/nn/tensor.c)
+                ${PROJECT_SOURCE_DIR}/src/nn/tensor.c ${PROJECT_SOURCE_DIR}/src/nn/backend_cuda_stub.c)
 
   function(dm_add_fuzzer name)
     cmake_parse_arguments(F "" "" "SOURCES;LIBS" ${ARGN})
@@ -39,8 +40,10 @@ if(DM_FUZZ)
     target_link_libraries(${name} PRIVATE ${F_LIBS} m)
   endfunction()
   dm_add_fuzzer(fuzz_config SOURCES ${_config_src} LIBS PkgConfig::DM_FUZZ_YAML)
+  # synthetic.c + recipe.c: the synthetic weight source safetensors.c dispatches to
   dm_add_fuzzer(fuzz_safetensors SOURCES ${PROJECT_SOURCE_DIR}/src/weights/safetensors.c
-                LIBS PkgConfig::CJSON)
+                ${PROJECT_SOURCE_DIR}/src/weights/synthetic.c
+                ${PROJECT_SOURCE_DIR}/src/weights/recipe.c LIBS PkgConfig::CJSON)
   dm_add_fuzzer(fuzz_video SOURCES ${_video_src} LIBS PkgConfig::DM_FUZZ_AV)
   add_custom_target(dm_fuzzers DEPENDS fuzz_config fuzz_safetensors fuzz_video)
 

@@ -1,0 +1,13 @@
+# `depthmatte selftest` / dm_selftest (include/depthmatte/selftest.h): the synthetic weight
+# source, tolerances and filters (C), and the command on the CPU and emulated backends,
+# deliberately wrong ops, the CUDA backend without a GPU and bad options (Python driver).
+dm_add_test(test_selftest_units SOURCES selftest/test_synthetic.c LABELS unit TIMEOUT 60)
+set(_dm_selftest_cli "")
+if(TARGET depthmatte)
+  set(_dm_selftest_cli $<TARGET_FILE:depthmatte>)
+endif()
+add_test(NAME test_selftest_cli
+         COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/selftest_cli_test.py $<TARGET_FILE:dm_selftest>
+                 ${_dm_selftest_cli})
+set_tests_properties(test_selftest_cli PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "unit"
+                     ENVIRONMENT "OMP_NUM_THREADS=1")
