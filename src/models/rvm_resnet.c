@@ -39,10 +39,9 @@ dm_status rvm_resnet_load(rvm_model *m, dm_st_file *f) {
             b->has_down = i == 0 && (stride != 1 || cin != cout);
             static const char *const part[3] = {"conv1", "conv2", "conv3"};
             rvm_conv *c[3] = {&b->conv1, &b->conv2, &b->conv3};
-            const dm_conv2d_params p[3] = {
-                rvm_cp(1, 1, 1, 1, DM_ACT_RELU),
-                rvm_cp(3, b->stride, b->dilation, 1, DM_ACT_RELU),
-                rvm_cp(1, 1, 1, 1, DM_ACT_NONE)};
+            const dm_conv2d_params p[3] = {rvm_cp(1, 1, 1, 1, DM_ACT_RELU),
+                                           rvm_cp(3, b->stride, b->dilation, 1, DM_ACT_RELU),
+                                           rvm_cp(1, 1, 1, 1, DM_ACT_NONE)};
             const int co[3] = {width, width, cout}, ci[3] = {cin, width, width}, k[3] = {1, 3, 1};
             for (int j = 0; j < 3; j++) {
                 snprintf(conv, sizeof conv, "backbone.layer%d.%d.%s", L + 1, i, part[j]);
@@ -67,7 +66,8 @@ dm_status rvm_resnet_load(rvm_model *m, dm_st_file *f) {
 /* Pyramid level of the input of block n (2 = after the stem's pool) and of its output. */
 static int level_in(const rvm_model *m, int n) {
     int L = 2;
-    for (int i = 0; i < n; i++) L += m->r50[i].stride == 2;
+    for (int i = 0; i < n; i++)
+        L += m->r50[i].stride == 2;
     return L;
 }
 

@@ -17,12 +17,13 @@ static float frand(void) {
 }
 
 /* Reference: pad with -inf, then plain max over each full k x k window. */
-static void maxpool_ref(const float *x, int NC, int H, int W, int k, int s, int p, float *y,
-                        int Ho, int Wo) {
+static void maxpool_ref(const float *x, int NC, int H, int W, int k, int s, int p, float *y, int Ho,
+                        int Wo) {
     const int Hp = H + 2 * p, Wp = W + 2 * p;
     float *pad = malloc(sizeof(float) * (size_t)Hp * Wp);
     for (int nc = 0; nc < NC; nc++) {
-        for (int i = 0; i < Hp * Wp; i++) pad[i] = -INFINITY;
+        for (int i = 0; i < Hp * Wp; i++)
+            pad[i] = -INFINITY;
         for (int iy = 0; iy < H; iy++)
             for (int ix = 0; ix < W; ix++)
                 pad[(iy + p) * Wp + ix + p] = x[((size_t)nc * H + iy) * W + ix];
@@ -50,8 +51,10 @@ static void test_maxpool(dm_backend *be, int N, int C, int H, int W, int k, int 
     CHECK_OK(dm_tensor_alloc(&x, DM_DTYPE_F32, 4, xs));
     CHECK_OK(dm_tensor_alloc(&y, DM_DTYPE_F32, 4, ys));
     const int64_t nx = dm_tensor_numel(&x), ny = dm_tensor_numel(&y);
-    for (int64_t i = 0; i < nx; i++) dm_f32(&x)[i] = frand();
-    for (int i = 0; i < n_nan; i++) dm_f32(&x)[(int64_t)((frand() * 0.5f + 0.5f) * (float)(nx - 1))] = NAN;
+    for (int64_t i = 0; i < nx; i++)
+        dm_f32(&x)[i] = frand();
+    for (int i = 0; i < n_nan; i++)
+        dm_f32(&x)[(int64_t)((frand() * 0.5f + 0.5f) * (float)(nx - 1))] = NAN;
     float *ref = malloc(sizeof(float) * (size_t)ny);
     maxpool_ref(dm_f32(&x), N * C, H, W, k, s, p, ref, Ho, Wo);
     CHECK_OK(dm_maxpool2d(be, &x, k, s, p, &y));
@@ -62,8 +65,8 @@ static void test_maxpool(dm_backend *be, int N, int C, int H, int W, int k, int 
         if (isnan(ref[i])) ref[i] = dm_f32(&y)[i] = 0.f; /* compare the finite rest */
     }
     char name[128];
-    snprintf(name, sizeof name, "maxpool2d %dx%dx%dx%d k%d s%d p%d -> %dx%d (%d NaN windows)", N,
-             C, H, W, k, s, p, Ho, Wo, n_ref_nan);
+    snprintf(name, sizeof name, "maxpool2d %dx%dx%dx%d k%d s%d p%d -> %dx%d (%d NaN windows)", N, C,
+             H, W, k, s, p, Ho, Wo, n_ref_nan);
     CHECK(nan_ok);
     if (n_nan) CHECK(n_ref_nan > 0);
     /* max is exact: bitwise equality */
@@ -95,7 +98,8 @@ int main(void) {
     dm_tensor x, y;
     CHECK_OK(dm_tensor_alloc(&x, DM_DTYPE_F32, 4, s3));
     CHECK_OK(dm_tensor_alloc(&y, DM_DTYPE_F32, 4, s2));
-    for (int i = 0; i < 9; i++) dm_f32(&x)[i] = -100.f - (float)i;
+    for (int i = 0; i < 9; i++)
+        dm_f32(&x)[i] = -100.f - (float)i;
     CHECK_OK(dm_maxpool2d(be, &x, 3, 2, 1, &y));
     const float want[4] = {-100.f, -101.f, -103.f, -104.f};
     CHECK(tc_compare("maxpool2d negative", dm_f32(&y), want, 4, 0.0, NULL));

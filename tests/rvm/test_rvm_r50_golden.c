@@ -64,7 +64,8 @@ static void compare_tensor(dm_st_file *g, const char *file, const char *key, con
     CHECK(got && e && e->ndim == got->ndim);
     if (!got || !e || e->ndim != got->ndim) return;
     int same = 1;
-    for (int d = 0; d < got->ndim; d++) same &= e->shape[d] == got->shape[d];
+    for (int d = 0; d < got->ndim; d++)
+        same &= e->shape[d] == got->shape[d];
     CHECK(same);
     if (same) compare_part(g, file, key, 0, dm_f32(got), dm_tensor_numel(got), key, report_only);
 }
@@ -128,9 +129,11 @@ static void run_case(const rvm_model *m, dm_backend *be, const char *file, const
         }
         char label[32];
         snprintf(label, sizeof label, "fgr[%d]", t);
-        compare_part(&g, file, "fgr", (int64_t)t * 3 * H * W, dm_f32(&fgr), 3 * H * W, label, t > 0);
+        compare_part(&g, file, "fgr", (int64_t)t * 3 * H * W, dm_f32(&fgr), 3 * H * W, label,
+                     t > 0);
         if (have_official)
-            compare_part(&o, opath, "fgr", (int64_t)t * 3 * H * W, dm_f32(&fgr), 3 * H * W, label, 0);
+            compare_part(&o, opath, "fgr", (int64_t)t * 3 * H * W, dm_f32(&fgr), 3 * H * W, label,
+                         0);
         snprintf(label, sizeof label, "pha[%d]", t);
         compare_part(&g, file, "pha", (int64_t)t * H * W, dm_f32(&pha), H * W, label, t > 0);
         if (have_official)
@@ -144,7 +147,8 @@ static void run_case(const rvm_model *m, dm_backend *be, const char *file, const
     }
     if (!have_official)
         printf("%s: frames >= 1 and r1..r4 checked against the golden only as a report (set "
-               "DM_RVM_R50_OFFICIAL_DIR, see tests/rvm/r50_official_ref.py)\n", file);
+               "DM_RVM_R50_OFFICIAL_DIR, see tests/rvm/r50_official_ref.py)\n",
+               file);
     /* the state matters: frame 1 from a zero state differs from frame 1 after frame 0; a reset
      * reproduces frame 0 bit for bit */
     if (s && T > 1) {
@@ -172,7 +176,8 @@ static void run_case(const rvm_model *m, dm_backend *be, const char *file, const
     }
     if (have_official) dm_st_close(&o);
     dm_tensor *all[] = {&fgr, &pha, &src, &fgr_g, &pha_g};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dm_tensor_free(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        dm_tensor_free(all[i]);
     rvm_state_free(s);
     dm_st_close(&g);
 }
@@ -215,7 +220,8 @@ int main(void) {
 
     dm_op_id ops[DM_OP_COUNT];
     int n50 = rvm_required_ops(RVM_VARIANT_RESNET50, ops), has_max = 0;
-    for (int i = 0; i < n50; i++) has_max |= ops[i] == DM_OP_MAXPOOL2D;
+    for (int i = 0; i < n50; i++)
+        has_max |= ops[i] == DM_OP_MAXPOOL2D;
     CHECK(has_max && rvm_required_ops(RVM_VARIANT_MOBILENETV3, ops) == n50 - 1);
     dm_backend_destroy(be);
     return tc_failure_count != 0;
