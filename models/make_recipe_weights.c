@@ -1,5 +1,5 @@
 /* dm_make_recipe_weights: writes the deterministic recipe weights of a recipe.json (golden
- * README section 1; DA-V2 or VDA) to a safetensors file with the official key names, for tests
+ * README section 1; DA-V2, VDA or RVM ResNet50) to a safetensors file with the official key names, for tests
  * and benchmarks without the trained checkpoints. These weights are synthetic: their depth
  * maps are meaningless, only the arithmetic matches the official model.
  * Usage: dm_make_recipe_weights RECIPE.json OUT.safetensors [PE_BUFFERS.safetensors] */

@@ -1,4 +1,5 @@
-/* bench_rvm_cpu — frames/s of our RVM MobileNetV3 on the CPU backend (a program, not a test).
+/* bench_rvm_cpu — frames/s of our RVM (MobileNetV3, or ResNet50 with --variant resnet50) on the
+ * CPU backend (a program, not a test).
  *
  * Real weights (../shared/models/rvm_mobilenetv3.safetensors), frames of --width x --height
  * (default 1280x720) from a raw rgb24 file (run_rvm_cpu.sh extracts real 720p frames with the
@@ -8,6 +9,7 @@
  * video is processed. Frame t of the run is frame t mod K of the file. Threads = --threads
  * (default nproc). Prints one line:
  *   RESULT rvm impl=ours threads=T frames=M size=WxH ratio=r fps=... ms_median=... ms_min=...
+ * (RESULT rvm_resnet50 ... with --variant resnet50.)
  * --dump FILE writes pha (1,1,H,W) and fgr (1,3,H,W) of the last frame (safetensors) so that
  * torch_rvm.py --compare can print max |ours - torch| on the same input.
  * --timed 0 only prints the RESULT line with the ratio (the driver uses it to pass the same
@@ -15,6 +17,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench_common.h"
 #include "depthmatte/backend.h"
@@ -34,11 +37,20 @@ int main(int argc, char **argv) {
     if (bench_flag(argc, argv, "help")) {
         printf("usage: bench_rvm_cpu [--weights W] [--frames RGB24_FILE] [--width 1280] "
                "[--height 720] [--ratio 0=auto] [--warmup 5] [--timed 20] [--threads nproc] "
-               "[--dump F]\nblas core: %s\n", dm_cpu_blas_corename());
+               "[--dump F] [--variant mobilenetv3|resnet50]\nblas core: %s\n",
+               dm_cpu_blas_corename());
         return 0;
     }
     const char *weights = bench_arg(argc, argv, "weights", "../shared/models/rvm_mobilenetv3.safetensors");
     const char *frames_path = bench_arg(argc, argv, "frames", NULL);
+    const char *vname = bench_arg(argc, argv, "variant", "mobilenetv3");
+    const rvm_variant variant = !strcmp(vname, "resnet50") ? RVM_VARIANT_RESNET50
+                                                           : RVM_VARIANT_MOBILENETV3;
+    const char *tag = variant == RVM_VARIANT_RESNET50 ? "rvm_resnet50" : "rvm";
+    if (strcmp(vname, rvm_variant_name(variant))) {
+        fprintf(stderr, "bench_rvm_cpu: --variant %s: expected mobilenetv3 or resnet50\n", vname);
+        return 2;
+    }
     const char *dump = bench_arg(argc, argv, "dump", NULL);
     int w = atoi(bench_arg(argc, argv, "width", "1280"));
     int h = atoi(bench_arg(argc, argv, "height", "720"));
@@ -67,7 +79,7 @@ int main(int argc, char **argv) {
     if (!be) return fail("backend", DM_ERR_NOMEM);
     rvm_model *model = NULL;
     rvm_state *state = NULL;
-    dm_status st = rvm_model_load(&model, weights, be);
+    dm_status st = rvm_model_load_variant(&model, weights, variant, be);
     if (st != DM_OK) return fail("load", st);
     st = rvm_state_init(&state, model, be, h, w, ratio);
     if (st != DM_OK) return fail("state", st);
@@ -95,13 +107,13 @@ int main(int argc, char **argv) {
     if (timed > 0) {
         double total = 0;
         for (int i = 0; i < timed; i++) total += times[i];
-        printf("RESULT rvm impl=ours threads=%d frames=%d size=%dx%d ratio=%g fps=%.3f "
-               "ms_median=%.1f ms_min=%.1f maxrss_mb=%.0f blas=%s\n",
+        printf("RESULT %s impl=ours threads=%d frames=%d size=%dx%d ratio=%g fps=%.3f "
+               "ms_median=%.1f ms_min=%.1f maxrss_mb=%.0f blas=%s\n", tag,
                threads, timed, w, h, ratio, timed / total, 1e3 * bench_median(times, timed),
                1e3 * bench_min(times, timed), bench_maxrss_mb(), dm_cpu_blas_corename());
     } else {
-        printf("RESULT rvm impl=ours threads=%d frames=0 size=%dx%d ratio=%g\n", threads, w, h,
-               ratio);
+        printf("RESULT %s impl=ours threads=%d frames=0 size=%dx%d ratio=%g\n", tag, threads, w,
+               h, ratio);
     }
 
     int rc = 0;

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Times the official RobustVideoMatting MobileNetV3 on CPU, side by side with bench_rvm_cpu.
+"""Times the official RobustVideoMatting (MobileNetV3, or ResNet50 with --variant resnet50) on CPU,
+side by side with bench_rvm_cpu.
 
 Reads the same raw rgb24 frames as bench_rvm_cpu (file of K frames, H*W*3 bytes each, frame t of
 the run = frame t mod K), runs N warm-up + M timed frames with the recurrent state carried from
@@ -7,7 +8,7 @@ frame to frame (as the official inference loop does), and prints one RESULT line
 
     RESULT rvm impl=torch_eager threads=2 frames=20 fps=... ms_median=... ms_min=...
 
-Model: MattingNetwork('mobilenetv3') (deep guided filter) imported from --official (a work tree
+Model: MattingNetwork(--variant) (deep guided filter) imported from --official (a work tree
 of PeterL1n/RobustVideoMatting, never part of this repository), weights from our safetensors
 file (official key names; F16 values upcast to float32; project_seg.* absent, unused).
 --compare FILE: a safetensors file with `pha` (1,1,H,W) and `fgr` (1,3,H,W) of the last timed
@@ -37,6 +38,7 @@ def parse_args():
     p.add_argument("--jit", action="store_true",
                    help="torch.jit.script + freeze, as the official inference_speed_test.py")
     p.add_argument("--compare", help="safetensors with pha/fgr of our last timed frame")
+    p.add_argument("--variant", choices=["mobilenetv3", "resnet50"], default="mobilenetv3")
     return p.parse_args()
 
 
@@ -45,7 +47,7 @@ def load_model(args, torch):
     from model.model import MattingNetwork  # official code, from --official
     from safetensors.numpy import load_file
 
-    model = MattingNetwork("mobilenetv3").eval()
+    model = MattingNetwork(args.variant).eval()
     sd = {}
     for name, arr in load_file(args.weights).items():
         t = torch.from_numpy(np.ascontiguousarray(arr))
@@ -88,7 +90,8 @@ def main():
 
     impl = "torch_jit" if args.jit else "torch_eager"
     total = sum(times)
-    print(f"RESULT rvm impl={impl} threads={args.threads} frames={len(times)} "
+    tag = "rvm" if args.variant == "mobilenetv3" else "rvm_resnet50"
+    print(f"RESULT {tag} impl={impl} threads={args.threads} frames={len(times)} "
           f"size={args.width}x{args.height} ratio={args.ratio} fps={len(times) / total:.3f} "
           f"ms_median={1e3 * statistics.median(times):.1f} ms_min={1e3 * min(times):.1f} "
           f"maxrss_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} "
@@ -103,7 +106,7 @@ def main():
             if a.shape != b.shape:
                 sys.exit(f"torch_rvm: {name}: ours {a.shape} torch {b.shape}")
             d = np.abs(a - b)
-            print(f"COMPARE rvm {name} max_abs_diff={d.max():.3e} mean_abs_diff={d.mean():.3e} "
+            print(f"COMPARE {tag} {name} max_abs_diff={d.max():.3e} mean_abs_diff={d.mean():.3e} "
                   f"frame={args.warmup + args.timed - 1}")
 
 

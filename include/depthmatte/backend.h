@@ -71,6 +71,7 @@ typedef enum dm_op_id {
     DM_OP_CONCAT,
     DM_OP_COPY,
     DM_OP_ALLOC,
+    DM_OP_MAXPOOL2D,
     DM_OP_COUNT
 } dm_op_id;
 
@@ -150,6 +151,12 @@ typedef struct dm_backend_ops {
     /* Allocates a tensor in this backend's memory (zero-filled). */
     dm_status (*alloc)(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
                        const int64_t *shape);
+    /* Max pooling, torch.nn.MaxPool2d(k, s, padding=pad, dilation=1, ceil_mode=False):
+     * x (N, C, H, W) -> y (N, C, (H + 2*pad - k)/s + 1, (W + 2*pad - k)/s + 1); the padding
+     * is -inf (never selected), 0 <= pad <= k/2 (PyTorch's limit), NaN propagates as in
+     * aten's max_pool2d. Used by the ResNet-50 stem (k 3, s 2, pad 1). */
+    dm_status (*maxpool2d)(dm_backend *be, const dm_tensor *x, int k, int s, int pad,
+                           dm_tensor *y);
     /* Waits until queued work is done (no-op on CPU). */
     dm_status (*synchronize)(dm_backend *be);
     void (*destroy)(dm_backend *be);
@@ -224,6 +231,7 @@ dm_status dm_resize(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, int
                     double scale_h, double scale_w, dm_tensor *y);
 dm_status dm_avgpool2d(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y);
 dm_status dm_global_avgpool2d(dm_backend *be, const dm_tensor *x, dm_tensor *y);
+dm_status dm_maxpool2d(dm_backend *be, const dm_tensor *x, int k, int s, int pad, dm_tensor *y);
 dm_status dm_channel_affine(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
                             const dm_tensor *shift, dm_tensor *y);
 dm_status dm_image_from_u8(dm_backend *be, const dm_tensor *rgb, dm_tensor *y);

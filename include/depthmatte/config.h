@@ -31,7 +31,11 @@
 #include "depthmatte/status.h"
 #include "depthmatte/tensor.h"
 
-typedef enum dm_matting_model { DM_MATTING_RVM_MOBILENETV3 = 0 } dm_matting_model;
+/* RVM variant; the values equal rvm_variant (include/depthmatte/rvm.h). */
+typedef enum dm_matting_model {
+    DM_MATTING_RVM_MOBILENETV3 = 0,
+    DM_MATTING_RVM_RESNET50 = 1
+} dm_matting_model;
 
 typedef enum dm_depth_model {
     DM_DEPTH_DA2_VITS = 0,    /* Depth Anything V2 Small, per frame, relative inverse depth */

@@ -10,6 +10,8 @@
  *                     (VDA PositionalEncoding), computed in float32 arithmetic here; the exact
  *                     torch values can be taken from pe_buffers.safetensors instead
  *                     (dm_recipe_set_pe_file).
+ *   "const":          every element = "value" (RVM ResNet50's BatchNorm num_batches_tracked,
+ *                     dtype I64, value 0); dtype F32 or I64.
  * The library is built with -ffp-contract=off so the double expression is not fused.
  */
 #ifndef DEPTHMATTE_RECIPE_H
@@ -23,6 +25,7 @@
 typedef enum dm_recipe_init {
     DM_RECIPE_UNIFORM = 0,
     DM_RECIPE_SINUSOIDAL_PE,
+    DM_RECIPE_CONST,
 } dm_recipe_init;
 
 typedef struct dm_recipe_entry {
@@ -32,6 +35,8 @@ typedef struct dm_recipe_entry {
     uint64_t seed; /* state_dict index + 1 */
     dm_recipe_init init;
     double scale, offset; /* uniform on [offset - scale, offset + scale) */
+    double value;         /* "const": the value of every element */
+    dm_dtype dtype;       /* DM_DTYPE_F32, or DM_DTYPE_I64 ("const" only) */
 } dm_recipe_entry;
 
 typedef struct dm_recipe {
@@ -50,7 +55,8 @@ double dm_recipe_u(uint64_t seed, uint64_t i);
 float dm_recipe_w(uint64_t seed, uint64_t i, double scale, double offset);
 
 /* Parses recipe.json (cJSON). Errors: DM_ERR_IO (unreadable), DM_ERR_FORMAT (not recipe-v1,
- * missing field, unknown init, shape of more than DM_MAX_DIMS dims, dtype other than F32).
+ * missing field, unknown init, shape of more than DM_MAX_DIMS dims, dtype other than F32,
+ * or I64 for a "const" entry).
  * On error *r is zeroed. */
 dm_status dm_recipe_load(dm_recipe *r, const char *json_path);
 
@@ -64,7 +70,8 @@ dm_status dm_recipe_set_pe_file(dm_recipe *r, const char *path);
 /* Finds an entry by name; NULL if absent. */
 const dm_recipe_entry *dm_recipe_find(const dm_recipe *r, const char *name);
 
-/* Generates entry `e` into a newly allocated F32 CPU tensor of its shape (caller frees with
+/* Generates entry `e` into a newly allocated CPU tensor of its shape and dtype (F32; I64 for
+ * an I64 "const" entry; caller frees with
  * dm_tensor_free). Errors: DM_ERR_NOMEM; DM_ERR_IO / DM_ERR_NAME / DM_ERR_SHAPE from the pe
  * file when one is set. */
 dm_status dm_recipe_generate(const dm_recipe *r, const dm_recipe_entry *e, dm_tensor *out);

@@ -1,14 +1,20 @@
-/* depthmatte — Robust Video Matting, MobileNetV3 variant (Lin et al., "Robust High-Resolution
+/* depthmatte — Robust Video Matting, MobileNetV3 and ResNet50 variants (Lin et al., "Robust High-Resolution
  * Video Matting with Temporal Guidance", WACV 2022; official code PeterL1n/RobustVideoMatting,
- * model/{model.py, mobilenetv3.py, lraspp.py, decoder.py, deep_guided_filter.py,
+ * model/{model.py, mobilenetv3.py, resnet.py, lraspp.py, decoder.py, deep_guided_filter.py,
  * fast_guided_filter.py}), implemented with the engine ops (include/depthmatte/backend.h).
  *
- * Network: input normalisation (ImageNet mean/std) -> MobileNetV3-Large encoder (torchvision
- * layout, last stage dilated, features at 1/2, 1/4, 1/8, 1/16) -> LR-ASPP (128 channels) ->
+ * Network (MobileNetV3): input normalisation (ImageNet mean/std) -> MobileNetV3-Large encoder
+ * (torchvision layout, last stage dilated, features at 1/2, 1/4, 1/8, 1/16) -> LR-ASPP (128
+ * channels) ->
  * recurrent decoder (ConvGRU at 1/16, 1/8, 1/4, 1/2; AvgPool2d(2, 2, ceil_mode=True,
  * count_include_pad=False) pyramid of the source) -> project_mat (3 foreground-residual + 1
  * alpha channels) -> refiner (deep guided filter, default, or fast guided filter) when
  * downsample_ratio != 1 -> fgr = clamp(residual + src, 0, 1), pha = clamp(alpha, 0, 1).
+ * ResNet50: no input normalisation; torchvision ResNet-50 encoder (Bottleneck [3, 4, 6, 3],
+ * max pool 3x3 s2 p1 after the 7x7 stem, replace_stride_with_dilation [False, False, True]:
+ * features 64 @ 1/2, 256 @ 1/4, 512 @ 1/8, 2048 @ 1/16) -> LR-ASPP(2048, 256) -> recurrent
+ * decoder [64, 256, 512, 256] -> [128, 64, 32, 16] (ConvGRU 128, 64, 32, 16) -> the same
+ * projection and refiners.
  *
  * Usage: one rvm_model per process (weights, read-only once loaded), one rvm_state per stream
  * of frames of one size. The state holds every buffer and the recurrent state r1..r4: call
@@ -33,6 +39,15 @@ typedef enum rvm_refiner {
     RVM_REFINER_FAST_GUIDED_FILTER,     /* parameter-free, box radius 1, eps 1e-5 */
 } rvm_refiner;
 
+/* Network variant (MattingNetwork(variant=...)). */
+typedef enum rvm_variant {
+    RVM_VARIANT_MOBILENETV3 = 0, /* 'mobilenetv3' (rvm_mobilenetv3.pth) */
+    RVM_VARIANT_RESNET50,        /* 'resnet50' (rvm_resnet50.pth) */
+} rvm_variant;
+
+/* "mobilenetv3" / "resnet50" ("?" for another value). */
+const char *rvm_variant_name(rvm_variant v);
+
 /* Loads the weights of MattingNetwork('mobilenetv3') from a safetensors file with the official
  * key names (`backbone.features.N...`, `aspp.*`, `decoder.*`, `project_mat.*`, `refiner.*`;
  * see models/rvm_mobilenetv3.md). Every expected tensor is checked for name, shape and dtype
@@ -48,12 +63,27 @@ dm_status rvm_model_load(rvm_model **m, const char *path, dm_backend *be);
  * one, dm_st_open_synthetic); the caller closes f afterwards. Messages name f->path. */
 dm_status rvm_model_load_st(rvm_model **m, dm_st_file *f, dm_backend *be);
 
+/* Same for either variant. ResNet50 keys: `backbone.conv1`, `backbone.bn1`,
+ * `backbone.layerL.B.{conv1,bn1,conv2,bn2,conv3,bn3,downsample.0,downsample.1}` (torchvision
+ * resnet50 names), then `aspp.*`, `decoder.*`, `project_mat.*`, `refiner.*` as MobileNetV3
+ * (models/rvm_resnet50.md); BatchNorm eps 1e-5 everywhere. A file of the other variant is
+ * refused with DM_ERR_NAME naming both. Other errors as rvm_model_load; DM_ERR_ARG for an
+ * unknown variant. */
+dm_status rvm_model_load_variant(rvm_model **m, const char *path, rvm_variant variant,
+                                 dm_backend *be);
+dm_status rvm_model_load_variant_st(rvm_model **m, dm_st_file *f, rvm_variant variant,
+                                    dm_backend *be);
+
+/* The variant a model was loaded as. */
+rvm_variant rvm_model_variant(const rvm_model *m);
+
 /* Frees a model (NULL is ignored). States made from it must be freed first. */
 void rvm_model_free(rvm_model *m);
 
-/* The engine ops the model runs, into ops (room for DM_OP_COUNT); returns their number. For
- * the backends' supports query (dm_backend_supports_all) before a backend is chosen. */
-int rvm_required_ops(dm_op_id *ops);
+/* The engine ops the model of `variant` runs, into ops (room for DM_OP_COUNT); returns their
+ * number (ResNet50 adds maxpool2d). For the backends' supports query (dm_backend_supports_all)
+ * before a backend is chosen. */
+int rvm_required_ops(rvm_variant variant, dm_op_id *ops);
 
 /* The official inference.py auto_downsample_ratio: min(512 / max(height, width), 1), so that
  * the network runs at most 512 pixels on the long side. height, width in pixels (> 0). */
@@ -91,8 +121,8 @@ dm_status rvm_forward(rvm_state *s, const dm_tensor *src, dm_tensor *fgr, dm_ten
 dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *pha);
 
 /* The recurrent state after the last frame, for tests: i = 1..4, shapes (1, 16, h/2, w/2),
- * (1, 20, h/4, w/4), (1, 40, h/8, w/8), (1, 64, h/16, w/16) with sizes rounded up (h x w =
- * internal size). NULL for another i. */
+ * (1, 20, h/4, w/4), (1, 40, h/8, w/8), (1, 64, h/16, w/16) (MobileNetV3; ResNet50 16, 32, 64,
+ * 128 channels) with sizes rounded up (h x w = internal size). NULL for another i. */
 const dm_tensor *rvm_state_recurrent(const rvm_state *s, int i);
 
 #endif

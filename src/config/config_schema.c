@@ -18,6 +18,7 @@ static const cfg_enum_value depth_dtypes[] = {
 static const cfg_enum_value precisions[] = {
     {"float32", DM_DTYPE_F32}, {"float16", DM_DTYPE_F16}, {"bfloat16", DM_DTYPE_BF16}, {NULL, 0}};
 static const cfg_enum_value matting_models[] = {{"rvm_mobilenetv3", DM_MATTING_RVM_MOBILENETV3},
+                                                {"rvm_resnet50", DM_MATTING_RVM_RESNET50},
                                                 {NULL, 0}};
 static const cfg_enum_value matting_outputs[] = {
     {"alpha", DM_MATTING_OUT_ALPHA}, {"foreground", DM_MATTING_OUT_FOREGROUND}, {NULL, 0}};
@@ -82,7 +83,8 @@ static const cfg_key g_schema[] = {
     SECTION("matting", "Robust Video Matting; enabled when the job gives any of its keys."),
     {"matting.enabled", CFG_BOOL, OFF(matting.enabled), NULL, 0, 0, NULL, "true or false",
      "Run matting. Default: true if the job gives any matting key, else false."},
-    ENUM("matting.model", matting.model, "rvm_mobilenetv3", matting_models, "Matting network."),
+    ENUM("matting.model", matting.model, "rvm_mobilenetv3", matting_models,
+         "Matting network: RVM MobileNetV3 or ResNet50 (weights of that variant)."),
     {"matting.weights", CFG_PATH, OFF(matting.weights), NULL, 0, 0, NULL, "a file path",
      "safetensors weights (official key names); required when matting is enabled."},
     {"matting.downsample_ratio", CFG_RATIO, OFF(matting.downsample_ratio), "auto", 0, 0, NULL,

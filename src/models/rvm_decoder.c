@@ -58,7 +58,7 @@ dm_status rvm_decoder_forward(rvm_state *s) {
     dm_status st;
     /* source pyramid straight into the concat slots: s_k at channels [ccat - 3, ccat) */
     for (int k = 1; k <= 3; k++) {
-        const int prev_c = k == 1 ? 32 : (int)m->up_conv[k - 2].w.shape[1] - 3;
+        const int prev_c = k == 1 ? 2 * m->gru[0].c : (int)m->up_conv[k - 2].w.shape[1] - 3;
         const int cur_c = (int)m->up_conv[k - 1].w.shape[1] - 3;
         dm_tensor sp = rvm_view(&s->cat[k - 1], prev_c, 3, lv[k - 1].h, lv[k - 1].w);
         dm_tensor sk = rvm_view(&s->cat[k], cur_c, 3, lv[k].h, lv[k].w);
@@ -67,10 +67,12 @@ dm_status rvm_decoder_forward(rvm_state *s) {
     if ((st = gru_forward(s, &m->gru[3], &s->u[4], &lv[4]))) return st;
     for (int k = 3; k >= 1; k--)
         if ((st = up_forward(s, k))) return st;
-    /* OutputBlock: [up2(x1) (32), s0 (3)] -> 16 -> 16 = hid, written into r24[8:24] */
-    dm_tensor x1 = rvm_view(&s->u[1], 0, 32, lv[1].h, lv[1].w);
-    dm_tensor up = rvm_view(&s->cat[0], 0, 32, lv[0].h, lv[0].w);
-    dm_tensor cat = rvm_view(&s->cat[0], 0, 35, lv[0].h, lv[0].w);
+    /* OutputBlock: [up2(x1) (32), s0 (3)] -> 16 -> 16 = hid, written into r24[8:24] (both
+     * variants: decoder_channels[2:4] = [32, 16]) */
+    const int c1 = 2 * m->gru[0].c, c0 = (int)m->out_conv[0].w.shape[1];
+    dm_tensor x1 = rvm_view(&s->u[1], 0, c1, lv[1].h, lv[1].w);
+    dm_tensor up = rvm_view(&s->cat[0], 0, c1, lv[0].h, lv[0].w);
+    dm_tensor cat = rvm_view(&s->cat[0], 0, c0, lv[0].h, lv[0].w);
     dm_tensor t = rvm_view(&s->t16a, 0, 16, lv[0].h, lv[0].w);
     dm_tensor hid = rvm_view(&s->r24, 8, 16, lv[0].h, lv[0].w);
     dm_tensor proj = rvm_view(&s->g16, 4, 4, lv[0].h, lv[0].w);

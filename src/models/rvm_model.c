@@ -1,4 +1,4 @@
-/* RVM MobileNetV3 top level: model load / free, per-stream state (all buffers sized once),
+/* RVM top level (MobileNetV3 and ResNet50): model load / free, per-stream state (all buffers sized once),
  * MattingNetwork.forward for one frame (model/model.py). */
 #include <math.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@ dm_tensor rvm_view(const dm_tensor *buf, int c0, int c, int h, int w) {
 
 /* Calls fn on every weight tensor of the model (free, upload). */
 static dm_status each_weight(rvm_model *m, model_tensor_fn fn, void *arg) {
-    rvm_conv *convs[96]; /* 1 + 5 * RVM_BLOCKS + 3 = 79 in the first list, 21 in the second */
+    rvm_conv *convs[96]; /* lists of 1 + 5 * RVM_BLOCKS + 3 = 79, 4 * RVM_R50_BLOCKS = 64 and 21 */
     int n = 0;
     convs[n++] = &m->stem;
     for (int i = 0; i < RVM_BLOCKS; i++) {
@@ -25,6 +25,14 @@ static dm_status each_weight(rvm_model *m, model_tensor_fn fn, void *arg) {
     }
     convs[n++] = &m->last, convs[n++] = &m->aspp1, convs[n++] = &m->aspp2;
     dm_status st = DM_OK;
+    for (int i = 0; i < n && !st; i++)
+        if (!(st = fn(&convs[i]->w, arg))) st = fn(&convs[i]->b, arg);
+    n = 0; /* ResNet50 blocks: 4 * 16 = 64 */
+    for (int i = 0; i < RVM_R50_BLOCKS; i++) {
+        rvm_bottleneck *b = &m->r50[i];
+        convs[n++] = &b->conv1, convs[n++] = &b->conv2, convs[n++] = &b->conv3;
+        convs[n++] = &b->down;
+    }
     for (int i = 0; i < n && !st; i++)
         if (!(st = fn(&convs[i]->w, arg))) st = fn(&convs[i]->b, arg);
     n = 0;
@@ -42,21 +50,46 @@ static dm_status each_weight(rvm_model *m, model_tensor_fn fn, void *arg) {
 }
 
 dm_status rvm_model_load(rvm_model **out, const char *path, dm_backend *be) {
+    return rvm_model_load_variant(out, path, RVM_VARIANT_MOBILENETV3, be);
+}
+
+const char *rvm_variant_name(rvm_variant v) {
+    switch (v) {
+    case RVM_VARIANT_MOBILENETV3: return "mobilenetv3";
+    case RVM_VARIANT_RESNET50: return "resnet50";
+    }
+    return "?";
+}
+
+rvm_variant rvm_model_variant(const rvm_model *m) {
+    return m->variant;
+}
+
+dm_status rvm_model_load_variant(rvm_model **out, const char *path, rvm_variant variant,
+                                 dm_backend *be) {
     *out = NULL;
     dm_st_file f;
     dm_status st = dm_st_open(&f, path);
     if (st) return st;
-    st = rvm_model_load_st(out, &f, be);
+    st = rvm_model_load_variant_st(out, &f, variant, be);
     dm_st_close(&f);
     return st;
 }
 
 dm_status rvm_model_load_st(rvm_model **out, dm_st_file *f, dm_backend *be) {
+    return rvm_model_load_variant_st(out, f, RVM_VARIANT_MOBILENETV3, be);
+}
+
+dm_status rvm_model_load_variant_st(rvm_model **out, dm_st_file *f, rvm_variant variant,
+                                    dm_backend *be) {
     *out = NULL;
     if (!be) return dm_error_set(DM_ERR_ARG, "rvm_model_load: no backend");
+    if (variant != RVM_VARIANT_MOBILENETV3 && variant != RVM_VARIANT_RESNET50)
+        return dm_error_set(DM_ERR_ARG, "rvm_model_load: unknown variant %d", (int)variant);
     rvm_model *m = calloc(1, sizeof *m);
     if (!m) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", f->path);
     m->be = be;
+    m->variant = variant;
     dm_status st = rvm_load_weights(m, f);
     /* weights are loaded (and BatchNorm folded) on the host, then moved once */
     if (!st && (st = each_weight(m, model_tensor_upload, be))) {
@@ -79,14 +112,16 @@ void rvm_model_free(rvm_model *m) {
     free(m);
 }
 
-int rvm_required_ops(dm_op_id *ops) {
+int rvm_required_ops(rvm_variant variant, dm_op_id *ops) {
     static const dm_op_id used[] = {
         DM_OP_CONV2D,         DM_OP_ACTIVATION,    DM_OP_BINARY,         DM_OP_RESIZE,
         DM_OP_AVGPOOL2D,      DM_OP_GLOBAL_AVGPOOL2D, DM_OP_CHANNEL_AFFINE, DM_OP_IMAGE_FROM_U8,
         DM_OP_GUIDED_COEFFS,  DM_OP_MATTING_COMPOSE, DM_OP_CONCAT,       DM_OP_COPY,
         DM_OP_ALLOC};
     memcpy(ops, used, sizeof used);
-    return (int)(sizeof used / sizeof used[0]);
+    int n = (int)(sizeof used / sizeof used[0]);
+    if (variant == RVM_VARIANT_RESNET50) ops[n++] = DM_OP_MAXPOOL2D; /* the stem's pool */
+    return n;
 }
 
 double rvm_auto_downsample_ratio(int height, int width) {
@@ -117,14 +152,19 @@ static dm_status state_alloc(rvm_state *s) {
     const int h = lv[0].h, w = lv[0].w;
     dm_status st;
     size_t enc[4];
-    rvm_encoder_sizes(m, lv, enc);
+    if (m->variant == RVM_VARIANT_RESNET50)
+        rvm_resnet_sizes(m, lv, enc);
+    else
+        rvm_encoder_sizes(m, lv, enc);
     if ((st = alloc4(&s->src, 3, s->H, s->W)) || (st = alloc4(&s->norm, 3, h, w)))
         return st;
     for (int i = 0; i < 4; i++)
         if ((st = alloc_flat(&s->enc[i], enc[i]))) return st;
     if ((st = alloc_flat(&s->se_pool, 960)) || (st = alloc_flat(&s->se_mid, 240)) ||
-        (st = alloc_flat(&s->se_gate, 960)) || (st = alloc4(&s->f4, 960, lv[4].h, lv[4].w)) ||
-        (st = alloc4(&s->aspp_pool, 960, 1, 1)) || (st = alloc4(&s->aspp_gate, 128, 1, 1)))
+        (st = alloc_flat(&s->se_gate, 960)) ||
+        (st = alloc4(&s->f4, (size_t)m->backbone_c, lv[4].h, lv[4].w)) ||
+        (st = alloc4(&s->aspp_pool, (size_t)m->backbone_c, 1, 1)) ||
+        (st = alloc4(&s->aspp_gate, (size_t)m->feat_c[3], 1, 1)))
         return st;
     /* concat buffers: channels of each decoder block's conv input */
     if ((st = alloc4(&s->cat[0], 35, h, w))) return st;
@@ -239,11 +279,7 @@ static int is_frame(const dm_tensor *t, int c, int H, int W) {
            t->shape[3] == W;
 }
 
-dm_status rvm_forward(rvm_state *s, const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha) {
-    if (!is_frame(src, 3, s->H, s->W) || (fgr && !is_frame(fgr, 3, s->H, s->W)) ||
-        !is_frame(pha, 1, s->H, s->W))
-        return dm_error_set(DM_ERR_SHAPE, "rvm_forward: expected src (1, 3, %d, %d), fgr (1, 3, "
-                            "%d, %d), pha (1, 1, %d, %d)", s->H, s->W, s->H, s->W, s->H, s->W);
+dm_status rvm_forward_features(rvm_state *s, const dm_tensor *src) {
     const rvm_model *m = s->m;
     dm_backend *be = s->be;
     dm_status st;
@@ -253,11 +289,26 @@ dm_status rvm_forward(rvm_state *s, const dm_tensor *src, dm_tensor *fgr, dm_ten
         st = dm_copy(be, src, &src_sm);
     else
         st = dm_resize(be, src, DM_RESIZE_BILINEAR, 0, s->ratio, s->ratio, &src_sm);
-    if (st || (st = dm_channel_affine(be, &src_sm, &m->norm_scale, &m->norm_shift, &s->norm)) ||
-        (st = rvm_encoder_forward(s)) || (st = rvm_lraspp_forward(s)) ||
-        (st = rvm_decoder_forward(s)))
-        return st;
-    return rvm_refiner_forward(s, src, fgr, pha);
+    if (st) return st;
+    if (m->variant == RVM_VARIANT_RESNET50)
+        st = rvm_resnet_forward(s, &src_sm);
+    else if (!(st = dm_channel_affine(be, &src_sm, &m->norm_scale, &m->norm_shift, &s->norm)))
+        st = rvm_encoder_forward(s);
+    return st ? st : rvm_lraspp_forward(s);
+}
+
+dm_status rvm_forward_tail(rvm_state *s, const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha) {
+    dm_status st = rvm_decoder_forward(s);
+    return st ? st : rvm_refiner_forward(s, src, fgr, pha);
+}
+
+dm_status rvm_forward(rvm_state *s, const dm_tensor *src, dm_tensor *fgr, dm_tensor *pha) {
+    if (!is_frame(src, 3, s->H, s->W) || (fgr && !is_frame(fgr, 3, s->H, s->W)) ||
+        !is_frame(pha, 1, s->H, s->W))
+        return dm_error_set(DM_ERR_SHAPE, "rvm_forward: expected src (1, 3, %d, %d), fgr (1, 3, "
+                            "%d, %d), pha (1, 1, %d, %d)", s->H, s->W, s->H, s->W, s->H, s->W);
+    dm_status st = rvm_forward_features(s, src);
+    return st ? st : rvm_forward_tail(s, src, fgr, pha);
 }
 
 dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *pha) {

@@ -1,6 +1,7 @@
-/* RVM MobileNetV3: weight loading with name / shape / dtype validation and BatchNorm folding.
- * Key names and shapes are those of the official MattingNetwork('mobilenetv3').state_dict()
- * (torchvision 0.14 MobileNetV3 layout for `backbone.features.N`). */
+/* RVM weight loading with name / shape / dtype validation and BatchNorm folding. Key names and
+ * shapes are those of the official MattingNetwork('mobilenetv3' | 'resnet50').state_dict()
+ * (torchvision 0.14 MobileNetV3 layout for `backbone.features.N`; the ResNet-50 backbone is
+ * loaded by rvm_resnet.c). LR-ASPP, decoder and refiner keys are shared by both variants. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,7 @@ static dm_status check_counter(dm_st_file *f, const char *name) {
 /* Loads conv `<conv>.weight` (cout, cin_g, kh, kw), optional `<conv>.bias`, and folds the
  * optional BatchNorm `<bn>.{weight,bias,running_mean,running_var}` into it:
  * w' = w * g/sqrt(v + eps), b' = beta - mean * g/sqrt(v + eps). */
-static dm_status load_conv(dm_st_file *f, rvm_conv *c, const char *conv, int has_bias,
+dm_status rvm_load_conv(dm_st_file *f, rvm_conv *c, const char *conv, int has_bias,
                            const char *bn, double eps, int cout, int cin_g, int kh, int kw,
                            dm_conv2d_params p) {
     char name[256];
@@ -101,7 +102,7 @@ static dm_status load_conv(dm_st_file *f, rvm_conv *c, const char *conv, int has
     return st;
 }
 
-static dm_conv2d_params cp(int k, int s, int d, int g, dm_act act) {
+dm_conv2d_params rvm_cp(int k, int s, int d, int g, dm_act act) {
     dm_conv2d_params p = {s, s, (k - 1) / 2 * d, (k - 1) / 2 * d, d, d, g, act};
     return p;
 }
@@ -120,33 +121,33 @@ static dm_status load_block(dm_st_file *f, rvm_block *b, int idx) {
     if (b->has_expand) {
         snprintf(conv, sizeof conv, "backbone.features.%d.block.0.0", idx);
         snprintf(bn, sizeof bn, "backbone.features.%d.block.0.1", idx);
-        if ((st = load_conv(f, &b->expand, conv, 0, bn, EPS_BACKBONE, b->cexp, b->cin, 1, 1,
-                            cp(1, 1, 1, 1, act))))
+        if ((st = rvm_load_conv(f, &b->expand, conv, 0, bn, EPS_BACKBONE, b->cexp, b->cin, 1, 1,
+                            rvm_cp(1, 1, 1, 1, act))))
             return st;
         layer++;
     }
     snprintf(conv, sizeof conv, "backbone.features.%d.block.%d.0", idx, layer);
     snprintf(bn, sizeof bn, "backbone.features.%d.block.%d.1", idx, layer);
-    if ((st = load_conv(f, &b->dw, conv, 0, bn, EPS_BACKBONE, b->cexp, 1, b->k, b->k,
-                        cp(b->k, b->stride, b->dilation, b->cexp, act))))
+    if ((st = rvm_load_conv(f, &b->dw, conv, 0, bn, EPS_BACKBONE, b->cexp, 1, b->k, b->k,
+                        rvm_cp(b->k, b->stride, b->dilation, b->cexp, act))))
         return st;
     layer++;
     if (b->use_se) {
         const int csq = make_divisible8(b->cexp / 4);
         snprintf(conv, sizeof conv, "backbone.features.%d.block.%d.fc1", idx, layer);
-        if ((st = load_conv(f, &b->se_fc1, conv, 1, NULL, 0, csq, b->cexp, 1, 1,
-                            cp(1, 1, 1, 1, DM_ACT_RELU))))
+        if ((st = rvm_load_conv(f, &b->se_fc1, conv, 1, NULL, 0, csq, b->cexp, 1, 1,
+                            rvm_cp(1, 1, 1, 1, DM_ACT_RELU))))
             return st;
         snprintf(conv, sizeof conv, "backbone.features.%d.block.%d.fc2", idx, layer);
-        if ((st = load_conv(f, &b->se_fc2, conv, 1, NULL, 0, b->cexp, csq, 1, 1,
-                            cp(1, 1, 1, 1, DM_ACT_HARDSIGMOID))))
+        if ((st = rvm_load_conv(f, &b->se_fc2, conv, 1, NULL, 0, b->cexp, csq, 1, 1,
+                            rvm_cp(1, 1, 1, 1, DM_ACT_HARDSIGMOID))))
             return st;
         layer++;
     }
     snprintf(conv, sizeof conv, "backbone.features.%d.block.%d.0", idx, layer);
     snprintf(bn, sizeof bn, "backbone.features.%d.block.%d.1", idx, layer);
-    return load_conv(f, &b->project, conv, 0, bn, EPS_BACKBONE, b->cout, b->cexp, 1, 1,
-                     cp(1, 1, 1, 1, DM_ACT_NONE));
+    return rvm_load_conv(f, &b->project, conv, 0, bn, EPS_BACKBONE, b->cout, b->cexp, 1, 1,
+                     rvm_cp(1, 1, 1, 1, DM_ACT_NONE));
 }
 
 /* Fills a (n, 1, kh, kw) depthwise weight with `v`, or with `src` (c, 1, kh, kw) repeated. */
@@ -164,56 +165,62 @@ static dm_status make_dw(rvm_conv *c, int n, int kh, int kw, float v, const dm_t
     return DM_OK;
 }
 
+/* RecurrentDecoder(F = feat_c, D = dec_c) of model/decoder.py: decode4 = BottleneckBlock(F3)
+ * (ConvGRU(F3/2)), decode3 = UpsamplingBlock(F3, F2, 3, D0), decode2 = (D0, F1, 3, D1),
+ * decode1 = (D1, F0, 3, D2), decode0 = OutputBlock(D2, 3, D3); UpsamplingBlock(in, skip, src,
+ * out) = conv3x3(in + skip + src -> out) + BN + ReLU, ConvGRU(out/2). */
 static dm_status load_decoder(rvm_model *m, dm_st_file *f) {
-    static const int gru_c[4] = {16, 20, 40, 64};
+    const int *F = m->feat_c, *D = m->dec_c;
+    const int gru_c[4] = {D[2] / 2, D[1] / 2, D[0] / 2, F[3] / 2};
     /* decode1..3 conv input = upsampled x + skip feature + 3 source channels */
-    static const int up_in[3] = {40 + 16 + 3, 80 + 24 + 3, 128 + 40 + 3}, up_out[3] = {32, 40, 80};
+    const int up_in[3] = {D[1] + F[0] + 3, D[0] + F[1] + 3, F[3] + F[2] + 3};
+    const int up_out[3] = {D[2], D[1], D[0]};
     char conv[128], bn[128];
     dm_status st;
     for (int i = 0; i < 4; i++) {
         const int c = gru_c[i];
         m->gru[i].c = c;
         snprintf(conv, sizeof conv, "decoder.decode%d.gru.ih.0", i + 1);
-        if ((st = load_conv(f, &m->gru[i].ih, conv, 1, NULL, 0, 2 * c, 2 * c, 3, 3,
-                            cp(3, 1, 1, 1, DM_ACT_SIGMOID))))
+        if ((st = rvm_load_conv(f, &m->gru[i].ih, conv, 1, NULL, 0, 2 * c, 2 * c, 3, 3,
+                            rvm_cp(3, 1, 1, 1, DM_ACT_SIGMOID))))
             return st;
         snprintf(conv, sizeof conv, "decoder.decode%d.gru.hh.0", i + 1);
-        if ((st = load_conv(f, &m->gru[i].hh, conv, 1, NULL, 0, c, 2 * c, 3, 3,
-                            cp(3, 1, 1, 1, DM_ACT_TANH))))
+        if ((st = rvm_load_conv(f, &m->gru[i].hh, conv, 1, NULL, 0, c, 2 * c, 3, 3,
+                            rvm_cp(3, 1, 1, 1, DM_ACT_TANH))))
             return st;
     }
     for (int i = 0; i < 3; i++) {
         snprintf(conv, sizeof conv, "decoder.decode%d.conv.0", i + 1);
         snprintf(bn, sizeof bn, "decoder.decode%d.conv.1", i + 1);
-        if ((st = load_conv(f, &m->up_conv[i], conv, 0, bn, EPS_DEFAULT, up_out[i], up_in[i], 3, 3,
-                            cp(3, 1, 1, 1, DM_ACT_RELU))))
+        if ((st = rvm_load_conv(f, &m->up_conv[i], conv, 0, bn, EPS_DEFAULT, up_out[i], up_in[i], 3, 3,
+                            rvm_cp(3, 1, 1, 1, DM_ACT_RELU))))
             return st;
     }
-    if ((st = load_conv(f, &m->out_conv[0], "decoder.decode0.conv.0", 0, "decoder.decode0.conv.1",
-                        EPS_DEFAULT, 16, 32 + 3, 3, 3, cp(3, 1, 1, 1, DM_ACT_RELU))) ||
-        (st = load_conv(f, &m->out_conv[1], "decoder.decode0.conv.3", 0, "decoder.decode0.conv.4",
-                        EPS_DEFAULT, 16, 16, 3, 3, cp(3, 1, 1, 1, DM_ACT_RELU))))
+    if ((st = rvm_load_conv(f, &m->out_conv[0], "decoder.decode0.conv.0", 0, "decoder.decode0.conv.1",
+                        EPS_DEFAULT, D[3], D[2] + 3, 3, 3, rvm_cp(3, 1, 1, 1, DM_ACT_RELU))) ||
+        (st = rvm_load_conv(f, &m->out_conv[1], "decoder.decode0.conv.3", 0, "decoder.decode0.conv.4",
+                        EPS_DEFAULT, D[3], D[3], 3, 3, rvm_cp(3, 1, 1, 1, DM_ACT_RELU))))
         return st;
-    return load_conv(f, &m->project_mat, "project_mat.conv", 1, NULL, 0, 4, 16, 1, 1,
-                     cp(1, 1, 1, 1, DM_ACT_NONE));
+    return rvm_load_conv(f, &m->project_mat, "project_mat.conv", 1, NULL, 0, 4, 16, 1, 1,
+                     rvm_cp(1, 1, 1, 1, DM_ACT_NONE));
 }
 
 static dm_status load_refiners(rvm_model *m, dm_st_file *f) {
     dm_status st;
     rvm_conv box;
-    if ((st = load_conv(f, &box, "refiner.box_filter", 0, NULL, 0, 4, 1, 3, 3,
-                        cp(3, 1, 1, 4, DM_ACT_NONE))))
+    if ((st = rvm_load_conv(f, &box, "refiner.box_filter", 0, NULL, 0, 4, 1, 3, 3,
+                        rvm_cp(3, 1, 1, 4, DM_ACT_NONE))))
         return st;
     /* the box filter runs once on the 16 stacked moment channels [x, y, xy, xx] (4 each) */
-    st = make_dw(&m->dgf_box, 16, 3, 3, 0.f, &box.w, cp(3, 1, 1, 16, DM_ACT_NONE));
+    st = make_dw(&m->dgf_box, 16, 3, 3, 0.f, &box.w, rvm_cp(3, 1, 1, 16, DM_ACT_NONE));
     rvm_conv_free(&box);
     if (st) return st;
-    if ((st = load_conv(f, &m->dgf_conv[0], "refiner.conv.0", 0, "refiner.conv.1", EPS_DEFAULT,
-                        16, 24, 1, 1, cp(1, 1, 1, 1, DM_ACT_RELU))) ||
-        (st = load_conv(f, &m->dgf_conv[1], "refiner.conv.3", 0, "refiner.conv.4", EPS_DEFAULT,
-                        16, 16, 1, 1, cp(1, 1, 1, 1, DM_ACT_RELU))) ||
-        (st = load_conv(f, &m->dgf_conv[2], "refiner.conv.6", 1, NULL, 0, 4, 16, 1, 1,
-                        cp(1, 1, 1, 1, DM_ACT_NONE))))
+    if ((st = rvm_load_conv(f, &m->dgf_conv[0], "refiner.conv.0", 0, "refiner.conv.1", EPS_DEFAULT,
+                        16, 24, 1, 1, rvm_cp(1, 1, 1, 1, DM_ACT_RELU))) ||
+        (st = rvm_load_conv(f, &m->dgf_conv[1], "refiner.conv.3", 0, "refiner.conv.4", EPS_DEFAULT,
+                        16, 16, 1, 1, rvm_cp(1, 1, 1, 1, DM_ACT_RELU))) ||
+        (st = rvm_load_conv(f, &m->dgf_conv[2], "refiner.conv.6", 1, NULL, 0, 4, 16, 1, 1,
+                        rvm_cp(1, 1, 1, 1, DM_ACT_NONE))))
         return st;
     /* fast guided filter BoxFilter(r=1): 1x3 then 3x1 convolutions of 1/3, zero padding */
     dm_conv2d_params px = {1, 1, 0, 1, 1, 1, 16, DM_ACT_NONE};
@@ -224,7 +231,7 @@ static dm_status load_refiners(rvm_model *m, dm_st_file *f) {
     /* guide [R, G, B, mean(R, G, B)] as a 1x1 convolution (identity rows are exact) */
     const int64_t gshape[4] = {4, 3, 1, 1};
     memset(&m->guide, 0, sizeof m->guide);
-    m->guide.p = cp(1, 1, 1, 1, DM_ACT_NONE);
+    m->guide.p = rvm_cp(1, 1, 1, 1, DM_ACT_NONE);
     if ((st = dm_tensor_alloc(&m->guide.w, DM_DTYPE_F32, 4, gshape))) return st;
     float *g = dm_f32(&m->guide.w);
     for (int i = 0; i < 3; i++) g[i * 3 + i] = 1.f;
@@ -232,7 +239,42 @@ static dm_status load_refiners(rvm_model *m, dm_st_file *f) {
     return DM_OK;
 }
 
+static dm_status load_mobilenetv3(rvm_model *m, dm_st_file *f);
+
+/* A key only one variant has, to name the variant a file holds in the error message. */
+static const char *const variant_key[2] = {"backbone.features.0.0.weight", "backbone.conv1.weight"};
+static const char *const variant_name[2] = {"MobileNetV3", "ResNet50"};
+
 dm_status rvm_load_weights(rvm_model *m, dm_st_file *f) {
+    dm_status st;
+    const int v = m->variant == RVM_VARIANT_RESNET50;
+    if (!dm_st_find(f, variant_key[v]) && dm_st_find(f, variant_key[!v]))
+        return dm_error_set(DM_ERR_NAME, "%s: holds RVM %s weights (tensor %s), expected %s",
+                            f->path, variant_name[!v], variant_key[!v], variant_name[v]);
+    /* model.py: LRASPP(960, 128) / LRASPP(2048, 256), RecurrentDecoder channels */
+    static const int feat[2][4] = {{16, 24, 40, 128}, {64, 256, 512, 256}};
+    static const int dec[2][4] = {{80, 40, 32, 16}, {128, 64, 32, 16}};
+    memcpy(m->feat_c, feat[v], sizeof m->feat_c);
+    memcpy(m->dec_c, dec[v], sizeof m->dec_c);
+    m->backbone_c = v ? 2048 : 960;
+    if (v) {
+        if ((st = rvm_resnet_load(m, f))) return st;
+    } else if ((st = load_mobilenetv3(m, f))) {
+        return st;
+    }
+    const int A = m->feat_c[3], B = m->backbone_c;
+    if ((st = rvm_load_conv(f, &m->aspp1, "aspp.aspp1.0", 0, "aspp.aspp1.1", EPS_DEFAULT, A, B,
+                            1, 1, rvm_cp(1, 1, 1, 1, DM_ACT_RELU))) ||
+        (st = rvm_load_conv(f, &m->aspp2, "aspp.aspp2.1", 0, NULL, 0, A, B, 1, 1,
+                            rvm_cp(1, 1, 1, 1, DM_ACT_SIGMOID))) ||
+        (st = load_decoder(m, f)) || (st = load_refiners(m, f)))
+        return st;
+    static const char *const ignore[] = {"project_seg.", NULL};
+    return dm_st_check_all_used(f, ignore);
+}
+
+/* MobileNetV3 backbone: ImageNet normalisation, features.0..16. */
+static dm_status load_mobilenetv3(rvm_model *m, dm_st_file *f) {
     dm_status st;
     const int64_t three[1] = {3};
     if ((st = dm_tensor_alloc(&m->norm_scale, DM_DTYPE_F32, 1, three)) ||
@@ -244,19 +286,11 @@ dm_status rvm_load_weights(rvm_model *m, dm_st_file *f) {
         dm_f32(&m->norm_scale)[i] = 1.f / std[i];
         dm_f32(&m->norm_shift)[i] = -mean[i] / std[i];
     }
-    if ((st = load_conv(f, &m->stem, "backbone.features.0.0", 0, "backbone.features.0.1",
-                        EPS_BACKBONE, 16, 3, 3, 3, cp(3, 2, 1, 1, DM_ACT_HARDSWISH))))
+    if ((st = rvm_load_conv(f, &m->stem, "backbone.features.0.0", 0, "backbone.features.0.1",
+                        EPS_BACKBONE, 16, 3, 3, 3, rvm_cp(3, 2, 1, 1, DM_ACT_HARDSWISH))))
         return st;
     for (int i = 0; i < RVM_BLOCKS; i++)
         if ((st = load_block(f, &m->blocks[i], i + 1))) return st;
-    if ((st = load_conv(f, &m->last, "backbone.features.16.0", 0, "backbone.features.16.1",
-                        EPS_BACKBONE, 960, 160, 1, 1, cp(1, 1, 1, 1, DM_ACT_HARDSWISH))) ||
-        (st = load_conv(f, &m->aspp1, "aspp.aspp1.0", 0, "aspp.aspp1.1", EPS_DEFAULT, 128, 960,
-                        1, 1, cp(1, 1, 1, 1, DM_ACT_RELU))) ||
-        (st = load_conv(f, &m->aspp2, "aspp.aspp2.1", 0, NULL, 0, 128, 960, 1, 1,
-                        cp(1, 1, 1, 1, DM_ACT_SIGMOID))) ||
-        (st = load_decoder(m, f)) || (st = load_refiners(m, f)))
-        return st;
-    static const char *const ignore[] = {"project_seg.", NULL};
-    return dm_st_check_all_used(f, ignore);
+    return rvm_load_conv(f, &m->last, "backbone.features.16.0", 0, "backbone.features.16.1",
+                         EPS_BACKBONE, 960, 160, 1, 1, rvm_cp(1, 1, 1, 1, DM_ACT_HARDSWISH));
 }

@@ -279,6 +279,24 @@ out:
     bufs_free(&b);
 }
 
+/* maxpool2d: p = H, W, k, s, pad (ceil_mode=False; RVM ResNet-50 stem 3x3 s2 p1) */
+static void run_maxpool2d(st_ctx *c, const st_case *k, unsigned seed) {
+    const int *p = k->p;
+    const int Ho = (p[0] + 2 * p[4] - p[2]) / p[3] + 1, Wo = (p[1] + 2 * p[4] - p[2]) / p[3] + 1;
+    const int64_t xs[4] = {2, 5, p[0], p[1]}, ys[4] = {2, 5, Ho, Wo};
+    bufs b = {0};
+    dm_status st;
+    TRY(st_host_rand(c, &b.h[0], 4, xs, 1.f, 0.f, seed));
+    TRY(outputs(c, &b, 0, 4, ys));
+    TRY(dm_maxpool2d(c->ref, &b.h[0], p[2], p[3], p[4], &b.ref[0]));
+    TRY(upload_all(c, &b, 1));
+    TRY(dm_maxpool2d(c->be, &b.d[0], p[2], p[3], p[4], &b.out[0]));
+    TRY(compare_out(c, k, &b, 0, "", 1, -1)); /* a max: one rounding of the storage dtype */
+out:
+    if (st) st_fail(c, k->op, k->what, dm_error_message());
+    bufs_free(&b);
+}
+
 /* global_avgpool2d: p = N, C, H, W */
 static void run_global_avgpool2d(st_ctx *c, const st_case *k, unsigned seed) {
     const int *p = k->p;
@@ -530,6 +548,8 @@ static const st_case k_cases[] = {
      {(10 + 0.1) / 37, (10 + 0.1) / 37}},
     {"avgpool2d", "9x15 k2 s2 (odd)", run_avgpool2d, {9, 15, 2, 2}, {0, 0}},
     {"avgpool2d", "24x32 k2 s2", run_avgpool2d, {24, 32, 2, 2}, {0, 0}},
+    {"maxpool2d", "36x64 k3 s2 p1", run_maxpool2d, {36, 64, 3, 2, 1}, {0, 0}},
+    {"maxpool2d", "9x5 k3 s2 p1 (odd)", run_maxpool2d, {9, 5, 3, 2, 1}, {0, 0}},
     {"global_avgpool2d", "2x12x9x23", run_global_avgpool2d, {2, 12, 9, 23}, {0, 0}},
     {"global_avgpool2d", "1x960x2x2", run_global_avgpool2d, {1, 960, 2, 2}, {0, 0}},
     {"channel_affine", "scale C + shift", run_channel_affine, {0}, {0, 0}},

@@ -210,6 +210,17 @@ static dm_status global_avgpool2d_emu(dm_backend *be, const dm_tensor *x, dm_ten
     return finish(be, DM_OP_GLOBAL_AVGPOOL2D, st, y);
 }
 
+static dm_status maxpool2d_emu(dm_backend *be, const dm_tensor *x, int k, int s, int pad,
+                               dm_tensor *y) {
+    const char *opn = "maxpool2d";
+    dm_status st;
+    DEV(x, "x");
+    DEV(y, "y");
+    dm_tensor hx = host(x), hy = host(y);
+    st = maxpool2d_cpu(ctx_of(be)->cpu, &hx, k, s, pad, &hy);
+    return finish(be, DM_OP_MAXPOOL2D, st, y);
+}
+
 static dm_status channel_affine_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
                                     const dm_tensor *shift, dm_tensor *y) {
     const char *opn = "channel_affine";
@@ -345,6 +356,7 @@ static const dm_backend_ops emu_ops = {
     .concat = concat_emu,
     .copy = copy_emu,
     .alloc = alloc_emu,
+    .maxpool2d = maxpool2d_emu,
     .synchronize = NULL,
     .destroy = destroy_emu,
 };

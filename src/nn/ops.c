@@ -72,6 +72,11 @@ dm_status dm_global_avgpool2d(dm_backend *be, const dm_tensor *x, dm_tensor *y) 
     return be->ops->global_avgpool2d(be, x, y);
 }
 
+dm_status dm_maxpool2d(dm_backend *be, const dm_tensor *x, int k, int s, int pad, dm_tensor *y) {
+    if (!be->ops->maxpool2d) return missing(be, "maxpool2d");
+    return be->ops->maxpool2d(be, x, k, s, pad, y);
+}
+
 dm_status dm_channel_affine(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
                             const dm_tensor *shift, dm_tensor *y) {
     if (!be->ops->channel_affine) return missing(be, "channel_affine");
@@ -156,7 +161,7 @@ static const char *const op_names[DM_OP_COUNT] = {
     "conv2d",    "conv_transpose2d", "linear",         "layernorm",     "groupnorm",
     "activation", "binary",          "attention",      "resize",        "avgpool2d",
     "global_avgpool2d", "channel_affine", "image_from_u8", "guided_coeffs", "matting_compose",
-    "permute",   "concat",           "copy",           "alloc",
+    "permute",   "concat",           "copy",           "alloc",         "maxpool2d",
 };
 
 const char *dm_op_name(dm_op_id op) {
@@ -185,6 +190,7 @@ static const void *op_entry(const dm_backend_ops *o, dm_op_id op) {
     case DM_OP_CONCAT: return (const void *)o->concat;
     case DM_OP_COPY: return (const void *)o->copy;
     case DM_OP_ALLOC: return (const void *)o->alloc;
+    case DM_OP_MAXPOOL2D: return (const void *)o->maxpool2d;
     case DM_OP_COUNT: break;
     }
     return NULL;

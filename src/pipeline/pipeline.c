@@ -50,7 +50,8 @@ static void make_layout(const dm_job *job, dm_h5_layout *l) {
     l->foreground = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
     l->depth = job->depth.enabled;
     l->depth_dtype = job->depth.dtype;
-    l->matting_model = "rvm_mobilenetv3";
+    l->matting_model = job->matting.model == DM_MATTING_RVM_RESNET50 ? "rvm_resnet50"
+                                                                      : "rvm_mobilenetv3";
     l->depth_model = pl_depth_model_name(job);
     l->depth_metric = job->depth.model == DM_DEPTH_VDA_VITS_METRIC;
     l->block_rows = pl_is_vda(job) ? 32 : 0; /* a VDA window writes up to 32 rows */

@@ -67,10 +67,16 @@ const char *pl_depth_model_name(const dm_job *job) {
     }
 }
 
+/* The RVM variant of matting.model. */
+static rvm_variant pl_rvm_variant(const dm_job *job) {
+    return job->matting.model == DM_MATTING_RVM_RESNET50 ? RVM_VARIANT_RESNET50
+                                                         : RVM_VARIANT_MOBILENETV3;
+}
+
 /* The ops every model of the job runs (for the backends' supports query). */
 static int job_ops(const dm_job *job, dm_op_id *ops) {
     int n = 0;
-    if (job->matting.enabled) n += rvm_required_ops(ops + n);
+    if (job->matting.enabled) n += rvm_required_ops(pl_rvm_variant(job), ops + n);
     if (job->depth.enabled) n += pl_is_vda(job) ? vda_required_ops(ops + n) : da2_required_ops(ops + n);
     return n;
 }
@@ -178,7 +184,8 @@ static dm_status ref_models(pl_worker *w, int rvm, int H, int W) {
         return dm_error_set(DM_ERR_NOMEM, "out of memory for the reference outputs");
     w->ref_out_n = n_out;
     if (rvm) {
-        if (!w->ref_rvm && (st = rvm_model_load(&w->ref_rvm, job->matting.weights, w->ref_be)))
+        if (!w->ref_rvm && (st = rvm_model_load_variant(&w->ref_rvm, job->matting.weights,
+                                                        pl_rvm_variant(job), w->ref_be)))
             return st;
         if (!w->ref_rs && (st = rvm_state_init(&w->ref_rs, w->ref_rvm, w->ref_be, H, W,
                                                job->matting.downsample_ratio)))
@@ -213,7 +220,8 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
         snprintf(w->stats.device, sizeof w->stats.device, "%s %s", name, uuid);
     }
     const dm_job *job = &c->job;
-    if (job->matting.enabled && (st = rvm_model_load(&w->rvm, job->matting.weights, w->be)))
+    if (job->matting.enabled && (st = rvm_model_load_variant(&w->rvm, job->matting.weights,
+                                                           pl_rvm_variant(job), w->be)))
         return st;
     if (job->depth.enabled) {
         /* VDA (never with matting, pl_setup refuses it): its own windows and buffers. */

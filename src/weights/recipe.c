@@ -55,9 +55,14 @@ static dm_status parse_entry(const cJSON *j, dm_recipe_entry *e, const char *pat
     if (!cJSON_IsString(name) || !cJSON_IsArray(shape) || !cJSON_IsNumber(seed) ||
         !cJSON_IsString(init))
         return dm_error_set(DM_ERR_FORMAT, "%s: tensor #%d lacks name/shape/seed/init", path, idx);
-    if (cJSON_IsString(dtype) && strcmp(dtype->valuestring, "F32"))
-        return dm_error_set(DM_ERR_FORMAT, "%s: %s has dtype %s, only F32 is generated", path,
-                            name->valuestring, dtype->valuestring);
+    const int is_const = !strcmp(init->valuestring, "const");
+    e->dtype = DM_DTYPE_F32;
+    if (cJSON_IsString(dtype) && is_const && !strcmp(dtype->valuestring, "I64"))
+        e->dtype = DM_DTYPE_I64;
+    else if (cJSON_IsString(dtype) && strcmp(dtype->valuestring, "F32"))
+        return dm_error_set(DM_ERR_FORMAT, "%s: %s has dtype %s, only F32 (and I64 for "
+                            "\"const\") is generated", path, name->valuestring,
+                            dtype->valuestring);
     e->name = strdup(name->valuestring);
     if (!e->name) return dm_error_set(DM_ERR_NOMEM, "recipe: out of memory");
     e->ndim = cJSON_GetArraySize(shape);
@@ -84,6 +89,12 @@ static dm_status parse_entry(const cJSON *j, dm_recipe_entry *e, const char *pat
             return dm_error_set(DM_ERR_FORMAT, "%s: %s: sinusoidal_pe needs [1, T, even d]",
                                 path, e->name);
         e->init = DM_RECIPE_SINUSOIDAL_PE;
+    } else if (is_const) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "value");
+        if (!cJSON_IsNumber(v))
+            return dm_error_set(DM_ERR_FORMAT, "%s: %s lacks value", path, e->name);
+        e->init = DM_RECIPE_CONST;
+        e->value = v->valuedouble;
     } else {
         return dm_error_set(DM_ERR_FORMAT, "%s: %s has unknown init \"%s\"", path, e->name,
                             init->valuestring);
@@ -153,10 +164,19 @@ static void sinusoidal_pe(float *pe, int T, int d) {
 }
 
 dm_status dm_recipe_generate(const dm_recipe *r, const dm_recipe_entry *e, dm_tensor *out) {
-    dm_status st = dm_tensor_alloc(out, DM_DTYPE_F32, e->ndim, e->shape);
+    dm_status st = dm_tensor_alloc(out, e->dtype, e->ndim, e->shape);
     if (st) return st;
-    float *d = dm_f32(out);
     const int64_t n = dm_tensor_numel(out);
+    if (e->init == DM_RECIPE_CONST) {
+        for (int64_t i = 0; i < n; i++) {
+            if (e->dtype == DM_DTYPE_I64)
+                ((int64_t *)out->data)[i] = (int64_t)e->value;
+            else
+                dm_f32(out)[i] = (float)e->value;
+        }
+        return DM_OK;
+    }
+    float *d = dm_f32(out);
     if (e->init == DM_RECIPE_UNIFORM) {
         for (int64_t i = 0; i < n; i++) d[i] = dm_recipe_w(e->seed, (uint64_t)i, e->scale, e->offset);
         return DM_OK;

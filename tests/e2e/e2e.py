@@ -368,6 +368,48 @@ def recipe_weights(model):
     return wts
 
 
+def case_rvm_resnet50():
+    """matting.model rvm_resnet50 (recipe weights of golden/rvm_r50): the worker loads the
+    ResNet50 variant (alpha differs from MobileNetV3's, model attribute rvm_resnet50), a video
+    split over 2 ranks with warm-up back to frame 0 is bitwise the 1-rank run, and MobileNetV3
+    weights given for rvm_resnet50 are refused with one line naming the file (no output left)."""
+    clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
+    need(clip, shared("models/rvm_mobilenetv3.safetensors"))
+    wts = recipe_weights("rvm_r50")
+    outs = {}
+    for tag, n, model, w in (("np1", 1, "rvm_resnet50", wts), ("np2", 2, "rvm_resnet50", wts),
+                             ("mbv3", 1, "rvm_mobilenetv3", shared("models/rvm_mobilenetv3.safetensors"))):
+        out = os.path.join(A.work, f"r50_{tag}.h5")
+        job = write_job(f"r50_{tag}", [clip], out,
+                        matting={"model": model, "weights": w, "warmup_frames": 8},
+                        plan={"split_videos": "always", "min_chunk_frames": 3})
+        rc, _, err = run(n, job, "--max-frames", "6")
+        check(rc == 0, f"{tag}: exit 0 ({err.strip()[-300:]})")
+        outs[tag] = out
+    with h5py.File(outs["np1"]) as f1, h5py.File(outs["np2"]) as f2, h5py.File(outs["mbv3"]) as f3:
+        a1 = f1["videos/00000/alpha"]
+        check(a1.shape[0] == 6 and a1.shape[1:3] == (144, 256), f"alpha shape {a1.shape}")
+        check(s(a1.attrs["model"]) == "rvm_resnet50", f"alpha model attribute {s(a1.attrs['model'])}")
+        check(s(a1.attrs["weights_sha256"]) == sha256sum(wts), "alpha weights_sha256 = sha256sum")
+        x1, x2, x3 = a1[...], f2["videos/00000/alpha"][...], f3["videos/00000/alpha"][...]
+        check(float(np.std(x1.astype(np.float64))) > 0, "alpha not constant")
+        check(np.array_equal(x1, x2), "1 rank and 2 ranks (split, warm-up from frame 0) identical")
+        check(not np.array_equal(x1, x3), "ResNet50 alpha differs from MobileNetV3 alpha")
+        check(np.array_equal(f1["videos/00000/foreground"][...], f2["videos/00000/foreground"][...]),
+              "foreground identical on 1 and 2 ranks")
+    bad_out = os.path.join(A.work, "r50_bad.h5")
+    if os.path.exists(bad_out):
+        os.remove(bad_out)
+    mbv3 = shared("models/rvm_mobilenetv3.safetensors")
+    job = write_job("r50_bad", [clip], bad_out, matting={"model": "rvm_resnet50", "weights": mbv3})
+    rc, _, err = run(2, job, "--max-frames", "2")
+    check(rc != 0, f"MobileNetV3 weights as rvm_resnet50: exit {rc} != 0")
+    ok, lines = one_error_line(err, mbv3)
+    check(ok, f"one error line naming {mbv3}: {lines}")
+    check("MobileNetV3" in err and "ResNet50" in err, "the error names both variants")
+    check(not os.path.exists(bad_out), "no output file left under the final name")
+
+
 def case_depth():
     """DA-V2 per frame (synthetic recipe weights: only the arithmetic is official, golden README
     section 1): depth needs no context, so 1, 2 and 3 ranks (video split) give bitwise identical rows."""
@@ -937,7 +979,8 @@ CASES = {"consistency": case_consistency, "full720p": case_full720p,
          "bad_inputs": case_bad_inputs, "keep_going": case_keep_going,
          "odd_videos": case_odd_videos, "resume": case_resume, "depth": case_depth,
          "depth_model_size": case_depth_model_size, "vda": case_vda,
-         "sigterm": case_sigterm, "crash": case_crash, "device": case_device}
+         "sigterm": case_sigterm, "crash": case_crash, "device": case_device,
+         "rvm_resnet50": case_rvm_resnet50}
 
 
 def main():

@@ -1,6 +1,7 @@
 /* The device code paths of the models, on a machine without a GPU: every model on the emulated
  * device backend (include/depthmatte/backend_emu.h: CPU ops behind device rules, host tensors
  * refused) against the CPU backend.
+ * RVM runs in both variants (MobileNetV3 with the real weights, ResNet50 with recipe weights).
  * - float32: bitwise equal (the same ops on the same values; any difference means a model
  *   reads host memory where it should use its device copy, or misses an upload/download);
  * - float16 emulation: not equal (the rounding really happens) and within 0.1 * std of the
@@ -91,18 +92,17 @@ static const struct {
     const char *perturb;
 } variants[] = {{DM_DTYPE_F32, NULL}, {DM_DTYPE_F16, NULL}, {DM_DTYPE_F32, "conv2d"}};
 
-static void test_rvm(dm_backend *cpu, const uint8_t *frames[3]) {
-    const char *wpath = tc_shared_path("models/rvm_mobilenetv3.safetensors");
-    if (access(wpath, R_OK)) {
-        printf("SKIPPED rvm part: %s not found\n", wpath);
-        return;
-    }
+/* RVM of `variant` with the weights at wpath (MobileNetV3: the real file; ResNet50: recipe). */
+static void test_rvm(dm_backend *cpu, const uint8_t *frames[3], const char *wpath,
+                     rvm_variant variant) {
+    char name[64];
+    snprintf(name, sizeof name, "rvm %s fgr+pha (3+1 frames)", rvm_variant_name(variant));
     float *ref = malloc(sizeof(float) * 16 * H * W), *got = malloc(sizeof(float) * 16 * H * W);
     for (int v = -1; v < (int)(sizeof variants / sizeof variants[0]); v++) {
         dm_backend *be = v < 0 ? cpu : emu(variants[v].p, variants[v].perturb);
         rvm_model *m = NULL;
         rvm_state *s = NULL;
-        CHECK_OK(rvm_model_load(&m, wpath, be));
+        CHECK_OK(rvm_model_load_variant(&m, wpath, variant, be));
         if (m) CHECK_OK(rvm_state_init(&s, m, be, H, W, 0.5));
         float *out = v < 0 ? ref : got;
         for (int f = 0; s && f < 3; f++) /* recurrent: frames 0, 1, 2, then reset and 0 again */
@@ -111,7 +111,7 @@ static void test_rvm(dm_backend *cpu, const uint8_t *frames[3]) {
         if (s) CHECK_OK(rvm_state_reset(s));
         if (s) CHECK_OK(rvm_forward_u8(s, frames[0], out + 3 * 4 * H * W, out + 3 * 4 * H * W + 3 * H * W));
         if (v >= 0)
-            judge("rvm fgr+pha (3 frames+reset)", variants[v].p, variants[v].perturb, got, ref,
+            judge(name, variants[v].p, variants[v].perturb, got, ref,
                   (size_t)4 * 4 * H * W);
         else /* reset reproduces frame 0 exactly on the CPU */
             CHECK(max_abs_diff(ref, ref + 3 * 4 * H * W, (size_t)4 * H * W) == 0.0);
@@ -267,7 +267,18 @@ int main(void) {
     }
     const uint8_t *frames[3] = {f[0], f[1], f[2]};
     dm_backend *cpu = dm_backend_cpu_create(2);
-    test_rvm(cpu, frames);
+    const char *mbv3 = tc_shared_path("models/rvm_mobilenetv3.safetensors");
+    if (access(mbv3, R_OK))
+        printf("SKIPPED rvm mobilenetv3 part: %s not found\n", mbv3);
+    else
+        test_rvm(cpu, frames, mbv3, RVM_VARIANT_MOBILENETV3);
+    char r50[512];
+    if (!recipe_file("golden/rvm_r50/recipe.json", "rvm_r50", r50, sizeof r50)) {
+        printf("SKIPPED rvm resnet50 part: golden/rvm_r50/recipe.json not found\n");
+    } else {
+        test_rvm(cpu, frames, r50, RVM_VARIANT_RESNET50);
+        unlink(r50);
+    }
     test_da2(cpu, frames[0]);
     test_da2_batch(cpu, frames);
     test_vda(cpu, frames);

@@ -155,6 +155,12 @@ int main(void) {
     test_conv(be, 1, 8, 8, 10, 12, 3, 1, 2, 2, 8);  /* dilated depthwise */
     test_conv(be, 1, 8, 12, 10, 12, 3, 1, 1, 1, 4); /* grouped */
     test_conv(be, 1, 6, 4, 7, 7, 3, 1, 3, 3, 1);    /* dilated dense */
+    /* RVM ResNet-50 encoder: stem 7x7 s2 p3, strided 1x1 downsample, strided 3x3, layer4's
+     * dilated 3x3 (dilation 2, padding 2), on odd sizes */
+    test_conv(be, 1, 3, 16, 19, 23, 7, 2, 3, 1, 1);
+    test_conv(be, 1, 16, 32, 9, 11, 1, 2, 0, 1, 1);
+    test_conv(be, 1, 16, 8, 9, 11, 3, 2, 1, 1, 1);
+    test_conv(be, 1, 16, 8, 5, 8, 3, 1, 2, 2, 1);
     dm_backend_destroy(be);
     printf("%s\n", tc_failure_count ? "FAILED" : "OK");
     return tc_failure_count != 0;

@@ -427,6 +427,19 @@ static dm_status call_avgpool(dm_backend *be, const op_case *c, dm_tensor *const
     return dm_avgpool2d(be, in[0], c->a[2], c->a[3], out[0]);
 }
 
+/* maxpool2d of (2, 5, H, W) (RVM ResNet-50 stem): a = {H, W, k, s, pad}; ceil_mode=False */
+static void setup_maxpool(const op_case *c, case_io *io) {
+    const int H = c->a[0], W = c->a[1], k = c->a[2], s = c->a[3], p = c->a[4];
+    io->nin = 1;
+    SPEC(&io->in[0], 1.f, 0.f, 2, 5, H, W);
+    io->nout = 1;
+    SPEC(&io->out[0], 0.f, 0.f, 2, 5, (H + 2 * p - k) / s + 1, (W + 2 * p - k) / s + 1);
+}
+static dm_status call_maxpool(dm_backend *be, const op_case *c, dm_tensor *const *in,
+                              dm_tensor *const *out) {
+    return dm_maxpool2d(be, in[0], c->a[2], c->a[3], c->a[4], out[0]);
+}
+
 /* global_avgpool2d: a = {N, C, H, W} */
 static void setup_gap(const op_case *c, case_io *io) {
     const int *a = c->a;
@@ -1035,6 +1048,12 @@ static const op_case k_cases[] = {
     CONV("1x1 bias hardsigmoid", 2, 40, 64, 9, 16, 1, 1, 0, 1, 1, 1, DM_ACT_HARDSIGMOID),
     CONV("grouped g4", 1, 32, 16, 12, 10, 3, 1, 1, 1, 4, 1, DM_ACT_SIGMOID),
     CONV("3x3 no bias none", 1, 3, 16, 37, 37, 3, 1, 1, 1, 1, 0, DM_ACT_NONE),
+    /* RVM ResNet-50: 7x7 s2 p3 stem, strided 1x1 downsample, strided 3x3, layer4's dilated
+     * dense 3x3 (d2 p2) on 1/16-sized maps */
+    CONV("r50 stem 7x7 s2 p3 relu", 1, 3, 64, 37, 65, 7, 2, 3, 1, 1, 1, DM_ACT_RELU),
+    CONV("r50 downsample 1x1 s2", 1, 64, 128, 19, 33, 1, 2, 0, 1, 1, 1, DM_ACT_NONE),
+    CONV("r50 3x3 s2 relu", 1, 32, 32, 19, 33, 3, 2, 1, 1, 1, 1, DM_ACT_RELU),
+    CONV("r50 dilated dense 3x3 d2", 1, 64, 64, 5, 8, 3, 1, 2, 2, 1, 1, DM_ACT_RELU),
     /* conv_transpose2d: DPT's resize layers (k4 s4, k2 s2); a = {N, Cin, Cout, H, W, k, s, pad} */
     {"conv_transpose2d", "k4 s4 p0", setup_convt, call_convt, A(1, 48, 48, 9, 7, 4, 4, 0)},
     {"conv_transpose2d", "k2 s2 p0", setup_convt, call_convt, A(2, 32, 16, 6, 5, 2, 2, 0)},
@@ -1126,6 +1145,13 @@ static const op_case k_cases[] = {
     {"avgpool2d", "18x31 k2 s2", setup_avgpool, call_avgpool, A(18, 31, 2, 2)},
     {"avgpool2d", "11x11 k3 s2", setup_avgpool, call_avgpool, A(11, 11, 3, 2)},
     {"global_avgpool2d", "9x23", setup_gap, call_gap, A(2, 12, 9, 23)},
+    /* maxpool a = {H, W, k, s, pad}: the ResNet-50 stem (3x3 s2 p1) on even and odd sizes,
+     * NaN / inf propagation */
+    {"maxpool2d", "36x64 k3 s2 p1", setup_maxpool, call_maxpool, A(36, 64, 3, 2, 1)},
+    {"maxpool2d", "9x5 k3 s2 p1", setup_maxpool, call_maxpool, A(9, 5, 3, 2, 1)},
+    {"maxpool2d", "11x10 k5 s3 p2", setup_maxpool, call_maxpool, A(11, 10, 5, 3, 2)},
+    {"maxpool2d", "13x17 k3 s2 p1 nonfinite", setup_maxpool, call_maxpool, A(13, 17, 3, 2, 1),
+     .nonfinite = 1},
     {"channel_affine", "scale C + shift", setup_affine, call_affine, A(2, 12, 9, 23, 0)},
     {"channel_affine", "scale N*C", setup_affine, call_affine, A(2, 12, 9, 23, 1)},
     {"channel_affine", "shift", setup_affine, call_affine, A(2, 12, 9, 23, 2)},

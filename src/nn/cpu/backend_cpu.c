@@ -78,6 +78,7 @@ static const dm_backend_ops cpu_ops = {
     .concat = concat_cpu,
     .copy = copy_cpu,
     .alloc = alloc_cpu,
+    .maxpool2d = maxpool2d_cpu,
     .synchronize = NULL,
     .destroy = NULL,
 };

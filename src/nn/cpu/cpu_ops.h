@@ -26,6 +26,7 @@ dm_status resize_cpu(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, in
                      double scale_h, double scale_w, dm_tensor *y);
 dm_status avgpool2d_cpu(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y);
 dm_status global_avgpool2d_cpu(dm_backend *be, const dm_tensor *x, dm_tensor *y);
+dm_status maxpool2d_cpu(dm_backend *be, const dm_tensor *x, int k, int s, int pad, dm_tensor *y);
 dm_status channel_affine_cpu(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
                              const dm_tensor *shift, dm_tensor *y);
 dm_status image_from_u8_cpu(dm_backend *be, const dm_tensor *rgb, dm_tensor *y);

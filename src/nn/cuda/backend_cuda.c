@@ -22,6 +22,7 @@ dm_status attention_cuda(dm_backend *be, const dm_tensor *q, const dm_tensor *k,
 dm_status resize_cuda(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, int align_corners,
                       double scale_h, double scale_w, dm_tensor *y);
 dm_status avgpool2d_cuda(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y);
+dm_status maxpool2d_cuda(dm_backend *be, const dm_tensor *x, int k, int s, int pad, dm_tensor *y);
 dm_status concat_cuda(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
 /* defined in ops_rvm_cuda.c */
 dm_status global_avgpool2d_cuda(dm_backend *be, const dm_tensor *x, dm_tensor *y);
@@ -336,6 +337,7 @@ static const dm_backend_ops cuda_ops = {
     .concat = concat_cuda,
     .copy = copy_cuda,
     .alloc = alloc_cuda,
+    .maxpool2d = maxpool2d_cuda,
     .synchronize = synchronize_cuda,
     .destroy = destroy_cuda,
 };

@@ -211,6 +211,10 @@ dm_status cuda_resize(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dt
  * at the border and divided by their clipped size (count_include_pad=False, ceil_mode). */
 dm_status cuda_avgpool2d(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
                          int64_t NC, int H, int W, int Ho, int Wo, int k, int stride);
+/* Max pool (NC, H, W) -> (NC, Ho, Wo), kernel k, stride, zero-cost padding `pad` (never
+ * selected), ceil_mode=False; NaN propagates. */
+dm_status cuda_maxpool2d(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
+                         int64_t NC, int H, int W, int Ho, int Wo, int k, int stride, int pad);
 
 /* y = x * scale + shift on (N, C, HW); scale has ns = C or N*C values, either may be NULL. */
 dm_status cuda_channel_affine(cudaStream_t s, const void *x, dm_dtype xt, const void *scale,

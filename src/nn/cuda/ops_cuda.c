@@ -193,6 +193,29 @@ static int64_t pool_out(int64_t in, int k, int s) {
     return o;
 }
 
+dm_status maxpool2d_cuda(dm_backend *be, const dm_tensor *x, int k, int s, int pad, dm_tensor *y) {
+    dm_status st;
+    if ((st = cuda_check_float(x, 4, "maxpool2d", "x")) ||
+        (st = cuda_check_float(y, 4, "maxpool2d", "y")))
+        return st;
+    if (k < 1 || s < 1 || pad < 0 || pad > k / 2)
+        return dm_error_set(DM_ERR_ARG, "maxpool2d: kernel %d stride %d padding %d (need k, s >= 1, "
+                            "0 <= padding <= k/2)", k, s, pad);
+    if (x->shape[2] + 2 * pad < k || x->shape[3] + 2 * pad < k)
+        return dm_error_set(DM_ERR_SHAPE, "maxpool2d: input %lldx%lld (padding %d) smaller than "
+                            "kernel %d", (long long)x->shape[3], (long long)x->shape[2], pad, k);
+    const int64_t Ho = (x->shape[2] + 2 * pad - k) / s + 1, Wo = (x->shape[3] + 2 * pad - k) / s + 1;
+    if (y->shape[0] != x->shape[0] || y->shape[1] != x->shape[1] || y->shape[2] != Ho ||
+        y->shape[3] != Wo)
+        return dm_error_set(DM_ERR_SHAPE, "maxpool2d: y must be (%lld, %lld, %lld, %lld)",
+                            (long long)x->shape[0], (long long)x->shape[1], (long long)Ho,
+                            (long long)Wo);
+    if ((st = enter(be))) return st;
+    return cuda_maxpool2d(cuda_ctx_of(be)->stream, x->data, x->dtype, y->data, y->dtype,
+                          x->shape[0] * x->shape[1], (int)x->shape[2], (int)x->shape[3], (int)Ho,
+                          (int)Wo, k, s, pad);
+}
+
 dm_status avgpool2d_cuda(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y) {
     dm_status st;
     if ((st = cuda_check_float(x, 4, "avgpool2d", "x")) ||
