@@ -1,0 +1,205 @@
+"""A multi-host test bed on one machine (tests/multinode, docs/operations.md "Multi-host tests").
+
+Each "host" is a network namespace (its own loopback, one veth into a bridge of the root
+namespace, its own address in a private /24 that the bed picks unused on this machine) plus a
+UTS namespace with its own hostname, held open by a `sleep` holder process. `mpirun` starts its
+daemons there through an rsh agent (`nsenter` into the holder's namespaces), so every rank sees
+its host's name (MPI_Get_processor_name, MPI_COMM_TYPE_SHARED) and talks TCP to the others.
+Files are shared (one mount namespace), as on a cluster's shared filesystem.
+
+Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN), ip, nsenter, unshare; Bed.require() exits 77 with a
+loud SKIPPED line otherwise. Everything is removed on close(), at exit and on SIGTERM/SIGINT
+(a failed test included); only the bed's own interfaces and addresses are touched."""
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def sh(*cmd, check=True):
+    return subprocess.run(cmd, capture_output=True, text=True, check=check)
+
+
+class Bed:
+    def __init__(self, n_hosts):
+        self.tag = f"dm{os.getpid() % 100000}"
+        self.n = n_hosts
+        self.dir = tempfile.mkdtemp(prefix="dm_multinode_")
+        self.holders = {}  # host name -> holder Popen
+        self.links = []    # root-side interfaces we created
+        self.netns = []
+        self.bridge = f"{self.tag}br"
+        self.subnet = self._free_subnet()
+        self.hosts = [f"{self.tag}h{i + 1}" for i in range(n_hosts)]
+        self.addr = {h: f"{self.subnet}.{i + 1}" for i, h in enumerate(self.hosts)}
+        atexit.register(self.close)
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, self._on_signal)
+        self._up()
+
+    @staticmethod
+    def require():
+        why = None
+        if os.geteuid() != 0:
+            why = "needs root (network and UTS namespaces)"
+        for tool in ("ip", "nsenter", "unshare"):
+            if not why and not shutil.which(tool):
+                why = f"needs {tool}"
+        if not why:
+            probe = f"dmprobe{os.getpid() % 100000}"
+            r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+            if r.returncode != 0:
+                why = f"cannot create a network namespace: {r.stderr.strip()}"
+            else:
+                subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+        if why:
+            print(f"SKIPPED: multinode test bed {why}")
+            sys.exit(77)
+
+    def _on_signal(self, sig, frame):
+        self.close()
+        sys.exit(128 + sig)
+
+    @staticmethod
+    def _free_subnet():
+        """A 10.23x.y.0/24 that no route or address of this machine overlaps."""
+        used = sh("ip", "-4", "route", "show", "table", "all", check=False).stdout
+        used += sh("ip", "-4", "addr", check=False).stdout
+        for b in range(230, 250):
+            for c in range(1, 255, 7):
+                net = f"10.{b}.{c}"
+                if f"{net}." not in used and f"10.{b}.0.0" not in used:
+                    return net
+        raise RuntimeError("no free private /24 for the test bed")
+
+    def _up(self):
+        sh("ip", "link", "add", self.bridge, "type", "bridge")
+        self.links.append(self.bridge)
+        sh("ip", "addr", "add", f"{self.subnet}.254/24", "dev", self.bridge)
+        sh("ip", "link", "set", self.bridge, "up")
+        for i, h in enumerate(self.hosts):
+            ns, veth = h, f"{self.tag}v{i + 1}"
+            sh("ip", "netns", "add", ns)
+            self.netns.append(ns)
+            sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            self.links.append(veth)
+            sh("ip", "link", "set", veth, "master", self.bridge)
+            sh("ip", "link", "set", veth, "up")
+            sh("ip", "-n", ns, "addr", "add", f"{self.addr[h]}/24", "dev", "eth0")
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            # the holder: a UTS namespace with the host's name, inside the network namespace
+            self.holders[h] = subprocess.Popen(
+                ["ip", "netns", "exec", ns, "unshare", "--uts", "sh", "-c",
+                 f"hostname {h} && exec sleep 100000"], start_new_session=True)
+        # wait until each holder has set its hostname (its `sleep` runs in the new UTS ns)
+        for h, p in self.holders.items():
+            t = time.time()
+            while self.uts(h) != h:
+                if time.time() - t > 10 or p.poll() is not None:
+                    raise RuntimeError(f"test bed: host {h} did not come up")
+                time.sleep(0.05)
+        agent = os.path.join(self.dir, "rsh_agent.sh")
+        with open(agent, "w") as f:
+            f.write("#!/bin/sh\n# rsh agent of the test bed: HOST CMD... -> CMD inside HOST's "
+                    "namespaces\nh=$1; shift\npid=$(cat \"%s/$h.pid\") || exit 255\n"
+                    "exec nsenter -t \"$pid\" -u -n -- /bin/sh -c \"$*\"\n" % self.dir)
+        os.chmod(agent, 0o755)
+        self.agent = agent
+        for h in self.hosts:
+            with open(os.path.join(self.dir, f"{h}.pid"), "w") as f:
+                f.write(str(self.holder_pid(h)))
+
+    def holder_pid(self, h):
+        """PID of the `sleep` that holds host h's namespaces (the holder's exec'd shell)."""
+        return self.holders[h].pid if self._is_sleep(self.holders[h].pid) else \
+            self._child_sleep(self.holders[h].pid)
+
+    @staticmethod
+    def _is_sleep(pid):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                return f.read().strip() == "sleep"
+        except OSError:
+            return False
+
+    @staticmethod
+    def _child_sleep(pid):
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        st = f.read().rsplit(")", 1)[1].split()
+                    with open(f"/proc/{d}/comm") as f:
+                        comm = f.read().strip()
+                except OSError:
+                    continue
+                if int(st[1]) == pid and comm == "sleep":
+                    return int(d)
+        return pid
+
+    def uts(self, h):
+        p = self.holders[h].pid
+        for pid in (p, self._child_sleep(p)):
+            r = subprocess.run(["nsenter", "-t", str(pid), "-u", "hostname"],
+                               capture_output=True, text=True)
+            if r.returncode == 0 and r.stdout.strip() == h:
+                return h
+        return None
+
+    def hostfile(self, slots):
+        path = os.path.join(self.dir, f"hosts_{slots}")
+        with open(path, "w") as f:
+            for h in self.hosts:
+                f.write(f"{h} slots={slots}\n")
+        return path
+
+    def mpirun_args(self, slots):
+        """mpirun options: the bed's hosts, the agent, TCP only on the bed's subnet."""
+        net = f"{self.subnet}.0/24"
+        return ["--hostfile", self.hostfile(slots), "--mca", "plm_rsh_agent", self.agent,
+                "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", net,
+                "--mca", "oob_tcp_if_include", net, "--mca", "pml", "ob1"]
+
+    def link_down(self, h):
+        sh("ip", "link", "set", f"{self.tag}v{self.hosts.index(h) + 1}", "down")
+
+    def pids_in(self, h, name="depthmatte"):
+        """Processes called `name` inside host h's network namespace."""
+        r = sh("ip", "netns", "pids", h, check=False)
+        out = []
+        for pid in r.stdout.split():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() == name:
+                        out.append(int(pid))
+            except OSError:
+                pass
+        return out
+
+    def close(self):
+        for h, p in list(self.holders.items()):
+            # everything left in the host (daemons, ranks) goes with it
+            r = subprocess.run(["ip", "netns", "pids", h], capture_output=True, text=True)
+            for pid in r.stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            p.wait()
+        self.holders = {}
+        for ns in self.netns:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self.netns = []
+        for link in reversed(self.links):
+            subprocess.run(["ip", "link", "del", link], capture_output=True)
+        self.links = []
+        shutil.rmtree(self.dir, ignore_errors=True)
