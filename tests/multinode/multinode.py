@@ -200,6 +200,7 @@ def interrupt_case(n_hosts, what):
         errf = open(os.path.join(A.work, "stderr.txt"), "w")
         p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=errf, text=True)
         check(progress_started(p), "a progress line before the interruption")
+        time.sleep(1.5)  # past the round's stop exchange: the interruption lands mid-compute
         t = time.time()
         if what == "linkdown":
             bed.link_down(lost)

@@ -163,7 +163,11 @@ class Bed:
         net = f"{self.subnet}.0/24"
         return ["--hostfile", self.hostfile(slots), "--mca", "plm_rsh_agent", self.agent,
                 "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", net,
-                "--mca", "oob_tcp_if_include", net, "--mca", "pml", "ob1"]
+                "--mca", "oob_tcp_if_include", net, "--mca", "pml", "ob1",
+                # mpirun notices a daemon behind a dead link only by TCP keepalive (default
+                # 300 s + 9 x 20 s); docs/operations.md recommends these values on clusters
+                "--mca", "oob_tcp_keepalive_time", "5", "--mca", "oob_tcp_keepalive_intvl", "2",
+                "--mca", "oob_tcp_keepalive_probes", "3"]
 
     def link_down(self, h):
         sh("ip", "link", "set", f"{self.tag}v{self.hosts.index(h) + 1}", "down")
