@@ -200,13 +200,13 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, pl_watchdog *wd, dm_h5_file
         }
         /* Every rank checks in before the collective write: a lost rank or host is named
          * instead of hanging the job in MPI-IO. */
+        double tw = pl_now(); /* write_s counts the check-in's wait for the others too */
         if ((st = pl_watchdog_check_in(wd, round))) {
             res->report = res->fatal = res->stalled = 1;
             break;
         }
         int failed_before = count_failed(c, f);
         int64_t n = 0;
-        double tw = pl_now();
         st = dm_h5_write_round(f, &blk, &n);
         stats->write_s += pl_now() - tw;
         if (st) {

@@ -7,9 +7,12 @@ Cases:
   bitwise   RVM whole videos + DA-V2 (recipe weights) and VDA (recipe weights): 2 hosts x 2
             ranks and 3 hosts x 1 rank, TCP only, bitwise equal to the 1-rank run; /ranks names
             each rank's host.
-  linkdown  2 hosts x 1 rank; host 2's link goes down mid-run: the stall watchdog ends the job
-            (exit 4) within its limit + a bound, naming host 2; the file opens; --resume on host
-            1 alone completes it bitwise equal to an uninterrupted run.
+  linkdown  2 hosts x 1 rank; host 2's data-network link goes down mid-run (its daemon stays
+            reachable): the stall watchdog ends the job (exit 4) within its limit + a bound,
+            naming host 2; the file opens; --resume on host 1 alone completes it bitwise equal
+            to an uninterrupted run.
+  hostdown  the same with both links of host 2 down: mpirun's daemon keepalive (5 s + 3 x 2 s
+            here) or the watchdog ends the job within the bound, naming host 2; resume as above.
   killhost  3 hosts x 1 rank; SIGKILL of every rank of host 3 mid-run: the job ends within the
             bound, the message names host 3, --resume on hosts 1-2 is bitwise equal.
 Exit 0 pass, 1 fail, 77 skip (no privileges for namespaces, data or h5py missing; loud)."""
@@ -70,18 +73,21 @@ def write_job(name, job):
     return path
 
 
-def mpirun_cmd(np_, bed, slots, job, *extra):
+def mpirun_cmd(np_, bed, slots, job, *extra, env_extra=None):
     base = [A.mpiexec, "--oversubscribe", "-np", str(np_)]
     if bed is not None:
         base += bed.mpirun_args(slots) + ["-x", "OMP_NUM_THREADS"]
+        for k in env_extra or {}:
+            base += ["-x", k]
     return base + [A.exe, "run", job, "--quiet", *extra]
 
 
-def run(np_, bed, slots, job, *extra, timeout=400):
-    cmd = mpirun_cmd(np_, bed, slots, job, *extra)
+def run(np_, bed, slots, job, *extra, timeout=400, env_extra=None):
+    cmd = mpirun_cmd(np_, bed, slots, job, *extra, env_extra=env_extra)
     t = time.time()
     try:
-        p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, env=dict(ENV, **(env_extra or {})), capture_output=True,
+                           text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         check(False, f"no hang: {job} {extra} finished within {timeout} s")
         return 124, "", ""
@@ -99,6 +105,11 @@ def datasets(path):
                 if k in f["videos"][v]:
                     out[f"{v}/{k}"] = f["videos"][v][k][...]
         hosts = [testbed_str(x) for x in f["ranks/host"][...]] if "ranks/host" in f else []
+        if "ranks/local_rank" in f:
+            out_ranks = (list(f["ranks/local_rank"][...]), list(f["ranks/gpu"][...]))
+        else:
+            out_ranks = ([], [])
+    datasets.ranks = out_ranks
     return out, hosts
 
 
@@ -153,12 +164,31 @@ def case_bitwise():
             np_ = n_hosts * slots
             want_hosts = [h for h in bed.hosts for _ in range(slots)]
             out = out1.replace(".h5", f"_{n_hosts}x{slots}.h5")
-            rc, so, err = run(np_, bed, slots, job1, "--set", f"output.path={out}")
+            # 2 simulated GPUs per host (test hook): rank i of a host takes GPU i
+            sim = {"DM_TEST_CUDA_DEVICES": "2"}
+            rc, so, err = run(np_, bed, slots, job1, "--set", f"output.path={out}",
+                              env_extra=sim)
             check(rc == 0, f"RVM+DA-V2 {n_hosts} hosts x {slots}: exit 0 ({err.strip()[-300:]})")
             got, hosts = datasets(out)
             check(same(got, ref), f"RVM+DA-V2 {n_hosts} hosts x {slots}: alpha, foreground, "
                   "depth bitwise equal to 1 rank")
             check(hosts == want_hosts, f"/ranks host = the bed's hosts by rank ({hosts})")
+            want_local = [i for _ in bed.hosts for i in range(slots)]
+            lr, gpu = datasets.ranks
+            check(lr == want_local and gpu == want_local,
+                  f"/ranks local_rank {lr} and gpu {gpu} = {want_local}")
+            lines = [x for x in so.splitlines() if x.startswith("rank ") and "local rank" in x]
+            print("  " + "\n  ".join(lines))
+            check(len(lines) == np_ and all(
+                f"host {want_hosts[r]}, local rank {want_local[r]} of {slots}, GPU "
+                f"{want_local[r]} (simulated" in lines[r] for r in range(np_)),
+                "the summary shows each rank's host, local rank and GPU")
+            if slots == 2:
+                rc, _, err = run(np_, bed, slots, job1, "--set", f"output.path={out}.x",
+                                 env_extra={"DM_TEST_CUDA_DEVICES": "1"})
+                msg = [x for x in err.splitlines() if "DM_TEST_CUDA_DEVICES=1" in x]
+                check(rc != 0 and bool(msg), f"1 simulated GPU for 2 ranks of a host: refused "
+                      f"({msg[:1]})")
             vout = vout1.replace(".h5", f"_{n_hosts}x{slots}.h5")
             rc, _, err = run(np_, bed, slots, vjob1, "--set", f"output.path={vout}")
             check(rc == 0, f"VDA {n_hosts} hosts x {slots}: exit 0 ({err.strip()[-300:]})")
@@ -187,7 +217,7 @@ def progress_started(p, timeout=300):
 
 def interrupt_case(n_hosts, what):
     A.da2 = recipe_weights("da2_vits")
-    job, out = whole_videos_job(what, 24, stall_timeout=2, stall_factor=3)
+    job, out = whole_videos_job(what, 16, stall_timeout=2, stall_factor=3)
     ref_job = job
     ref_out = out.replace(".h5", "_ref.h5")
     rc, _, err = run(2, None, 0, ref_job, "--set", f"output.path={ref_out}")
@@ -203,7 +233,10 @@ def interrupt_case(n_hosts, what):
         time.sleep(1.5)  # past the round's stop exchange: the interruption lands mid-compute
         t = time.time()
         if what == "linkdown":
-            bed.link_down(lost)
+            bed.link_down(lost, "d")
+        elif what == "hostdown":
+            bed.link_down(lost, "d")
+            bed.link_down(lost, "c")
         else:
             pids = bed.pids_in(lost)
             check(len(pids) == 1, f"one rank process on {lost}: {pids}")
@@ -251,6 +284,7 @@ def interrupt_case(n_hosts, what):
 
 
 CASES = {"bitwise": case_bitwise, "linkdown": lambda: interrupt_case(2, "linkdown"),
+         "hostdown": lambda: interrupt_case(2, "hostdown"),
          "killhost": lambda: interrupt_case(3, "killhost")}
 
 

@@ -1,7 +1,9 @@
 """A multi-host test bed on one machine (tests/multinode, docs/operations.md "Multi-host tests").
 
-Each "host" is a network namespace (its own loopback, one veth into a bridge of the root
-namespace, its own address in a private /24 that the bed picks unused on this machine) plus a
+Each "host" is a network namespace (its own loopback; two veths, into two bridges of the root
+namespace: a control network for mpirun's daemons (Open MPI OOB) and a data network for the
+ranks' MPI traffic (BTL tcp), as clusters often have; an address on each, in private /24s that
+the bed picks unused on this machine) plus a
 UTS namespace with its own hostname, held open by a `sleep` holder process. `mpirun` starts its
 daemons there through an rsh agent (`nsenter` into the holder's namespaces), so every rank sees
 its host's name (MPI_Get_processor_name, MPI_COMM_TYPE_SHARED) and talks TCP to the others.
@@ -32,10 +34,11 @@ class Bed:
         self.holders = {}  # host name -> holder Popen
         self.links = []    # root-side interfaces we created
         self.netns = []
-        self.bridge = f"{self.tag}br"
-        self.subnet = self._free_subnet()
+        self.nets = ("c", "d")  # control (OOB), data (BTL)
+        self.subnet = {}
+        for net in self.nets:
+            self.subnet[net] = self._free_subnet(list(self.subnet.values()))
         self.hosts = [f"{self.tag}h{i + 1}" for i in range(n_hosts)]
-        self.addr = {h: f"{self.subnet}.{i + 1}" for i, h in enumerate(self.hosts)}
         atexit.register(self.close)
         for s in (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, self._on_signal)
@@ -65,33 +68,39 @@ class Bed:
         sys.exit(128 + sig)
 
     @staticmethod
-    def _free_subnet():
+    def _free_subnet(taken):
         """A 10.23x.y.0/24 that no route or address of this machine overlaps."""
         used = sh("ip", "-4", "route", "show", "table", "all", check=False).stdout
         used += sh("ip", "-4", "addr", check=False).stdout
         for b in range(230, 250):
             for c in range(1, 255, 7):
                 net = f"10.{b}.{c}"
-                if f"{net}." not in used and f"10.{b}.0.0" not in used:
+                if f"{net}." not in used and f"10.{b}.0.0" not in used and net not in taken:
                     return net
         raise RuntimeError("no free private /24 for the test bed")
 
     def _up(self):
-        sh("ip", "link", "add", self.bridge, "type", "bridge")
-        self.links.append(self.bridge)
-        sh("ip", "addr", "add", f"{self.subnet}.254/24", "dev", self.bridge)
-        sh("ip", "link", "set", self.bridge, "up")
+        for net in self.nets:
+            br = f"{self.tag}{net}br"
+            sh("ip", "link", "add", br, "type", "bridge")
+            self.links.append(br)
+            sh("ip", "addr", "add", f"{self.subnet[net]}.254/24", "dev", br)
+            sh("ip", "link", "set", br, "up")
         for i, h in enumerate(self.hosts):
-            ns, veth = h, f"{self.tag}v{i + 1}"
+            ns = h
             sh("ip", "netns", "add", ns)
             self.netns.append(ns)
-            sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            self.links.append(veth)
-            sh("ip", "link", "set", veth, "master", self.bridge)
-            sh("ip", "link", "set", veth, "up")
-            sh("ip", "-n", ns, "addr", "add", f"{self.addr[h]}/24", "dev", "eth0")
-            sh("ip", "-n", ns, "link", "set", "eth0", "up")
             sh("ip", "-n", ns, "link", "set", "lo", "up")
+            for k, net in enumerate(self.nets):
+                veth = f"{self.tag}{net}v{i + 1}"
+                sh("ip", "link", "add", veth, "type", "veth", "peer", "name", f"eth{k}",
+                   "netns", ns)
+                self.links.append(veth)
+                sh("ip", "link", "set", veth, "master", f"{self.tag}{net}br")
+                sh("ip", "link", "set", veth, "up")
+                sh("ip", "-n", ns, "addr", "add", f"{self.subnet[net]}.{i + 1}/24", "dev",
+                   f"eth{k}")
+                sh("ip", "-n", ns, "link", "set", f"eth{k}", "up")
             # the holder: a UTS namespace with the host's name, inside the network namespace
             self.holders[h] = subprocess.Popen(
                 ["ip", "netns", "exec", ns, "unshare", "--uts", "sh", "-c",
@@ -159,18 +168,20 @@ class Bed:
         return path
 
     def mpirun_args(self, slots):
-        """mpirun options: the bed's hosts, the agent, TCP only on the bed's subnet."""
-        net = f"{self.subnet}.0/24"
+        """mpirun options: the bed's hosts, the agent, TCP only: daemons on the control
+        network, ranks on the data network."""
+        cnet, dnet = (f"{self.subnet[n]}.0/24" for n in self.nets)
         return ["--hostfile", self.hostfile(slots), "--mca", "plm_rsh_agent", self.agent,
-                "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", net,
-                "--mca", "oob_tcp_if_include", net, "--mca", "pml", "ob1",
+                "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", dnet,
+                "--mca", "oob_tcp_if_include", cnet, "--mca", "pml", "ob1",
                 # mpirun notices a daemon behind a dead link only by TCP keepalive (default
-                # 300 s + 9 x 20 s); docs/operations.md recommends these values on clusters
+                # 300 s + 9 x 20 s); docs/operations.md recommends short values on clusters
                 "--mca", "oob_tcp_keepalive_time", "5", "--mca", "oob_tcp_keepalive_intvl", "2",
                 "--mca", "oob_tcp_keepalive_probes", "3"]
 
-    def link_down(self, h):
-        sh("ip", "link", "set", f"{self.tag}v{self.hosts.index(h) + 1}", "down")
+    def link_down(self, h, net="d"):
+        """Host h's link on the data ("d") or control ("c") network goes down."""
+        sh("ip", "link", "set", f"{self.tag}{net}v{self.hosts.index(h) + 1}", "down")
 
     def pids_in(self, h, name="depthmatte"):
         """Processes called `name` inside host h's network namespace."""
