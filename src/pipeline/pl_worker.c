@@ -123,9 +123,11 @@ static dm_status node_local(pl_worker *w, MPI_Comm comm) {
     if (sim && w->be->device != DM_DEVICE_CUDA) {
         int dev = -1;
         dm_status st = dm_gpu_bind(lr, ls, atoi(sim), 0, w->c->job.runtime.share_gpus, &dev);
-        if (st)
-            return dm_error_set(st, "DM_TEST_CUDA_DEVICES=%s (simulated): %s", sim,
-                                dm_error_message());
+        if (st) {
+            char why[512]; /* a copy: the message buffer is the one being written */
+            snprintf(why, sizeof why, "%s", dm_error_message());
+            return dm_error_set(st, "DM_TEST_CUDA_DEVICES=%s (simulated): %s", sim, why);
+        }
         w->stats.gpu = dev;
     }
     return DM_OK;

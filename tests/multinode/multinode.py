@@ -238,7 +238,7 @@ def interrupt_case(n_hosts, what):
             bed.link_down(lost, "d")
             bed.link_down(lost, "c")
         else:
-            pids = bed.pids_in(lost)
+            pids = bed.pids_in(lost, A.exe)
             check(len(pids) == 1, f"one rank process on {lost}: {pids}")
             for q in pids:
                 os.kill(q, signal.SIGKILL)
@@ -261,7 +261,7 @@ def interrupt_case(n_hosts, what):
             check(any("stall:" in x and f"rank {n_hosts - 1} (host {lost})" in x for x in lines),
                   f"linkdown: the stall message names rank {n_hosts - 1} on host {lost}")
         else:
-            check(bool(lines), f"killhost: the error names host {lost}")
+            check(bool(lines), f"{what}: the error names host {lost}")
         try:
             with h5py.File(out) as f:
                 done = f["videos/00000/done"][...]

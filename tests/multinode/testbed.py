@@ -183,15 +183,15 @@ class Bed:
         """Host h's link on the data ("d") or control ("c") network goes down."""
         sh("ip", "link", "set", f"{self.tag}{net}v{self.hosts.index(h) + 1}", "down")
 
-    def pids_in(self, h, name="depthmatte"):
-        """Processes called `name` inside host h's network namespace."""
+    def pids_in(self, h, exe):
+        """Processes running the program `exe` inside host h's network namespace (by
+        /proc/PID/exe: depthmatte may re-execute itself, so its comm is not reliable)."""
         r = sh("ip", "netns", "pids", h, check=False)
-        out = []
+        want, out = os.path.realpath(exe), []
         for pid in r.stdout.split():
             try:
-                with open(f"/proc/{pid}/comm") as f:
-                    if f.read().strip() == name:
-                        out.append(int(pid))
+                if os.path.realpath(f"/proc/{pid}/exe") == want:
+                    out.append(int(pid))
             except OSError:
                 pass
         return out
