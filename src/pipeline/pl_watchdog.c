@@ -30,17 +30,17 @@ enum { PHASE_IDLE = 0, PHASE_COLLECTIVE = 1 };
 struct pl_watchdog {
     MPI_Comm comm; /* dup of MPI_COMM_WORLD: check-in messages never match the job's own */
     int rank, size;
-    char *hosts;       /* (size, WD_HOST_LEN) processor names */
-    double floor_s;    /* runtime.stall_timeout */
-    double factor;     /* runtime.stall_factor */
-    double slowest_s;  /* slowest completed round (check-in to check-in), seconds */
-    double last_done;  /* pl_now() when the last round completed (or the watchdog started) */
-    int last_round;    /* last completed round, -1 before the first */
+    char *hosts;      /* (size, WD_HOST_LEN) processor names */
+    double floor_s;   /* runtime.stall_timeout */
+    double factor;    /* runtime.stall_factor */
+    double slowest_s; /* slowest completed round (check-in to check-in), seconds */
+    double last_done; /* pl_now() when the last round completed (or the watchdog started) */
+    int last_round;   /* last completed round, -1 before the first */
     int n_rounds;
     double slow_sleep_s; /* DM_TEST_SLOW_RANK hook: seconds this rank sleeps per round */
-    int *arrived;      /* rank 0: (size) check-in flags of the current round */
-    int *rbuf;         /* rank 0: (size) received round numbers */
-    MPI_Request *req;  /* rank 0: (size) receives / sends; others: [0] send, [1] receive */
+    int *arrived;        /* rank 0: (size) check-in flags of the current round */
+    int *rbuf;           /* rank 0: (size) received round numbers */
+    MPI_Request *req;    /* rank 0: (size) receives / sends; others: [0] send, [1] receive */
     void (*abort_job)(int exit_code);
     /* shared with the thread */
     pthread_t thread;
@@ -77,14 +77,17 @@ static void *watch_thread(void *arg) {
         const double now = pl_now();
         if (phase != PHASE_COLLECTIVE || now < deadline) continue;
         char lastr[64];
-        if (round < 1) snprintf(lastr, sizeof lastr, "none yet");
-        else snprintf(lastr, sizeof lastr, "%d of %d", round - 1, wd->n_rounds);
-        fprintf(stderr, "depthmatte: rank %d (host %s): stall: round %d has not completed "
+        if (round < 1)
+            snprintf(lastr, sizeof lastr, "none yet");
+        else
+            snprintf(lastr, sizeof lastr, "%d of %d", round - 1, wd->n_rounds);
+        fprintf(stderr,
+                "depthmatte: rank %d (host %s): stall: round %d has not completed "
                 "%.0f s after every rank had checked in (inside the collective write or the "
                 "stop exchange): a rank or its host was lost during the write; last completed "
                 "round %s; ending the job (exit status %d), the file is resumable "
-                "(--resume)\n", wd->rank, host_of(wd, wd->rank), round, now - since, lastr,
-                PL_EXIT_STALL);
+                "(--resume)\n",
+                wd->rank, host_of(wd, wd->rank), round, now - since, lastr, PL_EXIT_STALL);
         fflush(stderr);
         if (wd->abort_job) wd->abort_job(PL_EXIT_STALL);
         return NULL; /* no abort hook (library use): the report is all we can do */
@@ -124,8 +127,8 @@ dm_status pl_watchdog_init(pl_watchdog **out, const pl_ctx *c) {
     MPI_Get_processor_name(name, &len);
     snprintf(mine, sizeof mine, "%s", name);
     if (MPI_Comm_dup(MPI_COMM_WORLD, &wd->comm) != MPI_SUCCESS ||
-        MPI_Allgather(mine, WD_HOST_LEN, MPI_CHAR, wd->hosts, WD_HOST_LEN, MPI_CHAR,
-                      wd->comm) != MPI_SUCCESS)
+        MPI_Allgather(mine, WD_HOST_LEN, MPI_CHAR, wd->hosts, WD_HOST_LEN, MPI_CHAR, wd->comm) !=
+            MPI_SUCCESS)
         return dm_error_set(DM_ERR_MPI, "stall watchdog: MPI_Comm_dup/MPI_Allgather failed");
     if (pthread_create(&wd->thread, NULL, watch_thread, wd) != 0)
         return dm_error_set(DM_ERR_NOMEM, "stall watchdog: pthread_create failed");
@@ -164,8 +167,8 @@ static dm_status stall_error(const pl_watchdog *wd, int round, double waited, do
         if (wd->arrived[r]) continue;
         missing++;
         if (n < sizeof who - 64)
-            n += (size_t)snprintf(who + n, sizeof who - n, "%srank %d (host %s)",
-                                  n ? ", " : "", r, host_of(wd, r));
+            n += (size_t)snprintf(who + n, sizeof who - n, "%srank %d (host %s)", n ? ", " : "", r,
+                                  host_of(wd, r));
         /* a host none of whose ranks checked in (first such rank names it once) */
         int all = 1, first = 1;
         for (int q = 0; q < wd->size; q++)
@@ -178,9 +181,12 @@ static dm_status stall_error(const pl_watchdog *wd, int round, double waited, do
                                    host_of(wd, r));
     }
     char lastr[64];
-    if (wd->last_round < 0) snprintf(lastr, sizeof lastr, "none yet");
-    else snprintf(lastr, sizeof lastr, "%d of %d", wd->last_round, wd->n_rounds);
-    return dm_error_set(DM_ERR_MPI, "stall: round %d has not completed after %.0f s (limit "
+    if (wd->last_round < 0)
+        snprintf(lastr, sizeof lastr, "none yet");
+    else
+        snprintf(lastr, sizeof lastr, "%d of %d", wd->last_round, wd->n_rounds);
+    return dm_error_set(DM_ERR_MPI,
+                        "stall: round %d has not completed after %.0f s (limit "
                         "%.0f s, runtime.stall_timeout %.0f s): waiting for %d rank(s): %s%s%s%s; "
                         "last completed round %s; the file is resumable (--resume)",
                         round, waited, limit, wd->floor_s, missing, who,
@@ -194,7 +200,8 @@ dm_status pl_watchdog_check_in(pl_watchdog *wd, int round) {
     const double grace = wd->rank == 0 ? 0 : (limit * 0.25 > 2 ? limit * 0.25 : 2);
     const double deadline = wd->last_done + limit + grace;
     int done = 0;
-    if (wd->size == 1) done = 1;
+    if (wd->size == 1)
+        done = 1;
     else if (wd->rank == 0) {
         memset(wd->arrived, 0, (size_t)wd->size * sizeof *wd->arrived);
         wd->arrived[0] = 1;
@@ -210,9 +217,10 @@ dm_status pl_watchdog_check_in(pl_watchdog *wd, int round) {
                     return dm_error_set(DM_ERR_MPI, "stall watchdog: MPI_Test failed");
                 if (flag) {
                     if (wd->rbuf[r] != round)
-                        return dm_error_set(DM_ERR_MPI, "stall watchdog: rank %d checked in "
-                                            "for round %d during round %d", r, wd->rbuf[r],
-                                            round);
+                        return dm_error_set(DM_ERR_MPI,
+                                            "stall watchdog: rank %d checked in "
+                                            "for round %d during round %d",
+                                            r, wd->rbuf[r], round);
                     wd->arrived[r] = 1, left--, cnt++;
                 }
             }
@@ -233,8 +241,7 @@ dm_status pl_watchdog_check_in(pl_watchdog *wd, int round) {
         MPI_Irecv(&go, 1, MPI_INT, 0, TAG_GO, wd->comm, &wd->req[1]);
         for (;;) {
             for (int i = 0; i < 2; i++)
-                if (!flags[i] && MPI_Test(&wd->req[i], &flags[i], MPI_STATUS_IGNORE) !=
-                                     MPI_SUCCESS)
+                if (!flags[i] && MPI_Test(&wd->req[i], &flags[i], MPI_STATUS_IGNORE) != MPI_SUCCESS)
                     return dm_error_set(DM_ERR_MPI, "stall watchdog: MPI_Test failed");
             if (flags[0] && flags[1]) break;
             if (pl_now() > deadline) break;
@@ -242,12 +249,13 @@ dm_status pl_watchdog_check_in(pl_watchdog *wd, int round) {
         }
         done = flags[0] && flags[1];
         if (done && go != round)
-            return dm_error_set(DM_ERR_MPI, "stall watchdog: go for round %d during round %d",
-                                go, round);
+            return dm_error_set(DM_ERR_MPI, "stall watchdog: go for round %d during round %d", go,
+                                round);
         if (!done) {
             /* only rank 0 is known to be missing from this rank's point of view */
             memset(wd->arrived, 0, (size_t)wd->size * sizeof *wd->arrived);
-            for (int r = 1; r < wd->size; r++) wd->arrived[r] = 1;
+            for (int r = 1; r < wd->size; r++)
+                wd->arrived[r] = 1;
         }
     }
     const double now = pl_now();
@@ -256,8 +264,10 @@ dm_status pl_watchdog_check_in(pl_watchdog *wd, int round) {
         if (wd->rank != 0) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", dm_error_message());
-            st = dm_error_set(st, "%s (rank 0 collects the check-ins of every round: it or "
-                              "its host is not answering)", msg);
+            st = dm_error_set(st,
+                              "%s (rank 0 collects the check-ins of every round: it or "
+                              "its host is not answering)",
+                              msg);
         }
         return st;
     }
