@@ -99,6 +99,8 @@ typedef struct dm_runtime_config {
     int batch_size;     /* frames per forward pass of per-frame models, >= 1 */
     dm_verify_mode verify;
     int share_gpus;     /* 1: more ranks than GPUs on a node may share them */
+    int stall_timeout;  /* seconds, >= 1: floor of the stall watchdog's per-round limit */
+    int stall_factor;   /* >= 2: the limit is this multiple of the slowest round so far */
 } dm_runtime_config;
 
 typedef struct dm_plan_config {

@@ -112,6 +112,10 @@ typedef struct dm_h5_rank_stats {
     int64_t recomputed_frames; /* non-finite frames of a reduced precision redone in float32 */
     char device[128];          /* "cpu", "emulated", or "<GPU name> <UUID>" */
     double device_peak_mb;     /* peak device memory in use (CUDA: total - free), MiB */
+    int64_t local_rank;        /* index of the rank among its node's ranks (MPI_COMM_TYPE_SHARED) */
+    int64_t local_size;        /* ranks on its node */
+    int64_t gpu;               /* device index the rank took (dm_gpu_bind), -1 none; with the
+                                  test hook DM_TEST_CUDA_DEVICES the one it would take */
 } dm_h5_rank_stats;
 
 typedef struct dm_h5_file dm_h5_file;

@@ -27,6 +27,9 @@
 
 #include "depthmatte/status.h"
 
+/* Exit status of a job ended by the stall watchdog (docs/operations.md, "Stall watchdog"). */
+enum { DM_PIPELINE_EXIT_STALL = 4 };
+
 typedef struct dm_pipeline_options {
     int resume;         /* 1: continue an existing output file, skipping chunks already done */
     int keep_going;     /* 1: a bad video is recorded failed and the others complete */
@@ -38,6 +41,10 @@ typedef struct dm_pipeline_options {
      * it (collective MPI_MAX), so all stop after the same round, with data and done markers
      * written and flushed, and the file is closed (status stays "pending", complete = 0). */
     const volatile sig_atomic_t *stop;
+    /* Ends the whole job with `exit_code` (the CLI: MPI_Abort). Called by the stall watchdog's
+     * thread when ranks are stuck inside a collective write (docs/operations.md, "Stall
+     * watchdog"); NULL: the watchdog only reports. */
+    void (*abort_job)(int exit_code);
 } dm_pipeline_options;
 
 typedef struct dm_pipeline_result {
@@ -47,6 +54,8 @@ typedef struct dm_pipeline_result {
     int fatal;              /* 1: the error left collectives unfinished: MPI_Abort the job */
     int interrupted;        /* 1: stopped early through opt->stop (status DM_OK); --resume
                                completes the file */
+    int stalled;            /* 1: the stall watchdog gave up waiting for other ranks (fatal;
+                               the CLI ends the job with exit status 4) */
 } dm_pipeline_result;
 
 /* Runs a job on MPI_COMM_WORLD (MPI must be initialised; call on every rank). `job_path`,

@@ -1,7 +1,8 @@
 /* depthmatte run JOB.yaml [--resume] [--keep-going] [--set key=value]... [--max-frames N]
  * Initialises MPI, runs the pipeline, turns its status into one error line and an exit code:
  * 0 all videos done, 1 error, 2 completed with failed videos (--keep-going), 3 stopped by
- * SIGTERM after writing and flushing the rows done (complete with --resume). */
+ * SIGTERM after writing and flushing the rows done (complete with --resume), 4 ended by the
+ * stall watchdog (a rank or host stopped answering; MPI_Abort). */
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,12 @@ static void on_sigterm(int sig) {
     g_stop = 1; /* only the flag: anything else is not async-signal-safe */
 }
 
+/* The stall watchdog's way out (its thread, or a stall seen in the round loop): the other
+ * ranks are stuck in MPI, only MPI_Abort ends them. */
+static void abort_job(int exit_code) {
+    MPI_Abort(MPI_COMM_WORLD, exit_code);
+}
+
 static void run_usage(FILE *f) {
     fprintf(f,
             "usage: depthmatte run JOB.yaml [--resume] [--keep-going] [--set key=value]...\n"
@@ -34,7 +41,10 @@ static void run_usage(FILE *f) {
             "Exit status: 0 done, 1 error (one line 'depthmatte: rank R: FILE: cause'), 2 done\n"
             "with failed videos, 3 stopped by SIGTERM (e.g. Slurm's warning before the time\n"
             "limit): the frames in flight were finished, everything written is marked done and\n"
-            "flushed, the file is closed; rerun with --resume to complete it.\n");
+            "flushed, the file is closed; rerun with --resume to complete it. 4 ended by the\n"
+            "stall watchdog: a write round did not complete within runtime.stall_timeout\n"
+            "(derived from the rounds so far); the message names the ranks and hosts not heard\n"
+            "from; rows marked done stay valid (--resume).\n");
 }
 
 int cmd_run(int argc, char **argv) {
@@ -58,6 +68,7 @@ int cmd_run(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     dm_pipeline_options opt = {0};
     opt.stop = &g_stop;
+    opt.abort_job = abort_job;
     const char *job = NULL, *bad = NULL;
     const char **sets = calloc(argc > 0 ? argc : 1, sizeof *sets);
     int n_sets = 0;
@@ -92,6 +103,7 @@ int cmd_run(int argc, char **argv) {
     if (st) {
         if (res.report) fprintf(stderr, "depthmatte: rank %d: %s\n", rank, dm_error_message());
         fflush(stderr);
+        if (res.stalled) MPI_Abort(MPI_COMM_WORLD, DM_PIPELINE_EXIT_STALL); /* other ranks are not answering */
         if (res.fatal) MPI_Abort(MPI_COMM_WORLD, 1); /* collectives left unfinished */
         MPI_Finalize();
         return 1;

@@ -123,6 +123,14 @@ static const cfg_key g_schema[] = {
          "stop before writing if they disagree (first_frame); off; all = every frame."),
     {"runtime.share_gpus", CFG_BOOL, OFF(runtime.share_gpus), "false", 0, 0, NULL,
      "true or false", "Allow more ranks than GPUs on a node (ranks then share GPUs)."},
+    INT("runtime.stall_timeout", runtime.stall_timeout, "120", 1, 86400,
+        "an integer in 1..86400 (seconds)",
+        "Stall watchdog floor: a write round may take max(this, stall_factor x the slowest "
+        "round so far), the first round 5 x this; then the job ends (exit 4) naming the "
+        "ranks/hosts not heard from."),
+    INT("runtime.stall_factor", runtime.stall_factor, "10", 2, 1000, "an integer in 2..1000",
+        "Stall watchdog: multiple of the slowest round so far a round may take (so a rank "
+        "several times slower than the rest never trips it)."),
     SECTION("plan", "How frames are spread over ranks."),
     ENUM("plan.split_videos", plan.split_videos, "auto", split_policies,
          "auto: split a video only when a rank would otherwise idle; always; never."),

@@ -228,15 +228,15 @@ static const char *const rank_cols[] = {"rank",    "host",           "frames",
                                         "decode_s", "inference_s",   "write_s",
                                         "wait_s",  "total_s",        "device",
                                         "device_peak_mb", "verified_frames", "verify_s",
-                                        "recomputed_frames"};
-enum { N_RANK_COLS = 13, HOST_LEN = 64, DEVICE_LEN = 128 };
+                                        "recomputed_frames", "local_rank", "gpu"};
+enum { N_RANK_COLS = 15, HOST_LEN = 64, DEVICE_LEN = 128 };
 
 /* Column kinds: 0 int32 rank, 1 string host, 2 int64, 3 float64, 4 string device. */
 static int rank_col_kind(int c) {
     if (c == 0) return 0;
     if (c == 1) return 1;
     if (c == 8) return 4;
-    if (c == 2 || c == 10 || c == 12) return 2;
+    if (c == 2 || c == 10 || c == 12 || c == 13 || c == 14) return 2;
     return 3;
 }
 
@@ -584,7 +584,7 @@ dm_status dm_h5_write_stats(dm_h5_file *f, const dm_h5_rank_stats *mine) {
             const dm_h5_rank_stats *s = &all[r].s;
             ranks[r] = r;
             frames[r] = c == 10 ? s->verified_frames : c == 12 ? s->recomputed_frames
-                                                               : s->frames;
+                        : c == 13 ? s->local_rank : c == 14 ? s->gpu : s->frames;
             memcpy(hosts + (size_t)r * HOST_LEN, all[r].host, HOST_LEN);
             memcpy(devices + (size_t)r * DEVICE_LEN, s->device, DEVICE_LEN);
             devices[(size_t)r * DEVICE_LEN + DEVICE_LEN - 1] = '\0';

@@ -138,8 +138,8 @@ static int count_failed(const pl_ctx *c, const dm_h5_file *f) {
 
 /* The round loop. Returns DM_OK, a video error (all ranks stop after the round that reported
  * it, unless --keep-going) or an HDF5/MPI error (res->fatal). */
-static dm_status run_rounds(pl_ctx *c, pl_worker *w, dm_h5_file *f, uint8_t *skip,
-                            dm_pipeline_result *res, double t0) {
+static dm_status run_rounds(pl_ctx *c, pl_worker *w, pl_watchdog *wd, dm_h5_file *f,
+                            uint8_t *skip, dm_pipeline_result *res, double t0) {
     dm_h5_rank_stats *stats = pl_worker_stats(w);
     uint8_t *chunk_failed = calloc(c->n_chunks > 0 ? c->n_chunks : 1, 1);
     if (!chunk_failed) return dm_error_set(DM_ERR_NOMEM, "out of memory");
@@ -165,6 +165,7 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, dm_h5_file *f, uint8_t *ski
         dm_h5_block blk = {.video = -1, .failed_video = -1};
         int fv = -1;        /* video that failed on this rank in this round */
         dm_status vs = DM_OK;
+        pl_watchdog_round_work(wd);
         if (c->is_vda) {
             dm_status fs = pl_vda_round(pl_worker_vda(w), round, video_skip, f, &blk, &fv, &vs,
                                         stats);
@@ -198,9 +199,15 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, dm_h5_file *f, uint8_t *ski
             fprintf(stderr, "depthmatte: rank %d: %s%s\n", c->rank, local_msg,
                     c->opt.keep_going ? " (video skipped: --keep-going)" : "");
         }
+        /* Every rank checks in before the collective write: a lost rank or host is named
+         * instead of hanging the job in MPI-IO. */
+        double tw = pl_now(); /* write_s counts the check-in's wait for the others too */
+        if ((st = pl_watchdog_check_in(wd, round))) {
+            res->report = res->fatal = res->stalled = 1;
+            break;
+        }
         int failed_before = count_failed(c, f);
         int64_t n = 0;
-        double tw = pl_now();
         st = dm_h5_write_round(f, &blk, &n);
         stats->write_s += pl_now() - tw;
         if (st) {
@@ -220,6 +227,7 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, dm_h5_file *f, uint8_t *ski
             res->report = res->fatal = 1;
             break;
         }
+        pl_watchdog_round_done(wd, round);
         if (any_stop == 2) {
             res->report = 1;
             if (local == DM_ERR_VERIFY) {
@@ -269,6 +277,7 @@ dm_status dm_pipeline_run(const char *job_path, const char *const *sets, int n_s
     MPI_Comm_rank(MPI_COMM_WORLD, &c.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &c.size);
     pl_worker *w = NULL;
+    pl_watchdog *wd = NULL;
     dm_h5_file *f = NULL;
     uint8_t *skip = NULL;
     dm_status st = agree(pl_setup(&c, job_path, sets, n_sets), c.rank, res);
@@ -286,12 +295,15 @@ dm_status dm_pipeline_run(const char *job_path, const char *const *sets, int n_s
         if (!st && c.opt.resume) st = mark_done_chunks(&c, f, skip);
         st = agree(st, c.rank, res);
     }
-    if (!st) st = run_rounds(&c, w, f, skip, res, t0);
+    if (!st) st = agree(pl_watchdog_init(&wd, &c), c.rank, res);
+    if (!st) st = run_rounds(&c, w, wd, f, skip, res, t0);
     if (res->fatal) {
-        /* The CLI aborts the job; closing collectively could hang. */
+        /* The CLI aborts the job; closing collectively could hang. The watchdog's thread
+         * keeps watching until then (a stuck collective elsewhere still ends the job). */
         free(skip);
         return st;
     }
+    pl_watchdog_free(wd);
     if (f) res->failed_videos = count_failed(&c, f);
     if (!st) {
         dm_h5_rank_stats *s = pl_worker_stats(w);

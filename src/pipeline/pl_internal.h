@@ -177,4 +177,25 @@ void pl_progress(const pl_ctx *c, int64_t done, double t0, int final);
 /* Collective: prints the per-rank summary table on rank 0. */
 void pl_summary(const pl_ctx *c, const dm_h5_rank_stats *mine, MPI_Comm comm);
 
+/* Stall watchdog (pl_watchdog.c): check-in of every rank before each round's collective
+ * write, with a limit derived from the rounds so far (runtime.stall_timeout is its floor). */
+typedef struct pl_watchdog pl_watchdog;
+
+/* Exit status of a job ended by the watchdog (through opt.abort_job, i.e. MPI_Abort). */
+enum { PL_EXIT_STALL = DM_PIPELINE_EXIT_STALL };
+
+/* Collective (MPI_Comm_dup, host names gathered): starts the watchdog and its thread. */
+dm_status pl_watchdog_init(pl_watchdog **wd, const pl_ctx *c);
+void pl_watchdog_free(pl_watchdog *wd);
+/* Seconds the current round may take (from the end of the previous one). */
+double pl_watchdog_limit(const pl_watchdog *wd);
+/* Start of a round's own work (the DM_TEST_SLOW_RANK hook sleeps here). */
+void pl_watchdog_round_work(pl_watchdog *wd);
+/* Before the round's collective write: returns DM_OK once every rank has checked in for
+ * `round`; a stall gives DM_ERR_MPI with the message naming the ranks/hosts not heard from and
+ * the last completed round (the caller ends the job: opt.abort_job(PL_EXIT_STALL)). */
+dm_status pl_watchdog_check_in(pl_watchdog *wd, int round);
+/* After the round's collectives (write + stop exchange): the round counts as completed. */
+void pl_watchdog_round_done(pl_watchdog *wd, int round);
+
 #endif

@@ -61,7 +61,12 @@ void pl_summary(const pl_ctx *c, const dm_h5_rank_stats *mine, MPI_Comm comm) {
     /* devices, verification and the non-finite guard, one line per rank */
     for (int r = 0; r < c->size; r++) {
         const dm_h5_rank_stats *s = &all[r].s;
-        printf("rank %d device: %s", r, s->device[0] ? s->device : "?");
+        printf("rank %d device: %s; host %s, local rank %lld of %lld", r,
+               s->device[0] ? s->device : "?", all[r].host, (long long)s->local_rank,
+               (long long)s->local_size);
+        if (s->gpu >= 0)
+            printf(", GPU %lld%s", (long long)s->gpu,
+                   strcmp(s->device, "cpu") ? "" : " (simulated: DM_TEST_CUDA_DEVICES)");
         if (s->device_peak_mb > 0) printf(", peak %.0f MiB", s->device_peak_mb);
         if (s->verified_frames)
             printf("; verified against the CPU: %lld output(s) in %.2f s",

@@ -113,6 +113,34 @@ static dm_status node_gpus(MPI_Comm comm, int n, int *local_rank, int *local_siz
     return DM_OK;
 }
 
+/* The node-local rank and size for the statistics; without a CUDA device, the test hook
+ * DM_TEST_CUDA_DEVICES=N (docs/operations.md) simulates N visible devices per rank and records
+ * the device dm_gpu_bind would give (its errors too), so that multi-host tests check binding. */
+static dm_status node_local(pl_worker *w, MPI_Comm comm) {
+    MPI_Comm local;
+    int lr = 0, ls = 1;
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) !=
+        MPI_SUCCESS)
+        return dm_error_set(DM_ERR_MPI, "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed");
+    MPI_Comm_rank(local, &lr);
+    MPI_Comm_size(local, &ls);
+    MPI_Comm_free(&local);
+    w->stats.local_rank = lr;
+    w->stats.local_size = ls;
+    const char *sim = getenv("DM_TEST_CUDA_DEVICES");
+    if (sim && w->be->device != DM_DEVICE_CUDA) {
+        int dev = -1;
+        dm_status st = dm_gpu_bind(lr, ls, atoi(sim), 0, w->c->job.runtime.share_gpus, &dev);
+        if (st) {
+            char why[512]; /* a copy: the message buffer is the one being written */
+            snprintf(why, sizeof why, "%s", dm_error_message());
+            return dm_error_set(st, "DM_TEST_CUDA_DEVICES=%s (simulated): %s", sim, why);
+        }
+        w->stats.gpu = dev;
+    }
+    return DM_OK;
+}
+
 /* runtime.backend: cpu; cuda (device by dm_gpu_bind); auto = cuda when a GPU is visible and
  * it runs every op of the job (dm_backend_supports_all), else cpu; emulated (tests; the fault
  * hook DM_TEST_EMU_FAULT, see backend_emu.h, lets tests prove that verification catches a
@@ -140,6 +168,7 @@ static dm_status make_backend(pl_worker *w, MPI_Comm comm) {
             snprintf(why, sizeof why, "%s", dm_error_message());
             return dm_error_set(st, "runtime.backend cuda: %s", why);
         }
+        w->stats.gpu = dev;
         if ((st = dm_backend_cuda_create(dev, rt->precision, &w->be))) {
             snprintf(why, sizeof why, "%s", dm_error_message());
             return dm_error_set(st, "runtime.backend cuda: device %d: %s", dev, why);
@@ -208,8 +237,10 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
     if (!w) return dm_error_set(DM_ERR_NOMEM, "out of memory");
     w->c = c;
     *out = w;
+    w->stats.gpu = -1;
     dm_status st = make_backend(w, comm);
     if (st) return st;
+    if ((st = node_local(w, comm))) return st;
     snprintf(w->stats.device, sizeof w->stats.device, "%s", w->be->ops->name);
     if (w->be->device == DM_DEVICE_CUDA) {
         char name[96] = "", uuid[48] = "";

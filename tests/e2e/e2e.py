@@ -3,7 +3,7 @@
 
 Usage: e2e.py CASE --exe DEPTHMATTE --mpiexec MPIEXEC --shared SHARED_DIR --work WORK_DIR
 Cases: consistency, full720p, bad_inputs, keep_going, odd_videos, resume, depth,
-depth_model_size, vda, sigterm, crash.
+depth_model_size, vda, sigterm, crash, device, stall, slow_rank.
 Exit 0 pass, 1 fail, 77 skip (data or h5py missing; printed loudly)."""
 import argparse
 import json
@@ -739,6 +739,81 @@ def case_crash():
     resume_and_compare(job, np_, out, ref, "SIGKILL")
 
 
+# Stall watchdog: a stopped (SIGSTOP) rank neither dies nor answers, like a host whose link is
+# down: without the watchdog the others wait in the next collective forever. Limit here:
+# max(4 s, 3 x the slowest round), first round 20 s (room for a sanitizer build); with 2 s: MEASURED 5.8 s (limit 5 s) and 12 s (limit 10 s, round 0)
+# from the stop to mpiexec's exit (3 ranks, rounds ~2-6 s on 2 cores). Bound 90 s: the limit
+# + a loaded CI machine, not minutes.
+STALL_EXIT_BOUND_S = 90
+
+
+def stall_job(name, T, **runtime):
+    job, out = interrupted_job(name, T)
+    with open(job) as f:
+        j = json.load(f)
+    j["runtime"] = runtime
+    with open(job, "w") as f:
+        json.dump(j, f)
+    return job, out
+
+
+def case_stall():
+    """SIGSTOP one of 3 ranks mid-run: the stall watchdog ends the job with exit status 4
+    within the bound, naming the silent rank, its host and the last completed round; the file
+    opens, done rows are exact, --resume completes it bit-identically."""
+    T, np_ = 64, 3
+    job, out = stall_job("stall", T, stall_timeout=4, stall_factor=3)
+    ref = reference(job, np_, out)
+    p = start(np_, job)
+    line = wait_progress(p)
+    check(line is not None, f"a progress line before the end: {line}")
+    pids = rank_pids(p)
+    check(len(pids) == np_, f"{np_} rank processes under mpiexec: {pids}")
+    t = time.time()
+    os.kill(pids[2], signal.SIGSTOP)
+    try:
+        rc = p.wait(timeout=STALL_EXIT_BOUND_S + 60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = 124
+    dt = time.time() - t
+    for q in pids:  # a stopped process may survive mpiexec: end it ourselves
+        try:
+            os.kill(q, signal.SIGKILL)
+        except OSError:
+            pass
+    p.stdout.read()
+    err = open(os.path.join(A.work, "stderr.txt")).read()
+    msg = [x for x in err.splitlines() if "stall:" in x]
+    print(f"  job ended {dt:.1f} s after SIGSTOP of rank 2, rc {rc}: {msg}")
+    check(rc == 4 and dt <= STALL_EXIT_BOUND_S,
+          f"exit status 4 within {STALL_EXIT_BOUND_S} s ({dt:.1f} s, rc {rc})")
+    check(any("waiting for 1 rank(s): rank 2 (host " in x and "last completed round " in x
+              for x in msg), "the message names rank 2, its host and the last completed round")
+    check_partial(out, ref, job, np_, T, "SIGSTOP")
+    resume_and_compare(job, np_, out, ref, "SIGSTOP")
+
+
+def case_slow_rank():
+    """A slow but alive rank (DM_TEST_SLOW_RANK=1:6 sleeps 6 s per round, ~5x the others)
+    with a 4 s floor (first round 20 s): every later round takes ~7 s, over the floor, but the
+    limit follows the slowest round (10 x), so the job completes and equals the run without
+    the hook bit for bit."""
+    T, np_ = 32, 2
+    job, out = stall_job("slow", T, stall_timeout=4)
+    ref = reference(job, np_, out)
+    rc, _, err = run(np_, job, env_extra={"DM_TEST_SLOW_RANK": "1:6"})
+    check(rc == 0, f"slow rank: exit 0, no stall ({err.strip()[-300:]})")
+    with h5py.File(out) as f:
+        g = f["videos/00000"]
+        check(np.array_equal(g["alpha"][...], ref[0])
+              and np.array_equal(g["foreground"][...], ref[1]),
+              "slow rank: output bit-identical to the run without the hook")
+        w = f["ranks/write_s"][...]
+        print(f"  write_s per rank (incl. waiting for the slow rank): {w}")
+        check(w[0] > 10, f"rank 0 waited for the slow rank (write_s {w[0]:.1f} s > 10 s)")
+
+
 def read_safetensors(path):
     """name -> numpy array (F32 / U8 only), parsed by hand: 8-byte header length, JSON, data."""
     with open(path, "rb") as f:
@@ -980,7 +1055,8 @@ CASES = {"consistency": case_consistency, "full720p": case_full720p,
          "odd_videos": case_odd_videos, "resume": case_resume, "depth": case_depth,
          "depth_model_size": case_depth_model_size, "vda": case_vda,
          "sigterm": case_sigterm, "crash": case_crash, "device": case_device,
-         "rvm_resnet50": case_rvm_resnet50}
+         "rvm_resnet50": case_rvm_resnet50,
+         "stall": case_stall, "slow_rank": case_slow_rank}
 
 
 def main():
