@@ -46,13 +46,13 @@ echo "# run_gpu_bench.sh $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader | sed 's/^/# gpu: /' | tee -a "$log"
 
 if [ "$tiny" = 1 ]; then
-  backend=cpu precisions=float32 tdev=cpu tmodes="float32 bfloat16" warm=0 runs=1
+  backend=cpu precisions=float32 tdev=cpu tmodes=float32,bfloat16 warm=0 runs=1
   # name model weights H W batch extra
-  cases=("da2_b1 da2 $work/da2.safetensors 28 42 1 --input-size 28"
+  cases=("da2_b1 da2 $work/da2.safetensors 14 28 1 --input-size 14"
          "rvm rvm $rvmw 64 96 1 --ratio 0.25"
-         "vda vda $work/vda.safetensors 28 28 1 --input-size 28")
+         "vda vda $work/vda.safetensors 14 14 1 --input-size 14")
 else
-  backend=cuda precisions="float32 float16 bfloat16" tdev=cuda tmodes="float32 float16 bfloat16 compile" warm=3
+  backend=cuda precisions="float32 float16 bfloat16" tdev=cuda tmodes=float32,float16,bfloat16 warm=3
   cases=("da2_b1 da2 $work/da2.safetensors 518 518 1 --input-size 518"
          "da2_b16 da2 $work/da2.safetensors 518 518 16 --input-size 518"
          "da2_wide da2 $work/da2.safetensors 518 924 1 --input-size 518"
@@ -64,6 +64,7 @@ run() { # logs the command's output; a failure is reported and the run goes on
   local r=${PIPESTATUS[0]}
   [ "$r" = 0 ] || { echo "FAILED ($r): $*" | tee -a "$log"; rc=1; }
 }
+# pass 1: ours, every case and precision (also dumps the frames and outputs for PyTorch)
 for c in "${cases[@]}"; do
   read -r name model weights h w batch extra <<<"$c"
   r=$runs
@@ -74,20 +75,26 @@ for c in "${cases[@]}"; do
       --height "$h" --width "$w" --batch "$batch" --warmup "$warm" --runs "$r" $extra \
       --dump "$work/ours_${name}_$p.safetensors"
   done
-  if [ "$have_torch" = 0 ]; then
-    echo "SKIPPED: PyTorch side of $name (python3 cannot import torch + safetensors)" | tee -a "$log"
-    continue
-  fi
-  [ -d "$official/$model" ] || { echo "SKIPPED: PyTorch side of $name (no official code at $official/$model)" | tee -a "$log"; continue; }
-  for m in $tmodes; do
-    dtype=$m comp=()
-    [ "$m" = compile ] && dtype=bfloat16 comp=(--compile)
-    ref=$work/ours_${name}_$dtype.safetensors
-    [ -f "$ref" ] || ref=$work/ours_${name}_float32.safetensors
-    # shellcheck disable=SC2086
+done
+# pass 2: PyTorch eager / autocast for every case, then pass 3: torch.compile (slow to
+# compile: last, so that a time limit cuts it and not the eager figures)
+for modes in "$tmodes" compile; do
+  [ "$modes" = compile ] && [ "$tiny" = 1 ] && continue
+  for c in "${cases[@]}"; do
+    read -r name model weights h w batch extra <<<"$c"
+    if [ "$have_torch" = 0 ]; then
+      echo "SKIPPED: PyTorch side of $name ($modes; python3 cannot import torch + safetensors)" | tee -a "$log"
+      continue
+    fi
+    if [ ! -d "$official/$model" ]; then
+      echo "SKIPPED: PyTorch side of $name (no official code at $official/$model)" | tee -a "$log"
+      continue
+    fi
+    r=$runs
+    [ "$model" = vda ] && [ "$tiny" = 0 ] && r=3
     run python3 "$here/torch_gpu.py" --model "$model" --official "$official/$model" \
-      --weights "$weights" --ours "$ref" --device "$tdev" --dtype "$dtype" "${comp[@]}" \
-      --warmup "$warm" --runs "$r" $( [ "$model" = rvm ] && echo "--ratio 0.25")
+      --weights "$weights" --ours "$work/ours_${name}_{precision}.safetensors" --device "$tdev" \
+      --modes "$modes" --warmup "$warm" --runs "$r" --ratio 0.25
   done
 done
 python3 "$here/summarize_gpu.py" "$log" 2>&1 | tee "$log.summary" || true

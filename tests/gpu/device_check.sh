@@ -294,7 +294,7 @@ if want_step selftest; then
   for p in float32 float16 bfloat16; do run_step "selftest_$p" 40 step_selftest "$p"; done
 fi
 want_step ctest && run_step ctest_gpu $([ "$dry" = 1 ] && echo 300 || echo 130) step_ctest_wrap
-want_step bench && run_step bench 170 step_bench
+want_step bench && run_step bench 300 step_bench
 want_step pipeline && run_step pipeline 90 step_pipeline
 echo "# total $(($(date +%s) - t_start)) s of the ${deadline} s deadline; logs: $out/logs.tar.gz" | tee -a "$summary"
 cat "$out/results.txt"
