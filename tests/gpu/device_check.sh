@@ -121,6 +121,11 @@ if [ "$dry" = 0 ]; then
     xargs -r -n1 dirname | sort -u | tr '\n' ':')
   export LD_LIBRARY_PATH="/usr/local/cuda/lib64:${extra}${LD_LIBRARY_PATH:-}"
 fi
+# a toolkit without cuBLAS (nvcc only): link the PyTorch wheel's libcublasLt.so.13 instead
+blaslt=""
+if [ "$dry" = 0 ] && ! ls /usr/local/cuda/lib64/libcublasLt.so* >/dev/null 2>&1; then
+  blaslt=$(find "$site/nvidia" -name 'libcublasLt.so*' 2>/dev/null | sort | head -1)
+fi
 export PATH="/usr/local/cuda/bin:$PATH"
 
 step_env() {
@@ -166,15 +171,20 @@ step_build() {
   fi
   export PKG_CONFIG_PATH="$bdir/kit/engine/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   export LD_LIBRARY_PATH="$bdir/kit/engine/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  cmake -S "$repo" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDM_WITH_PIPELINE=OFF \
+  export PATH="$bdir/kit/engine/bin:$PATH" # the kit's pkg-config, also where the device has one
+  pkg-config --modversion openblas libcjson || return 1
+  local gen=Ninja
+  command -v ninja >/dev/null || gen="Unix Makefiles"
+  cmake -S "$repo" -B "$bdir" -G "$gen" -DCMAKE_BUILD_TYPE=Release -DDM_WITH_PIPELINE=OFF \
     -DDM_WITH_CUDA=$cuda "-DCMAKE_CUDA_ARCHITECTURES=90-real;90-virtual" \
-    ${cudnn_root:+"-DCUDNN_ROOT=$cudnn_root"} || return 1
+    ${cudnn_root:+"-DCUDNN_ROOT=$cudnn_root"} ${blaslt:+"-DCUDA_cublasLt_LIBRARY=$blaslt"} || return 1
   local jobs=$(nproc)
+  [ -n "$blaslt" ] && echo "cuBLASLt: $blaslt"
   [ "$dry" = 1 ] && jobs=2
   cmake --build "$bdir" -j "$jobs" || return 1
   local extra=()
   for t in bench_gpu dm_selftest; do
-    grep -q "^build $t:\|^build $t " "$bdir/build.ninja" && extra+=("$t")
+    cmake --build "$bdir" --target help 2>/dev/null | grep -qE "(^| )$t(:| |$)" && extra+=("$t")
   done
   [ ${#extra[@]} -gt 0 ] && { cmake --build "$bdir" -j "$jobs" --target "${extra[@]}" || return 1; }
   echo "NOTE built: engine$( [ $cuda = ON ] && echo ' + CUDA') + tests ${extra[*]}"
@@ -284,7 +294,7 @@ EOF
 
 # --- run ---------------------------------------------------------------------------------------
 export -f step_env step_kit step_build step_selftest step_ctest step_ctest_wrap step_bench step_pipeline
-export dry kit bdir logs py repo work cudnn_root site out
+export dry kit bdir logs py repo work cudnn_root site out blaslt
 want_step env && run_step env 30 step_env
 run_step kit $([ "$dry" = 1 ] && echo 400 || echo 60) step_kit || { echo "device_check: no kit, stopping" >&2; exit 1; }
 if want_step build; then

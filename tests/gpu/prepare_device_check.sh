@@ -15,7 +15,8 @@
 #               DepthAnything/Video-Depth-Anything (read-only material, never committed; default
 #               mirrors /work/.mirror/<owner>+<name>/repo, or --official-git da2=DIR etc.)
 #   engine.tar.xz    sysroot for the engine-only build on the device: OpenBLAS and cJSON shared
-#                    libraries, headers and pkg-config files from this machine's Debian packages
+#                    libraries, headers and pkg-config files from this machine's Debian packages,
+#                    and pkg-config (pkgconf) itself
 #   pipeline.tar.xz  the depthmatte CLI built here with CUDA (--build, same flags as the device
 #                    build) plus every shared library it loads that is not glibc or CUDA (MPI,
 #                    HDF5, FFmpeg, libyaml, OpenSSL, ... and their dependencies) and the Open MPI
@@ -61,7 +62,9 @@ die() { echo "prepare_device_check: ERROR: $*" >&2; exit 1; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 bytes_of() { du -sb "$@" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
 # The kit must be ignored by git, or it would travel twice (tree + carry) and could be committed.
-git -C "$repo" check-ignore -q "$kit/x" || die "$kit is not ignored by git (.gitignore has /.devkit/)"
+case $kit/ in
+  "$repo"/*) git -C "$repo" check-ignore -q "$kit/x" || die "$kit is not ignored by git (.gitignore has /.devkit/)" ;;
+esac
 
 rm -rf "$kit"
 mkdir -p "$kit/shared" "$kit/official"
@@ -131,6 +134,12 @@ cp "$cj_inc/cjson/cJSON.h" "$sys/engine/include/cjson/"
 for l in "$ob_lib/libopenblas.so.0" "$cj_lib/libcjson.so.1"; do cp -L "$l" "$sys/engine/lib/"; done
 # OpenBLAS's Fortran runtime (not on the device's image)
 for l in $(ldd "$ob_lib/libopenblas.so.0" | awk '$3 ~ /libgfortran|libquadmath/ {print $3}'); do
+  cp -L "$l" "$sys/engine/lib/"
+done
+# pkg-config itself (CMake's FindPkgConfig needs it; the device image may lack it)
+mkdir -p "$sys/engine/bin"
+cp "$(readlink -f "$(command -v pkg-config)")" "$sys/engine/bin/pkg-config"
+for l in $(ldd "$(readlink -f "$(command -v pkg-config)")" | awk '$3 ~ /libpkgconf/ {print $3}'); do
   cp -L "$l" "$sys/engine/lib/"
 done
 ln -s libopenblas.so.0 "$sys/engine/lib/libopenblas.so"
