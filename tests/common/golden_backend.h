@@ -144,6 +144,18 @@ static inline const float *tc_host_f32(dm_backend *be, const dm_tensor *t, dm_te
     if (t->device == DM_DEVICE_CPU && t->dtype == DM_DTYPE_F32) return dm_f32(t);
     dm_status st = dm_tensor_alloc(host, DM_DTYPE_F32, t->ndim, t->shape);
     if (st == DM_OK) st = dm_copy(be, t, host);
+    if (st != DM_OK && host->data && t->device != DM_DEVICE_CPU && t->dtype != DM_DTYPE_F32) {
+        /* a backend that converts dtypes only on the device: f16/bf16 -> f32 there, then copy */
+        fprintf(stderr,
+                "note: direct %s device->host f32 copy refused (%s); converting on the "
+                "device first\n",
+                dm_dtype_name(t->dtype), dm_error_message());
+        dm_tensor dev = {0};
+        st = dm_alloc(be, &dev, DM_DTYPE_F32, t->ndim, t->shape);
+        if (st == DM_OK) st = dm_copy(be, t, &dev);
+        if (st == DM_OK) st = dm_copy(be, &dev, host);
+        if (dev.data) dm_cuda_tensor_free(&dev);
+    }
     if (st == DM_OK) st = dm_synchronize(be);
     if (st != DM_OK) {
         fprintf(stderr, "FAIL: copy of a %s tap to the host: %s\n", dm_dtype_name(t->dtype),
