@@ -40,9 +40,8 @@ rc=0
 "$mk" "$shared/golden/vda_vits/recipe.json" "$work/vda.safetensors" \
   "$shared/golden/vda_vits/pe_buffers.safetensors" >/dev/null || exit 1
 rvmw=$shared/models/rvm_mobilenetv3.safetensors
-have_torch=0
-python3 -c 'import torch, safetensors' 2>/dev/null && have_torch=1
-echo "# run_gpu_bench.sh $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null) tiny=$tiny torch=$have_torch" | tee "$log"
+have_torch=1
+echo "# run_gpu_bench.sh $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null) tiny=$tiny" | tee "$log"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader | sed 's/^/# gpu: /' | tee -a "$log"
 
 if [ "$tiny" = 1 ]; then
@@ -82,8 +81,12 @@ for modes in "$tmodes" compile; do
   [ "$modes" = compile ] && [ "$tiny" = 1 ] && continue
   for c in "${cases[@]}"; do
     read -r name model weights h w batch extra <<<"$c"
-    if [ "$have_torch" = 0 ]; then
-      echo "SKIPPED: PyTorch side of $name ($modes; python3 cannot import torch + safetensors)" | tee -a "$log"
+    # what the official code of this model imports (the GPU image has all of them)
+    mods="torch, safetensors, numpy"
+    case $model in rvm) mods="$mods, torchvision" ;; da2) mods="$mods, cv2" ;; vda) mods="$mods, cv2, einops, tqdm" ;; esac
+    if ! python3 -c "import $mods" 2>/dev/null; then
+      echo "SKIPPED: PyTorch side of $name ($modes; python3 cannot import $mods)" | tee -a "$log"
+      have_torch=0
       continue
     fi
     if [ ! -d "$official/$model" ]; then
@@ -99,5 +102,5 @@ for modes in "$tmodes" compile; do
 done
 python3 "$here/summarize_gpu.py" "$log" 2>&1 | tee "$log.summary" || true
 echo "# log: $log"
-echo "NOTE $(grep -c '^RESULT' "$log") RESULT lines, $(grep -c '^COMPARE' "$log") COMPARE lines$( [ "$have_torch" = 0 ] && echo ', PyTorch SKIPPED (no torch)')"
+echo "NOTE $(grep -c '^RESULT' "$log") RESULT lines, $(grep -c '^COMPARE' "$log") COMPARE lines$( [ "$have_torch" = 0 ] && echo ", PyTorch side SKIPPED for $(grep -c '^SKIPPED' "$log") runs (modules missing)")"
 exit $rc

@@ -15,8 +15,8 @@ autocast bfloat16, its first call (compilation) reported as compile_s and not ti
 Each timed iteration does what bench_gpu's does: host u8 frames -> device -> /255 (and the
 ImageNet normalisation for DA-V2/VDA) -> network -> float32 on the host.
   da2  the F frames of --ours in ONE batched forward (F = bench_gpu --batch)
-  rvm  one frame, recurrent state carried over; the comparison uses the first frame from a zero
-       state (bench_gpu --dump recomputes that one too)
+  rvm  one frame, recurrent state carried over; the comparison (pha and fgr together) uses the
+       first frame from a zero state (bench_gpu --dump recomputes that one too)
   vda  the 32 frames as one window, VideoDepthAnything.forward (1, 32, 3, H, W)
 Models are loaded as the CPU drivers load them (benchmarks/{da2,rvm,vda}/torch_*.py: official
 classes from --official, our safetensors with the official key names, strict).
@@ -118,7 +118,7 @@ def run_mode(args, torch, model, mode, precision, ours, dev, cuda, free0, mean, 
             if args.model == "rvm":
                 res = fwd(x, *state, args.ratio)  # fgr, pha, r1..r4
                 state[:] = res[2:]
-                return res[1].float().cpu()[:, 0]
+                return torch.cat([res[1], res[0]], 1).float().cpu()  # (1, 4, H, W): pha, fgr
             x = (x - mean) / std
             if args.model == "vda":
                 return fwd(x.unsqueeze(0)).float().cpu()[0]
@@ -155,9 +155,9 @@ def run_mode(args, torch, model, mode, precision, ours, dev, cuda, free0, mean, 
           f"dev_mem_mb={mem:.0f} peak_alloc_mb={peak:.0f} compile_s={compile_s:.1f} "
           f"torch={torch.__version__}", flush=True)
     a = ours["out"].astype(np.float32).reshape(-1)
+    if args.model == "rvm":  # pha then fgr, as torch's (1, 4, H, W)
+        a = np.concatenate([a, ours["fgr"].astype(np.float32).reshape(-1)])
     b = first.numpy().astype(np.float32).reshape(-1)
-    if args.model == "rvm":
-        a = a[: b.size]
     if a.size != b.size:
         sys.exit(f"torch_gpu: output has {b.size} values, ours {a.size}")
     d = np.abs(a - b)
