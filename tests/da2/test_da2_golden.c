@@ -11,15 +11,30 @@
 #include "depthmatte/da2.h"
 #include "depthmatte/recipe.h"
 #include "depthmatte/safetensors.h"
+#include "golden_backend.h"
 #include "tensor_compare.h"
 
 #define TOL_STD 1e-4   /* x std of the golden tensor, README section 5 */
 #define TOL_INPUT 1e-5 /* absolute, README section 5 */
 
-static void cmp_std(const char *name, const float *got, const dm_tensor *want) {
+static const tc_backend_opts *g_opts;
+static dm_backend *g_be;
+
+/* ours: host float32 values (depth) */
+static void cmp_host(const char *name, const float *got, const dm_tensor *want, double tol_std) {
     int64_t n = dm_tensor_numel(want);
-    double tol = TOL_STD * tc_std(dm_f32(want), n);
-    tc_compare(name, got, dm_f32(want), n, tol, NULL);
+    tc_compare_golden(g_opts, name, got, dm_f32(want), n, tol_std * tc_std(dm_f32(want), n));
+}
+
+/* ours: a tap on the backend's device (copied to the host first) */
+static void cmp_tap(const char *name, const dm_tensor *tap, const dm_tensor *want,
+                    double tol_std, double tol_abs) {
+    dm_tensor host = {0};
+    const float *got = tc_host_f32(g_be, tap, &host);
+    int64_t n = dm_tensor_numel(want);
+    double tol = tol_abs > 0 ? tol_abs : tol_std * tc_std(dm_f32(want), n);
+    if (got) tc_compare_golden(g_opts, name, got, dm_f32(want), n, tol);
+    dm_tensor_free(&host);
 }
 
 static void run_case(dm_backend *be, const da2_model *m, const char *rel, int input_size) {
@@ -40,46 +55,55 @@ static void run_case(dm_backend *be, const da2_model *m, const char *rel, int in
     da2_ctx_taps(c, &t);
     dm_tensor want;
     CHECK_OK(dm_st_load_f32(&g, "input", 4, t.input->shape, &want));
-    if (want.data) tc_compare("input", dm_f32(t.input), dm_f32(&want), dm_tensor_numel(&want), TOL_INPUT, NULL);
+    if (want.data) cmp_tap("input", t.input, &want, 0, TOL_INPUT);
     dm_tensor_free(&want);
     CHECK_OK(dm_st_load_f32(&g, "tokens_embed", 3, t.tokens_embed->shape, &want));
-    if (want.data) cmp_std("tokens_embed", dm_f32(t.tokens_embed), &want);
+    if (want.data) cmp_tap("tokens_embed", t.tokens_embed, &want, TOL_STD, 0);
     dm_tensor_free(&want);
     const int idx[4] = {2, 5, 8, 11};
     for (int k = 0; k < 4; k++) {
         char name[32];
         snprintf(name, sizeof name, "feat_%d", idx[k]);
         CHECK_OK(dm_st_load_f32(&g, name, 3, t.feat[k]->shape, &want));
-        if (want.data) cmp_std(name, dm_f32(t.feat[k]), &want);
+        if (want.data) cmp_tap(name, t.feat[k], &want, TOL_STD, 0);
         dm_tensor_free(&want);
         snprintf(name, sizeof name, "feat_%d_cls", idx[k]);
         CHECK_OK(dm_st_load_f32(&g, name, 2, t.feat_cls[k]->shape, &want));
-        if (want.data) cmp_std(name, dm_f32(t.feat_cls[k]), &want);
+        if (want.data) cmp_tap(name, t.feat_cls[k], &want, TOL_STD, 0);
         dm_tensor_free(&want);
     }
     CHECK_OK(dm_st_load_f32(&g, "depth_head", 4, t.depth_head->shape, &want));
-    if (want.data) cmp_std("depth_head", dm_f32(t.depth_head), &want);
+    if (want.data) cmp_tap("depth_head", t.depth_head, &want, TOL_STD, 0);
     dm_tensor_free(&want);
     const int64_t s_depth[] = {H, W};
     CHECK_OK(dm_st_load_f32(&g, "depth", 2, s_depth, &want));
-    if (want.data) cmp_std("depth", depth, &want);
+    if (want.data) cmp_host("depth", depth, &want, TOL_STD);
     dm_tensor_free(&want);
     free(depth);
     da2_ctx_free(c);
     dm_st_close(&g);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    tc_backend_opts o;
+    if (tc_backend_parse(argc, argv, &o)) return 2;
+    dm_backend *be = NULL;
+    int rc = tc_backend_create(&o, 2, &be);
+    if (rc) return rc;
+    g_opts = &o;
+    g_be = be;
     dm_recipe r;
     dm_status st = dm_recipe_load(&r, tc_shared_path("golden/da2_vits/recipe.json"));
-    if (st == DM_ERR_IO) return tc_skip("golden/da2_vits not found (set DM_SHARED)");
+    if (st == DM_ERR_IO) {
+        dm_backend_destroy(be);
+        return tc_skip("golden/da2_vits not found (set DM_SHARED)");
+    }
     CHECK_OK(st);
     char path[256];
     snprintf(path, sizeof path, "%s/dm_da2_recipe_%d.safetensors",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
     CHECK_OK(dm_recipe_write_safetensors(&r, path));
     dm_recipe_free(&r);
-    dm_backend *be = dm_backend_cpu_create(2);
     da2_model *m = NULL;
     CHECK_OK(da2_model_load(&m, path, be));
     unlink(path);

@@ -27,7 +27,8 @@ nvidia-smi -L || echo "run_gpu_tests: nvidia-smi failed; the GPU test will skip 
 cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release -DDM_WITH_PIPELINE=OFF -DDM_WITH_CUDA=ON \
       "-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHS:-90-real;90-virtual}" \
       ${CUDNN_ROOT:+"-DCUDNN_ROOT=$CUDNN_ROOT"}
-cmake --build "$build" -j "${JOBS:-$(nproc)}" --target test_cuda_ops
+# all targets: `ctest -L gpu` also runs the golden model tests on CUDA (test_*_golden_cuda_*)
+cmake --build "$build" -j "${JOBS:-$(nproc)}"
 # --no-tests=error: an empty selection must not look like success; on a GPU machine a skip
 # (exit 77: no device visible, or a build without CUDA) is an error too
 cd "$build"

@@ -3,7 +3,9 @@
  * the recurrent states r1..r4 after the last frame, starting from zero state.
  *   sequence        4 frames 256x144, deep guided filter, downsample 0.5
  *   sequence_fgf    2 frames 128x72,  fast guided filter, downsample 0.5
- *   sequence_noDGF  2 frames 128x72,  downsample 1 (no refiner) */
+ *   sequence_noDGF  2 frames 128x72,  downsample 1 (no refiner)
+ * Runs on the CPU backend by default; `--backend cuda --precision P` runs the same cases on the
+ * CUDA backend with the tolerance rule of tests/common/golden_backend.h (ctest label gpu). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "depthmatte/backend.h"
 #include "depthmatte/rvm.h"
 #include "depthmatte/safetensors.h"
+#include "golden_backend.h"
 #include "tensor_compare.h"
 
 /* 1e-4 absolute: golden README section 5. The goldens' own float32 rounding noise (same code
@@ -26,7 +29,8 @@ typedef struct golden_case {
     rvm_refiner refiner;
 } golden_case;
 
-static void run_case(const rvm_model *m, dm_backend *be, const golden_case *gc) {
+static void run_case(const tc_backend_opts *o, const rvm_model *m, dm_backend *be,
+                     const golden_case *gc) {
     dm_st_file g;
     if (dm_st_open(&g, tc_shared_path(gc->file)) != DM_OK) {
         fprintf(stderr, "FAIL %s: %s\n", gc->file, dm_error_message());
@@ -51,10 +55,10 @@ static void run_case(const rvm_model *m, dm_backend *be, const golden_case *gc) 
         CHECK_OK(rvm_forward_u8(s, (const uint8_t *)su8->data + (size_t)t * H * W * 3, fgr, pha));
         char name[128];
         snprintf(name, sizeof name, "%s fgr[%d]", gc->file, t);
-        CHECK(tc_compare(name, fgr, dm_f32(&fgr_g) + (size_t)t * 3 * H * W, 3 * H * W, RVM_TOL,
-                         NULL));
+        CHECK(tc_compare_golden(o, name, fgr, dm_f32(&fgr_g) + (size_t)t * 3 * H * W,
+                                3 * H * W, RVM_TOL));
         snprintf(name, sizeof name, "%s pha[%d]", gc->file, t);
-        CHECK(tc_compare(name, pha, dm_f32(&pha_g) + (size_t)t * H * W, H * W, RVM_TOL, NULL));
+        CHECK(tc_compare_golden(o, name, pha, dm_f32(&pha_g) + (size_t)t * H * W, H * W, RVM_TOL));
     }
     for (int i = 1; s && i <= 4; i++) {
         char name[128];
@@ -71,7 +75,11 @@ static void run_case(const rvm_model *m, dm_backend *be, const golden_case *gc) 
         for (int d = 0; same && d < 4; d++) same = r->shape[d] == rg.shape[d];
         CHECK(same);
         snprintf(name, sizeof name, "%s r%d", gc->file, i);
-        if (same) CHECK(tc_compare(name, dm_f32(r), dm_f32(&rg), dm_tensor_numel(&rg), RVM_TOL, NULL));
+        dm_tensor host = {0};
+        if (same)
+            CHECK(tc_compare_golden(o, name, tc_host_f32(be, r, &host), dm_f32(&rg),
+                                    dm_tensor_numel(&rg), RVM_TOL));
+        dm_tensor_free(&host);
         dm_tensor_free(&rg);
     }
     /* after a reset the first frame must reproduce frame 0 exactly (state fully cleared) */
@@ -81,7 +89,7 @@ static void run_case(const rvm_model *m, dm_backend *be, const golden_case *gc) 
         CHECK_OK(rvm_forward_u8(s, su8->data, NULL, pha2));
         char name[128];
         snprintf(name, sizeof name, "%s pha[0] after reset", gc->file);
-        CHECK(tc_compare(name, pha2, dm_f32(&pha_g), H * W, RVM_TOL, NULL));
+        CHECK(tc_compare_golden(o, name, pha2, dm_f32(&pha_g), H * W, RVM_TOL));
         free(pha2);
     }
     free(fgr);
@@ -92,12 +100,16 @@ static void run_case(const rvm_model *m, dm_backend *be, const golden_case *gc) 
     dm_st_close(&g);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    tc_backend_opts o;
+    if (tc_backend_parse(argc, argv, &o)) return 2;
     const char *wpath = tc_shared_path("models/rvm_mobilenetv3.safetensors");
     FILE *probe = fopen(wpath, "rb");
     if (!probe) return tc_skip("RVM weights not found (../shared/models or $DM_SHARED)");
     fclose(probe);
-    dm_backend *be = dm_backend_cpu_create(0);
+    dm_backend *be = NULL;
+    int rc = tc_backend_create(&o, 0, &be);
+    if (rc) return rc;
     rvm_model *m = NULL;
     CHECK_OK(rvm_model_load(&m, tc_shared_path("models/rvm_mobilenetv3.safetensors"), be));
     if (m) {
@@ -106,7 +118,7 @@ int main(void) {
             {"golden/rvm_mbv3/sequence_fgf.safetensors", 0.5, RVM_REFINER_FAST_GUIDED_FILTER},
             {"golden/rvm_mbv3/sequence_noDGF.safetensors", 1.0, RVM_REFINER_DEEP_GUIDED_FILTER},
         };
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(m, be, &cases[i]);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&o, m, be, &cases[i]);
     }
     CHECK(rvm_auto_downsample_ratio(720, 1280) == 512.0 / 1280.0);
     CHECK(rvm_auto_downsample_ratio(144, 256) == 1.0);

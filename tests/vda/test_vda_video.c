@@ -7,10 +7,15 @@
  *    rank to rank (vda_align_pack / unpack) for 1, 2 and 3 ranks; bound: bit-identical to the
  *    sequential streaming run (max abs 0: the same float operations in the same order);
  * 3. stream edge cases (1, 23, 32, 33 frames: every frame exactly once, in order, equal to the
- *    window-API run with official clamped padding) and state (de)serialisation errors. */
+ *    window-API run with official clamped padding) and state (de)serialisation errors.
+ * Runs on the CPU backend by default; `--backend cuda --precision P` runs it on the CUDA
+ * backend with the tolerance rule of tests/common/golden_backend.h for the golden comparisons
+ * (ctest label gpu); the split and edge-case bounds stay 0 there (same ops, same order, same
+ * deterministic kernels on one device). */
 #include <string.h>
 
 #include "depthmatte/safetensors.h"
+#include "golden_backend.h"
 #include "vda_test_util.h"
 
 #define TOL_VIDEO 5e-4 /* x std of the golden depths, README section 5 */
@@ -107,8 +112,12 @@ static double max_diff(const float *a, const float *b, size_t n) {
     return d;
 }
 
-int main(void) {
-    dm_backend *be = dm_backend_cpu_create(2);
+int main(int argc, char **argv) {
+    tc_backend_opts o;
+    if (tc_backend_parse(argc, argv, &o)) return 2;
+    dm_backend *be = NULL;
+    int rc = tc_backend_create(&o, 2, &be);
+    if (rc) return rc;
     vda_model *m = NULL;
     dm_status st = vda_test_load_recipe_model(&m, be, 0);
     if (st == DM_ERR_IO) {
@@ -133,8 +142,8 @@ int main(void) {
     dm_tensor want;
     CHECK_OK(dm_st_load_f32(&g, "depths", 3, s_d, &want));
     if (want.data)
-        tc_compare("video depths (stream)", seq, dm_f32(&want), (int64_t)n,
-                   TOL_VIDEO * tc_std(dm_f32(&want), (int64_t)n), NULL);
+        tc_compare_golden(&o, "video depths (stream)", seq, dm_f32(&want), (int64_t)n,
+                          TOL_VIDEO * tc_std(dm_f32(&want), (int64_t)n));
 
     /* 2. 1, 2, 3 simulated ranks vs the sequential stream */
     for (int ranks = 1; ranks <= 3; ranks++) {
@@ -144,8 +153,9 @@ int main(void) {
         printf("split over %d rank(s): max |split - sequential| = %g (bound 0)\n", ranks, d);
         CHECK(d == 0);
     }
-    if (want.data) tc_compare("video depths (3 ranks)", par, dm_f32(&want), (int64_t)n,
-                              TOL_VIDEO * tc_std(dm_f32(&want), (int64_t)n), NULL);
+    if (want.data)
+        tc_compare_golden(&o, "video depths (3 ranks)", par, dm_f32(&want), (int64_t)n,
+                          TOL_VIDEO * tc_std(dm_f32(&want), (int64_t)n));
     dm_tensor_free(&want);
 
     /* 3. stream edge cases: window-API run with clamped frame indices as the reference */

@@ -4,10 +4,14 @@
  * outputs of all four motion modules and the model depth.
  * Tolerances (README section 5): max |ours - golden| <= 1e-4 * std of the golden tensor for
  * fp32 (the goldens' own float32 noise is <= 4.6e-6 * std); `input` (our re-implementation of
- * the float32 cv2 resize) <= 1e-5 absolute. */
+ * the float32 cv2 resize) <= 1e-5 absolute.
+ * Runs on the CPU backend by default; `--backend cuda --precision P` runs it on the CUDA
+ * backend (taps copied to the host) with the tolerance rule of tests/common/golden_backend.h
+ * (ctest label gpu). */
 #include <string.h>
 
 #include "depthmatte/safetensors.h"
+#include "golden_backend.h"
 #include "vda_test_util.h"
 
 #define TOL_STD 1e-4   /* x std of the golden tensor, README section 5 */
@@ -20,6 +24,9 @@ static void btchw_to_tchw(const float *g, float *o, int C, int T, int hw) {
             memcpy(o + ((size_t)t * C + c) * hw, g + ((size_t)c * T + t) * hw, sizeof(float) * hw);
 }
 
+static const tc_backend_opts *g_opts;
+static dm_backend *g_be;
+
 static void cmp_mm(dm_st_file *g, const char *name, const dm_tensor *ours) {
     const int T = (int)ours->shape[0], C = (int)ours->shape[1], h = (int)ours->shape[2],
               w = (int)ours->shape[3];
@@ -30,13 +37,22 @@ static void cmp_mm(dm_st_file *g, const char *name, const dm_tensor *ours) {
     float *perm = malloc(sizeof(float) * dm_tensor_numel(&want));
     btchw_to_tchw(dm_f32(&want), perm, C, T, h * w);
     const int64_t n = dm_tensor_numel(&want);
-    tc_compare(name, dm_f32(ours), perm, n, TOL_STD * tc_std(perm, n), NULL);
+    dm_tensor host = {0};
+    const float *got = tc_host_f32(g_be, ours, &host);
+    if (got) tc_compare_golden(g_opts, name, got, perm, n, TOL_STD * tc_std(perm, n));
+    dm_tensor_free(&host);
     free(perm);
     dm_tensor_free(&want);
 }
 
-int main(void) {
-    dm_backend *be = dm_backend_cpu_create(2);
+int main(int argc, char **argv) {
+    tc_backend_opts o;
+    if (tc_backend_parse(argc, argv, &o)) return 2;
+    dm_backend *be = NULL;
+    int rc = tc_backend_create(&o, 2, &be);
+    if (rc) return rc;
+    g_opts = &o;
+    g_be = be;
     vda_model *m = NULL;
     dm_status st = vda_test_load_recipe_model(&m, be, 0);
     if (st == DM_ERR_IO) {
@@ -65,7 +81,11 @@ int main(void) {
             const int64_t s_in[] = {1, VDA_WINDOW, 3, h, w};
             dm_tensor want;
             CHECK_OK(dm_st_load_f32(&gw, "input", 5, s_in, &want));
-            if (want.data) tc_compare("input", dm_f32(t.input), dm_f32(&want), dm_tensor_numel(&want), TOL_INPUT, NULL);
+            dm_tensor host = {0};
+            if (want.data)
+                tc_compare_golden(&o, "input", tc_host_f32(be, t.input, &host), dm_f32(&want),
+                                  dm_tensor_numel(&want), TOL_INPUT);
+            dm_tensor_free(&host);
             dm_tensor_free(&want);
             cmp_mm(&gw, "mm0_in", t.mm_in0);
             const char *names[4] = {"mm0_out", "mm1_out", "mm2_out", "mm3_out"};
@@ -74,7 +94,9 @@ int main(void) {
             CHECK_OK(dm_st_load_f32(&gw, "depth", 4, s_d, &want));
             if (want.data) {
                 const int64_t n = dm_tensor_numel(&want);
-                tc_compare("depth", dm_f32(t.head), dm_f32(&want), n, TOL_STD * tc_std(dm_f32(&want), n), NULL);
+                tc_compare_golden(&o, "depth", tc_host_f32(be, t.head, &host), dm_f32(&want), n,
+                                  TOL_STD * tc_std(dm_f32(&want), n));
+                dm_tensor_free(&host);
                 int64_t pos = 0; /* README: 68 % of the window's head pixels are > 0 */
                 for (int64_t i = 0; i < n; i++) pos += dm_f32(&want)[i] > 0;
                 printf("golden depth > 0: %.1f %%\n", 100.0 * pos / n);
