@@ -26,6 +26,7 @@
 
 #include "depthmatte/backend.h"
 #include "depthmatte/backend_cuda.h"
+#include "depthmatte/backend_emu.h"
 #include "depthmatte/tensor.h"
 #include "tensor_compare.h"
 
@@ -34,7 +35,8 @@
 #define TC_LOWP_MEAN_STD 1e-3  /* f16/bf16: mean abs error / std(golden) */
 
 typedef struct tc_backend_opts {
-    int cuda;           /* 0: CPU backend, 1: CUDA backend */
+    int cuda;           /* 0: CPU backend, 1: a device backend (CUDA, or emulated below) */
+    int emulated;       /* 1: the emulated device backend (backend_emu.h) instead of CUDA */
     dm_dtype precision; /* CUDA compute dtype: F32, F16 or BF16 */
     int device;         /* CUDA device index */
 } tc_backend_opts;
@@ -55,7 +57,7 @@ static inline int tc_parse_precision(const char *s, dm_dtype *p) {
     return 1;
 }
 
-/* Parses [--backend cpu|cuda] [--precision float32|float16|bfloat16] [--device N]; the
+/* Parses [--backend cpu|cuda|emulated] [--precision float32|float16|bfloat16] [--device N]; the
  * environment variables DM_TEST_BACKEND / DM_TEST_PRECISION / DM_TEST_DEVICE give defaults.
  * Returns 0, or 2 after printing a usage line (unknown or malformed argument). */
 static inline int tc_backend_parse(int argc, char **argv, tc_backend_opts *o) {
@@ -72,11 +74,14 @@ static inline int tc_backend_parse(int argc, char **argv, tc_backend_opts *o) {
             goto usage;
     }
     o->cuda = 0;
+    o->emulated = 0;
     o->precision = DM_DTYPE_F32;
     o->device = 0;
     if (b && *b) {
         if (!strcmp(b, "cuda"))
             o->cuda = 1;
+        else if (!strcmp(b, "emulated")) /* device rules on the CPU: the GPU tests' plumbing */
+            o->cuda = o->emulated = 1;
         else if (strcmp(b, "cpu"))
             goto usage;
     }
@@ -94,7 +99,7 @@ static inline int tc_backend_parse(int argc, char **argv, tc_backend_opts *o) {
     return 0;
 usage:
     fprintf(stderr,
-            "usage: %s [--backend cpu|cuda] [--precision float32|float16|bfloat16] "
+            "usage: %s [--backend cpu|cuda|emulated] [--precision float32|float16|bfloat16] "
             "[--device N]  (defaults: $DM_TEST_BACKEND, $DM_TEST_PRECISION, cpu float32)\n",
             argv[0]);
     return 2;
@@ -105,6 +110,12 @@ usage:
  * device is visible, or 1 after an error line (CUDA device present but the backend failed). */
 static inline int tc_backend_create(const tc_backend_opts *o, int cpu_threads, dm_backend **be) {
     *be = NULL;
+    if (o->emulated) {
+        dm_status est = dm_backend_emu_create(cpu_threads, o->precision, NULL, be);
+        if (est) fprintf(stderr, "cannot create the emulated backend: %s\n", dm_error_message());
+        else printf("backend emulated, precision %s\n", tc_precision_name(o->precision));
+        return est ? 1 : 0;
+    }
     if (!o->cuda) {
         *be = dm_backend_cpu_create(cpu_threads);
         if (!*be) fprintf(stderr, "cannot create the CPU backend\n");
