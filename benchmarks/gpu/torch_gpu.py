@@ -42,7 +42,7 @@ def load(args, torch):
         sys.path.insert(0, os.path.join(HERE, "..", "rvm"))
         from torch_rvm import load_model  # the CPU driver's loader (official MattingNetwork)
         return load_model(types.SimpleNamespace(official=args.official, weights=args.weights,
-                                                jit=False), torch)
+                                                variant="mobilenetv3", jit=False), torch)
     if args.model == "da2":
         from depth_anything_v2.dpt import DepthAnythingV2
         model = DepthAnythingV2(encoder="vits", features=64, out_channels=[48, 96, 192, 384])
