@@ -1,7 +1,7 @@
 # Multi-host tests on one machine (label multinode): tests/multinode/testbed.py makes N hosts
 # from network + UTS namespaces joined by a bridge, mpirun reaches them through an rsh agent,
 # TCP only. Needs root; skips loudly (77) otherwise. CPU cost on 2 cores: bitwise ~2 min,
-# linkdown, hostdown, killhost ~2.5 min each.
+# linkdown, killhost ~2.5 min each.
 if(DM_WITH_PIPELINE AND TARGET depthmatte)
   if(DM_H5PY_PYTHON)
     set(_py ${DM_H5PY_PYTHON})
@@ -12,7 +12,10 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
   if(TARGET dm_make_recipe_weights)
     set(_tool $<TARGET_FILE:dm_make_recipe_weights>)
   endif()
-  foreach(case bitwise linkdown hostdown killhost)
+  # hostdown (both links of a host down: the mpirun daemon's link too) is a case of
+  # multinode.py but not a CTest test: after our MPI_Abort, mpirun itself can wait for TCP to
+  # give up on the lost daemon (seen in a clean-clone CI run: > 7 min; docs/operations.md).
+  foreach(case bitwise linkdown killhost)
     add_test(NAME multinode_${case}
              COMMAND ${_py} ${CMAKE_CURRENT_SOURCE_DIR}/multinode/multinode.py ${case}
                      --exe $<TARGET_FILE:depthmatte> --mpiexec ${MPIEXEC_EXECUTABLE}
