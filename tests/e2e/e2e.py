@@ -788,8 +788,18 @@ def case_stall():
     print(f"  job ended {dt:.1f} s after SIGSTOP of rank 2, rc {rc}: {msg}")
     check(rc == 4 and dt <= STALL_EXIT_BOUND_S,
           f"exit status 4 within {STALL_EXIT_BOUND_S} s ({dt:.1f} s, rc {rc})")
-    check(any("waiting for 1 rank(s): rank 2 (host " in x and "last completed round " in x
-              for x in msg), "the message names rank 2, its host and the last completed round")
+    # Two documented outcomes, depending on where SIGSTOP catches rank 2 (a race this test does
+    # not control): between rounds, the check-in names the silent rank, its host and the last
+    # round; inside the collective phase (the write or the stop-flag exchange, which rank 0 is
+    # already in when it prints its progress line), the phase thread ends the job and says so,
+    # since nobody can tell which rank is missing inside MPI-IO (docs/operations.md).
+    named = any("waiting for 1 rank(s): rank 2 (host " in x and "last completed round " in x
+                for x in msg)
+    in_write = any("has not completed" in x and "lost during the write" in x
+                   and "last completed round " in x for x in msg)
+    print(f"  outcome: {'rank 2 named at the check-in' if named else 'stall inside the collective phase' if in_write else 'neither'}")
+    check(named or in_write, "the message names rank 2, its host and the last completed round "
+          "(or, stopped inside the collective phase, says so with the last completed round)")
     check_partial(out, ref, job, np_, T, "SIGSTOP")
     resume_and_compare(job, np_, out, ref, "SIGSTOP")
 
