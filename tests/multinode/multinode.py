@@ -259,8 +259,18 @@ def interrupt_case(n_hosts, what):
               f"{what}: the job ends with an error within {STALL_BOUND_S} s ({dt:.1f} s, rc {rc})")
         if what == "linkdown":
             check(rc == 4, f"linkdown: exit status 4 (stall watchdog), got {rc}")
-            check(any("stall:" in x and f"rank {n_hosts - 1} (host {lost})" in x for x in lines),
-                  f"linkdown: the stall message names rank {n_hosts - 1} on host {lost}")
+            # Two documented outcomes (docs/operations.md, "Stall watchdog"), by where the link
+            # goes down relative to the round (a race this test does not control): between
+            # rounds the check-in names the lost rank and host; inside the collective phase
+            # (the write or the stop exchange) nobody can tell who is missing inside MPI-IO and
+            # the phase thread says so, with the last completed round (seen in a CI-like run).
+            named = any("stall:" in x and f"rank {n_hosts - 1} (host {lost})" in x for x in lines)
+            in_write = any("stall:" in x and "lost during the write" in x
+                           and "last completed round" in x for x in err.splitlines())
+            print(f"  linkdown outcome: {'host named' if named else 'collective phase' if in_write else 'neither'}")
+            check(named or in_write,
+                  f"linkdown: the stall message names rank {n_hosts - 1} on host {lost} (or, "
+                  "lost inside the collective phase, says so with the last completed round)")
         else:
             check(bool(lines), f"{what}: the error names host {lost}")
         try:
