@@ -82,6 +82,9 @@ dm_status pl_verify_compare(const dm_backend *be, dm_tol_model model, const char
                             const char *path, int64_t frame, const float *got, const float *ref,
                             size_t n);
 
+/* NaN and +-Inf values among x[0..n) (the non-finite guard of every model's outputs). */
+int64_t pl_count_nonfinite(const float *x, size_t n);
+
 typedef struct pl_worker pl_worker;
 
 dm_status pl_worker_init(pl_worker **w, pl_ctx *c, MPI_Comm comm);

@@ -128,8 +128,7 @@ static dm_status check_window(pl_vda *v, const dm_video_info *info, int k,
                               dm_h5_rank_stats *stats) {
     const dm_job *job = &v->c->job;
     const size_t n = (size_t)VDA_WINDOW * info->width * info->height;
-    int64_t bad = 0;
-    for (size_t i = 0; i < n; i++) bad += !isfinite(v->raw[i]);
+    const int64_t bad = pl_count_nonfinite(v->raw, n);
     const int verify = v->be->device != DM_DEVICE_CPU && job->runtime.verify != DM_VERIFY_OFF &&
                        (job->runtime.verify == DM_VERIFY_ALL || !v->verified);
     const int redo = bad && v->be->precision != DM_DTYPE_F32;
@@ -169,8 +168,7 @@ static dm_status check_window(pl_vda *v, const dm_video_info *info, int k,
         if (st) return st;
     }
     if (!bad) return DM_OK;
-    int64_t still = 0;
-    for (size_t i = 0; i < n; i++) still += !isfinite(v->ref_raw[i]);
+    const int64_t still = pl_count_nonfinite(v->ref_raw, n);
     if (redo && !still) {
         memcpy(v->raw, v->ref_raw, n * sizeof(float));
         stats->recomputed_frames += VDA_WINDOW;

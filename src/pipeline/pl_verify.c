@@ -39,3 +39,9 @@ dm_status pl_verify_compare(const dm_backend *be, dm_tol_model model, const char
                         dm_dtype_name(be->precision), rank, host, maxd, rel, mean_e, bound,
                         mean_tol, be->ops->name, dm_dtype_name(be->precision));
 }
+
+int64_t pl_count_nonfinite(const float *x, size_t n) {
+    int64_t k = 0;
+    for (size_t i = 0; i < n; i++) k += !isfinite(x[i]);
+    return k;
+}

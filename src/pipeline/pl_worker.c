@@ -81,16 +81,24 @@ static int job_ops(const dm_job *job, dm_op_id *ops) {
     return n;
 }
 
+/* The communicator of this node's ranks (MPI_COMM_TYPE_SHARED) with the rank's index and the
+ * node's rank count; the caller frees *local. Collective. */
+static dm_status split_local(MPI_Comm comm, MPI_Comm *local, int *local_rank, int *local_size) {
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, local) !=
+        MPI_SUCCESS)
+        return dm_error_set(DM_ERR_MPI, "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed");
+    MPI_Comm_rank(*local, local_rank);
+    MPI_Comm_size(*local, local_size);
+    return DM_OK;
+}
+
 /* The node-local rank and size, and whether every rank of the node sees one GPU of its own
  * (device 0's UUID differs between all of them). Collective over the node's ranks. */
 static dm_status node_gpus(MPI_Comm comm, int n, int *local_rank, int *local_size,
                            int *distinct_single) {
     MPI_Comm local;
-    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) !=
-        MPI_SUCCESS)
-        return dm_error_set(DM_ERR_MPI, "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed");
-    MPI_Comm_rank(local, local_rank);
-    MPI_Comm_size(local, local_size);
+    dm_status st = split_local(comm, &local, local_rank, local_size);
+    if (st) return st;
     char mine[64] = "";
     if (n == 1) dm_cuda_device_uuid(0, mine, sizeof mine);
     char *all = malloc((size_t)*local_size * sizeof mine);
@@ -119,11 +127,8 @@ static dm_status node_gpus(MPI_Comm comm, int n, int *local_rank, int *local_siz
 static dm_status node_local(pl_worker *w, MPI_Comm comm) {
     MPI_Comm local;
     int lr = 0, ls = 1;
-    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) !=
-        MPI_SUCCESS)
-        return dm_error_set(DM_ERR_MPI, "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed");
-    MPI_Comm_rank(local, &lr);
-    MPI_Comm_size(local, &ls);
+    dm_status sst = split_local(comm, &local, &lr, &ls);
+    if (sst) return sst;
     MPI_Comm_free(&local);
     w->stats.local_rank = lr;
     w->stats.local_size = ls;
@@ -420,12 +425,6 @@ static inline float clamp01(float x) {
     return x < 0.f ? 0.f : (x > 1.f ? 1.f : x);
 }
 
-static int64_t count_nonfinite(const float *x, size_t n) {
-    int64_t k = 0;
-    for (size_t i = 0; i < n; i++) k += !isfinite(x[i]);
-    return k;
-}
-
 /* pl_verify_compare, counted in this rank's statistics. */
 static dm_status verify_compare(pl_worker *w, dm_tol_model model, const char *stage,
                                 const char *path, int64_t frame, const float *got,
@@ -462,7 +461,8 @@ static dm_status verify_rvm(pl_worker *w, const dm_video_info *info, int64_t fra
  * the frames before), so a NaN/Inf output stops the video with a message that says so. */
 static dm_status guard_rvm(pl_worker *w, const dm_video_info *info, int64_t frame, size_t px,
                            int fgr) {
-    int64_t bad = count_nonfinite(w->pha_f, px) + (fgr ? count_nonfinite(w->fgr_f, 3 * px) : 0);
+    int64_t bad = pl_count_nonfinite(w->pha_f, px);
+    if (fgr) bad += pl_count_nonfinite(w->fgr_f, 3 * px);
     if (!bad) return DM_OK;
     return dm_error_set(DM_ERR_NONFINITE, "%s: frame %lld: RVM output has %lld NaN/Inf values "
                         "(%s backend, %s); nothing of this frame is written%s", info->path,
@@ -480,7 +480,7 @@ static dm_status check_da2(pl_worker *w, const dm_video_info *info, int64_t fram
     const dm_job *job = &w->c->job;
     const int model_size = job->depth.output_size == DM_DEPTH_SIZE_MODEL;
     const int verify = verify_wanted(w, w->verified_da2);
-    int64_t bad = count_nonfinite(depth, n);
+    int64_t bad = pl_count_nonfinite(depth, n);
     if (!verify && (!bad || w->be->precision == DM_DTYPE_F32)) {
         if (bad) goto nonfinite;
         return DM_OK;
@@ -494,7 +494,7 @@ static dm_status check_da2(pl_worker *w, const dm_video_info *info, int64_t fram
     w->stats.verify_s += pl_now() - t0;
     if (st) return st;
     if (!bad) return DM_OK;
-    if (w->be->precision != DM_DTYPE_F32 && !count_nonfinite(w->ref_out, n)) {
+    if (w->be->precision != DM_DTYPE_F32 && !pl_count_nonfinite(w->ref_out, n)) {
         memcpy(depth, w->ref_out, n * sizeof(float));
         w->stats.recomputed_frames++;
         fprintf(stderr, "depthmatte: %s: frame %lld: %lld NaN/Inf depth values in %s; "
