@@ -31,10 +31,15 @@ static int stop_requested(const pl_worker *w) {
 
 static pl_unit unit_of(const pl_worker *w, const pl_block *b) {
     const pl_chunk *ch = &w->c->chunks[b->chunk];
-    return (pl_unit){.video = ch->video, .chunk = b->chunk,
-                     .info = &w->c->inputs[ch->video].info, .begin = b->begin,
-                     .end = b->begin + b->count, .context_begin = ch->context_begin,
-                     .first = b->first, .window = b->window, .last = b->last};
+    return (pl_unit){.video = ch->video,
+                     .chunk = b->chunk,
+                     .info = &w->c->inputs[ch->video].info,
+                     .begin = b->begin,
+                     .end = b->begin + b->count,
+                     .context_begin = ch->context_begin,
+                     .first = b->first,
+                     .window = b->window,
+                     .last = b->last};
 }
 
 /* Opens the unit's video at the first unit of a chunk. */
@@ -58,8 +63,7 @@ static dm_status open_chunk(pl_worker *w, const pl_unit *u) {
     const dm_video_info *ri = dm_video_reader_info(w->reader);
     if (ri->width != u->info->width || ri->height != u->info->height)
         return dm_error_set(DM_ERR_DECODE, "%s: frame size %dx%d differs from the probe's %dx%d",
-                            u->info->path, ri->width, ri->height, u->info->width,
-                            u->info->height);
+                            u->info->path, ri->width, ri->height, u->info->width, u->info->height);
     w->open_chunk = u->chunk, w->open_video = u->video;
     w->reader_pos = 0;
     return DM_OK;
@@ -109,7 +113,8 @@ static int keep_find(const pl_keep *k, int64_t f) {
 static void set_union(const pl_frame_set *sets, int n, int64_t *a, int64_t *b, int *m) {
     *m = 0;
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < sets[i].n; j++) a[*m] = sets[i].a[j], b[(*m)++] = sets[i].b[j];
+        for (int j = 0; j < sets[i].n; j++)
+            a[*m] = sets[i].a[j], b[(*m)++] = sets[i].b[j];
     for (int i = 1; i < *m; i++) /* insertion sort by start: a handful of ranges */
         for (int j = i; j > 0 && a[j] < a[j - 1]; j--) {
             int64_t t = a[j];
@@ -212,8 +217,8 @@ static dm_status mpi_fail(int rc, const char *what) {
 static dm_status recv_state(pl_worker *w, const pl_unit *u, int from, int *ok) {
     double t0 = pl_now();
     MPI_Status mst;
-    int rc = MPI_Recv(w->carry, (int)(w->msg_cap / sizeof(int64_t)), MPI_INT64_T, from,
-                      MSG_TAG, MPI_COMM_WORLD, &mst);
+    int rc = MPI_Recv(w->carry, (int)(w->msg_cap / sizeof(int64_t)), MPI_INT64_T, from, MSG_TAG,
+                      MPI_COMM_WORLD, &mst);
     w->stats.wait_s += pl_now() - t0;
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Recv");
     int cnt = 0;
@@ -221,19 +226,20 @@ static dm_status recv_state(pl_worker *w, const pl_unit *u, int from, int *ok) {
     const size_t bytes = (size_t)cnt * sizeof(int64_t);
     const int64_t *buf = w->carry;
     if (bytes < PL_HDR * sizeof(int64_t) || buf[0] != MSG_MAGIC || buf[1] != u->video ||
-        buf[2] != u->window - 1 || buf[4] < 0 ||
-        (size_t)buf[4] > bytes - PL_HDR * sizeof(int64_t))
-        return dm_error_set(DM_ERR_MPI, "%s: rank %d sent an unexpected %s state message "
-                            "(%zu bytes; expected video %d window %d)", u->info->path, from,
-                            w->handover->ops->name, bytes, u->video, u->window - 1);
+        buf[2] != u->window - 1 || buf[4] < 0 || (size_t)buf[4] > bytes - PL_HDR * sizeof(int64_t))
+        return dm_error_set(DM_ERR_MPI,
+                            "%s: rank %d sent an unexpected %s state message "
+                            "(%zu bytes; expected video %d window %d)",
+                            u->info->path, from, w->handover->ops->name, bytes, u->video,
+                            u->window - 1);
     *ok = buf[3] != 0;
     if (!*ok) return DM_OK;
     return w->handover->ops->state_unpack(w->handover, u, buf + PL_HDR, (size_t)buf[4]);
 }
 
 dm_status pl_worker_round(pl_worker *w, int round, const pl_block *b, int runs,
-                          const pl_block *next, int next_runs, dm_h5_block *out,
-                          int *failed_video, dm_status *video_status) {
+                          const pl_block *next, int next_runs, dm_h5_block *out, int *failed_video,
+                          dm_status *video_status) {
     const pl_ctx *c = w->c;
     *out = (dm_h5_block){.video = -1, .failed_video = -1};
     *failed_video = -1;
@@ -255,9 +261,10 @@ dm_status pl_worker_round(pl_worker *w, int round, const pl_block *b, int runs,
             dm_status ms = DM_OK;
             if (b->pred_rank == c->rank) {
                 if (!ho->ops->state_holds(ho, &u))
-                    ms = dm_error_set(DM_ERR_ARG, "%s: window %d: the local %s state is not "
-                                      "window %d's", u.info->path, u.window, ho->ops->name,
-                                      u.window - 1);
+                    ms = dm_error_set(DM_ERR_ARG,
+                                      "%s: window %d: the local %s state is not "
+                                      "window %d's",
+                                      u.info->path, u.window, ho->ops->name, u.window - 1);
             } else if (b->pred_round == round) {
                 ms = recv_state(w, &u, b->pred_rank, &pred_ok);
             } else if (w->carry_video != u.video || w->carry_window != u.window - 1) {
@@ -268,8 +275,10 @@ dm_status pl_worker_round(pl_worker *w, int round, const pl_block *b, int runs,
             }
             if (ms) return ms; /* protocol error: fatal */
             if (!vs && !pred_ok)
-                vs = dm_error_set(DM_ERR_DECODE, "%s: window %d: the previous window failed on "
-                                  "rank %d", u.info->path, u.window, b->pred_rank);
+                vs = dm_error_set(DM_ERR_DECODE,
+                                  "%s: window %d: the previous window failed on "
+                                  "rank %d",
+                                  u.info->path, u.window, b->pred_rank);
         }
         int64_t n = 0;
         if (!vs) vs = pop_unit(w, &u, &n);
@@ -294,14 +303,19 @@ dm_status pl_worker_round(pl_worker *w, int round, const pl_block *b, int runs,
             pl_worker_end_chunk(w); /* the reader may be anywhere */
         } else if (n > 0) {
             const dm_job *job = &c->job;
-            const int fgr = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
+            const int fgr =
+                job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
             const int alpha = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_ALPHA);
             w->stats.frames += n;
-            *out = (dm_h5_block){.video = u.video, .begin = u.begin, .count = n,
+            *out = (dm_h5_block){.video = u.video,
+                                 .begin = u.begin,
+                                 .count = n,
                                  .alpha = alpha ? w->rows.alpha : NULL,
                                  .foreground = fgr ? w->rows.fgr : NULL,
                                  .depth = job->depth.enabled ? w->rows.depth : NULL,
-                                 .pts = w->pts, .time_s = w->ts, .failed_video = -1};
+                                 .pts = w->pts,
+                                 .time_s = w->ts,
+                                 .failed_video = -1};
         }
         (void)stopped;
         if (w->be->device == DM_DEVICE_CUDA) { /* peak device memory in use, per unit */

@@ -64,18 +64,18 @@ typedef struct pl_stage_frame {
 /* The unit's output rows, owned by the worker; row t is video frame begin + t. A stage writes
  * only its own datasets (NULL when the job does not have them). */
 typedef struct pl_rows {
-    void *alpha;      /* (cap, H, W) uint8 (alpha*255) or float16 (job output.alpha_dtype) */
-    uint8_t *fgr;     /* (cap, H, W, 3) uint8 */
-    void *depth;      /* (cap, Hd, Wd) float16 or float32 (depth.dtype); Hd x Wd = source size,
-                         or the DA-V2 model grid with depth.output_size model */
-    int64_t cap;      /* rows of room */
+    void *alpha;  /* (cap, H, W) uint8 (alpha*255) or float16 (job output.alpha_dtype) */
+    uint8_t *fgr; /* (cap, H, W, 3) uint8 */
+    void *depth;  /* (cap, Hd, Wd) float16 or float32 (depth.dtype); Hd x Wd = source size,
+                     or the DA-V2 model grid with depth.output_size model */
+    int64_t cap;  /* rows of room */
 } pl_rows;
 
 typedef struct pl_stage pl_stage;
 
 typedef struct pl_stage_ops {
-    const char *name;  /* "RVM", "DA-V2", "VDA" (messages, statistics) */
-    int windowed;      /* 0: frame-synchronous (a stop request may end a unit early) */
+    const char *name; /* "RVM", "DA-V2", "VDA" (messages, statistics) */
+    int windowed;     /* 0: frame-synchronous (a stop request may end a unit early) */
     /* Frames needed for unit u, appended to *set (in increasing order). */
     dm_status (*want)(pl_stage *s, const pl_unit *u, pl_frame_set *set);
     /* Starts unit u (init for the video and its size at the first unit of a chunk; buffers
@@ -101,10 +101,10 @@ typedef struct pl_stage_ops {
 
 /* What every stage gets from the worker at creation. */
 typedef struct pl_stage_env {
-    const pl_ctx *c;        /* job, inputs, plan */
-    dm_backend *be;         /* the rank's backend (CPU, CUDA or emulated) */
+    const pl_ctx *c;         /* job, inputs, plan */
+    dm_backend *be;          /* the rank's backend (CPU, CUDA or emulated) */
     dm_h5_rank_stats *stats; /* inference_s, verify_s, verified/recomputed frames */
-    size_t max_px;          /* largest source frame (pixels) of this rank's units */
+    size_t max_px;           /* largest source frame (pixels) of this rank's units */
 } pl_stage_env;
 
 struct pl_stage {

@@ -42,8 +42,8 @@ static dm_status da2_begin(pl_stage *s, const pl_unit *u) {
     if (d->dc && d->dc_h == H && d->dc_w == W) return DM_OK;
     da2_ctx_free(d->dc);
     d->dc = NULL;
-    dm_status st = da2_ctx_init_batch(&d->dc, d->da2, s->env.be, H, W, job->depth.input_size,
-                                      d->batch);
+    dm_status st =
+        da2_ctx_init_batch(&d->dc, d->da2, s->env.be, H, W, job->depth.input_size, d->batch);
     if (!st) d->dc_h = H, d->dc_w = W;
     return st;
 }
@@ -64,8 +64,7 @@ static dm_status ref_models(da2_stage *d, int H, int W) {
             return dm_error_set(DM_ERR_NOMEM, "out of memory for the reference outputs");
         d->ref_out_n = n;
     }
-    if (!d->ref_da2 && (st = da2_model_load(&d->ref_da2, job->depth.weights, d->ref_be)))
-        return st;
+    if (!d->ref_da2 && (st = da2_model_load(&d->ref_da2, job->depth.weights, d->ref_be))) return st;
     if (!d->ref_dc || d->ref_h != H || d->ref_w != W) {
         da2_ctx_free(d->ref_dc);
         d->ref_dc = NULL;
@@ -103,15 +102,17 @@ static dm_status check(da2_stage *d, const pl_unit *u, int64_t frame, const uint
     if (env->be->precision != DM_DTYPE_F32 && !pl_count_nonfinite(d->ref_out, n)) {
         memcpy(depth, d->ref_out, n * sizeof(float));
         env->stats->recomputed_frames++;
-        fprintf(stderr, "depthmatte: %s: frame %lld: %lld NaN/Inf depth values in %s; "
-                "recomputed in float32\n", path, (long long)frame, (long long)bad,
-                dm_dtype_name(env->be->precision));
+        fprintf(stderr,
+                "depthmatte: %s: frame %lld: %lld NaN/Inf depth values in %s; "
+                "recomputed in float32\n",
+                path, (long long)frame, (long long)bad, dm_dtype_name(env->be->precision));
         return DM_OK;
     }
 nonfinite:
-    return dm_error_set(DM_ERR_NONFINITE, "%s: frame %lld: DA-V2 depth has %lld NaN/Inf values "
-                        "in float32 (%s backend); nothing of this frame is written", path,
-                        (long long)frame, (long long)bad, env->be->ops->name);
+    return dm_error_set(DM_ERR_NONFINITE,
+                        "%s: frame %lld: DA-V2 depth has %lld NaN/Inf values "
+                        "in float32 (%s backend); nothing of this frame is written",
+                        path, (long long)frame, (long long)bad, env->be->ops->name);
 }
 
 /* One forward pass over the nb waiting frames (rows done .. done + nb - 1). `last` is the
@@ -139,8 +140,10 @@ static dm_status run_batch(da2_stage *d, const pl_unit *u, const uint8_t *last, 
         const int64_t t = d->done + j;
         if ((st = check(d, u, u->begin + t, rgb[j], x, dpx))) return st;
         for (size_t i = 0; i < dpx; i++) {
-            if (depth_f16) ((uint16_t *)rows->depth)[t * dpx + i] = dm_f32_to_f16(x[i]);
-            else ((float *)rows->depth)[t * dpx + i] = x[i];
+            if (depth_f16)
+                ((uint16_t *)rows->depth)[t * dpx + i] = dm_f32_to_f16(x[i]);
+            else
+                ((float *)rows->depth)[t * dpx + i] = x[i];
         }
     }
     d->done += d->nb;
@@ -148,8 +151,7 @@ static dm_status run_batch(da2_stage *d, const pl_unit *u, const uint8_t *last, 
     return DM_OK;
 }
 
-static dm_status da2_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f,
-                          pl_rows *rows) {
+static dm_status da2_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f, pl_rows *rows) {
     da2_stage *d = (da2_stage *)s;
     const size_t px = (size_t)u->info->width * u->info->height;
     if (f->index != u->begin + d->done + d->nb)
@@ -162,8 +164,7 @@ static dm_status da2_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f
     return DM_OK;
 }
 
-static dm_status da2_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows,
-                         int64_t *done) {
+static dm_status da2_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows, int64_t *done) {
     da2_stage *d = (da2_stage *)s;
     dm_status st = DM_OK;
     /* B == 1 never leaves a frame waiting; B > 1 keeps copies of the waiting frames */
@@ -184,8 +185,13 @@ static void da2_free(pl_stage *s) {
 }
 
 static const pl_stage_ops da2_ops = {
-    .name = "DA-V2", .windowed = 0, .want = da2_want, .begin = da2_begin, .push = da2_push,
-    .pop = da2_pop, .free = da2_free,
+    .name = "DA-V2",
+    .windowed = 0,
+    .want = da2_want,
+    .begin = da2_begin,
+    .push = da2_push,
+    .pop = da2_pop,
+    .free = da2_free,
 };
 
 dm_status pl_stage_da2_create(pl_stage **out, const pl_stage_env *env) {
@@ -207,13 +213,14 @@ dm_status pl_stage_da2_create(pl_stage **out, const pl_stage_env *env) {
         for (int i = 0; i < c->n_inputs; i++) {
             int mh, mw;
             if (!c->inputs[i].ok) continue;
-            da2_input_size(c->inputs[i].info.height, c->inputs[i].info.width,
-                           job->depth.input_size, &mh, &mw);
+            da2_input_size(c->inputs[i].info.height, c->inputs[i].info.width, job->depth.input_size,
+                           &mh, &mw);
             if ((size_t)mh * mw > dpx) dpx = (size_t)mh * mw;
         }
     }
     d->depth_f = malloc((size_t)d->batch * dpx * sizeof(float));
-    if (!d->depth_f || (d->batch > 1 && !(d->batch_rgb = malloc((size_t)d->batch * env->max_px * 3))))
+    if (!d->depth_f ||
+        (d->batch > 1 && !(d->batch_rgb = malloc((size_t)d->batch * env->max_px * 3))))
         return dm_error_set(DM_ERR_NOMEM, "out of memory for %d batched frames (%zu pixels)",
                             d->batch, env->max_px);
     return DM_OK;

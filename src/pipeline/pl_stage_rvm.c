@@ -93,8 +93,8 @@ static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int6
     if (!st)
         st = pl_stage_verify(env, DM_TOL_RVM, "RVM alpha", u->info->path, frame, r->pha_f, rp, px);
     if (!st && fgr)
-        st = pl_stage_verify(env, DM_TOL_RVM, "RVM foreground", u->info->path, frame, r->fgr_f,
-                             rf, 3 * px);
+        st = pl_stage_verify(env, DM_TOL_RVM, "RVM foreground", u->info->path, frame, r->fgr_f, rf,
+                             3 * px);
     r->verified = 1;
     env->stats->verify_s += pl_now() - t0;
     return st;
@@ -107,20 +107,21 @@ static dm_status guard(const rvm_stage *r, const pl_unit *u, int64_t frame, size
     int64_t bad = pl_count_nonfinite(r->pha_f, px);
     if (fgr) bad += pl_count_nonfinite(r->fgr_f, 3 * px);
     if (!bad) return DM_OK;
-    return dm_error_set(DM_ERR_NONFINITE, "%s: frame %lld: RVM output has %lld NaN/Inf values "
-                        "(%s backend, %s); nothing of this frame is written%s", u->info->path,
-                        (long long)frame, (long long)bad, be->ops->name,
+    return dm_error_set(DM_ERR_NONFINITE,
+                        "%s: frame %lld: RVM output has %lld NaN/Inf values "
+                        "(%s backend, %s); nothing of this frame is written%s",
+                        u->info->path, (long long)frame, (long long)bad, be->ops->name,
                         dm_dtype_name(be->precision),
                         be->precision != DM_DTYPE_F32 ? ": run with runtime.precision "
-                                                        "float32" : "");
+                                                        "float32"
+                                                      : "");
 }
 
 static inline float clamp01(float x) {
     return x < 0.f ? 0.f : (x > 1.f ? 1.f : x);
 }
 
-static dm_status rvm_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f,
-                          pl_rows *rows) {
+static dm_status rvm_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f, pl_rows *rows) {
     rvm_stage *r = (rvm_stage *)s;
     const dm_job *job = &s->env.c->job;
     const size_t px = (size_t)u->info->width * u->info->height;
@@ -144,8 +145,10 @@ static dm_status rvm_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f
         const int alpha_u8 = job->output.alpha_dtype == DM_DTYPE_U8;
         for (size_t i = 0; i < px; i++) {
             float a = clamp01(r->pha_f[i]);
-            if (alpha_u8) ((uint8_t *)rows->alpha)[t * px + i] = (uint8_t)lrintf(a * 255.f);
-            else ((uint16_t *)rows->alpha)[t * px + i] = dm_f32_to_f16(a);
+            if (alpha_u8)
+                ((uint8_t *)rows->alpha)[t * px + i] = (uint8_t)lrintf(a * 255.f);
+            else
+                ((uint16_t *)rows->alpha)[t * px + i] = dm_f32_to_f16(a);
         }
     }
     if (want_fgr) {
@@ -158,8 +161,7 @@ static dm_status rvm_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f
     return DM_OK;
 }
 
-static dm_status rvm_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows,
-                         int64_t *done) {
+static dm_status rvm_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows, int64_t *done) {
     (void)u, (void)flush, (void)rows;
     *done = ((rvm_stage *)s)->pushed;
     return DM_OK;
@@ -177,8 +179,13 @@ static void rvm_free(pl_stage *s) {
 }
 
 static const pl_stage_ops rvm_ops = {
-    .name = "RVM", .windowed = 0, .want = rvm_want, .begin = rvm_begin, .push = rvm_push,
-    .pop = rvm_pop, .free = rvm_free,
+    .name = "RVM",
+    .windowed = 0,
+    .want = rvm_want,
+    .begin = rvm_begin,
+    .push = rvm_push,
+    .pop = rvm_pop,
+    .free = rvm_free,
 };
 
 dm_status pl_stage_rvm_create(pl_stage **out, const pl_stage_env *env) {

@@ -53,11 +53,11 @@ static dm_status vda_want(pl_stage *s, const pl_unit *u, pl_frame_set *set) {
     /* Slots 0..9 come from the previous window (vda_window_shift); slots 10..31 are frames
      * 22k+10.. or, past the video end, the last frame again (the previous window decoded it:
      * the worker replays it without decoding). */
-    if (continues(v, u))
-        return pl_frame_set_add(set, 22 * k + 10 < T ? 22 * k + 10 : T - 1, end);
+    if (continues(v, u)) return pl_frame_set_add(set, 22 * k + 10 < T ? 22 * k + 10 : T - 1, end);
     dm_status st = pl_frame_set_add(set, 0, 1);
-    if (!st) st = pl_frame_set_add(set, 22 * k - 10 < T ? 22 * k - 10 : T - 1,
-                                   22 * k - 9 < T ? 22 * k - 9 : T);
+    if (!st)
+        st = pl_frame_set_add(set, 22 * k - 10 < T ? 22 * k - 10 : T - 1,
+                              22 * k - 9 < T ? 22 * k - 9 : T);
     if (!st) st = pl_frame_set_add(set, 22 * k + 2 < T ? 22 * k + 2 : T - 1, end);
     return st;
 }
@@ -102,9 +102,10 @@ static dm_status check_window(vda_stage *v, const pl_unit *u) {
     const int redo = bad && env->be->precision != DM_DTYPE_F32;
     if (!verify && !redo) {
         if (!bad) return DM_OK;
-        return dm_error_set(DM_ERR_NONFINITE, "%s: window %d: VDA depth has %lld NaN/Inf values "
-                            "(%s backend, %s); nothing of this window is written", info->path,
-                            k, (long long)bad, env->be->ops->name,
+        return dm_error_set(DM_ERR_NONFINITE,
+                            "%s: window %d: VDA depth has %lld NaN/Inf values "
+                            "(%s backend, %s); nothing of this window is written",
+                            info->path, k, (long long)bad, env->be->ops->name,
                             dm_dtype_name(env->be->precision));
     }
     const double t0 = pl_now();
@@ -141,17 +142,19 @@ static dm_status check_window(vda_stage *v, const pl_unit *u) {
     if (redo && !still) {
         memcpy(v->raw, v->ref_raw, n * sizeof(float));
         env->stats->recomputed_frames += VDA_WINDOW;
-        fprintf(stderr, "depthmatte: %s: window %d: %lld NaN/Inf depth values in %s; recomputed "
-                "in float32\n", info->path, k, (long long)bad, dm_dtype_name(env->be->precision));
+        fprintf(stderr,
+                "depthmatte: %s: window %d: %lld NaN/Inf depth values in %s; recomputed "
+                "in float32\n",
+                info->path, k, (long long)bad, dm_dtype_name(env->be->precision));
         return DM_OK;
     }
-    return dm_error_set(DM_ERR_NONFINITE, "%s: window %d: VDA depth has %lld NaN/Inf values in "
-                        "float32; nothing of this window is written", info->path, k,
-                        (long long)(still ? still : bad));
+    return dm_error_set(DM_ERR_NONFINITE,
+                        "%s: window %d: VDA depth has %lld NaN/Inf values in "
+                        "float32; nothing of this window is written",
+                        info->path, k, (long long)(still ? still : bad));
 }
 
-static dm_status vda_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f,
-                          pl_rows *rows) {
+static dm_status vda_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f, pl_rows *rows) {
     (void)rows;
     vda_stage *v = (vda_stage *)s;
     dm_status st = DM_OK;
@@ -198,8 +201,10 @@ static dm_status put_row(const vda_stage *v, const pl_unit *u, const float *src,
         if (!isfinite(d))
             return dm_error_set(DM_ERR_NONFINITE, "%s: frame %lld: non-finite depth at pixel %zu",
                                 u->info->path, (long long)row, i);
-        if (f16) ((uint16_t *)rows->depth)[t * px + i] = dm_f32_to_f16(d);
-        else ((float *)rows->depth)[t * px + i] = d;
+        if (f16)
+            ((uint16_t *)rows->depth)[t * px + i] = dm_f32_to_f16(d);
+        else
+            ((float *)rows->depth)[t * px + i] = d;
     }
     return DM_OK;
 }
@@ -231,16 +236,15 @@ static dm_status align_rows(vda_stage *v, const pl_unit *u, pl_rows *rows) {
         for (; row < u->end; row++) {
             int64_t j = row - ff;
             if (j < 0 || j >= VDA_INTERP)
-                return dm_error_set(DM_ERR_ARG, "%s: row %lld outside the last window",
-                                    info->path, (long long)row);
+                return dm_error_set(DM_ERR_ARG, "%s: row %lld outside the last window", info->path,
+                                    (long long)row);
             if ((st = put_row(v, u, p + (size_t)j * px, row, rows))) return st;
         }
     }
     return DM_OK;
 }
 
-static dm_status vda_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows,
-                         int64_t *done) {
+static dm_status vda_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows, int64_t *done) {
     vda_stage *v = (vda_stage *)s;
     *done = 0;
     if (!flush) return DM_OK; /* rows are finished only with the alignment state */
@@ -285,8 +289,7 @@ static dm_status vda_state_pack(pl_stage *s, const pl_unit *u, void *buf, size_t
     return DM_OK;
 }
 
-static dm_status vda_state_unpack(pl_stage *s, const pl_unit *u, const void *buf,
-                                  size_t bytes) {
+static dm_status vda_state_unpack(pl_stage *s, const pl_unit *u, const void *buf, size_t bytes) {
     vda_stage *v = (vda_stage *)s;
     /* unpack overwrites the whole state: reallocate only when the frame size changes */
     dm_status st = ensure_align(v, u->info, 0);
@@ -313,9 +316,17 @@ static void vda_free(pl_stage *s) {
 }
 
 static const pl_stage_ops vda_ops = {
-    .name = "VDA", .windowed = 1, .want = vda_want, .begin = vda_begin, .push = vda_push,
-    .pop = vda_pop, .state_cap = vda_state_cap, .state_pack = vda_state_pack,
-    .state_unpack = vda_state_unpack, .state_holds = vda_state_holds, .free = vda_free,
+    .name = "VDA",
+    .windowed = 1,
+    .want = vda_want,
+    .begin = vda_begin,
+    .push = vda_push,
+    .pop = vda_pop,
+    .state_cap = vda_state_cap,
+    .state_pack = vda_state_pack,
+    .state_unpack = vda_state_unpack,
+    .state_holds = vda_state_holds,
+    .free = vda_free,
 };
 
 dm_status pl_stage_vda_create(pl_stage **out, const pl_stage_env *env) {

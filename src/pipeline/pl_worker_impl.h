@@ -30,13 +30,14 @@ struct pl_worker {
     pl_prefetch pf;     /* decode thread + ring of (H, W, 3) frames, sized once */
     dm_video_reader *reader;
     int open_chunk, open_video; /* chunk / video of the open reader (-1: none) */
-    int64_t reader_pos; /* frame the reader returns next when the thread is not running, -1: unknown */
-    int pf_on;          /* the decode thread runs: it hands out frames pf_next .. pf_end - 1 */
+    int64_t
+        reader_pos; /* frame the reader returns next when the thread is not running, -1: unknown */
+    int pf_on;      /* the decode thread runs: it hands out frames pf_next .. pf_end - 1 */
     int64_t pf_next, pf_end;
-    pl_keep keep[2];    /* [0]: from the previous unit (read), [1]: for the next one (filled) */
-    pl_rows rows;       /* the unit's rows in the output dtypes */
-    int64_t *pts;       /* (rows.cap,) */
-    double *ts;         /* (rows.cap,) */
+    pl_keep keep[2]; /* [0]: from the previous unit (read), [1]: for the next one (filled) */
+    pl_rows rows;    /* the unit's rows in the output dtypes */
+    int64_t *pts;    /* (rows.cap,) */
+    double *ts;      /* (rows.cap,) */
     /* hand-over messages: int64 header {magic, video, window, ok, state bytes} + state */
     int64_t *msg, *carry;
     size_t msg_cap; /* bytes of each */
