@@ -151,45 +151,58 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, pl_watchdog *wd, dm_h5_file
     for (int k = 0; k < c->n_chunks; k++)
         if (skip[k] && c->chunks[k].rank == c->rank) skipped += c->chunks[k].end - c->chunks[k].begin;
     MPI_Allreduce(&skipped, &done, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-    int bi = 0, open_chunk = -1;
+    int bi = 0;
     dm_status st = DM_OK;
     /* VDA: skip flags per video (a chunk of a fully done video marks its video). */
     uint8_t *video_skip = calloc(c->n_inputs > 0 ? c->n_inputs : 1, 1);
-    if (!video_skip) {
-        free(chunk_failed);
+    int *unit_of_round = calloc(c->n_rounds > 0 ? c->n_rounds : 1, sizeof(int));
+    if (!video_skip || !unit_of_round) {
+        free(chunk_failed), free(video_skip), free(unit_of_round);
         return dm_error_set(DM_ERR_NOMEM, "out of memory");
     }
     for (int k = 0; k < c->n_chunks; k++)
         if (skip[k]) video_skip[c->chunks[k].video] = 1;
+    /* VDA units run in fixed rounds (the hand-over of the alignment state is per round) */
+    for (int r = 0; r < c->n_rounds; r++) unit_of_round[r] = -1;
+    for (int i = 0; i < c->n_blocks && c->is_vda; i++)
+        if (c->blocks[i].round >= 0 && c->blocks[i].round < c->n_rounds)
+            unit_of_round[c->blocks[i].round] = i;
     for (int round = 0; round < c->n_rounds; round++) {
         dm_h5_block blk = {.video = -1, .failed_video = -1};
         int fv = -1;        /* video that failed on this rank in this round */
         dm_status vs = DM_OK;
         pl_watchdog_round_work(wd);
+        const pl_block *b = NULL, *next = NULL;
+        int runs = 0, next_runs = 0;
         if (c->is_vda) {
-            dm_status fs = pl_vda_round(pl_worker_vda(w), round, video_skip, f, &blk, &fv, &vs,
-                                        stats);
-            if (fs) {
-                res->report = res->fatal = 1;
-                st = fs;
-                break;
-            }
+            const int i = unit_of_round[round];
+            const int ni = round + 1 < c->n_rounds ? unit_of_round[round + 1] : -1;
+            b = i >= 0 ? &c->blocks[i] : NULL;
+            next = ni >= 0 ? &c->blocks[ni] : NULL;
+            const int v = b ? c->chunks[b->chunk].video : -1;
+            const int nv = next ? c->chunks[next->chunk].video : -1;
+            runs = b && !video_skip[v] && !dm_h5_video_failed(f, v);
+            next_runs = next && !video_skip[nv] && !dm_h5_video_failed(f, nv);
         } else {
+            /* skipped (--resume) and failed chunks take no round */
             while (bi < c->n_blocks) {
                 int k = c->blocks[bi].chunk;
                 if (!skip[k] && !chunk_failed[k] && !dm_h5_video_failed(f, c->chunks[k].video))
                     break;
-                if (open_chunk == k) pl_worker_end_chunk(w), open_chunk = -1;
                 bi++;
             }
-            if (bi < c->n_blocks) {
-                const pl_block *b = &c->blocks[bi++];
-                const pl_chunk *ch = &c->chunks[b->chunk];
-                vs = pl_worker_block(w, b, &blk);
-                open_chunk = b->chunk;
-                if (vs) fv = ch->video, chunk_failed[b->chunk] = 1;
-                if (vs || b->begin + b->count >= ch->end) pl_worker_end_chunk(w), open_chunk = -1;
-            }
+            if (bi < c->n_blocks) b = &c->blocks[bi++], runs = 1;
+        }
+        dm_status fs = pl_worker_round(w, round, b, runs, next, next_runs, &blk, &fv, &vs);
+        if (fs) {
+            res->report = res->fatal = 1;
+            st = fs;
+            break;
+        }
+        if (b && runs && !c->is_vda) {
+            const pl_chunk *ch = &c->chunks[b->chunk];
+            if (vs) chunk_failed[b->chunk] = 1;
+            if (vs || b->begin + b->count >= ch->end) pl_worker_end_chunk(w);
         }
         if (fv >= 0) {
             /* The video is unusable: tell everybody in this round's exchange. */
@@ -259,6 +272,7 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, pl_watchdog *wd, dm_h5_file
     pl_worker_end_chunk(w);
     free(chunk_failed);
     free(video_skip);
+    free(unit_of_round);
     if (!st) pl_progress(c, done, t0, 1);
     if (!st && res->interrupted && c->rank == 0)
         fprintf(stderr, "depthmatte: stop requested (SIGTERM): %lld of %lld frames written and "

@@ -30,11 +30,20 @@ typedef struct pl_chunk {
     int64_t begin, end, context_begin;
 } pl_chunk;
 
-/* One write block of a rank: rows [begin, begin + count) of chunk `chunk`. */
+/* One unit of a rank (pl_stage.h): rows [begin, begin + count) of chunk `chunk`, written in
+ * one write round. Block units (no windowed stage in the job) are processed in order, one per
+ * round, skipped ones taking no round; VDA units are the windows of the VDA schedule, each in
+ * its fixed round `round`, with the ranks of the windows before and after for the hand-over of
+ * the alignment state. */
 typedef struct pl_block {
     int chunk;
     int64_t begin, count;
-    int first; /* 1: first block of its chunk (open the video, decode the context) */
+    int first;  /* 1: first unit of its chunk (open the video, decode the context) */
+    int window; /* VDA window index, -1 for a block unit */
+    int round;  /* VDA: write round of this unit; -1 for a block unit */
+    int last;   /* 1: last unit of its video (no later window) */
+    int pred_rank, pred_round; /* VDA: who ran window - 1 and when (-1: window 0) */
+    int succ_rank;             /* VDA: who runs window + 1 (-1: none) */
 } pl_block;
 
 typedef struct pl_ctx {
@@ -50,7 +59,7 @@ typedef struct pl_ctx {
     int n_blocks;
     int n_rounds;        /* max over ranks of their block count */
     int64_t total_frames; /* rows to write over all ranks (ok videos) */
-    int is_vda;           /* depth.model is a Video Depth Anything model: rounds = windows */
+    int is_vda;           /* depth.model is a Video Depth Anything model: units = windows */
     dm_vda_schedule vda;  /* VDA: every window of the job (all ranks), see plan.h */
 } pl_ctx;
 
@@ -87,41 +96,29 @@ int64_t pl_count_nonfinite(const float *x, size_t n);
 
 typedef struct pl_worker pl_worker;
 
+/* Backend, the job's stages (pl_stage.h: RVM, DA-V2, VDA, each loaded once), the decode ring
+ * and the row buffers, sized once from this rank's units. Collective (GPU binding). */
 dm_status pl_worker_init(pl_worker **w, pl_ctx *c, MPI_Comm comm);
 void pl_worker_free(pl_worker *w);
 
-/* Produces block `b` (decode, networks, conversion) into `out` (buffers owned by the worker).
- * Errors concern the block's video (decode / inference) and name the file. */
-dm_status pl_worker_block(pl_worker *w, const pl_block *b, dm_h5_block *out);
+/* Everything this rank does in write round `round` (pl_run_unit.c): unit `b` (NULL: none; or
+ * skipped when runs == 0: --resume, or its video already failed) through every stage over one
+ * decode of its frames, and the stage state hand-over of the round (point-to-point with the
+ * neighbouring units' ranks; `next`/`next_runs`: this rank's unit of round + 1, whose state
+ * may arrive in this round). *out: the rows to write (video -1: none). A video error (decode,
+ * network, verification, the previous window failed) gives *failed_video = the video and
+ * *video_status its status, with its message in dm_error_message(); the return value is DM_OK
+ * then. Returns an error only for MPI / protocol failures, after which the job must abort.
+ * Every rank must call it for every round of a job with a hand-over (VDA). */
+dm_status pl_worker_round(pl_worker *w, int round, const pl_block *b, int runs,
+                          const pl_block *next, int next_runs, dm_h5_block *out,
+                          int *failed_video, dm_status *video_status);
 
-/* Ends the current chunk (closes its reader). */
+/* Ends the current chunk (stops the decode thread, closes its reader). */
 void pl_worker_end_chunk(pl_worker *w);
 
 /* Statistics of this rank so far (frames, seconds per stage). */
 dm_h5_rank_stats *pl_worker_stats(pl_worker *w);
-
-/* VDA windows of this rank (pl_vda.c), owned by the worker. */
-typedef struct pl_vda pl_vda;
-
-/* Loads the VDA model (metric or not from depth.model) and sizes the buffers from the largest
- * frame of this rank's windows. */
-dm_status pl_vda_init(pl_vda **v, pl_ctx *c, dm_backend *be);
-void pl_vda_free(pl_vda *v);
-
-/* Everything this rank does for VDA in write round `round` (header of pl_vda.c): its window
- * (unless its video is skipped, video_skip[v] != 0 (--resume: all rows done), or known failed),
- * the alignment-state messages of the round. Point-to-point with the neighbouring windows'
- * ranks; every rank must call it for every round. *out: the rows to write (video -1: none).
- * A video error (decode, forward pass, previous window failed) gives *failed_video = the video,
- * *video_status its status and leaves its message in dm_error_message(); the return value is
- * DM_OK then. Returns an
- * error only for MPI / protocol failures, after which the job must abort. */
-dm_status pl_vda_round(pl_vda *v, int round, const uint8_t *video_skip, dm_h5_file *f,
-                       dm_h5_block *out, int *failed_video, dm_status *video_status,
-                       dm_h5_rank_stats *stats);
-
-/* The worker's VDA part (NULL unless c->is_vda). */
-pl_vda *pl_worker_vda(pl_worker *w);
 
 /* 1 when the job's depth stage is a Video Depth Anything model. */
 static inline int pl_is_vda(const dm_job *job) {

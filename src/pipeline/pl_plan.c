@@ -34,8 +34,13 @@ dm_status pl_plan_for_ranks(pl_ctx *c, int ranks) {
             if (!c->chunks) st = dm_error_set(DM_ERR_NOMEM, "out of memory");
             for (int k = 0; k < plan.n_chunks && !st; k++) {
                 const dm_chunk *ch = &plan.chunks[k];
-                c->chunks[k] = (pl_chunk){map[ch->video], ch->rank, ch->begin, ch->end,
-                                          ch->context_begin};
+                /* VDA chunks start on window borders and need no context; with matting in
+                 * the same job, RVM warms up before every chunk that starts inside a video
+                 * (matting.warmup_frames), as in a matting-only plan. */
+                int64_t cb = ch->context_begin;
+                if (pl_is_vda(&c->job) && c->job.matting.enabled)
+                    cb = ch->begin > opt.warmup_frames ? ch->begin - opt.warmup_frames : 0;
+                c->chunks[k] = (pl_chunk){map[ch->video], ch->rank, ch->begin, ch->end, cb};
             }
             if (!st) c->n_chunks = plan.n_chunks;
             dm_plan_free(&plan);

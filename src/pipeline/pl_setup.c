@@ -69,12 +69,6 @@ dm_status pl_load_and_probe(pl_ctx *c, const char *job_path, const char *const *
                             int n_sets, int check_output_path) {
     dm_status st = dm_config_load_with_sets(job_path, sets, n_sets, &c->job);
     if (st) return st;
-    if (pl_is_vda(&c->job) && c->job.matting.enabled)
-        return dm_error_set(DM_ERR_UNSUPPORTED, "%s: matting together with depth.model %s in one "
-                            "job is not supported yet (VDA runs window by window, RVM frame by "
-                            "frame): run them as two jobs", job_path,
-                            c->job.depth.model == DM_DEPTH_VDA_VITS ? "vda_vits"
-                                                                    : "vda_vits_metric");
     /* Model-size rows are the DA-V2 head output on its input grid (da2_input_size); the VDA
      * paths only produce source-size depth. */
     if (c->job.depth.enabled && c->job.depth.output_size == DM_DEPTH_SIZE_MODEL &&
@@ -148,6 +142,41 @@ dm_status pl_setup(pl_ctx *c, const char *job_path, const char *const *sets, int
     return pl_make_blocks(c, c->job.output.chunk_frames);
 }
 
+/* VDA: this rank's units are its windows of the schedule, in round order, each with the chunk
+ * that holds its rows (a whole video, or the window itself) and its neighbours' ranks. */
+static dm_status vda_blocks(pl_ctx *c) {
+    const dm_vda_schedule *sc = &c->vda;
+    c->n_blocks = 0;
+    for (int i = 0; i < sc->n; i++) c->n_blocks += sc->slot[i].rank == c->rank;
+    c->blocks = calloc(c->n_blocks > 0 ? c->n_blocks : 1, sizeof *c->blocks);
+    if (!c->blocks) return dm_error_set(DM_ERR_NOMEM, "out of memory");
+    int nb = 0;
+    for (int i = 0; i < sc->n; i++) { /* slots sorted by video, window */
+        const dm_vda_slot *s = &sc->slot[i];
+        if (s->rank != c->rank) continue;
+        int k = 0;
+        while (k < c->n_chunks && !(c->chunks[k].video == s->video && c->chunks[k].rank == s->rank &&
+                                    c->chunks[k].begin <= s->begin && s->begin < c->chunks[k].end))
+            k++;
+        if (k == c->n_chunks)
+            return dm_error_set(DM_ERR_ARG, "plan: VDA window %d of video %d has no chunk",
+                                s->window, s->video);
+        const dm_vda_slot *p = s->window > 0 ? &sc->slot[i - 1] : NULL;
+        const dm_vda_slot *n = i + 1 < sc->n && sc->slot[i + 1].video == s->video ? &sc->slot[i + 1]
+                                                                                 : NULL;
+        c->blocks[nb++] = (pl_block){k, s->begin, s->end - s->begin, s->begin == c->chunks[k].begin,
+                                     s->window, s->round, n == NULL, p ? p->rank : -1,
+                                     p ? p->round : -1, n ? n->rank : -1};
+    }
+    /* in round order (the schedule numbers each rank's windows in its chunk order) */
+    for (int i = 1; i < nb; i++)
+        for (int j = i; j > 0 && c->blocks[j].round < c->blocks[j - 1].round; j--) {
+            pl_block t = c->blocks[j];
+            c->blocks[j] = c->blocks[j - 1], c->blocks[j - 1] = t;
+        }
+    return DM_OK;
+}
+
 dm_status pl_make_blocks(pl_ctx *c, int chunk_frames) {
     if (chunk_frames < 1) return dm_error_set(DM_ERR_ARG, "output.chunk_frames must be >= 1");
     int *per_rank = calloc(c->size, sizeof *per_rank);
@@ -169,7 +198,8 @@ dm_status pl_make_blocks(pl_ctx *c, int chunk_frames) {
         }
         for (int k = 0; k < c->n_chunks; k++) {
             const pl_chunk *x = &c->chunks[k];
-            ch[k] = (dm_chunk){x->video, x->rank, x->begin, x->end, x->context_begin};
+            /* (RVM's warm-up context is the worker's business, not the schedule's) */
+            ch[k] = (dm_chunk){x->video, x->rank, x->begin, x->end, x->begin};
             c->total_frames += x->end - x->begin;
         }
         p.n_videos = n_videos, p.nranks = c->size, p.n_chunks = c->n_chunks;
@@ -178,9 +208,7 @@ dm_status pl_make_blocks(pl_ctx *c, int chunk_frames) {
         free(frames), free(ch);
         if (st) return st;
         c->n_rounds = c->vda.n_rounds;
-        c->n_blocks = 0;
-        c->blocks = calloc(1, sizeof *c->blocks);
-        return c->blocks ? DM_OK : dm_error_set(DM_ERR_NOMEM, "out of memory");
+        return vda_blocks(c);
     }
     for (int k = 0; k < c->n_chunks; k++) {
         const pl_chunk *ch = &c->chunks[k];
@@ -201,7 +229,8 @@ dm_status pl_make_blocks(pl_ctx *c, int chunk_frames) {
         if (ch->rank != c->rank || ch->begin >= ch->end) continue;
         for (int64_t b = ch->begin; b < ch->end; b += chunk_frames) {
             int64_t n = ch->end - b < chunk_frames ? ch->end - b : chunk_frames;
-            c->blocks[nb++] = (pl_block){k, b, n, b == ch->begin};
+            c->blocks[nb++] = (pl_block){k, b, n, b == ch->begin, -1, -1, b + n >= ch->end,
+                                         -1, -1, -1};
         }
     }
     return DM_OK;

@@ -3,7 +3,7 @@
 
 Usage: e2e.py CASE --exe DEPTHMATTE --mpiexec MPIEXEC --shared SHARED_DIR --work WORK_DIR
 Cases: consistency, full720p, bad_inputs, keep_going, odd_videos, resume, depth,
-depth_model_size, vda, sigterm, crash, device, stall, slow_rank.
+depth_model_size, vda, stages, sigterm, crash, device, stall, slow_rank.
 Exit 0 pass, 1 fail, 77 skip (data or h5py missing; printed loudly)."""
 import argparse
 import json
@@ -849,7 +849,7 @@ def case_vda():
     5e-4 * std (golden README section 5: fp32 video/stream depths, scale/shift fitting amplifies
     rounding). --resume of a file whose last window is missing recomputes the video and ends
     bit-identical. The metric model skips the alignment: window 0's rows equal the relative
-    run's, later rows differ, attributes say metres. Matting + VDA in one job is refused."""
+    run's, later rows differ, attributes say metres. (Matting + VDA in one job: case stages.)"""
     golden = shared("golden/vda_vits/video.safetensors")
     need(golden)
     wts = recipe_weights("vda_vits")
@@ -942,13 +942,96 @@ def case_vda():
     rc, _, err = run(3, pathk)
     check(rc != 0 and "vda_damaged.mkv" in err, "without --keep-going: non-zero exit, no hang")
 
-    bad = os.path.join(A.work, "vda_matting.yaml")
-    with open(bad, "w") as f:
-        json.dump({"inputs": [clip], "output": {"path": os.path.join(A.work, "vda_bad.h5")},
-                   "matting": {"weights": shared("models/rvm_mobilenetv3.safetensors")},
-                   "depth": {"model": "vda_vits", "weights": wts}}, f)
-    rc, _, err = run(1, bad)
-    check(rc != 0 and "two jobs" in err, f"matting + vda refused ({err.strip()[-200:]})")
+
+
+def case_stages():
+    """Matting (RVM, real weights) + Video Depth Anything (recipe weights, input_size 42) in one
+    job over one decode (src/pipeline/pl_stage.h) equals the two separate jobs (matting-only,
+    VDA-only) bit for bit in every dataset row (alpha, foreground, depth, pts, time_s, done):
+    on 1 rank (two videos of different sizes: a context change between units) and on 3 ranks
+    (three 48-frame videos, one per rank; the last window's padding frame is replayed from the
+    look-ahead, not decoded again). A single video on 3 ranks (VDA windows round-robin, the
+    alignment state passed on): depth bitwise == the VDA-only job, every window chunk after
+    frame 0 warms RVM up with matting.warmup_frames context frames (plan), and the rows of the
+    rank starting at frame 0 equal the sequential matting rows."""
+    src = [shared("videos/lossless/juggle_256x144_ffv1.mkv"),
+           shared("videos/lossless/dog_320x180_ffv1.mkv"), shared("videos/foreman_h264.mp4")]
+    rvm = shared("models/rvm_mobilenetv3.safetensors")
+    need(*src, rvm)
+    wts = recipe_weights("vda_vits")
+    T = 48  # windows 0, 1, 2 (rows 46, 47); window 2 pads with frame 47
+    # Smaller copies of two real clips keep RVM's CPU time down: lossless, and H.264 with a
+    # keyframe every 12 frames (VDA's key frames 0 and 22k-10 are seeks).
+    clips = [src[0], os.path.join(A.work, "dog_160x90.mkv"), os.path.join(A.work, "foreman_176x144.mp4")]
+    for i, o, enc in ((src[1], clips[1], ["-c:v", "ffv1", "-pix_fmt", "bgr0"]),
+                      (src[2], clips[2], ["-c:v", "libx264", "-g", "12", "-bf", "2", "-crf", "20",
+                                          "-pix_fmt", "yuv420p"])):
+        w, h = os.path.basename(o).split("_")[1].split(".")[0].split("x")
+        p = subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", i, "-frames:v", str(T + 4), "-an",
+                            "-vf", f"scale={w}:{h}", *enc, o], capture_output=True, text=True)
+        check(p.returncode == 0, f"ffmpeg wrote {os.path.basename(o)} ({p.stderr[-200:]})")
+
+    def job(name, inputs, matting, vda, **plan):
+        out = os.path.join(A.work, f"stages_{name}.h5")
+        j = {"inputs": inputs, "max_frames": T, "output": {"path": out, "overwrite": True}}
+        if matting:
+            j["matting"] = {"weights": rvm, "outputs": ["alpha", "foreground"]}
+        if vda:
+            j["depth"] = {"model": "vda_vits", "weights": wts, "input_size": 42}
+        if plan:
+            j["plan"] = plan
+        path = os.path.join(A.work, f"stages_{name}.yaml")
+        with open(path, "w") as f:
+            json.dump(j, f)
+        return path, out
+
+    def go(np_, path, what):
+        rc, _, err = run(np_, path)
+        check(rc == 0, f"{what}: exit 0 ({err.strip()[-300:]})")
+
+    def same(a, b, keys, n, what):
+        with h5py.File(a) as fa, h5py.File(b) as fb:
+            check(int(fa.attrs["complete"]) == 1, f"{what}: complete")
+            for v in range(n):
+                for k in keys:
+                    x, y = fa[f"videos/{v:05d}/{k}"], fb[f"videos/{v:05d}/{k}"]
+                    check(x.shape == y.shape and x.dtype == y.dtype and
+                          np.array_equal(x[...], y[...]), f"{what}: video {v} {k} {x.shape} bitwise")
+                check(bool(np.all(fa[f"videos/{v:05d}/done"][...] == 1)), f"{what}: video {v} all done")
+
+    mkeys = ("alpha", "foreground", "pts", "time_s", "done")
+    dkeys = ("depth", "pts", "time_s", "done")
+    for np_, inputs in ((1, clips[:2]), (3, clips)):
+        both, bout = job(f"both_np{np_}", inputs, True, True)
+        mat, mout = job(f"matting_np{np_}", inputs, True, False)
+        vda, vout = job(f"vda_np{np_}", inputs, False, True)
+        for path, what in ((both, "matting + VDA"), (mat, "matting only"), (vda, "VDA only")):
+            go(np_, path, f"{what}, {np_} rank(s)")
+        same(bout, mout, mkeys, len(inputs), f"np {np_}: matting + VDA == matting only")
+        same(bout, vout, dkeys, len(inputs), f"np {np_}: matting + VDA == VDA only")
+        with h5py.File(bout) as f:
+            check(s(f["videos/00000/depth"].attrs["model"]) == "video_depth_anything_small" and
+                  f["videos/00000/alpha"].shape == (T, 144, 256), "both datasets with attributes")
+
+    # One video on 3 ranks: windows round-robin, RVM warm-up per window chunk.
+    both, bout = job("split_both", clips[:1], True, True)
+    vda, vout = job("split_vda", clips[:1], False, True)
+    seq = os.path.join(A.work, "stages_matting_np1.h5")  # clips[0] sequential (above)
+    starts = chunk_starts(both, 3)
+    check(len(starts) == 2 and all(cb == max(0, b - 32) for b, cb in starts),
+          f"plan: window chunks warm RVM up 32 frames ({starts})")
+    go(3, both, "split matting + VDA, 3 ranks")
+    go(3, vda, "split VDA only, 3 ranks")
+    same(bout, vout, dkeys, 1, "split np 3: matting + VDA == VDA only")
+    with h5py.File(bout) as f, h5py.File(seq) as g:
+        a, r = f["videos/00000/alpha"][...], g["videos/00000/alpha"][...]
+        # chunks warmed up from frame 0 (windows 0 and 1) saw the same frames as sequential RVM
+        cold = min([b for b, cb in starts if cb > 0] + [T])
+        check(cold == 46 and np.array_equal(a[:cold], r[:cold]),
+              f"split: rows 0..{cold - 1} (RVM context from frame 0) == sequential")
+        d = np.abs(a[cold:].astype(int) - r[cold:].astype(int))
+        print(f"  split: rows {cold}..{T - 1} (RVM warmed up 32 frames) vs sequential alpha: "
+              f"max {d.max()} levels, mean {d.mean():.3f} (DESIGN.md \"Context frames\")")
 
 
 def case_device():
@@ -1063,7 +1146,7 @@ def case_device():
 CASES = {"consistency": case_consistency, "full720p": case_full720p,
          "bad_inputs": case_bad_inputs, "keep_going": case_keep_going,
          "odd_videos": case_odd_videos, "resume": case_resume, "depth": case_depth,
-         "depth_model_size": case_depth_model_size, "vda": case_vda,
+         "depth_model_size": case_depth_model_size, "vda": case_vda, "stages": case_stages,
          "sigterm": case_sigterm, "crash": case_crash, "device": case_device,
          "rvm_resnet50": case_rvm_resnet50,
          "stall": case_stall, "slow_rank": case_slow_rank}

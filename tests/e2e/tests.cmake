@@ -13,7 +13,7 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
   if(TARGET dm_make_recipe_weights)
     set(_tool $<TARGET_FILE:dm_make_recipe_weights>)
   endif()
-  foreach(case consistency full720p bad_inputs keep_going odd_videos resume depth vda
+  foreach(case consistency full720p bad_inputs keep_going odd_videos resume depth vda stages
                  depth_model_size sigterm crash device rvm_resnet50
                  stall slow_rank)
     add_test(NAME e2e_${case}

@@ -1,0 +1,131 @@
+/* One stage interface for every per-video model of the pipeline (DESIGN.md "Stages").
+ *
+ * A stage turns decoded frames of one video into output rows. The worker (pl_worker.c) runs a
+ * rank's work as units: a unit is rows [begin, end) of one video that one write round writes
+ * (a block of output.chunk_frames rows, or one Video Depth Anything window when VDA is in the
+ * job: the planner takes the strictest unit among the job's stages). For each unit the worker
+ *   1. asks every stage which source frames it needs (want: sorted frame ranges; RVM includes
+ *      its warm-up context at the start of a split chunk, VDA a window's key frames 0 and
+ *      22k-10 and its look-ahead past the unit's rows),
+ *   2. decodes the union of those frames ONCE, in increasing order (frames decoded past the
+ *      unit's end are kept for the next unit of the same chunk, so a frame is never decoded
+ *      twice on a rank), and pushes each frame to the stages that want it,
+ *   3. hands over the predecessor's state where a stage has one (VDA's scale/shift chain; the
+ *      MPI exchange is the worker's, the stage only packs and unpacks its bytes),
+ *   4. pops the finished rows: a stage writes rows into the unit's row buffers (output dtypes)
+ *      possibly later than their frames were pushed (DA-V2 batches, VDA windows), and says how
+ *      many rows from the unit's begin are finished.
+ * Frame-synchronous stages (RVM, DA-V2) finish a row per pushed frame (at the latest at pop
+ * with flush); windowed stages (VDA offline; VDA streaming is one more) finish rows only when
+ * their window or state allows it. A stage with state that cannot be handed over (RVM's
+ * recurrent state) warms up instead: its want set starts before begin at a chunk's first unit.
+ *
+ * Every function returns DM_OK or a dm_status with its message set (dm_error_set) naming the
+ * video; such an error fails the unit's video (the job stops, or --keep-going skips it). */
+#ifndef DM_PL_STAGE_H
+#define DM_PL_STAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "depthmatte/backend.h"
+#include "depthmatte/h5out.h"
+#include "pl_internal.h"
+
+/* A unit of work: rows [begin, end) of video `video`, part of chunk `chunk` (pl_chunk). */
+typedef struct pl_unit {
+    int video, chunk;
+    const dm_video_info *info; /* size, frames (already limited by max_frames), path */
+    int64_t begin, end;        /* rows this unit writes */
+    int64_t context_begin;     /* the chunk's first decoded frame (RVM warm-up), <= begin */
+    int first;                 /* 1: first unit of its chunk on this rank (stages start cold) */
+    int window;                /* VDA window index k of this unit, -1 for a block unit */
+    int last;                  /* 1: no later unit of this video exists (VDA: finish rows) */
+} pl_unit;
+
+/* Sorted, disjoint frame ranges [a[i], b[i]) of one video. */
+enum { PL_FRAME_SET_MAX = 4 };
+typedef struct pl_frame_set {
+    int n;
+    int64_t a[PL_FRAME_SET_MAX], b[PL_FRAME_SET_MAX];
+} pl_frame_set;
+
+/* Appends [a, b) (a >= the last range's start; overlapping or adjacent ranges are merged).
+ * DM_ERR_ARG past PL_FRAME_SET_MAX ranges. */
+dm_status pl_frame_set_add(pl_frame_set *s, int64_t a, int64_t b);
+int pl_frame_set_has(const pl_frame_set *s, int64_t f);
+
+/* One decoded frame pushed to a stage. */
+typedef struct pl_stage_frame {
+    const uint8_t *rgb; /* (H, W, 3) u8, valid during the push only */
+    int64_t index;      /* presentation index in the video */
+} pl_stage_frame;
+
+/* The unit's output rows, owned by the worker; row t is video frame begin + t. A stage writes
+ * only its own datasets (NULL when the job does not have them). */
+typedef struct pl_rows {
+    void *alpha;  /* (cap, H, W) uint8 (alpha*255) or float16 (job output.alpha_dtype) */
+    uint8_t *fgr; /* (cap, H, W, 3) uint8 */
+    void *depth;  /* (cap, Hd, Wd) float16 or float32 (depth.dtype); Hd x Wd = source size,
+                     or the DA-V2 model grid with depth.output_size model */
+    int64_t cap;  /* rows of room */
+} pl_rows;
+
+typedef struct pl_stage pl_stage;
+
+typedef struct pl_stage_ops {
+    const char *name; /* "RVM", "DA-V2", "VDA" (messages, statistics) */
+    int windowed;     /* 0: frame-synchronous (a stop request may end a unit early) */
+    /* Frames needed for unit u, appended to *set (in increasing order). */
+    dm_status (*want)(pl_stage *s, const pl_unit *u, pl_frame_set *set);
+    /* Starts unit u (init for the video and its size at the first unit of a chunk; buffers
+     * are resized only when the frame size changes). Called before the first push. */
+    dm_status (*begin)(pl_stage *s, const pl_unit *u);
+    /* One frame of the want set, in increasing order. May write rows. */
+    dm_status (*push)(pl_stage *s, const pl_unit *u, const pl_stage_frame *f, pl_rows *rows);
+    /* Finishes what it can (flush != 0: the unit's frames are all pushed, or a stop request
+     * ended it early: run partial batches, windows, alignment) and sets *done to the number of
+     * finished rows from u->begin (0 .. end - begin). */
+    dm_status (*pop)(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows, int64_t *done);
+    /* State hand-over between ranks (all NULL for a stage without one). state_cap: the largest
+     * state of this rank's videos, bytes. state_pack: the state after unit u (call after pop).
+     * state_unpack: the state after the unit before u (its predecessor), received from another
+     * rank. state_holds: 1 when the stage already holds the state after the predecessor of u
+     * (the same rank ran it). */
+    size_t (*state_cap)(const pl_stage *s);
+    dm_status (*state_pack)(pl_stage *s, const pl_unit *u, void *buf, size_t cap, size_t *bytes);
+    dm_status (*state_unpack)(pl_stage *s, const pl_unit *u, const void *buf, size_t bytes);
+    int (*state_holds)(const pl_stage *s, const pl_unit *u);
+    void (*free)(pl_stage *s);
+} pl_stage_ops;
+
+/* What every stage gets from the worker at creation. */
+typedef struct pl_stage_env {
+    const pl_ctx *c;         /* job, inputs, plan */
+    dm_backend *be;          /* the rank's backend (CPU, CUDA or emulated) */
+    dm_h5_rank_stats *stats; /* inference_s, verify_s, verified/recomputed frames */
+    size_t max_px;           /* largest source frame (pixels) of this rank's units */
+} pl_stage_env;
+
+struct pl_stage {
+    const pl_stage_ops *ops;
+    pl_stage_env env;
+};
+
+/* The stages (pl_stage_rvm.c, pl_stage_da2.c, pl_stage_vda.c): load the model once for the
+ * rank (weights from the job) and size buffers from env->max_px. */
+dm_status pl_stage_rvm_create(pl_stage **s, const pl_stage_env *env);
+dm_status pl_stage_da2_create(pl_stage **s, const pl_stage_env *env);
+dm_status pl_stage_vda_create(pl_stage **s, const pl_stage_env *env);
+
+static inline void pl_stage_free(pl_stage *s) {
+    if (s) s->ops->free(s);
+}
+
+/* Helpers shared by the stages (pl_stage.c). */
+int pl_verify_wanted(const pl_stage_env *env, int done_already);
+dm_status pl_stage_verify(const pl_stage_env *env, dm_tol_model model, const char *stage,
+                          const char *path, int64_t frame, const float *got, const float *ref,
+                          size_t n);
+
+#endif

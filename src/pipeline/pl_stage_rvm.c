@@ -1,0 +1,207 @@
+/* Robust Video Matting as a frame-synchronous stage (pl_stage.h): one frame in, its alpha and
+ * foreground row out. The recurrent state starts cold at the first unit of every chunk and is
+ * warmed by the chunk's context frames [context_begin, begin), whose outputs are discarded
+ * (DESIGN.md "Context frames"); it carries over between the units of one chunk. No hand-over
+ * between ranks: a split chunk warms up instead. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "depthmatte/rvm.h"
+#include "pl_stage.h"
+
+typedef struct rvm_stage {
+    pl_stage base;
+    rvm_model *rvm;
+    rvm_state *rs;
+    int rs_h, rs_w;
+    float *fgr_f; /* (3, H, W) foreground, planar */
+    float *pha_f; /* (H, W) alpha */
+    /* CPU reference (runtime.verify), loaded on first use */
+    dm_backend *ref_be;
+    rvm_model *ref_rvm;
+    rvm_state *ref_rs;
+    float *ref_out; /* (4, H, W): fgr + pha */
+    size_t ref_out_px;
+    int verified;
+    int64_t pushed; /* rows of the current unit written so far */
+} rvm_stage;
+
+static rvm_variant variant(const dm_job *job) {
+    return job->matting.model == DM_MATTING_RVM_RESNET50 ? RVM_VARIANT_RESNET50
+                                                         : RVM_VARIANT_MOBILENETV3;
+}
+
+static dm_status rvm_want(pl_stage *s, const pl_unit *u, pl_frame_set *set) {
+    (void)s;
+    return pl_frame_set_add(set, u->first ? u->context_begin : u->begin, u->end);
+}
+
+static dm_status rvm_begin(pl_stage *s, const pl_unit *u) {
+    rvm_stage *r = (rvm_stage *)s;
+    const dm_job *job = &s->env.c->job;
+    r->pushed = 0;
+    if (!u->first) return DM_OK;
+    const int H = u->info->height, W = u->info->width;
+    dm_status st;
+    if (r->rs && (r->rs_h != H || r->rs_w != W)) {
+        rvm_state_free(r->rs);
+        r->rs = NULL;
+    }
+    if (!r->rs) {
+        if ((st = rvm_state_init(&r->rs, r->rvm, s->env.be, H, W, job->matting.downsample_ratio)))
+            return st;
+        r->rs_h = H, r->rs_w = W;
+    }
+    /* every chunk starts cold, warmed only by its context */
+    if ((st = rvm_state_reset(r->rs))) return st;
+    if (r->ref_rs) { /* the reference follows the device state only until verified */
+        rvm_state_free(r->ref_rs);
+        r->ref_rs = NULL;
+    }
+    return DM_OK;
+}
+
+/* The rank's first frame after a cold start (runtime.verify first_frame) or every frame (all),
+ * recomputed on the CPU from the same cold state. */
+static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64_t frame,
+                        int fgr) {
+    const pl_stage_env *env = &r->base.env;
+    const dm_job *job = &env->c->job;
+    if (!pl_verify_wanted(env, r->verified)) return DM_OK;
+    const double t0 = pl_now();
+    const int H = u->info->height, W = u->info->width;
+    const size_t px = (size_t)W * H;
+    dm_status st = DM_OK;
+    if (!r->ref_be && !(r->ref_be = dm_backend_cpu_create(job->runtime.threads)))
+        return dm_error_set(DM_ERR_NOMEM, "cannot create the CPU reference backend");
+    if (r->ref_out_px < px) {
+        free(r->ref_out);
+        r->ref_out_px = 0;
+        if (!(r->ref_out = malloc(4 * px * sizeof(float))))
+            return dm_error_set(DM_ERR_NOMEM, "out of memory for the reference outputs");
+        r->ref_out_px = px;
+    }
+    if (!r->ref_rvm)
+        st = rvm_model_load_variant(&r->ref_rvm, job->matting.weights, variant(job), r->ref_be);
+    if (!st && !r->ref_rs)
+        st = rvm_state_init(&r->ref_rs, r->ref_rvm, r->ref_be, H, W, job->matting.downsample_ratio);
+    if (!st && job->runtime.verify != DM_VERIFY_ALL) st = rvm_state_reset(r->ref_rs);
+    float *rf = r->ref_out, *rp = r->ref_out + 3 * px;
+    if (!st) st = rvm_forward_u8(r->ref_rs, rgb, fgr ? rf : NULL, rp);
+    if (!st)
+        st = pl_stage_verify(env, DM_TOL_RVM, "RVM alpha", u->info->path, frame, r->pha_f, rp, px);
+    if (!st && fgr)
+        st = pl_stage_verify(env, DM_TOL_RVM, "RVM foreground", u->info->path, frame, r->fgr_f, rf,
+                             3 * px);
+    r->verified = 1;
+    env->stats->verify_s += pl_now() - t0;
+    return st;
+}
+
+/* The non-finite guard: a recurrent frame cannot be recomputed alone (its state came from the
+ * frames before), so a NaN/Inf output stops the video with a message that says so. */
+static dm_status guard(const rvm_stage *r, const pl_unit *u, int64_t frame, size_t px, int fgr) {
+    const dm_backend *be = r->base.env.be;
+    int64_t bad = pl_count_nonfinite(r->pha_f, px);
+    if (fgr) bad += pl_count_nonfinite(r->fgr_f, 3 * px);
+    if (!bad) return DM_OK;
+    return dm_error_set(DM_ERR_NONFINITE,
+                        "%s: frame %lld: RVM output has %lld NaN/Inf values "
+                        "(%s backend, %s); nothing of this frame is written%s",
+                        u->info->path, (long long)frame, (long long)bad, be->ops->name,
+                        dm_dtype_name(be->precision),
+                        be->precision != DM_DTYPE_F32 ? ": run with runtime.precision "
+                                                        "float32"
+                                                      : "");
+}
+
+static inline float clamp01(float x) {
+    return x < 0.f ? 0.f : (x > 1.f ? 1.f : x);
+}
+
+static dm_status rvm_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f, pl_rows *rows) {
+    rvm_stage *r = (rvm_stage *)s;
+    const dm_job *job = &s->env.c->job;
+    const size_t px = (size_t)u->info->width * u->info->height;
+    const int row = f->index >= u->begin;
+    const int want_fgr = row && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
+    const int want_alpha = job->matting.outputs & DM_MATTING_OUT_ALPHA;
+    if (row && f->index != u->begin + r->pushed)
+        return dm_error_set(DM_ERR_ARG, "%s: RVM got frame %lld, expected %lld", u->info->path,
+                            (long long)f->index, (long long)(u->begin + r->pushed));
+    double t1 = pl_now();
+    dm_status st = rvm_forward_u8(r->rs, f->rgb, want_fgr ? r->fgr_f : NULL, r->pha_f);
+    s->env.stats->inference_s += pl_now() - t1;
+    if (st) return st;
+    if ((st = verify(r, u, f->rgb, f->index, want_fgr))) return st;
+    if (!row) return DM_OK; /* warm-up context: discarded */
+    if ((st = guard(r, u, f->index, px, want_fgr))) return st;
+    const int64_t t = r->pushed;
+    /* alpha uint8 = round(clamp(a, 0, 1) * 255): lrintf rounds half to even, which only
+     * matters for exact .5 values that float alphas essentially never hit. */
+    if (want_alpha) {
+        const int alpha_u8 = job->output.alpha_dtype == DM_DTYPE_U8;
+        for (size_t i = 0; i < px; i++) {
+            float a = clamp01(r->pha_f[i]);
+            if (alpha_u8)
+                ((uint8_t *)rows->alpha)[t * px + i] = (uint8_t)lrintf(a * 255.f);
+            else
+                ((uint16_t *)rows->alpha)[t * px + i] = dm_f32_to_f16(a);
+        }
+    }
+    if (want_fgr) {
+        uint8_t *dst = rows->fgr + (size_t)t * px * 3;
+        for (size_t i = 0; i < px; i++)
+            for (int k = 0; k < 3; k++)
+                dst[i * 3 + k] = (uint8_t)lrintf(clamp01(r->fgr_f[k * px + i]) * 255.f);
+    }
+    r->pushed++;
+    return DM_OK;
+}
+
+static dm_status rvm_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows, int64_t *done) {
+    (void)u, (void)flush, (void)rows;
+    *done = ((rvm_stage *)s)->pushed;
+    return DM_OK;
+}
+
+static void rvm_free(pl_stage *s) {
+    rvm_stage *r = (rvm_stage *)s;
+    rvm_state_free(r->rs);
+    rvm_model_free(r->rvm);
+    rvm_state_free(r->ref_rs);
+    rvm_model_free(r->ref_rvm);
+    if (r->ref_be) dm_backend_destroy(r->ref_be);
+    free(r->ref_out), free(r->fgr_f), free(r->pha_f);
+    free(r);
+}
+
+static const pl_stage_ops rvm_ops = {
+    .name = "RVM",
+    .windowed = 0,
+    .want = rvm_want,
+    .begin = rvm_begin,
+    .push = rvm_push,
+    .pop = rvm_pop,
+    .free = rvm_free,
+};
+
+dm_status pl_stage_rvm_create(pl_stage **out, const pl_stage_env *env) {
+    *out = NULL;
+    rvm_stage *r = calloc(1, sizeof *r);
+    if (!r) return dm_error_set(DM_ERR_NOMEM, "out of memory");
+    r->base.ops = &rvm_ops;
+    r->base.env = *env;
+    *out = &r->base;
+    const dm_job *job = &env->c->job;
+    dm_status st = rvm_model_load_variant(&r->rvm, job->matting.weights, variant(job), env->be);
+    if (st) return st;
+    r->fgr_f = malloc(env->max_px * 3 * sizeof(float));
+    r->pha_f = malloc(env->max_px * sizeof(float));
+    if (!r->fgr_f || !r->pha_f)
+        return dm_error_set(DM_ERR_NOMEM, "out of memory for RVM buffers (%zu pixels)",
+                            env->max_px);
+    return DM_OK;
+}
