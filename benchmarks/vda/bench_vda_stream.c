@@ -44,8 +44,7 @@ static double peak_mib(void) {
     return kib < 0 ? bench_maxrss_mb() : kib / 1024.0;
 }
 
-static void result(const char *part, int ih, int iw, int h, int w, int n, int threads,
-                   double s) {
+static void result(const char *part, int ih, int iw, int h, int w, int n, int threads, double s) {
     printf("RESULT vda_stream part=%s size=%dx%d src=%dx%d frames=%d threads=%d s=%.2f "
            "s_per_frame=%.4f peak_mib=%.0f\n",
            part, ih, iw, h, w, n, threads, s, s / n, peak_mib());
@@ -53,15 +52,16 @@ static void result(const char *part, int ih, int iw, int h, int w, int n, int th
 }
 
 /* Streams frames [0, n) through a fresh stream; returns seconds (< 0 on error). */
-static double stream_run(const vda_model *m, dm_backend *be, const uint8_t *frames, int n,
-                         int h, int w, int input_size, float *depth, int *ih, int *iw) {
+static double stream_run(const vda_model *m, dm_backend *be, const uint8_t *frames, int n, int h,
+                         int w, int input_size, float *depth, int *ih, int *iw) {
     vda_stream *s = NULL;
     dm_status st = vda_stream_init(&s, m, be, h, w, input_size);
     if (st) return fail("stream init", st), -1;
     vda_stream_input_dims(s, ih, iw);
     const size_t fsize = (size_t)h * w * 3;
     const double t0 = bench_now();
-    for (int t = 0; t < n && !st; t++) st = vda_stream_push(s, frames + fsize * t, depth);
+    for (int t = 0; t < n && !st; t++)
+        st = vda_stream_push(s, frames + fsize * t, depth);
     const double sec = bench_now() - t0;
     vda_stream_free(s);
     if (st) return fail("stream push", st), -1;
@@ -120,13 +120,15 @@ int main(int argc, char **argv) {
         const double t0 = bench_now();
         for (int t = 0; t <= k && !st && r >= 0; t++) {
             st = t < k ? vda_video_push(v, frames + 3 * hw * t) : vda_video_flush(v);
-            while (!st && (r = vda_video_pop(v, depth, &fi)) == 1) got++;
+            while (!st && (r = vda_video_pop(v, depth, &fi)) == 1)
+                got++;
         }
         const double s_off = bench_now() - t0;
         if (st || r < 0 || got != k) return fail("offline", st ? st : (dm_status)-r);
         result("offline", ih, iw, h, w, k, threads, s_off);
         printf("RATIO vda_stream s_per_frame stream/offline = %.3f (stream %.3f s, offline "
-               "%.3f s per frame)\n", (s_stream / k) / (s_off / k), s_stream / k, s_off / k);
+               "%.3f s per frame)\n",
+               (s_stream / k) / (s_off / k), s_stream / k, s_off / k);
         vda_video_free(v);
         vda_ctx_free(c);
     }

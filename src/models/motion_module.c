@@ -150,8 +150,8 @@ static dm_status check_input(const mm_weights *w, const mm_scratch *s, const dm_
 }
 
 /* GroupNorm per frame, to tokens, proj_in: x (T, C, h, w) -> s->hs (S, T, C). */
-static dm_status tokens_in(const mm_weights *w, mm_scratch *s, dm_backend *be,
-                           const dm_tensor *x, int64_t T, int64_t S) {
+static dm_status tokens_in(const mm_weights *w, mm_scratch *s, dm_backend *be, const dm_tensor *x,
+                           int64_t T, int64_t S) {
     const int64_t C = w->channels;
     const int64_t s_tchw[] = {T, C, x->shape[2], x->shape[3]}, s_tcs[] = {T, C, S},
                   s_stc[] = {S, T, C};
@@ -181,7 +181,8 @@ static dm_status tokens_out(const mm_weights *w, mm_scratch *s, dm_backend *be, 
     const int64_t s_w[] = {4 * C, C}, s_b[] = {4 * C};
     const dm_tensor ff1h_w = view(&w->ff1_w, 0, 2, s_w),
                     ff1g_w = view(&w->ff1_w, (size_t)4 * C * C, 2, s_w),
-                    ff1h_b = view(&w->ff1_b, 0, 1, s_b), ff1g_b = view(&w->ff1_b, (size_t)4 * C, 1, s_b);
+                    ff1h_b = view(&w->ff1_b, 0, 1, s_b),
+                    ff1g_b = view(&w->ff1_b, (size_t)4 * C, 1, s_b);
     const int to_frames[] = {1, 2, 0}; /* (S, T, C) -> (T, C, S) */
     dm_status st;
     /* ff(ff_norm(hs)) + hs with GEGLU: hidden * gelu(gate) */
@@ -239,13 +240,13 @@ static dm_status attn_block_cached(const mm_attn_weights *a, mm_scratch *s, mm_k
                                    dm_backend *be, int64_t S, int64_t C, dm_tensor *cache,
                                    const int *slots, int n, int slot_new, dm_tensor *hs) {
     const int64_t H = MM_HEADS, D = C / MM_HEADS, T = n + 1;
-    const int64_t s_sc[] = {S, C}, s_s1c[] = {S, 1, C}, s_tsc[] = {T, S, C},
-                  s_stc[] = {S, T, C}, s_tc[] = {T, C}, s_c[] = {C}, s_sthd[] = {S, T, H, D},
-                  s_shtd[] = {S, H, T, D}, s_sh1d[] = {S, H, 1, D};
+    const int64_t s_sc[] = {S, C}, s_s1c[] = {S, 1, C}, s_tsc[] = {T, S, C}, s_stc[] = {S, T, C},
+                  s_tc[] = {T, C}, s_c[] = {C}, s_sthd[] = {S, T, H, D}, s_shtd[] = {S, H, T, D},
+                  s_sh1d[] = {S, H, 1, D};
     const int64_t P = cache->shape[0];
     if (slot_new < 0 || slot_new >= P)
-        return dm_error_set(DM_ERR_ARG, "motion_module: cache slot %d outside 0..%lld",
-                            slot_new, (long long)P - 1);
+        return dm_error_set(DM_ERR_ARG, "motion_module: cache slot %d outside 0..%lld", slot_new,
+                            (long long)P - 1);
     dm_tensor cur = view(cache, (size_t)slot_new * S * C, 3, s_s1c);
     dm_tensor tmp = view(&s->tmp, 0, 3, s_s1c), q = view(&s->q, 0, 3, s_s1c);
     dm_tensor win = view(&kv->win, 0, 3, s_tsc), wtok = view(&kv->kv, 0, 3, s_stc);
@@ -285,24 +286,27 @@ static dm_status attn_block_cached(const mm_attn_weights *a, mm_scratch *s, mm_k
     return DM_OK;
 }
 
-dm_status mm_forward_cached(const mm_weights *w, mm_scratch *s, mm_kv_scratch *kv,
-                            dm_backend *be, dm_tensor *x, dm_tensor *const cache[2],
-                            const int *slots, int n, int slot_new) {
+dm_status mm_forward_cached(const mm_weights *w, mm_scratch *s, mm_kv_scratch *kv, dm_backend *be,
+                            dm_tensor *x, dm_tensor *const cache[2], const int *slots, int n,
+                            int slot_new) {
     int64_t T = 0, S = 0;
     dm_status st;
     if ((st = check_input(w, s, x, &T, &S))) return st;
     const int64_t C = w->channels;
     if (T != 1 || n < 0 || n + 1 > MM_MAX_LEN)
-        return dm_error_set(DM_ERR_SHAPE, "motion_module: cached form takes 1 frame and 0..%d "
-                            "cached ones (got %lld, %d)", MM_MAX_LEN - 1, (long long)T, n);
+        return dm_error_set(DM_ERR_SHAPE,
+                            "motion_module: cached form takes 1 frame and 0..%d "
+                            "cached ones (got %lld, %d)",
+                            MM_MAX_LEN - 1, (long long)T, n);
     if ((int64_t)(n + 1) * S * C > kv->cap)
-        return dm_error_set(DM_ERR_SHAPE, "motion_module: %d x h*w*C = %lld exceeds the "
-                            "window scratch %lld", n + 1, (long long)((n + 1) * S * C),
-                            (long long)kv->cap);
+        return dm_error_set(DM_ERR_SHAPE,
+                            "motion_module: %d x h*w*C = %lld exceeds the "
+                            "window scratch %lld",
+                            n + 1, (long long)((n + 1) * S * C), (long long)kv->cap);
     for (int a = 0; a < 2; a++)
         if (cache[a]->ndim != 3 || cache[a]->shape[1] != S || cache[a]->shape[2] != C)
-            return dm_error_set(DM_ERR_SHAPE, "motion_module: cache %d must be (P, %lld, %lld)",
-                                a, (long long)S, (long long)C);
+            return dm_error_set(DM_ERR_SHAPE, "motion_module: cache %d must be (P, %lld, %lld)", a,
+                                (long long)S, (long long)C);
     if ((st = tokens_in(w, s, be, x, 1, S))) return st;
     const int64_t s_s1c[] = {S, 1, C};
     dm_tensor hs = view(&s->hs, 0, 3, s_s1c);

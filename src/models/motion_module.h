@@ -88,8 +88,8 @@ void mm_kv_scratch_free(mm_kv_scratch *s);
  * slot_new of both pools (slot_new must not be in slots). n = 0 is the single-frame pass of
  * the first frame. Errors: DM_ERR_SHAPE (x, cache or scratch sizes; n + 1 > 32),
  * DM_ERR_ARG (slot outside the pool). */
-dm_status mm_forward_cached(const mm_weights *w, mm_scratch *s, mm_kv_scratch *kv,
-                            dm_backend *be, dm_tensor *x, dm_tensor *const cache[2],
-                            const int *slots, int n, int slot_new);
+dm_status mm_forward_cached(const mm_weights *w, mm_scratch *s, mm_kv_scratch *kv, dm_backend *be,
+                            dm_tensor *x, dm_tensor *const cache[2], const int *slots, int n,
+                            int slot_new);
 
 #endif

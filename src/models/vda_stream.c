@@ -27,13 +27,13 @@ struct vda_stream {
     const vda_model *m;
     dm_backend *be;
     int src_h, src_w, h, w;
-    dinov2_ctx enc;            /* batch 1 */
-    dptt_ctx head;             /* frames 1 */
-    mm_kv_scratch kv;          /* (32, S, C) window buffers, largest module */
-    dm_tensor cache[4][2];     /* module i, attention block a: (VDA_STREAM_CACHE, S_i, C_i) */
-    dm_tensor input;           /* (1, 3, h, w) host */
-    dm_tensor input_dev;       /* (1, 3, h, w) on the backend (aliases input on the CPU) */
-    dm_tensor out_dev;         /* (1, 1, src_h, src_w) resized depth on a device backend */
+    dinov2_ctx enc;        /* batch 1 */
+    dptt_ctx head;         /* frames 1 */
+    mm_kv_scratch kv;      /* (32, S, C) window buffers, largest module */
+    dm_tensor cache[4][2]; /* module i, attention block a: (VDA_STREAM_CACHE, S_i, C_i) */
+    dm_tensor input;       /* (1, 3, h, w) host */
+    dm_tensor input_dev;   /* (1, 3, h, w) on the backend (aliases input on the CPU) */
+    dm_tensor out_dev;     /* (1, 1, src_h, src_w) resized depth on a device backend */
     vda_resize rs;
     float *pre_src, *pre_tmp, *pre_dst;
     int list[STREAM_LIST_MAX]; /* frame_cache_list as pool slots */
@@ -48,7 +48,8 @@ void vda_stream_free(vda_stream *s) {
     dptt_ctx_free(&s->head);
     mm_kv_scratch_free(&s->kv);
     for (int i = 0; i < 4; i++)
-        for (int a = 0; a < 2; a++) dm_tensor_free(&s->cache[i][a]);
+        for (int a = 0; a < 2; a++)
+            dm_tensor_free(&s->cache[i][a]);
     if (s->input_dev.data != s->input.data) dm_tensor_free(&s->input_dev);
     dm_tensor_free(&s->input);
     dm_tensor_free(&s->out_dev);
@@ -61,11 +62,12 @@ dm_status vda_stream_init(vda_stream **out, const vda_model *m, dm_backend *be, 
                           int src_w, int input_size) {
     *out = NULL;
     if (src_h < 14 || src_w < 14)
-        return dm_error_set(DM_ERR_ARG, "vda_stream: frame %dx%d is smaller than one 14x14 "
-                            "patch", src_w, src_h);
+        return dm_error_set(DM_ERR_ARG,
+                            "vda_stream: frame %dx%d is smaller than one 14x14 "
+                            "patch",
+                            src_w, src_h);
     if (input_size < 14 || input_size > 4096)
-        return dm_error_set(DM_ERR_ARG, "vda_stream: input_size %d outside 14..4096",
-                            input_size);
+        return dm_error_set(DM_ERR_ARG, "vda_stream: input_size %d outside 14..4096", input_size);
     vda_stream *s = calloc(1, sizeof *s);
     if (!s) return dm_error_set(DM_ERR_NOMEM, "vda_stream: out of memory");
     s->m = m, s->be = be, s->src_h = src_h, s->src_w = src_w;
@@ -134,8 +136,8 @@ void vda_stream_input_dims(const vda_stream *s, int *h, int *w) {
 static dm_status stream_mm(vda_stream *s, int i, dm_tensor *x, const int *slots, int n,
                            int slot_new) {
     dm_tensor *const cache[2] = {&s->cache[i][0], &s->cache[i][1]};
-    return mm_forward_cached(&vda_model_head(s->m)->mm[i], &s->head.mms, &s->kv, s->be, x,
-                             cache, slots, n, slot_new);
+    return mm_forward_cached(&vda_model_head(s->m)->mm[i], &s->head.mms, &s->kv, s->be, x, cache,
+                             slots, n, slot_new);
 }
 
 /* DPTHeadTemporal.forward for one frame with cached_hidden_state_list (the stages of
@@ -172,13 +174,15 @@ dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth) {
     if ((st = dinov2_forward(&s->enc, vda_model_encoder(s->m), be, &s->input_dev))) return st;
     /* a free slot for this frame's states: never one of the window's (those have refs) */
     int slot_new = 0;
-    while (slot_new < VDA_STREAM_CACHE && s->refs[slot_new]) slot_new++;
+    while (slot_new < VDA_STREAM_CACHE && s->refs[slot_new])
+        slot_new++;
     if (slot_new == VDA_STREAM_CACHE)
         return dm_error_set(DM_ERR_ARG, "vda_stream: cache pool exhausted (internal)");
     int win[VDA_WINDOW - 1], n = 0;
     if (s->id > 0) { /* cur_list = frame_cache_list[0:2] + frame_cache_list[-INFER_LEN+3:] */
         win[n++] = s->list[0], win[n++] = s->list[1];
-        for (int j = s->len - (VDA_WINDOW - 3); j < s->len; j++) win[n++] = s->list[j];
+        for (int j = s->len - (VDA_WINDOW - 3); j < s->len; j++)
+            win[n++] = s->list[j];
     }
     if ((st = stream_head(s, win, n, slot_new))) return st;
     /* forward_depth's interpolate to the input size is the identity and its ReLU a no-op
@@ -188,15 +192,15 @@ dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth) {
     dm_tensor_view(&host, depth, DM_DTYPE_F32, 4, s_out);
     if (be->device == DM_DEVICE_CPU) {
         st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &host);
-    } else if (!(st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0,
-                                &s->out_dev)) &&
+    } else if (!(st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &s->out_dev)) &&
                !(st = dm_copy(be, &s->out_dev, &host))) {
         st = dm_synchronize(be);
     }
     if (st) return st;
     /* the list update of infer_video_depth_one */
     if (s->id == 0) { /* [cached_hidden_state_list] * INFER_LEN */
-        for (int j = 0; j < VDA_WINDOW; j++) s->list[j] = slot_new;
+        for (int j = 0; j < VDA_WINDOW; j++)
+            s->list[j] = slot_new;
         s->len = VDA_WINDOW;
         s->refs[slot_new] = VDA_WINDOW;
     } else {

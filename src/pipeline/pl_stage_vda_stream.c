@@ -25,9 +25,9 @@ typedef struct vdas_stage {
     vda_model *m;
     vda_stream *s;
     int s_h, s_w;
-    int video;      /* video the stream holds (-1: none); vda_stream_frames = next frame */
-    int64_t done;   /* rows of the current unit finished */
-    float *depth;   /* (H, W) one frame */
+    int video;    /* video the stream holds (-1: none); vda_stream_frames = next frame */
+    int64_t done; /* rows of the current unit finished */
+    float *depth; /* (H, W) one frame */
     /* CPU reference (device backends, runtime.verify) */
     dm_backend *ref_be;
     vda_model *ref_m;
@@ -102,18 +102,16 @@ static dm_status verify(vdas_stage *v, const pl_unit *u, const pl_stage_frame *f
     v->verified = 1;
     env->stats->verify_s += pl_now() - t0;
     if (st) return st;
-    return pl_stage_verify(env, DM_TOL_VDA, "VDA stream depth", u->info->path, f->index,
-                           v->depth, v->ref_depth, n);
+    return pl_stage_verify(env, DM_TOL_VDA, "VDA stream depth", u->info->path, f->index, v->depth,
+                           v->ref_depth, n);
 }
 
-static dm_status vdas_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f,
-                           pl_rows *rows) {
+static dm_status vdas_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f, pl_rows *rows) {
     vdas_stage *v = (vdas_stage *)s;
     const size_t px = (size_t)u->info->width * u->info->height;
     if (v->video != u->video || f->index != vda_stream_frames(v->s))
         return dm_error_set(DM_ERR_ARG, "%s: VDA stream got frame %lld, expected %lld",
-                            u->info->path, (long long)f->index,
-                            (long long)vda_stream_frames(v->s));
+                            u->info->path, (long long)f->index, (long long)vda_stream_frames(v->s));
     const double t1 = pl_now();
     dm_status st = vda_stream_push(v->s, f->rgb, v->depth);
     s->env.stats->inference_s += pl_now() - t1;
@@ -142,8 +140,7 @@ static dm_status vdas_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *
     return DM_OK;
 }
 
-static dm_status vdas_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows,
-                          int64_t *done) {
+static dm_status vdas_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows, int64_t *done) {
     (void)u, (void)flush, (void)rows;
     *done = ((vdas_stage *)s)->done;
     return DM_OK;

@@ -1150,7 +1150,8 @@ def case_vda_stream():
     runs the same frames through the model API and observes 8.2e-6 std). With a real clip
     (foreman, first 24 frames) as a second video, -np 1 and -np 2 (each rank streams one whole
     video) give bitwise identical, finite rows; --resume of a file whose last rows are missing
-    replays the stream from frame 0 and ends bitwise equal; the metric model writes metres;
+    replays the stream from frame 0 and ends bitwise equal; matting + stream in one job gives
+    the same depth rows; the metric model writes metres;
     plan.split_videos always and da2_vits + stream are refused with one line naming the key."""
     golden = shared("golden/vda_vits/stream.safetensors")
     video = shared("golden/vda_vits/video.safetensors")
@@ -1217,6 +1218,20 @@ def case_vda_stream():
     with h5py.File(o1) as f:
         check(np.array_equal(f["videos/00001/depth"][...], ref) and
               int(f.attrs["complete"]) == 1, "stream --resume: replayed, bitwise == full run")
+
+    # matting + stream in one job over one decode: the depth rows equal the stream-only run's
+    pm, outmat = job("matting", [clip], go=False, max_frames=10)
+    with open(pm) as f:
+        j = json.load(f)
+    j["matting"] = {"weights": shared("models/rvm_mobilenetv3.safetensors"), "outputs": ["alpha"]}
+    with open(pm, "w") as f:
+        json.dump(j, f)
+    rc, _, err = run(2, pm)
+    check(rc == 0, f"stream + matting: exit 0 ({err.strip()[-300:]})")
+    with h5py.File(outmat) as f:
+        check(np.array_equal(f["videos/00000/depth"][...], got[:10]) and
+              f["videos/00000/alpha"].shape[0] == 10,
+              "matting + stream in one job: depth rows bitwise == the stream-only run")
 
     _, om = job("metric", [clip], model="vda_vits_metric", max_frames=6)
     with h5py.File(om) as f:

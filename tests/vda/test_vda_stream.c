@@ -74,7 +74,8 @@ static void memory_run(vda_model *m, dm_backend *be, int64_t n) {
     uint8_t *rgb = malloc((size_t)h * w * 3);
     float *d = malloc(sizeof(float) * h * w);
     for (int64_t f = 0; f < n; f++) {
-        for (int i = 0; i < h * w * 3; i++) rgb[i] = (uint8_t)((i * 7 + f * 13) & 255);
+        for (int i = 0; i < h * w * 3; i++)
+            rgb[i] = (uint8_t)((i * 7 + f * 13) & 255);
         CHECK_OK(vda_stream_push(s, rgb, d));
         if (!isfinite(d[0])) CHECK(!"finite depth");
     }
@@ -121,8 +122,8 @@ int main(int argc, char **argv) {
     printf("golden std %.6g, bound %.3g (%.0e std)\n", sd, tol, TOL_STREAM);
     tc_compare_golden(&o, "stream frame 0", got, ref, (int64_t)hw, tol);
     tc_compare_golden(&o, "stream frames 1-10", got + hw, ref + hw, (int64_t)(10 * hw), tol);
-    tc_compare_golden(&o, "stream frames 11-39", got + 11 * hw, ref + 11 * hw,
-                      (int64_t)(29 * hw), tol);
+    tc_compare_golden(&o, "stream frames 11-39", got + 11 * hw, ref + 11 * hw, (int64_t)(29 * hw),
+                      tol);
     tc_compare_golden(&o, "stream depths (all 40)", got, ref, (int64_t)n, tol);
     /* 2. reset: the same video again, bit-identical */
     vda_stream_reset(s);
@@ -137,7 +138,8 @@ int main(int argc, char **argv) {
     run(s, rgb, 1, 4, h, w, again);
     const double ds = max_diff(again + hw, ref + 2 * hw, 3 * hw); /* frames 2..4 */
     printf("stream started at frame 1: max |depth - golden| over frames 2-4 = %.3g "
-           "(must exceed 20x the bound %.3g)\n", ds, tol);
+           "(must exceed 20x the bound %.3g)\n",
+           ds, tol);
     CHECK(ds > 20 * tol);
     vda_stream_free(s);
     /* 4. memory vs video length (CPU only: a device's memory is not in the RSS) */
@@ -148,8 +150,8 @@ int main(int argc, char **argv) {
         reset_peak();
         memory_run(m, be, 90);
         const long p90 = peak_kib();
-        printf("peak RSS: 45 frames %ld KiB, 90 frames %ld KiB (growth %ld KiB, bound 1024)\n",
-               p45, p90, p90 - p45);
+        printf("peak RSS: 45 frames %ld KiB, 90 frames %ld KiB (growth %ld KiB, bound 1024)\n", p45,
+               p90, p90 - p45);
         CHECK(p45 > 0 && p90 - p45 <= 1024);
     }
     free(got), free(again);
