@@ -4,10 +4,10 @@
 # same recipe weights and real frames (the juggling clip from 1.75 s, centre 720x720 crop, as
 # run_vda_cpu.sh, so input_size 518 gives a 518x518 model input).
 #
-# usage: benchmarks/vda/run_vda_stream.sh [--build DIR] [--input-size 518] [--count 44]
-#            [--short 22] [--threads T] [--no-offline]
-#   --count 44 = 2 offline windows (starts 0, 22) with no padding waste; --short 22 is the
-#   second length of the memory comparison. 518 took ~12 min on 2 loaded cores.
+# usage: benchmarks/vda/run_vda_stream.sh [--build DIR] [--input-size 518] [--count 12]
+#            [--short 3] [--threads T] [--no-offline]
+#   --count: frames of the long stream (and of the extracted clip); --short: the first
+#   length of the memory comparison; the offline part is one 32-frame window.
 # needs: a built bench_vda_stream (cmake --build BUILD --target bench_vda_stream), ffmpeg,
 #        ../shared (DM_SHARED overrides).
 set -euo pipefail
@@ -15,8 +15,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=$root/build
 input_size=518
-count=44
-short=22
+count=12
+short=3
 threads=$(nproc)
 extra=()
 while [ $# -gt 0 ]; do
@@ -43,14 +43,15 @@ work=${TMPDIR:-/tmp}/dm_bench_vda_stream
 mkdir -p "$work"
 weights=$work/vda_vits_recipe.safetensors
 [ -s "$weights" ] || "$wbin" --recipe "$recipe" --pe "$pe" --write-weights "$weights"
-frames=$work/juggle_720x720_${count}.rgb
-[ -s "$frames" ] || ffmpeg -v error -ss 1.75 -i "$video" -frames:v "$count" -vf crop=720:720 \
+n_extract=$(( count > 32 ? count : 32 ))
+frames=$work/juggle_720x720_${n_extract}.rgb
+[ -s "$frames" ] || ffmpeg -v error -ss 1.75 -i "$video" -frames:v "$n_extract" -vf crop=720:720 \
   -f rawvideo -pix_fmt rgb24 -y "$frames"
 log=$work/run_$(date +%Y%m%d_%H%M%S).log
 echo "# run_vda_stream.sh $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD) input_size=$input_size frames=$count short=$short threads=$threads" | tee "$log"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"
 OMP_NUM_THREADS=$threads "$bin" --weights "$weights" --frames "$frames" --width 720 \
-  --height 720 --input-size "$input_size" --short "$short" --threads "$threads" \
+  --height 720 --input-size "$input_size" --count "$count" --short "$short" --threads "$threads" \
   "${extra[@]}" | tee -a "$log"
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"
 echo "# log: $log"
