@@ -184,7 +184,7 @@ dm_status pl_make_blocks(pl_ctx *c, int chunk_frames) {
     c->total_frames = 0;
     c->is_vda = pl_is_vda(&c->job);
     if (c->is_vda) {
-        /* VDA: one window per round (pl_vda.c); the schedule is the same on every rank. */
+        /* VDA: one window per round (pl_stage_vda.c); the schedule is the same on every rank. */
         free(per_rank);
         dm_plan p = {0};
         int n_videos = c->n_inputs > 0 ? c->n_inputs : 1;

@@ -20,6 +20,13 @@
  * their window or state allows it. A stage with state that cannot be handed over (RVM's
  * recurrent state) warms up instead: its want set starts before begin at a chunk's first unit.
  *
+ * Adding a stage (e.g. VDA streaming): a pl_stage_<name>.c with a create function and an ops
+ * table, created in pl_worker_init (pl_worker.c) for the job keys that select it, its ops in
+ * job_ops (the backend supports query). A causal per-frame model is frame-synchronous: want
+ * [context_begin, end) at a chunk's first unit (warm-up, as RVM) or [begin, end), push runs
+ * one frame, pop reports the rows pushed; the planner then makes blocks (pl_is_vda() must stay
+ * false for it, it selects the window plan).
+ *
  * Every function returns DM_OK or a dm_status with its message set (dm_error_set) naming the
  * video; such an error fails the unit's video (the job stops, or --keep-going skips it). */
 #ifndef DM_PL_STAGE_H

@@ -226,9 +226,12 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
     if ((st = pl_prefetch_init(&w->pf, px * 3))) return st;
     w->px = px;
     w->rows.cap = cap;
-    w->rows.alpha = malloc((size_t)cap * px * 2);
-    w->rows.fgr = malloc((size_t)cap * px * 3);
-    w->rows.depth = malloc((size_t)cap * dpx * 4);
+    /* only the datasets of the job (a VDA unit holds up to 30 rows) */
+    const int alpha = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_ALPHA);
+    const int fgr = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
+    w->rows.alpha = malloc(alpha ? (size_t)cap * px * 2 : 1);
+    w->rows.fgr = malloc(fgr ? (size_t)cap * px * 3 : 1);
+    w->rows.depth = malloc(job->depth.enabled ? (size_t)cap * dpx * 4 : 1);
     w->pts = malloc((size_t)cap * sizeof *w->pts);
     w->ts = malloc((size_t)cap * sizeof *w->ts);
     if (!w->rows.alpha || !w->rows.fgr || !w->rows.depth || !w->pts || !w->ts)
