@@ -48,6 +48,13 @@ typedef enum dm_depth_output_size {
     DM_DEPTH_SIZE_MODEL,      /* keep the network's output resolution */
 } dm_depth_output_size;
 
+/* depth.mode of the Video Depth Anything models. */
+typedef enum dm_depth_mode {
+    DM_DEPTH_MODE_OFFLINE = 0, /* infer_video_depth: 32-frame windows, scale/shift aligned */
+    DM_DEPTH_MODE_STREAM,      /* infer_video_depth_one: causal, one frame at a time with
+                                * cached temporal states; whole videos per rank */
+} dm_depth_mode;
+
 typedef enum dm_backend_choice {
     DM_BACKEND_CHOICE_AUTO = 0, /* CUDA when built and a GPU is visible, else CPU */
     DM_BACKEND_CHOICE_CPU,
@@ -90,6 +97,7 @@ typedef struct dm_depth_config {
     int input_size;                   /* network input short side in pixels, 14..4096 */
     dm_depth_output_size output_size; /* source or model resolution */
     dm_dtype dtype;                   /* storage of /depth: DM_DTYPE_F16 or DM_DTYPE_F32 */
+    dm_depth_mode mode;               /* VDA models: offline windows or streaming */
 } dm_depth_config;
 
 typedef struct dm_runtime_config {

@@ -175,4 +175,44 @@ dm_status vda_video_flush(vda_video *v);
  * negative -(dm_status) when running a window failed. */
 int vda_video_pop(vda_video *v, float *depth, int64_t *frame);
 
+/* ---- Streaming mode (causal, one frame at a time) ----------------------------------------
+ * The official experimental streaming mode: VideoDepthAnything.infer_video_depth_one of
+ * Video-Depth-Anything/video_depth_anything/video_depth_stream.py (run_streaming.py). Each
+ * pushed frame runs through the encoder and the head ALONE (batch 1); the temporal attention
+ * of the 4 motion modules attends over the cached hidden states of 31 past frames (the
+ * official cache layout: the first two and the last INFER_LEN-3 = 29 entries of the cache
+ * list, i.e. frames {0, i-41, i-29..i-1} for frame i >= 41) plus the frame itself; the first
+ * frame is a single-frame pass and its states are replicated to fill the 32-frame window.
+ * Output per frame: depth (src_h, src_w) floats, relative inverse depth (larger = nearer) or
+ * metres for the metric checkpoint, with NO scale/shift alignment (the official stream has
+ * none), so values are not comparable with vda_video's aligned output. The result of frame i
+ * depends on frames 0..i only (causal): a video must be streamed from its first frame.
+ * Memory: one frame of activations + the cache (43 frames of the 8 attention blocks' hidden
+ * states, ~290 MB at input_size 518 in float32) + window key/value buffers, independent of
+ * the video length (tests/vda/test_vda_stream.c). */
+#define VDA_STREAM_CACHE 43 /* pool slots: the 42 entries of the cache list + the new frame */
+
+typedef struct vda_stream vda_stream;
+
+/* Sizes every buffer for src_h x src_w frames at input_size (model input size as
+ * vda_input_size). The model must outlive the stream. Errors: DM_ERR_ARG (source < 14 px,
+ * input_size outside 14..4096), DM_ERR_NOMEM. */
+dm_status vda_stream_init(vda_stream **s, const vda_model *m, dm_backend *be, int src_h,
+                          int src_w, int input_size);
+void vda_stream_free(vda_stream *s);
+
+/* Forgets every cached frame: the next push is the first frame of a new video (same size). */
+void vda_stream_reset(vda_stream *s);
+
+/* infer_video_depth_one(frame): rgb (src_h, src_w, 3) u8, the next frame of the video ->
+ * depth (src_h, src_w) floats on the CPU, >= 0 (bilinear, align_corners True, from the model
+ * size). Errors: those of the engine ops (DM_ERR_SHAPE, DM_ERR_UNSUPPORTED, device errors);
+ * after an error the stream must be reset. */
+dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth);
+
+/* Frames pushed since init / reset. */
+int64_t vda_stream_frames(const vda_stream *s);
+/* Model input size (pixels, multiples of 14). */
+void vda_stream_input_dims(const vda_stream *s, int *h, int *w);
+
 #endif

@@ -221,6 +221,20 @@ dm_status dm_config_validate(const dm_job *job) {
     if (job->depth.enabled && !job->depth.weights)
         return dm_error_set(DM_ERR_ARG, "%s: depth.weights: required when depth is enabled",
                             where(job, "depth", w, sizeof w));
+    if (job->depth.enabled && job->depth.mode == DM_DEPTH_MODE_STREAM &&
+        job->depth.model == DM_DEPTH_DA2_VITS)
+        return dm_error_set(DM_ERR_ARG,
+                            "%s: depth.mode: stream needs depth.model vda_vits or "
+                            "vda_vits_metric (da2_vits is per frame already)",
+                            where(job, "depth.mode", w, sizeof w));
+    /* The streaming state starts at frame 0 and keeps frame 0 in every later window, so a
+     * piece of a video cannot be started anywhere else (docs/vda_stream.md). */
+    if (job->depth.enabled && job->depth.mode == DM_DEPTH_MODE_STREAM &&
+        job->plan.split_videos == DM_SPLIT_ALWAYS)
+        return dm_error_set(DM_ERR_ARG,
+                            "%s: plan.split_videos: always cannot be used with depth.mode "
+                            "stream (a streamed video is causal from its first frame: whole "
+                            "videos per rank)", where(job, "plan.split_videos", w, sizeof w));
     /* The same video twice would produce two output groups for one source: refuse it. */
     char **(*idx) = malloc((size_t)job->n_inputs * sizeof *idx);
     if (!idx) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", job->source_name);
@@ -257,5 +271,8 @@ void dm_job_free(dm_job *job) {
 dm_plan_options dm_config_plan_options(const dm_job *job) {
     dm_plan_options o = {job->matting.enabled ? job->matting.warmup_frames : 0,
                          job->plan.split_videos, job->plan.min_chunk_frames, 1};
+    /* depth.mode stream: whole videos per rank (dm_config_validate refuses "always") */
+    if (job->depth.enabled && job->depth.mode == DM_DEPTH_MODE_STREAM)
+        o.split = DM_SPLIT_NEVER;
     return o;
 }

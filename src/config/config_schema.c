@@ -28,6 +28,8 @@ static const cfg_enum_value depth_models[] = {{"da2_vits", DM_DEPTH_DA2_VITS},
                                               {NULL, 0}};
 static const cfg_enum_value output_sizes[] = {
     {"source", DM_DEPTH_SIZE_SOURCE}, {"model", DM_DEPTH_SIZE_MODEL}, {NULL, 0}};
+static const cfg_enum_value depth_modes[] = {
+    {"offline", DM_DEPTH_MODE_OFFLINE}, {"stream", DM_DEPTH_MODE_STREAM}, {NULL, 0}};
 static const cfg_enum_value backends[] = {{"auto", DM_BACKEND_CHOICE_AUTO},
                                           {"cpu", DM_BACKEND_CHOICE_CPU},
                                           {"cuda", DM_BACKEND_CHOICE_CUDA},
@@ -108,6 +110,10 @@ static const cfg_key g_schema[] = {
          "da2_vits only)."),
     ENUM("depth.dtype", depth.dtype, "float16", depth_dtypes,
          "Storage type of depth (fp16's 0.05 % step is below the models' own error)."),
+    ENUM("depth.mode", depth.mode, "offline", depth_modes,
+         "vda_vits / vda_vits_metric: offline (32-frame windows, scale/shift aligned) or "
+         "stream (the official streaming mode: causal, one frame at a time, no alignment, "
+         "whole videos per rank; docs/vda_stream.md)."),
     SECTION("runtime", "Compute settings of every rank."),
     ENUM("runtime.backend", runtime.backend, "auto", backends,
          "auto: CUDA when built, a GPU is visible and it runs every op the job needs, else "

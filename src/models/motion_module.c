@@ -131,7 +131,9 @@ static dm_status attn_block(const mm_attn_weights *a, mm_scratch *s, dm_backend 
     return DM_OK;
 }
 
-dm_status mm_forward(const mm_weights *w, mm_scratch *s, dm_backend *be, dm_tensor *x) {
+/* Checks x (T, C, h, w) against the weights and the scratch; *T_out, *S_out = frames, h*w. */
+static dm_status check_input(const mm_weights *w, const mm_scratch *s, const dm_tensor *x,
+                             int64_t *T_out, int64_t *S_out) {
     const int64_t C = w->channels;
     if (x->ndim != 4 || x->shape[1] != C)
         return dm_error_set(DM_ERR_SHAPE, "motion_module: input must be (T, %lld, h, w)",
@@ -143,6 +145,31 @@ dm_status mm_forward(const mm_weights *w, mm_scratch *s, dm_backend *be, dm_tens
     if (T * S * C > s->cap)
         return dm_error_set(DM_ERR_SHAPE, "motion_module: T*h*w*C = %lld exceeds scratch %lld",
                             (long long)(T * S * C), (long long)s->cap);
+    *T_out = T, *S_out = S;
+    return DM_OK;
+}
+
+/* GroupNorm per frame, to tokens, proj_in: x (T, C, h, w) -> s->hs (S, T, C). */
+static dm_status tokens_in(const mm_weights *w, mm_scratch *s, dm_backend *be, const dm_tensor *x,
+                           int64_t T, int64_t S) {
+    const int64_t C = w->channels;
+    const int64_t s_tchw[] = {T, C, x->shape[2], x->shape[3]}, s_tcs[] = {T, C, S},
+                  s_stc[] = {S, T, C};
+    dm_tensor xn = view(&s->xn, 0, 4, s_tchw), xn3 = view(&s->xn, 0, 3, s_tcs);
+    dm_tensor hs = view(&s->hs, 0, 3, s_stc), tmp = view(&s->tmp, 0, 3, s_stc);
+    const int to_tokens[] = {2, 0, 1}; /* (T, C, S) -> (S, T, C) */
+    dm_status st;
+    if ((st = dm_groupnorm(be, x, MM_GROUPS, &w->gn_w, &w->gn_b, MM_GN_EPS, &xn)) ||
+        (st = dm_permute(be, &xn3, to_tokens, &tmp)) ||
+        (st = dm_linear(be, &tmp, &w->in_w, &w->in_b, DM_ACT_NONE, &hs)))
+        return st;
+    return DM_OK;
+}
+
+/* Feed-forward, proj_out, back to frames, + module input: s->hs (S, T, C) -> x (T, C, h, w). */
+static dm_status tokens_out(const mm_weights *w, mm_scratch *s, dm_backend *be, dm_tensor *x,
+                            int64_t T, int64_t S) {
+    const int64_t C = w->channels;
     const int64_t s_tchw[] = {T, C, x->shape[2], x->shape[3]}, s_tcs[] = {T, C, S},
                   s_stc[] = {S, T, C}, s_st4c[] = {S, T, 4 * C};
     dm_tensor xn = view(&s->xn, 0, 4, s_tchw), xn3 = view(&s->xn, 0, 3, s_tcs);
@@ -154,15 +181,10 @@ dm_status mm_forward(const mm_weights *w, mm_scratch *s, dm_backend *be, dm_tens
     const int64_t s_w[] = {4 * C, C}, s_b[] = {4 * C};
     const dm_tensor ff1h_w = view(&w->ff1_w, 0, 2, s_w),
                     ff1g_w = view(&w->ff1_w, (size_t)4 * C * C, 2, s_w),
-                    ff1h_b = view(&w->ff1_b, 0, 1, s_b), ff1g_b = view(&w->ff1_b, (size_t)4 * C, 1, s_b);
-    const int to_tokens[] = {2, 0, 1}, to_frames[] = {1, 2, 0}; /* (T,C,S) <-> (S,T,C) */
+                    ff1h_b = view(&w->ff1_b, 0, 1, s_b),
+                    ff1g_b = view(&w->ff1_b, (size_t)4 * C, 1, s_b);
+    const int to_frames[] = {1, 2, 0}; /* (S, T, C) -> (T, C, S) */
     dm_status st;
-    if ((st = dm_groupnorm(be, x, MM_GROUPS, &w->gn_w, &w->gn_b, MM_GN_EPS, &xn)) ||
-        (st = dm_permute(be, &xn3, to_tokens, &tmp)) ||
-        (st = dm_linear(be, &tmp, &w->in_w, &w->in_b, DM_ACT_NONE, &hs)))
-        return st;
-    for (int a = 0; a < 2; a++)
-        if ((st = attn_block(&w->attn[a], s, be, S, T, C, &hs))) return st;
     /* ff(ff_norm(hs)) + hs with GEGLU: hidden * gelu(gate) */
     if ((st = dm_layernorm(be, &hs, &w->ffn_w, &w->ffn_b, MM_LN_EPS, &tmp)) ||
         (st = dm_linear(be, &tmp, &ff1h_w, &ff1h_b, DM_ACT_NONE, &ffh)) ||
@@ -177,4 +199,120 @@ dm_status mm_forward(const mm_weights *w, mm_scratch *s, dm_backend *be, dm_tens
         (st = dm_binary(be, x, &xn, DM_BINARY_ADD, x)))
         return st;
     return DM_OK;
+}
+
+dm_status mm_forward(const mm_weights *w, mm_scratch *s, dm_backend *be, dm_tensor *x) {
+    int64_t T = 0, S = 0;
+    dm_status st;
+    if ((st = check_input(w, s, x, &T, &S)) || (st = tokens_in(w, s, be, x, T, S))) return st;
+    const int64_t s_stc[] = {S, T, w->channels};
+    dm_tensor hs = view(&s->hs, 0, 3, s_stc);
+    for (int a = 0; a < 2; a++)
+        if ((st = attn_block(&w->attn[a], s, be, S, T, w->channels, &hs))) return st;
+    return tokens_out(w, s, be, x, T, S);
+}
+
+void mm_kv_scratch_free(mm_kv_scratch *s) {
+    dm_tensor_free(&s->win);
+    dm_tensor_free(&s->kv);
+    dm_tensor_free(&s->kh);
+    memset(s, 0, sizeof *s);
+}
+
+dm_status mm_kv_scratch_init(mm_kv_scratch *s, dm_backend *be, int64_t max_tsc) {
+    memset(s, 0, sizeof *s);
+    s->cap = max_tsc;
+    const int64_t n1[] = {max_tsc};
+    const dm_dtype dt = dm_backend_storage_dtype(be);
+    dm_status st;
+    if ((st = dm_alloc(be, &s->win, dt, 1, n1)) || (st = dm_alloc(be, &s->kv, dt, 1, n1)) ||
+        (st = dm_alloc(be, &s->kh, dt, 1, n1)))
+        mm_kv_scratch_free(s);
+    return st;
+}
+
+/* One attention block of the streaming form: hs (S, 1, C) += to_out(attn(q, k, v)) with
+ * q = to_q(norm(hs) + pe[n]) and k, v = to_k/to_v over the n cached normed states followed
+ * by this frame's, each + pe[0..n] (TemporalAttention.forward with cached_hidden_states:
+ * torch.cat([cached, hidden], dim=1), pos_encoder, to_q(hidden_states[:, d_in:])). This
+ * frame's norm(hs) is written to cache slot `slot_new` (the block's output_hidden_states). */
+static dm_status attn_block_cached(const mm_attn_weights *a, mm_scratch *s, mm_kv_scratch *kv,
+                                   dm_backend *be, int64_t S, int64_t C, dm_tensor *cache,
+                                   const int *slots, int n, int slot_new, dm_tensor *hs) {
+    const int64_t H = MM_HEADS, D = C / MM_HEADS, T = n + 1;
+    const int64_t s_sc[] = {S, C}, s_s1c[] = {S, 1, C}, s_tsc[] = {T, S, C}, s_stc[] = {S, T, C},
+                  s_tc[] = {T, C}, s_c[] = {C}, s_sthd[] = {S, T, H, D}, s_shtd[] = {S, H, T, D},
+                  s_sh1d[] = {S, H, 1, D};
+    const int64_t P = cache->shape[0];
+    if (slot_new < 0 || slot_new >= P)
+        return dm_error_set(DM_ERR_ARG, "motion_module: cache slot %d outside 0..%lld", slot_new,
+                            (long long)P - 1);
+    dm_tensor cur = view(cache, (size_t)slot_new * S * C, 3, s_s1c);
+    dm_tensor tmp = view(&s->tmp, 0, 3, s_s1c), q = view(&s->q, 0, 3, s_s1c);
+    dm_tensor win = view(&kv->win, 0, 3, s_tsc), wtok = view(&kv->kv, 0, 3, s_stc);
+    dm_tensor kvv = view(&kv->win, 0, 3, s_stc), kv4 = view(&kv->win, 0, 4, s_sthd);
+    dm_tensor kh = view(&kv->kh, 0, 4, s_shtd), vh = view(&kv->kv, 0, 4, s_shtd);
+    dm_tensor qh = view(&s->q, 0, 4, s_sh1d), oh = view(&s->oh, 0, 4, s_sh1d),
+              o = view(&s->oh, 0, 3, s_s1c);
+    dm_tensor pe = view(&a->pe, 0, 2, s_tc), pe_n = view(&a->pe, (size_t)n * C, 1, s_c);
+    const int frames_to_tokens[] = {1, 0, 2}; /* (T, S, C) -> (S, T, C) */
+    const int swap12[] = {0, 2, 1, 3};        /* (S, T, H, D) -> (S, H, T, D) */
+    const float scale = (float)pow((double)D, -0.5);
+    dm_status st;
+    if ((st = dm_layernorm(be, hs, &a->norm_w, &a->norm_b, MM_LN_EPS, &cur))) return st;
+    /* the window (T, S, C): cached frames in order, then this one */
+    for (int j = 0; j < T; j++) {
+        const int sl = j < n ? slots[j] : slot_new;
+        if (sl < 0 || sl >= P)
+            return dm_error_set(DM_ERR_ARG, "motion_module: cache slot %d outside 0..%lld", sl,
+                                (long long)P - 1);
+        dm_tensor src = view(cache, (size_t)sl * S * C, 2, s_sc),
+                  dst = view(&kv->win, (size_t)j * S * C, 2, s_sc);
+        if ((st = dm_copy(be, &src, &dst))) return st;
+    }
+    if ((st = dm_permute(be, &win, frames_to_tokens, &wtok)) ||
+        (st = dm_binary(be, &wtok, &pe, DM_BINARY_ADD, &wtok)) || /* pos_encoder over T */
+        (st = dm_binary(be, &cur, &pe_n, DM_BINARY_ADD, &tmp)) || /* the query's row */
+        (st = dm_linear(be, &tmp, &a->q_w, NULL, DM_ACT_NONE, &q)) ||
+        (st = dm_linear(be, &wtok, &a->k_w, NULL, DM_ACT_NONE, &kvv)) ||
+        (st = dm_permute(be, &kv4, swap12, &kh)) ||
+        (st = dm_linear(be, &wtok, &a->v_w, NULL, DM_ACT_NONE, &kvv)) ||
+        (st = dm_permute(be, &kv4, swap12, &vh)) ||
+        /* (S, 1, C) is (S, 1, H, D) is (S, H, 1, D): one query needs no permute */
+        (st = dm_attention(be, &qh, &kh, &vh, scale, &oh)) ||
+        (st = dm_linear(be, &o, &a->out_w, &a->out_b, DM_ACT_NONE, &tmp)) ||
+        (st = dm_binary(be, hs, &tmp, DM_BINARY_ADD, hs)))
+        return st;
+    return DM_OK;
+}
+
+dm_status mm_forward_cached(const mm_weights *w, mm_scratch *s, mm_kv_scratch *kv, dm_backend *be,
+                            dm_tensor *x, dm_tensor *const cache[2], const int *slots, int n,
+                            int slot_new) {
+    int64_t T = 0, S = 0;
+    dm_status st;
+    if ((st = check_input(w, s, x, &T, &S))) return st;
+    const int64_t C = w->channels;
+    if (T != 1 || n < 0 || n + 1 > MM_MAX_LEN)
+        return dm_error_set(DM_ERR_SHAPE,
+                            "motion_module: cached form takes 1 frame and 0..%d "
+                            "cached ones (got %lld, %d)",
+                            MM_MAX_LEN - 1, (long long)T, n);
+    if ((int64_t)(n + 1) * S * C > kv->cap)
+        return dm_error_set(DM_ERR_SHAPE,
+                            "motion_module: %d x h*w*C = %lld exceeds the "
+                            "window scratch %lld",
+                            n + 1, (long long)((n + 1) * S * C), (long long)kv->cap);
+    for (int a = 0; a < 2; a++)
+        if (cache[a]->ndim != 3 || cache[a]->shape[1] != S || cache[a]->shape[2] != C)
+            return dm_error_set(DM_ERR_SHAPE, "motion_module: cache %d must be (P, %lld, %lld)", a,
+                                (long long)S, (long long)C);
+    if ((st = tokens_in(w, s, be, x, 1, S))) return st;
+    const int64_t s_s1c[] = {S, 1, C};
+    dm_tensor hs = view(&s->hs, 0, 3, s_s1c);
+    for (int a = 0; a < 2; a++)
+        if ((st = attn_block_cached(&w->attn[a], s, kv, be, S, C, cache[a], slots, n, slot_new,
+                                    &hs)))
+            return st;
+    return tokens_out(w, s, be, x, 1, S);
 }

@@ -68,4 +68,28 @@ void mm_scratch_free(mm_scratch *s);
  * DM_ERR_SHAPE if C differs from the weights or T*h*w*C exceeds the scratch. */
 dm_status mm_forward(const mm_weights *w, mm_scratch *s, dm_backend *be, dm_tensor *x);
 
+/* Window scratch of the cached (streaming) form: up to `max_tsc` = 32*S*C floats each. */
+typedef struct mm_kv_scratch {
+    int64_t cap;
+    dm_tensor win; /* (T, S, C) assembled window, then k / v before the head split */
+    dm_tensor kv;  /* (S, T, C) window tokens + pe, then v heads (S, heads, T, C/heads) */
+    dm_tensor kh;  /* (S, heads, T, C/heads) key heads */
+} mm_kv_scratch;
+
+dm_status mm_kv_scratch_init(mm_kv_scratch *s, dm_backend *be, int64_t max_tsc);
+void mm_kv_scratch_free(mm_kv_scratch *s);
+
+/* Streaming form of the module (Video-Depth-Anything video_depth_stream.py through
+ * TemporalModule.forward(..., cached_hidden_state_list)): x (1, C, h, w) = ONE frame, in
+ * place. cache[a] (P, S, C), S = h*w, is the pool of cached hidden states of attention block
+ * a (the LayerNorm output norms.a(hs) of past frames, before pe, as TemporalAttention returns
+ * them). Keys/values run over slots[0..n) of the pool followed by this frame (pe positions
+ * 0..n); the query is this frame alone (position n). This frame's states are written to slot
+ * slot_new of both pools (slot_new must not be in slots). n = 0 is the single-frame pass of
+ * the first frame. Errors: DM_ERR_SHAPE (x, cache or scratch sizes; n + 1 > 32),
+ * DM_ERR_ARG (slot outside the pool). */
+dm_status mm_forward_cached(const mm_weights *w, mm_scratch *s, mm_kv_scratch *kv, dm_backend *be,
+                            dm_tensor *x, dm_tensor *const cache[2], const int *slots, int n,
+                            int slot_new);
+
 #endif

@@ -253,3 +253,11 @@ void vda_ctx_taps(const vda_ctx *c, vda_taps *t) {
     t->mm_out[3] = &c->head.dpt.path[2];
     t->head = &c->head.dpt.out;
 }
+
+const dinov2_weights *vda_model_encoder(const vda_model *m) {
+    return &m->enc;
+}
+
+const dptt_weights *vda_model_head(const vda_model *m) {
+    return &m->head;
+}

@@ -5,6 +5,8 @@
 #include <stdint.h>
 
 #include "depthmatte/vda.h"
+#include "models/dinov2.h"
+#include "models/dpt_temporal.h"
 
 /* cv2.resize INTER_CUBIC taps for (sh, sw) -> (dh, dw): per destination index 4 clamped source
  * indices and 4 float weights; x axis first (dw entries), then y (dh entries). */
@@ -27,5 +29,9 @@ int vda_ctx_metric(const vda_ctx *c);
 
 /* Copies window input slot `src` to slot `dst` (padding with the last frame). */
 void vda_window_copy_slot(vda_ctx *c, int src, int dst);
+
+/* The loaded encoder and head of a model (for the streaming form, vda_stream.c). */
+const dinov2_weights *vda_model_encoder(const vda_model *m);
+const dptt_weights *vda_model_head(const vda_model *m);
 
 #endif

@@ -120,10 +120,21 @@ void pl_worker_end_chunk(pl_worker *w);
 /* Statistics of this rank so far (frames, seconds per stage). */
 dm_h5_rank_stats *pl_worker_stats(pl_worker *w);
 
-/* 1 when the job's depth stage is a Video Depth Anything model. */
-static inline int pl_is_vda(const dm_job *job) {
+/* 1 when the job's depth model is a Video Depth Anything model (either depth.mode). */
+static inline int pl_is_vda_model(const dm_job *job) {
     return job->depth.enabled && (job->depth.model == DM_DEPTH_VDA_VITS ||
                                   job->depth.model == DM_DEPTH_VDA_VITS_METRIC);
+}
+
+/* 1 when the job's depth stage is offline Video Depth Anything: units are its windows. The
+ * streaming mode (depth.mode stream) is frame-synchronous: block units, whole videos. */
+static inline int pl_is_vda(const dm_job *job) {
+    return pl_is_vda_model(job) && job->depth.mode == DM_DEPTH_MODE_OFFLINE;
+}
+
+/* 1 when the job's depth stage is the VDA streaming mode (pl_stage_vda_stream.c). */
+static inline int pl_is_vda_stream(const dm_job *job) {
+    return pl_is_vda_model(job) && job->depth.mode == DM_DEPTH_MODE_STREAM;
 }
 
 /* Matting / depth identifiers stored in the file. */

@@ -124,6 +124,8 @@ struct pl_stage {
 dm_status pl_stage_rvm_create(pl_stage **s, const pl_stage_env *env);
 dm_status pl_stage_da2_create(pl_stage **s, const pl_stage_env *env);
 dm_status pl_stage_vda_create(pl_stage **s, const pl_stage_env *env);
+/* VDA streaming mode (depth.mode stream, pl_stage_vda_stream.c): frame-synchronous. */
+dm_status pl_stage_vda_stream_create(pl_stage **s, const pl_stage_env *env);
 
 static inline void pl_stage_free(pl_stage *s) {
     if (s) s->ops->free(s);

@@ -41,7 +41,8 @@ static rvm_variant pl_rvm_variant(const dm_job *job) {
 static int job_ops(const dm_job *job, dm_op_id *ops) {
     int n = 0;
     if (job->matting.enabled) n += rvm_required_ops(pl_rvm_variant(job), ops + n);
-    if (job->depth.enabled) n += pl_is_vda(job) ? vda_required_ops(ops + n) : da2_required_ops(ops + n);
+    if (job->depth.enabled)
+        n += pl_is_vda_model(job) ? vda_required_ops(ops + n) : da2_required_ops(ops + n);
     return n;
 }
 
@@ -203,8 +204,9 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
     if (job->matting.enabled && (st = pl_stage_rvm_create(&w->stage[w->n_stages++], &env)))
         return st;
     if (job->depth.enabled) {
-        st = c->is_vda ? pl_stage_vda_create(&w->stage[w->n_stages++], &env)
-                       : pl_stage_da2_create(&w->stage[w->n_stages++], &env);
+        st = c->is_vda                ? pl_stage_vda_create(&w->stage[w->n_stages++], &env)
+             : pl_is_vda_stream(job) ? pl_stage_vda_stream_create(&w->stage[w->n_stages++], &env)
+                                     : pl_stage_da2_create(&w->stage[w->n_stages++], &env);
         if (st) return st;
     }
     for (int i = 0; i < w->n_stages; i++) {

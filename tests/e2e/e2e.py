@@ -3,7 +3,7 @@
 
 Usage: e2e.py CASE --exe DEPTHMATTE --mpiexec MPIEXEC --shared SHARED_DIR --work WORK_DIR
 Cases: consistency, full720p, bad_inputs, keep_going, odd_videos, resume, depth,
-depth_model_size, vda, stages, sigterm, crash, device, stall, slow_rank.
+depth_model_size, vda, vda_stream, stages, sigterm, crash, device, stall, slow_rank.
 Exit 0 pass, 1 fail, 77 skip (data or h5py missing; printed loudly)."""
 import argparse
 import json
@@ -1144,11 +1144,121 @@ def case_device():
           and "cuda: runtime.backend" not in err,
           f"cuda without a GPU: clear error ({err.strip()[-300:]})")
 
+def case_vda_stream():
+    """depth.mode stream (the official infer_video_depth_one, pl_stage_vda_stream.c) through the
+    pipeline. The golden frames of vda_vits/stream.safetensors (40 frames of 80x45, input_size
+    42, recipe weights) go into an RGB-exact FFV1 clip: -np 1 rows must match the official
+    streaming depths within 5e-4 * std (golden README section 5; tests/vda/test_vda_stream.c
+    runs the same frames through the model API and observes 8.2e-6 std). With a real clip
+    (foreman, first 24 frames) as a second video, -np 1 and -np 2 (each rank streams one whole
+    video) give bitwise identical, finite rows; --resume of a file whose last rows are missing
+    replays the stream from frame 0 and ends bitwise equal; matting + stream in one job gives
+    the same depth rows; the metric model writes metres;
+    plan.split_videos always and da2_vits + stream are refused with one line naming the key."""
+    golden = shared("golden/vda_vits/stream.safetensors")
+    video = shared("golden/vda_vits/video.safetensors")
+    real = shared("videos/foreman_h264.mp4")
+    need(golden, video, real)
+    wts = recipe_weights("vda_vits")
+    frames = read_safetensors(video)["frames_rgb_u8"][:40]
+    want = read_safetensors(golden)["depths"]
+    T, H, W, _ = frames.shape
+    clip = os.path.join(A.work, "stream_golden_80x45.mkv")
+    p = subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                        "-s", f"{W}x{H}", "-r", "15", "-i", "-", "-c:v", "ffv1",
+                        "-pix_fmt", "bgr0", clip], input=frames.tobytes(), capture_output=True)
+    check(p.returncode == 0, f"ffmpeg wrote the lossless clip ({p.stderr.decode()[-200:]})")
+
+    def job(name, inputs, model="vda_vits", go=True, np_=1, max_frames=None, **plan):
+        out = os.path.join(A.work, f"stream_{name}.h5")
+        j = {"inputs": inputs, "output": {"path": out, "overwrite": True, "chunk_frames": 8},
+             "depth": {"model": model, "weights": wts, "input_size": 42, "dtype": "float32",
+                       "mode": "stream"}}
+        if max_frames:
+            j["max_frames"] = max_frames
+        if plan:
+            j["plan"] = plan
+        path = os.path.join(A.work, f"stream_{name}.yaml")
+        with open(path, "w") as f:
+            json.dump(j, f)
+        if go:
+            rc, _, err = run(np_, path)
+            check(rc == 0, f"stream {name}: exit 0 ({err.strip()[-300:]})")
+        return path, out
+
+    _, out1 = job("golden", [clip])
+    with h5py.File(out1) as f:
+        d = f["videos/00000/depth"]
+        check(d.shape == (T, H, W) and d.dtype == np.float32, f"depth {d.shape} {d.dtype}")
+        check(s(d.attrs["model"]) == "video_depth_anything_small", "VDA model attribute")
+        got = d[...]
+    err = float(np.abs(got - want).max())
+    tol = 5e-4 * float(want.std())
+    print(f"  np 1 vs official infer_video_depth_one: max abs {err:.3g} (bound {tol:.3g})")
+    check(bool(np.isfinite(got).all()) and err <= tol,
+          "np 1 rows == official streaming depths within 5e-4*std")
+
+    two = [clip, real]
+    path1, o1 = job("two_np1", two, max_frames=24)
+    _, o2 = job("two_np2", two, max_frames=24, np_=2)
+    with h5py.File(o1) as f1, h5py.File(o2) as f2:
+        for v in ("00000", "00001"):
+            a, b = f1[f"videos/{v}/depth"][...], f2[f"videos/{v}/depth"][...]
+            check(a.shape[0] == 24 and bool(np.isfinite(a).all()), f"video {v}: 24 finite rows")
+            check(np.array_equal(a, b), f"video {v}: -np 2 rows bitwise == -np 1")
+        check(np.array_equal(f1["videos/00000/depth"][...], got[:24]),
+              "24-frame run == first 24 rows of the 40-frame run (causal)")
+
+    # --resume: drop the last rows of the real clip, as a crash before their round would.
+    with h5py.File(o1, "r+") as f:
+        ref = f["videos/00001/depth"][...]
+        f["videos/00001/done"][17:] = 0
+        f["videos/00001/depth"][17:] = 0
+        f.attrs["complete"] = 0
+    rc, _, err = run(1, path1, "--resume")
+    check(rc == 0, f"stream --resume: exit 0 ({err.strip()[-300:]})")
+    with h5py.File(o1) as f:
+        check(np.array_equal(f["videos/00001/depth"][...], ref) and
+              int(f.attrs["complete"]) == 1, "stream --resume: replayed, bitwise == full run")
+
+    # matting + stream in one job over one decode: the depth rows equal the stream-only run's
+    pm, outmat = job("matting", [clip], go=False, max_frames=10)
+    with open(pm) as f:
+        j = json.load(f)
+    j["matting"] = {"weights": shared("models/rvm_mobilenetv3.safetensors"), "outputs": ["alpha"]}
+    with open(pm, "w") as f:
+        json.dump(j, f)
+    rc, _, err = run(2, pm)
+    check(rc == 0, f"stream + matting: exit 0 ({err.strip()[-300:]})")
+    with h5py.File(outmat) as f:
+        check(np.array_equal(f["videos/00000/depth"][...], got[:10]) and
+              f["videos/00000/alpha"].shape[0] == 10,
+              "matting + stream in one job: depth rows bitwise == the stream-only run")
+
+    _, om = job("metric", [clip], model="vda_vits_metric", max_frames=6)
+    with h5py.File(om) as f:
+        d = f["videos/00000/depth"]
+        check(s(d.attrs["units"]) == "m" and "metric" in s(d.attrs["kind"]) and
+              bool(np.isfinite(d[...]).all()), "metric stream: metres, finite rows")
+
+    path, _ = job("split", [clip], go=False, split_videos="always")
+    rc, _, err = run(1, path)
+    ok, lines = one_error_line(err, "stream_split.yaml")
+    check(rc != 0 and ok and "plan.split_videos" in lines[0] and "stream" in lines[0],
+          f"split_videos always refused with one line naming file and key: {lines}")
+    path, _ = job("da2", [clip], model="da2_vits", go=False)
+    rc, _, err = run(1, path)
+    ok, lines = one_error_line(err, "stream_da2.yaml")
+    check(rc != 0 and ok and "depth.mode" in lines[0],
+          f"da2_vits + stream refused with one line: {lines}")
+
+
 
 CASES = {"consistency": case_consistency, "full720p": case_full720p,
          "bad_inputs": case_bad_inputs, "keep_going": case_keep_going,
          "odd_videos": case_odd_videos, "resume": case_resume, "depth": case_depth,
          "depth_model_size": case_depth_model_size, "vda": case_vda, "stages": case_stages,
+         "vda_stream": case_vda_stream,
          "sigterm": case_sigterm, "crash": case_crash, "device": case_device,
          "rvm_resnet50": case_rvm_resnet50,
          "stall": case_stall, "slow_rank": case_slow_rank}

@@ -2,8 +2,8 @@
 # by tests/e2e/e2e.py with h5py. Each case is one CTest test with a timeout, so a hang fails.
 # CPU cost (2 cores, OMP_NUM_THREADS=1 per rank): consistency ~2-3 min, full720p ~2 min,
 # odd_videos ~1-2 min, bad_inputs/keep_going/resume < 1 min each, sigterm/crash ~1 min each,
-# depth/depth_model_size < 1 min each, rvm_resnet50 ~15-40 s, stall ~1.5 min, slow_rank ~1 min,
-# stages (matting + VDA vs separate jobs, 7 runs) ~2-3 min.
+# depth/depth_model_size < 1 min each, rvm_resnet50 ~15-40 s, vda_stream ~2-4 min, stall ~1.5 min,
+# slow_rank ~1 min, stages (matting + VDA vs separate jobs, 7 runs) ~2-3 min.
 if(DM_WITH_PIPELINE AND TARGET depthmatte)
   if(DM_H5PY_PYTHON)
     set(_py ${DM_H5PY_PYTHON})
@@ -14,7 +14,7 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
   if(TARGET dm_make_recipe_weights)
     set(_tool $<TARGET_FILE:dm_make_recipe_weights>)
   endif()
-  foreach(case consistency full720p bad_inputs keep_going odd_videos resume depth vda stages
+  foreach(case consistency full720p bad_inputs keep_going odd_videos resume depth vda vda_stream stages
                  depth_model_size sigterm crash device rvm_resnet50
                  stall slow_rank)
     add_test(NAME e2e_${case}

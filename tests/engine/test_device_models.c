@@ -9,6 +9,7 @@
  *   conformance bound (max <= 1e-2 * std, mean <= 1e-3 * std) is judged on the golden tensors
  *   by the GPU tests. Measured here (48x64 frames, recipe weights): RVM 5.6e-3 * std,
  *   DA-V2 7.4e-3 * std, VDA 1.05e-2 * std -- VDA in float16 is at the conformance bound;
+ *   the VDA streaming mode (vda_stream, 13 frames) is judged the same way;
  * - a deliberately perturbed op makes the output differ by more than that bound (the fault
  *   the selftest and runtime.verify must catch is real);
  * plus the engine pieces they rest on: dm_tensor_sub bounds, dm_tensor_upload, supports. */
@@ -54,7 +55,7 @@ static int recipe_file(const char *rel, const char *tag, char *path, size_t size
     if (st) return 0;
     snprintf(path, size, "%s/dm_devmodels_%s_%d.safetensors",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", tag, (int)getpid());
-    if (!strcmp(tag, "vda")) {
+    if (!strcmp(tag, "vda") || !strcmp(tag, "vdas")) {
         char pe[512];
         snprintf(pe, sizeof pe, "%s", tc_shared_path("golden/vda_vits/pe_buffers.safetensors"));
         CHECK_OK(dm_recipe_set_pe_file(&r, pe));
@@ -219,6 +220,37 @@ static void test_vda(dm_backend *cpu, const uint8_t *frames[3]) {
     unlink(wpath);
 }
 
+/* The streaming mode (vda_stream): STREAM_N frames, past frame 11 where the cache list starts
+ * sliding, so the device path of the cache pools, the window assembly (dm_copy of pool slots)
+ * and the single-query attention all run; all STREAM_N depth frames are judged. */
+enum { STREAM_N = 13 };
+static void test_vda_stream(dm_backend *cpu, const uint8_t *frames[3]) {
+    char wpath[512];
+    if (!recipe_file("golden/vda_vits/recipe.json", "vdas", wpath, sizeof wpath)) {
+        printf("SKIPPED vda stream part: golden/vda_vits/recipe.json not found\n");
+        return;
+    }
+    const size_t n = (size_t)STREAM_N * H * W;
+    float *ref = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+    for (int v = -1; v < (int)(sizeof variants / sizeof variants[0]); v++) {
+        dm_backend *be = v < 0 ? cpu : emu(variants[v].p, v == 2 ? "attention" : NULL);
+        vda_model *m = NULL;
+        vda_stream *s = NULL;
+        CHECK_OK(vda_model_load(&m, wpath, be, 0));
+        if (m) CHECK_OK(vda_stream_init(&s, m, be, H, W, 28));
+        for (int i = 0; s && i < STREAM_N; i++)
+            CHECK_OK(vda_stream_push(s, frames[(i * 2) % 3], (v < 0 ? ref : got) + (size_t)i * H * W));
+        if (v >= 0)
+            judge("vda stream (13 frames)", variants[v].p, v == 2 ? "attention" : NULL, got, ref,
+                  n);
+        vda_stream_free(s);
+        vda_model_free(m);
+        if (v >= 0) dm_backend_destroy(be);
+    }
+    free(ref), free(got);
+    unlink(wpath);
+}
+
 static void test_engine_pieces(void) {
     dm_backend *cpu = dm_backend_cpu_create(1), *be = emu(DM_DTYPE_F16, NULL);
     /* views keep dtype/device and refuse what does not fit */
@@ -282,6 +314,7 @@ int main(void) {
     test_da2(cpu, frames[0]);
     test_da2_batch(cpu, frames);
     test_vda(cpu, frames);
+    test_vda_stream(cpu, frames);
     dm_backend_destroy(cpu);
     for (int i = 0; i < 3; i++) free(f[i]);
     printf("%s\n", tc_failure_count ? "FAIL" : "PASS");

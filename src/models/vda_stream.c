@@ -1,0 +1,217 @@
+/* Streaming Video Depth Anything (vda_stream, include/depthmatte/vda.h): the official
+ * experimental streaming mode, VideoDepthAnything.infer_video_depth_one of
+ * Video-Depth-Anything/video_depth_anything/video_depth_stream.py, restated.
+ *
+ * Per frame: the ViT-S encoder and the DPT head run on this ONE frame (batch 1); each of the
+ * 8 temporal attention blocks (4 motion modules x 2) attends over 31 cached hidden states of
+ * past frames plus this frame's (models/motion_module.h, mm_forward_cached). The cache list
+ * is the official frame_cache_list, kept as slot indices into per-block pools:
+ *   first frame: single-frame pass (no cache); the list becomes 32 copies of its states;
+ *   frame i > 0: window = list[0:2] + list[-29:] (INFER_LEN-3 = 29), then this frame;
+ *     its states are appended; once i + 32 > gap + 1 (gap 41, i.e. from frame 11 on)
+ *     list[1] is deleted, so the list holds 42 entries and window i is frames
+ *     {0, i-41, i-29..i-1, i} in steady state (first frame replicated until then).
+ * At most 43 distinct frames are referenced at once (42 in the list + the new one): the
+ * pools have VDA_STREAM_CACHE slots, and memory does not depend on the video length. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/dinov2.h"
+#include "models/dpt_temporal.h"
+#include "models/vda_internal.h"
+
+#define STREAM_GAP ((VDA_WINDOW - VDA_OVERLAP) * 2 - 1 - (VDA_OVERLAP - VDA_INTERP)) /* 41 */
+#define STREAM_LIST_MAX (STREAM_GAP + 2) /* list length after an append, before the delete */
+
+struct vda_stream {
+    const vda_model *m;
+    dm_backend *be;
+    int src_h, src_w, h, w;
+    dinov2_ctx enc;        /* batch 1 */
+    dptt_ctx head;         /* frames 1 */
+    mm_kv_scratch kv;      /* (32, S, C) window buffers, largest module */
+    dm_tensor cache[4][2]; /* module i, attention block a: (VDA_STREAM_CACHE, S_i, C_i) */
+    dm_tensor input;       /* (1, 3, h, w) host */
+    dm_tensor input_dev;   /* (1, 3, h, w) on the backend (aliases input on the CPU) */
+    dm_tensor out_dev;     /* (1, 1, src_h, src_w) resized depth on a device backend */
+    vda_resize rs;
+    float *pre_src, *pre_tmp, *pre_dst;
+    int list[STREAM_LIST_MAX]; /* frame_cache_list as pool slots */
+    int len;
+    int refs[VDA_STREAM_CACHE]; /* list entries per slot */
+    int64_t id;                 /* frames done */
+};
+
+void vda_stream_free(vda_stream *s) {
+    if (!s) return;
+    dinov2_ctx_free(&s->enc);
+    dptt_ctx_free(&s->head);
+    mm_kv_scratch_free(&s->kv);
+    for (int i = 0; i < 4; i++)
+        for (int a = 0; a < 2; a++)
+            dm_tensor_free(&s->cache[i][a]);
+    if (s->input_dev.data != s->input.data) dm_tensor_free(&s->input_dev);
+    dm_tensor_free(&s->input);
+    dm_tensor_free(&s->out_dev);
+    vda_resize_free(&s->rs);
+    free(s->pre_src), free(s->pre_tmp), free(s->pre_dst);
+    free(s);
+}
+
+dm_status vda_stream_init(vda_stream **out, const vda_model *m, dm_backend *be, int src_h,
+                          int src_w, int input_size) {
+    *out = NULL;
+    if (src_h < 14 || src_w < 14)
+        return dm_error_set(DM_ERR_ARG,
+                            "vda_stream: frame %dx%d is smaller than one 14x14 "
+                            "patch",
+                            src_w, src_h);
+    if (input_size < 14 || input_size > 4096)
+        return dm_error_set(DM_ERR_ARG, "vda_stream: input_size %d outside 14..4096", input_size);
+    vda_stream *s = calloc(1, sizeof *s);
+    if (!s) return dm_error_set(DM_ERR_NOMEM, "vda_stream: out of memory");
+    s->m = m, s->be = be, s->src_h = src_h, s->src_w = src_w;
+    vda_input_size(src_h, src_w, input_size, &s->h, &s->w);
+    const dinov2_weights *ew = vda_model_encoder(m);
+    const dptt_weights *hw = vda_model_head(m);
+    const int ph = s->h / VIT_PATCH, pw = s->w / VIT_PATCH;
+    const int64_t s_in[] = {1, 3, s->h, s->w}, s_out[] = {1, 1, src_h, src_w};
+    const dm_dtype dt = dm_backend_storage_dtype(be);
+    dm_status st;
+    if ((st = dinov2_ctx_init(&s->enc, ew, be, 1, s->h, s->w)) ||
+        (st = dptt_ctx_init(&s->head, hw, be, 1, ph, pw)) ||
+        (st = dm_tensor_alloc(&s->input, DM_DTYPE_F32, 4, s_in)) ||
+        (st = vda_resize_tables(&s->rs, src_h, src_w, s->h, s->w)))
+        goto fail;
+    /* the modules' token grids: layer_3 (lh[2]), layer_4 (lh[3]), path_4 (lh[2]), path_3
+     * (lh[1]) of the DPT context */
+    const dpt_ctx *d = &s->head.dpt;
+    const int grid[4] = {2, 3, 2, 1};
+    int64_t max_tsc = 0;
+    for (int i = 0; i < 4; i++) {
+        const int64_t S = (int64_t)d->lh[grid[i]] * d->lw[grid[i]], C = hw->mm[i].channels;
+        const int64_t shape[] = {VDA_STREAM_CACHE, S, C};
+        for (int a = 0; a < 2; a++)
+            if ((st = dm_alloc(be, &s->cache[i][a], dt, 3, shape))) goto fail;
+        if (VDA_WINDOW * S * C > max_tsc) max_tsc = VDA_WINDOW * S * C;
+    }
+    if ((st = mm_kv_scratch_init(&s->kv, be, max_tsc))) goto fail;
+    if (be->device == DM_DEVICE_CPU) {
+        s->input_dev = s->input;
+        s->input_dev.owns_data = 0;
+    } else if ((st = dm_alloc(be, &s->input_dev, dt, 4, s_in)) ||
+               (st = dm_alloc(be, &s->out_dev, dt, 4, s_out))) {
+        goto fail;
+    }
+    s->pre_src = malloc(sizeof(float) * 3 * (size_t)src_h * src_w);
+    s->pre_tmp = malloc(sizeof(float) * 3 * (size_t)src_h * s->w);
+    s->pre_dst = malloc(sizeof(float) * 3 * (size_t)s->h * s->w);
+    if (!s->pre_src || !s->pre_tmp || !s->pre_dst) {
+        st = dm_error_set(DM_ERR_NOMEM, "vda_stream: no memory for preprocessing buffers");
+        goto fail;
+    }
+    *out = s;
+    return DM_OK;
+fail:
+    vda_stream_free(s);
+    return st;
+}
+
+void vda_stream_reset(vda_stream *s) {
+    s->len = 0;
+    s->id = 0;
+    memset(s->refs, 0, sizeof s->refs);
+}
+
+int64_t vda_stream_frames(const vda_stream *s) {
+    return s->id;
+}
+
+void vda_stream_input_dims(const vda_stream *s, int *h, int *w) {
+    *h = s->h;
+    *w = s->w;
+}
+
+/* Motion module i on x (1, C, h, w) with the window slots[0..n) + slot_new. */
+static dm_status stream_mm(vda_stream *s, int i, dm_tensor *x, const int *slots, int n,
+                           int slot_new) {
+    dm_tensor *const cache[2] = {&s->cache[i][0], &s->cache[i][1]};
+    return mm_forward_cached(&vda_model_head(s->m)->mm[i], &s->head.mms, &s->kv, s->be, x, cache,
+                             slots, n, slot_new);
+}
+
+/* DPTHeadTemporal.forward for one frame with cached_hidden_state_list (the stages of
+ * dptt_forward with the cached modules; batch 1 is below micro_batch_size, so the official
+ * tail runs unbatched). Output: s->head.dpt.out (1, 1, 14ph, 14pw). */
+static dm_status stream_head(vda_stream *s, const int *slots, int n, int slot_new) {
+    dpt_ctx *d = &s->head.dpt;
+    const dpt_weights *dw = &vda_model_head(s->m)->dpt;
+    dm_backend *be = s->be;
+    dm_status st;
+    for (int i = 0; i < 4; i++)
+        if ((st = dpt_reassemble_layer(d, dw, be, i, &s->enc.feat[i]))) return st;
+    if ((st = stream_mm(s, 0, &d->layer[2], slots, n, slot_new)) ||
+        (st = stream_mm(s, 1, &d->layer[3], slots, n, slot_new)))
+        return st;
+    for (int i = 0; i < 4; i++)
+        if ((st = dpt_layer_rn(d, dw, be, i))) return st;
+    if ((st = dpt_fusion_forward(d, &dw->ref[3], be, &d->rn[3], NULL, &d->path[3])) ||
+        (st = stream_mm(s, 2, &d->path[3], slots, n, slot_new)) ||
+        (st = dpt_fusion_forward(d, &dw->ref[2], be, &d->path[3], &d->rn[2], &d->path[2])) ||
+        (st = stream_mm(s, 3, &d->path[2], slots, n, slot_new)) ||
+        (st = dpt_fusion_forward(d, &dw->ref[1], be, &d->path[2], &d->rn[1], &d->path[1])) ||
+        (st = dpt_fusion_forward(d, &dw->ref[0], be, &d->path[1], &d->rn[0], &d->path[0])))
+        return st;
+    return dpt_output(d, dw, be);
+}
+
+dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth) {
+    dm_backend *be = s->be;
+    dm_status st;
+    vda_transform_u8(&s->rs, rgb, s->pre_src, s->pre_tmp, s->pre_dst, dm_f32(&s->input));
+    if (s->input_dev.data != s->input.data && (st = dm_copy(be, &s->input, &s->input_dev)))
+        return st;
+    if ((st = dinov2_forward(&s->enc, vda_model_encoder(s->m), be, &s->input_dev))) return st;
+    /* a free slot for this frame's states: never one of the window's (those have refs) */
+    int slot_new = 0;
+    while (slot_new < VDA_STREAM_CACHE && s->refs[slot_new])
+        slot_new++;
+    if (slot_new == VDA_STREAM_CACHE)
+        return dm_error_set(DM_ERR_ARG, "vda_stream: cache pool exhausted (internal)");
+    int win[VDA_WINDOW - 1], n = 0;
+    if (s->id > 0) { /* cur_list = frame_cache_list[0:2] + frame_cache_list[-INFER_LEN+3:] */
+        win[n++] = s->list[0], win[n++] = s->list[1];
+        for (int j = s->len - (VDA_WINDOW - 3); j < s->len; j++)
+            win[n++] = s->list[j];
+    }
+    if ((st = stream_head(s, win, n, slot_new))) return st;
+    /* forward_depth's interpolate to the input size is the identity and its ReLU a no-op
+     * (output_conv2 ends in ReLU); then bilinear, align_corners True, to the frame size */
+    const int64_t s_out[] = {1, 1, s->src_h, s->src_w};
+    dm_tensor host;
+    dm_tensor_view(&host, depth, DM_DTYPE_F32, 4, s_out);
+    if (be->device == DM_DEVICE_CPU) {
+        st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &host);
+    } else if (!(st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &s->out_dev)) &&
+               !(st = dm_copy(be, &s->out_dev, &host))) {
+        st = dm_synchronize(be);
+    }
+    if (st) return st;
+    /* the list update of infer_video_depth_one */
+    if (s->id == 0) { /* [cached_hidden_state_list] * INFER_LEN */
+        for (int j = 0; j < VDA_WINDOW; j++)
+            s->list[j] = slot_new;
+        s->len = VDA_WINDOW;
+        s->refs[slot_new] = VDA_WINDOW;
+    } else {
+        s->list[s->len++] = slot_new;
+        s->refs[slot_new]++;
+    }
+    if (s->id + VDA_WINDOW > STREAM_GAP + 1) { /* del frame_cache_list[1] */
+        s->refs[s->list[1]]--;
+        memmove(s->list + 1, s->list + 2, sizeof(int) * (size_t)(s->len - 2));
+        s->len--;
+    }
+    s->id++;
+    return DM_OK;
+}

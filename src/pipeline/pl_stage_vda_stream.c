@@ -1,0 +1,186 @@
+/* Video Depth Anything streaming mode (depth.mode stream) as a frame-synchronous stage
+ * (pl_stage.h): one vda_stream (include/depthmatte/vda.h, the official infer_video_depth_one)
+ * per video, every frame pushed in order from frame 0, one finished row per push.
+ *
+ * Causal and sequential: frame i's depth depends on every frame before it and frame 0 stays in
+ * every later window, so a video is streamed whole by one rank (the planner never splits it:
+ * dm_config_plan_options). A unit that starts past the stream's position (a --resume that
+ * skips finished rows, a later unit of the same chunk after a stop) wants the frames from the
+ * stream's position (0 for a new video) and pushes them without writing rows, so the rows are
+ * the same as those of one uninterrupted run.
+ *
+ * Device backends: runtime.verify first_frame compares frame 0 of the rank's first video with a
+ * fresh CPU stream; all keeps a CPU stream in lockstep and compares every frame. A NaN/Inf depth
+ * fails the video in every precision (a float32 recompute of one frame would need the whole
+ * history on the CPU; run runtime.precision float32 or runtime.verify all to localise it). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "depthmatte/vda.h"
+#include "pl_stage.h"
+
+typedef struct vdas_stage {
+    pl_stage base;
+    vda_model *m;
+    vda_stream *s;
+    int s_h, s_w;
+    int video;    /* video the stream holds (-1: none); vda_stream_frames = next frame */
+    int64_t done; /* rows of the current unit finished */
+    float *depth; /* (H, W) one frame */
+    /* CPU reference (device backends, runtime.verify) */
+    dm_backend *ref_be;
+    vda_model *ref_m;
+    vda_stream *ref_s;
+    int ref_h, ref_w, ref_lockstep;
+    float *ref_depth;
+    int verified;
+} vdas_stage;
+
+/* Next frame the stream would take for unit u's video (0: a new video). */
+static int64_t stream_pos(const vdas_stage *v, const pl_unit *u) {
+    if (!v->s || v->video != u->video || v->s_h != u->info->height || v->s_w != u->info->width)
+        return 0;
+    const int64_t p = vda_stream_frames(v->s);
+    return p <= u->begin ? p : 0;
+}
+
+static dm_status vdas_want(pl_stage *s, const pl_unit *u, pl_frame_set *set) {
+    return pl_frame_set_add(set, stream_pos((const vdas_stage *)s, u), u->end);
+}
+
+static dm_status vdas_begin(pl_stage *s, const pl_unit *u) {
+    vdas_stage *v = (vdas_stage *)s;
+    const dm_job *job = &s->env.c->job;
+    const int H = u->info->height, W = u->info->width;
+    v->done = 0;
+    if (stream_pos(v, u) > 0) return DM_OK; /* continues this video's stream */
+    v->video = -1;
+    if (v->s && v->s_h == H && v->s_w == W) {
+        vda_stream_reset(v->s);
+    } else {
+        vda_stream_free(v->s);
+        v->s = NULL;
+        dm_status st = vda_stream_init(&v->s, v->m, s->env.be, H, W, job->depth.input_size);
+        if (st) return st;
+        v->s_h = H, v->s_w = W;
+    }
+    v->video = u->video;
+    v->ref_lockstep = 0;
+    return DM_OK;
+}
+
+/* runtime.verify on a device backend: frame 0 against a fresh CPU stream (first_frame), or
+ * every frame against a CPU stream in lockstep (all). */
+static dm_status verify(vdas_stage *v, const pl_unit *u, const pl_stage_frame *f, size_t n) {
+    const pl_stage_env *env = &v->base.env;
+    const dm_job *job = &env->c->job;
+    const int all = job->runtime.verify == DM_VERIFY_ALL;
+    if (!pl_verify_wanted(env, v->verified)) return DM_OK;
+    if (!all && f->index != 0) return DM_OK; /* first_frame: the first frame of a stream */
+    const double t0 = pl_now();
+    dm_status st = DM_OK;
+    if (!v->ref_be && !(v->ref_be = dm_backend_cpu_create(job->runtime.threads)))
+        return dm_error_set(DM_ERR_NOMEM, "cannot create the CPU reference backend");
+    if (!v->ref_m)
+        st = vda_model_load(&v->ref_m, job->depth.weights, v->ref_be,
+                            job->depth.model == DM_DEPTH_VDA_VITS_METRIC);
+    if (!st && (!v->ref_s || v->ref_h != u->info->height || v->ref_w != u->info->width)) {
+        vda_stream_free(v->ref_s);
+        v->ref_s = NULL;
+        free(v->ref_depth);
+        if (!(v->ref_depth = malloc(n * sizeof(float))))
+            return dm_error_set(DM_ERR_NOMEM, "out of memory (VDA stream reference)");
+        st = vda_stream_init(&v->ref_s, v->ref_m, v->ref_be, u->info->height, u->info->width,
+                             job->depth.input_size);
+        if (!st) v->ref_h = u->info->height, v->ref_w = u->info->width;
+    }
+    if (!st && f->index == 0) vda_stream_reset(v->ref_s), v->ref_lockstep = 1;
+    if (!st && (!v->ref_lockstep || vda_stream_frames(v->ref_s) != f->index))
+        return DM_OK; /* the reference did not see this video from frame 0 */
+    if (!st) st = vda_stream_push(v->ref_s, f->rgb, v->ref_depth);
+    v->verified = 1;
+    env->stats->verify_s += pl_now() - t0;
+    if (st) return st;
+    return pl_stage_verify(env, DM_TOL_VDA, "VDA stream depth", u->info->path, f->index, v->depth,
+                           v->ref_depth, n);
+}
+
+static dm_status vdas_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f, pl_rows *rows) {
+    vdas_stage *v = (vdas_stage *)s;
+    const size_t px = (size_t)u->info->width * u->info->height;
+    if (v->video != u->video || f->index != vda_stream_frames(v->s))
+        return dm_error_set(DM_ERR_ARG, "%s: VDA stream got frame %lld, expected %lld",
+                            u->info->path, (long long)f->index, (long long)vda_stream_frames(v->s));
+    const double t1 = pl_now();
+    dm_status st = vda_stream_push(v->s, f->rgb, v->depth);
+    s->env.stats->inference_s += pl_now() - t1;
+    if (st) {
+        v->video = -1; /* the stream's state is undefined after an error */
+        return st;
+    }
+    const int64_t bad = pl_count_nonfinite(v->depth, px);
+    if (bad) {
+        v->video = -1;
+        return dm_error_set(DM_ERR_NONFINITE,
+                            "%s: frame %lld: VDA stream depth has %lld NaN/Inf values (%s "
+                            "backend, %s); nothing of this frame is written",
+                            u->info->path, (long long)f->index, (long long)bad,
+                            s->env.be->ops->name, dm_dtype_name(s->env.be->precision));
+    }
+    if ((st = verify(v, u, f, px))) return st;
+    if (f->index < u->begin) return DM_OK; /* replayed to rebuild the state: no row */
+    const int64_t t = f->index - u->begin;
+    if (s->env.c->job.depth.dtype == DM_DTYPE_F16)
+        for (size_t i = 0; i < px; i++)
+            ((uint16_t *)rows->depth)[t * px + i] = dm_f32_to_f16(v->depth[i]);
+    else
+        memcpy((float *)rows->depth + t * px, v->depth, px * sizeof(float));
+    v->done = t + 1;
+    return DM_OK;
+}
+
+static dm_status vdas_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows, int64_t *done) {
+    (void)u, (void)flush, (void)rows;
+    *done = ((vdas_stage *)s)->done;
+    return DM_OK;
+}
+
+static void vdas_free(pl_stage *s) {
+    vdas_stage *v = (vdas_stage *)s;
+    vda_stream_free(v->s);
+    vda_model_free(v->m);
+    vda_stream_free(v->ref_s);
+    vda_model_free(v->ref_m);
+    if (v->ref_be) dm_backend_destroy(v->ref_be);
+    free(v->depth), free(v->ref_depth);
+    free(v);
+}
+
+static const pl_stage_ops vdas_ops = {
+    .name = "VDA stream",
+    .windowed = 0,
+    .want = vdas_want,
+    .begin = vdas_begin,
+    .push = vdas_push,
+    .pop = vdas_pop,
+    .free = vdas_free,
+};
+
+dm_status pl_stage_vda_stream_create(pl_stage **out, const pl_stage_env *env) {
+    *out = NULL;
+    vdas_stage *v = calloc(1, sizeof *v);
+    if (!v) return dm_error_set(DM_ERR_NOMEM, "out of memory");
+    v->base.ops = &vdas_ops;
+    v->base.env = *env;
+    v->video = -1;
+    *out = &v->base;
+    const dm_job *job = &env->c->job;
+    dm_status st = vda_model_load(&v->m, job->depth.weights, env->be,
+                                  job->depth.model == DM_DEPTH_VDA_VITS_METRIC);
+    if (st) return st;
+    if (!(v->depth = malloc(env->max_px * sizeof(float))))
+        return dm_error_set(DM_ERR_NOMEM, "out of memory for VDA stream buffers (%zu pixels)",
+                            env->max_px);
+    return DM_OK;
+}
