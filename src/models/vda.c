@@ -11,8 +11,8 @@
 
 #include "depthmatte/da2.h"
 #include "depthmatte/safetensors.h"
-#include "models/dinov2.h"
 #include "models/buf_plan.h"
+#include "models/dinov2.h"
 #include "models/dpt_temporal.h"
 #include "models/vda_internal.h"
 
