@@ -54,6 +54,9 @@ def main():
                   f"all=[{', '.join(r[metric] for r in rows)}] {extra}")
         if "ours" in impls:
             o = med(impls["ours"], metric)
+            if "ours_ref" in impls:  # before/after in one run (run_vda_cpu.sh --ref-bin)
+                r = med(impls["ours_ref"], metric)
+                print(f"   speed ratio ours/ours_ref = {o / r if sense == 'higher' else r / o:.3f}x")
             for ref in ("torch_eager", "torch_jit"):
                 if ref in impls:
                     t = med(impls[ref], metric)

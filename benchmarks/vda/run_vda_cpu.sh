@@ -8,7 +8,12 @@
 #
 # usage: benchmarks/vda/run_vda_cpu.sh [--build DIR] [--official DIR] [--input-size 518]
 #            [--count 54] [--window-runs 1] [--threads T] [--repeat R] [--frames-file F
-#            --width W --height H] [--openblas-coretype SkylakeX]
+#            --width W --height H] [--openblas-coretype SkylakeX] [--no-video]
+#            [--ref-bin OLD_BENCH]
+#   --no-video runs the window part only (both implementations): peak RSS and speed of one
+#   32-frame window, about a third of the time of a full run.
+#   --ref-bin also runs another bench_vda_cpu (e.g. built from an earlier commit) in every
+#   repeat, before ours, reported as impl=ours_ref (before/after in one run).
 #   --input-size 280 is a quick check (2.7 min); 518 (the official default) took 13-15 min on
 #   2 loaded cores at --repeat 1 (each process: one window + 54 frames = 3 windows).
 # needs: a built bench_vda_cpu (see benchmarks/README.md), python3 with torch, torchvision,
@@ -25,6 +30,8 @@ window_runs=1
 threads=$(nproc)
 repeat=1
 frames_file=
+no_video=()
+ref_bin=
 w=720; h=720
 while [ $# -gt 0 ]; do
   case $1 in
@@ -39,6 +46,8 @@ while [ $# -gt 0 ]; do
     --frames-file) frames_file=$2; shift 2 ;;
     --width) w=$2; shift 2 ;;
     --height) h=$2; shift 2 ;;
+    --no-video) no_video=(--no-video); shift ;;
+    --ref-bin) ref_bin=$2; shift 2 ;;
     *) echo "run_vda_cpu.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -81,13 +90,35 @@ for r in $(seq 1 "$repeat"); do
   dump=()
   cmp=()
   if [ "$r" = 1 ]; then dump=(--dump "$work/ours_$input_size"); cmp=(--compare "$work/ours_$input_size"); fi
+  refdump=()
+  if [ "$r" = 1 ]; then
+    rm -f "$work/ref_$input_size".*.f32 "$work/ours_$input_size".*.f32 # no stale dumps
+    refdump=(--dump "$work/ref_$input_size")
+  fi
+  if [ -n "$ref_bin" ]; then
+    OMP_NUM_THREADS=$threads "$ref_bin" --weights "$weights" --frames "$frames_file" \
+      --width "$w" --height "$h" --input-size "$input_size" --window-runs "$window_runs" \
+      --threads "$threads" "${no_video[@]}" "${refdump[@]}" \
+      | sed 's/ impl=ours / impl=ours_ref /' | tee -a "$log"
+    echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"
+  fi
   OMP_NUM_THREADS=$threads "$bin" --weights "$weights" --frames "$frames_file" --width "$w" \
     --height "$h" --input-size "$input_size" --window-runs "$window_runs" \
-    --threads "$threads" "${dump[@]}" | tee -a "$log"
+    --threads "$threads" "${no_video[@]}" "${dump[@]}" | tee -a "$log"
   echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"
+  if [ -n "$ref_bin" ] && [ "$r" = 1 ]; then
+    for part in window video; do
+      [ -e "$work/ref_$input_size.$part.f32" ] || continue
+      if cmp -s "$work/ref_$input_size.$part.f32" "$work/ours_$input_size.$part.f32"; then
+        echo "COMPARE vda ours vs ours_ref $part: bit-identical" | tee -a "$log"
+      else
+        echo "COMPARE vda ours vs ours_ref $part: DIFFERENT bytes" | tee -a "$log"
+      fi
+    done
+  fi
   python3 "$here/torch_vda.py" --official "$official" --weights "$weights" \
     --frames "$frames_file" --width "$w" --height "$h" --input-size "$input_size" \
-    --window-runs "$window_runs" --threads "$threads" "${cmp[@]}" 2>&1 \
+    --window-runs "$window_runs" --threads "$threads" "${no_video[@]}" "${cmp[@]}" 2>&1 \
     | grep -v '^xFormers not available' | tee -a "$log"
 done
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"

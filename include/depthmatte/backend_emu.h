@@ -32,4 +32,13 @@
 dm_status dm_backend_emu_create(int threads, dm_dtype precision, const char *perturb,
                                 dm_backend **out);
 
+/* Memory allocated on the emulated device `be` since its creation (dm_alloc: weights uploaded at
+ * load, model contexts), in bytes: *host_bytes as held here (f32 storage, 64-byte rounding),
+ * *device_bytes for the same tensors on a device that stores them in the compute precision
+ * (4 bytes per f32 element, 2 for f16/bf16: what the CUDA backend allocates). Frees are not
+ * subtracted, so both bound the device's peak memory in use from above (models allocate once,
+ * at init). Op workspaces (im2col, attention scores) are the CPU reference's and not counted.
+ * Zeros for any other backend. */
+void dm_backend_emu_memory(const dm_backend *be, size_t *host_bytes, size_t *device_bytes);
+
 #endif

@@ -133,6 +133,12 @@ static dm_status make_pos(dinov2_ctx *c, const dinov2_weights *w, dm_backend *be
 
 dm_status dinov2_ctx_init(dinov2_ctx *c, const dinov2_weights *w, dm_backend *be, int batch,
                           int h, int w_px) {
+    return dinov2_ctx_init_plan(c, w, be, batch, h, w_px, NULL, 0, NULL);
+}
+
+dm_status dinov2_ctx_init_plan(dinov2_ctx *c, const dinov2_weights *w, dm_backend *be,
+                               int batch, int h, int w_px, buf_plan *plan, int phase,
+                               const int feat_last[VIT_NTAPS]) {
     memset(c, 0, sizeof *c);
     if (batch < 1 || h < VIT_PATCH || w_px < VIT_PATCH || h % VIT_PATCH || w_px % VIT_PATCH)
         return dm_error_set(DM_ERR_ARG, "dinov2: input %dx%d (batch %d) is not a positive "
@@ -148,22 +154,26 @@ dm_status dinov2_ctx_init(dinov2_ctx *c, const dinov2_weights *w, dm_backend *be
                   s_att[] = {B, VIT_HEADS, T, VIT_HEAD_DIM},
                   s_merged[] = {B, T, VIT_HEADS, VIT_HEAD_DIM}, s_hidden[] = {B, T, VIT_MLP},
                   s_feat[] = {B, N, C}, s_cls[] = {B, C};
+    /* Planned: the working buffers live in `phase` only, feat[i] until feat_last[i] (the
+     * head's use); pos is computed here, so it is always allocated on its own. */
+    const int ph0 = phase;
     dm_status st;
     if ((st = dm_alloc(be, &c->pos, dm_backend_storage_dtype(be), 3, s_pos)) ||
-        (st = dm_alloc(be, &c->patch, dm_backend_storage_dtype(be), 4, s_patch)) ||
-        (st = dm_alloc(be, &c->x, dm_backend_storage_dtype(be), 3, s_x)) ||
-        (st = dm_alloc(be, &c->embed, dm_backend_storage_dtype(be), 3, s_x)) ||
-        (st = dm_alloc(be, &c->xn, dm_backend_storage_dtype(be), 3, s_x)) ||
-        (st = dm_alloc(be, &c->qkv, dm_backend_storage_dtype(be), 3, s_qkv)) ||
-        (st = dm_alloc(be, &c->qkvh, dm_backend_storage_dtype(be), 5, s_qkvh)) ||
-        (st = dm_alloc(be, &c->att, dm_backend_storage_dtype(be), 4, s_att)) ||
-        (st = dm_alloc(be, &c->merged, dm_backend_storage_dtype(be), 4, s_merged)) ||
-        (st = dm_alloc(be, &c->proj, dm_backend_storage_dtype(be), 3, s_x)) ||
-        (st = dm_alloc(be, &c->hidden, dm_backend_storage_dtype(be), 3, s_hidden)))
+        (st = bp_alloc(plan, be, &c->patch, 4, s_patch, ph0, ph0)) ||
+        (st = bp_alloc(plan, be, &c->x, 3, s_x, ph0, ph0)) ||
+        (st = bp_alloc(plan, be, &c->embed, 3, s_x, ph0, ph0)) ||
+        (st = bp_alloc(plan, be, &c->xn, 3, s_x, ph0, ph0)) ||
+        (st = bp_alloc(plan, be, &c->qkv, 3, s_qkv, ph0, ph0)) ||
+        (st = bp_alloc(plan, be, &c->qkvh, 5, s_qkvh, ph0, ph0)) ||
+        (st = bp_alloc(plan, be, &c->att, 4, s_att, ph0, ph0)) ||
+        (st = bp_alloc(plan, be, &c->merged, 4, s_merged, ph0, ph0)) ||
+        (st = bp_alloc(plan, be, &c->proj, 3, s_x, ph0, ph0)) ||
+        (st = bp_alloc(plan, be, &c->hidden, 3, s_hidden, ph0, ph0)))
         goto fail;
     for (int i = 0; i < VIT_NTAPS; i++)
-        if ((st = dm_alloc(be, &c->feat[i], dm_backend_storage_dtype(be), 3, s_feat)) ||
-            (st = dm_alloc(be, &c->feat_cls[i], dm_backend_storage_dtype(be), 2, s_cls)))
+        if ((st = bp_alloc(plan, be, &c->feat[i], 3, s_feat, ph0,
+                           feat_last ? feat_last[i] : ph0)) ||
+            (st = bp_alloc(plan, be, &c->feat_cls[i], 2, s_cls, ph0, ph0)))
             goto fail;
     if ((st = make_pos(c, w, be))) goto fail;
     return DM_OK;

@@ -7,6 +7,7 @@
 #define DM_MODELS_DINOV2_H
 
 #include "depthmatte/backend.h"
+#include "models/buf_plan.h"
 #include "models/da2_weights.h"
 #include "models/model_tensors.h"
 
@@ -71,6 +72,15 @@ typedef struct dinov2_ctx {
  * is not a positive multiple of 14. */
 dm_status dinov2_ctx_init(dinov2_ctx *c, const dinov2_weights *w, dm_backend *be, int batch,
                           int h, int w_px);
+/* As dinov2_ctx_init, but the activations are requested from `plan` (models/buf_plan.h; NULL:
+ * allocated at once, as dinov2_ctx_init): every working buffer for phase `phase` only, feat[i]
+ * for [phase, feat_last[i]] (feat_last NULL: `phase`), so that a head running after the
+ * encoder reuses their memory. The tensors are valid after bp_commit(plan); pos is computed
+ * here (own allocation). Not every buffer survives the forward then: only feat[i] until
+ * feat_last[i] (embed, feat_cls and the others are overwritten by later phases). */
+dm_status dinov2_ctx_init_plan(dinov2_ctx *c, const dinov2_weights *w, dm_backend *be,
+                               int batch, int h, int w_px, buf_plan *plan, int phase,
+                               const int feat_last[VIT_NTAPS]);
 void dinov2_ctx_free(dinov2_ctx *c);
 
 /* Runs the encoder on x (B, 3, h, w) normalised images; fills c->embed, c->feat, c->feat_cls

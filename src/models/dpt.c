@@ -95,8 +95,7 @@ static dm_status alloc4(dm_backend *be, dm_tensor *t, int64_t a, int64_t b, int6
     return dm_alloc(be, t, dm_backend_storage_dtype(be), 4, s);
 }
 
-dm_status dpt_ctx_init(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int batch, int ph,
-                       int pw) {
+dm_status dpt_ctx_dims(dpt_ctx *c, int batch, int ph, int pw) {
     memset(c, 0, sizeof *c);
     if (batch < 1 || ph < 1 || pw < 1)
         return dm_error_set(DM_ERR_ARG, "dpt: invalid batch %d / grid %dx%d", batch, ph, pw);
@@ -105,8 +104,14 @@ dm_status dpt_ctx_init(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int bat
     c->lh[1] = 2 * ph, c->lw[1] = 2 * pw;
     c->lh[2] = ph, c->lw[2] = pw;
     c->lh[3] = (ph - 1) / 2 + 1, c->lw[3] = (pw - 1) / 2 + 1; /* 3x3 conv, stride 2, pad 1 */
+    return DM_OK;
+}
+
+dm_status dpt_ctx_init(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int batch, int ph,
+                       int pw) {
     const int B = batch, F = DPT_FEATURES;
-    dm_status st;
+    dm_status st = dpt_ctx_dims(c, batch, ph, pw);
+    if (st) return st;
     if ((st = alloc4(be, &c->tok, B, VIT_DIM, ph, pw))) goto fail;
     for (int i = 0; i < 4; i++) {
         if ((st = alloc4(be, &c->proj[i], B, w->out_ch[i], ph, pw))) goto fail;

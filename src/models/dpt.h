@@ -62,6 +62,10 @@ typedef struct dpt_ctx {
     dm_tensor out;        /* (B, 1, 14ph, 14pw) head output (>= 0) */
 } dpt_ctx;
 
+/* Zeroes c and sets batch, ph, pw and the layer sizes lh/lw without allocating (for heads that
+ * plan the buffers themselves, models/dpt_temporal.h). DM_ERR_ARG for a non-positive size. */
+dm_status dpt_ctx_dims(dpt_ctx *c, int batch, int ph, int pw);
+
 dm_status dpt_ctx_init(dpt_ctx *c, const dpt_weights *w, dm_backend *be, int batch, int ph,
                        int pw);
 void dpt_ctx_free(dpt_ctx *c);

@@ -85,6 +85,11 @@ void mm_scratch_free(mm_scratch *s) {
 }
 
 dm_status mm_scratch_init(mm_scratch *s, dm_backend *be, int64_t max_tsc) {
+    return mm_scratch_init_plan(s, be, max_tsc, NULL, 0, 0);
+}
+
+dm_status mm_scratch_init_plan(mm_scratch *s, dm_backend *be, int64_t max_tsc, buf_plan *plan,
+                               int first, int last) {
     memset(s, 0, sizeof *s);
     s->cap = max_tsc;
     const int64_t n1[] = {max_tsc}, n4[] = {4 * max_tsc};
@@ -92,9 +97,9 @@ dm_status mm_scratch_init(mm_scratch *s, dm_backend *be, int64_t max_tsc) {
                         &s->vh, &s->oh};
     dm_status st = DM_OK;
     for (size_t i = 0; i < sizeof one / sizeof one[0] && !st; i++)
-        st = dm_alloc(be, one[i], dm_backend_storage_dtype(be), 1, n1);
-    if (!st) st = dm_alloc(be, &s->ffh, dm_backend_storage_dtype(be), 1, n4);
-    if (!st) st = dm_alloc(be, &s->ffg, dm_backend_storage_dtype(be), 1, n4);
+        st = bp_alloc(plan, be, one[i], 1, n1, first, last);
+    if (!st) st = bp_alloc(plan, be, &s->ffh, 1, n4, first, last);
+    if (!st) st = bp_alloc(plan, be, &s->ffg, 1, n4, first, last);
     if (st) mm_scratch_free(s);
     return st;
 }

@@ -14,6 +14,7 @@
 #define DM_MODELS_MOTION_MODULE_H
 
 #include "depthmatte/backend.h"
+#include "models/buf_plan.h"
 #include "models/da2_weights.h"
 #include "models/model_tensors.h"
 
@@ -63,6 +64,11 @@ typedef struct mm_scratch {
 /* Allocates buffers for up to `max_tsc` = T*S*C floats per token buffer. */
 dm_status mm_scratch_init(mm_scratch *s, dm_backend *be, int64_t max_tsc);
 void mm_scratch_free(mm_scratch *s);
+
+/* As mm_scratch_init, the buffers requested from `plan` for phases [first, last] (NULL: own
+ * allocations); valid after bp_commit(plan). */
+dm_status mm_scratch_init_plan(mm_scratch *s, dm_backend *be, int64_t max_tsc, buf_plan *plan,
+                               int first, int last);
 
 /* In place: x (T, C, h, w) <- TemporalModule(x) (T <= 32 frames of one window, batch 1).
  * DM_ERR_SHAPE if C differs from the weights or T*h*w*C exceeds the scratch. */

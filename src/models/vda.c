@@ -1,16 +1,25 @@
 /* Video Depth Anything Small: loader, per-size context, window forward
  * (VideoDepthAnything.forward + the resize of infer_video_depth); see include/depthmatte/vda.h.
  * The encoder (models/dinov2.h) runs the 32 frames of a window as one batch, as the official
- * x.flatten(0, 1) does; the head is models/dpt_temporal.h. */
+ * x.flatten(0, 1) does; the head is models/dpt_temporal.h. One buffer plan (models/buf_plan.h)
+ * holds the activations of both: the encoder's working buffers are dead once its taps are
+ * taken, so the head and the motion modules reuse that memory (phase 0 the encoder, 1.. the
+ * head's stages, then the resize to the source size). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "depthmatte/da2.h"
 #include "depthmatte/safetensors.h"
+#include "models/buf_plan.h"
 #include "models/dinov2.h"
 #include "models/dpt_temporal.h"
 #include "models/vda_internal.h"
+
+/* Buffer-plan phases of one window: the encoder, then the head's stages (DPTT_PH_*). */
+#define VDA_PH_ENC 0
+#define VDA_PH_HEAD 1
+#define VDA_PH_END (VDA_PH_HEAD + DPTT_PH_END) /* resize to the source size, taps */
 
 struct vda_model {
     dinov2_weights enc;
@@ -28,6 +37,7 @@ struct vda_ctx {
     dm_tensor input_dev; /* (32, 3, h, w) on the backend (aliases input on the CPU) */
     dm_tensor mm0_in;    /* (32, 192, ph, pw) tap */
     dm_tensor raw_dev;   /* (32, 1, src_h, src_w) resized depth on a device backend */
+    buf_plan plan;       /* the memory of every planned activation above and in enc/head */
     vda_resize rs;
     float *pre_src, *pre_tmp, *pre_dst; /* transform workspace */
 };
@@ -107,6 +117,7 @@ void vda_ctx_free(vda_ctx *c) {
     dm_tensor_free(&c->mm0_in);
     dm_tensor_free(&c->raw_dev);
     vda_resize_free(&c->rs);
+    bp_free(&c->plan); /* after the views above are gone */
     free(c->pre_src), free(c->pre_tmp), free(c->pre_dst);
     free(c);
 }
@@ -126,20 +137,28 @@ dm_status vda_ctx_init(vda_ctx **out, const vda_model *m, dm_backend *be, int sr
     const int T = VDA_WINDOW, ph = c->h / VIT_PATCH, pw = c->w / VIT_PATCH;
     const int64_t s_in[] = {T, 3, c->h, c->w}, s_mm[] = {T, m->head.mm[0].channels, ph, pw},
                   s_raw[] = {T, 1, src_h, src_w};
+    bp_init(&c->plan);
+    /* feat[i] feeds the head's reassemble stage i */
+    const int feat_last[VIT_NTAPS] = {VDA_PH_HEAD + DPTT_PH_REASSEMBLE,
+                                      VDA_PH_HEAD + DPTT_PH_REASSEMBLE + 1,
+                                      VDA_PH_HEAD + DPTT_PH_REASSEMBLE + 2,
+                                      VDA_PH_HEAD + DPTT_PH_REASSEMBLE + 3};
     dm_status st;
-    if ((st = dinov2_ctx_init(&c->enc, &m->enc, be, T, c->h, c->w)) ||
-        (st = dptt_ctx_init(&c->head, &m->head, be, T, ph, pw)) ||
+    if ((st = dinov2_ctx_init_plan(&c->enc, &m->enc, be, T, c->h, c->w, &c->plan, VDA_PH_ENC,
+                                   feat_last)) ||
+        (st = dptt_ctx_init_plan(&c->head, &m->head, be, T, ph, pw, &c->plan, VDA_PH_HEAD)) ||
         (st = dm_tensor_alloc(&c->input, DM_DTYPE_F32, 4, s_in)) ||
-        (st = dm_alloc(be, &c->mm0_in, dm_backend_storage_dtype(be), 4, s_mm)) ||
+        (st = bp_alloc(&c->plan, be, &c->mm0_in, 4, s_mm, VDA_PH_HEAD, VDA_PH_END)) ||
         (st = vda_resize_tables(&c->rs, src_h, src_w, c->h, c->w)))
         goto fail;
     if (be->device == DM_DEVICE_CPU) {
         c->input_dev = c->input;
         c->input_dev.owns_data = 0;
-    } else if ((st = dm_alloc(be, &c->input_dev, dm_backend_storage_dtype(be), 4, s_in)) ||
-               (st = dm_alloc(be, &c->raw_dev, dm_backend_storage_dtype(be), 4, s_raw))) {
+    } else if ((st = bp_alloc(&c->plan, be, &c->input_dev, 4, s_in, VDA_PH_ENC, VDA_PH_ENC)) ||
+               (st = bp_alloc(&c->plan, be, &c->raw_dev, 4, s_raw, VDA_PH_END, VDA_PH_END))) {
         goto fail;
     }
+    if ((st = bp_commit(&c->plan, be))) goto fail;
     c->pre_src = malloc(sizeof(float) * 3 * (size_t)src_h * src_w);
     c->pre_tmp = malloc(sizeof(float) * 3 * (size_t)src_h * c->w);
     c->pre_dst = malloc(sizeof(float) * 3 * (size_t)c->h * c->w);

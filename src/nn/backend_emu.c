@@ -14,6 +14,7 @@ typedef struct emu_ctx {
     dm_backend *cpu; /* the reference backend doing the arithmetic (threads, scratch) */
     dm_op_id fault_op;
     emu_fault fault;
+    size_t alloc_host, alloc_device; /* bytes allocated so far (dm_backend_emu_memory) */
 } emu_ctx;
 
 static emu_ctx *ctx_of(const dm_backend *be) {
@@ -313,9 +314,14 @@ static dm_status copy_emu(dm_backend *be, const dm_tensor *src, dm_tensor *dst) 
 
 static dm_status alloc_emu(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
                            const int64_t *shape) {
-    (void)be;
     dm_status st = dm_tensor_alloc(t, dtype, ndim, shape);
-    if (!st) t->device = DM_DEVICE_EMU;
+    if (st) return st;
+    t->device = DM_DEVICE_EMU;
+    emu_ctx *c = ctx_of(be);
+    c->alloc_host += t->capacity;
+    /* what a device storing this tensor in the compute precision holds (CUDA's storage) */
+    const size_t esz = dtype == DM_DTYPE_F32 ? dm_dtype_size(be->precision) : dm_dtype_size(dtype);
+    c->alloc_device += (size_t)dm_tensor_numel(t) * esz;
     return st;
 }
 
@@ -387,6 +393,12 @@ static dm_status parse_fault(const char *spec, emu_ctx *c) {
         return dm_error_set(DM_ERR_ARG, "emulated backend: fault kind '%s' (expected nothing, "
                             "'nan' or 'nan-always')", kind);
     return DM_OK;
+}
+
+void dm_backend_emu_memory(const dm_backend *be, size_t *host_bytes, size_t *device_bytes) {
+    const int emu = be && be->ops == &emu_ops && be->impl;
+    if (host_bytes) *host_bytes = emu ? ctx_of(be)->alloc_host : 0;
+    if (device_bytes) *device_bytes = emu ? ctx_of(be)->alloc_device : 0;
 }
 
 dm_status dm_backend_emu_create(int threads, dm_dtype precision, const char *perturb,
