@@ -461,7 +461,8 @@ static dm_status setup(vctx *c) {
     }
     /* source */
     if (s == DM_OK && p->need_source) {
-        s = dm_video_open(&c->rd, p->source, -1, 0);
+        const dm_video_options so = ex_source_options(&p->v);
+        s = dm_video_open_opts(&c->rd, p->source, &so);
         c->rd_next = 0;
         int colour_kinds = HAS(o, EX_ALPHA_WEBM) || HAS(o, EX_ALPHA_PRORES) ||
                            HAS(o, EX_COMPOSITE) || HAS(o, EX_RGBA_PNG);

@@ -76,7 +76,9 @@ static dm_status open_output(pl_ctx *c, dm_h5_file **f) {
                              vi->width,      vi->height,        vi->codec,   vi->rotation,
                              vi->sar_num,    vi->sar_den,       vi->time_base_num,
                              vi->time_base_den, !in->ok,        in->ok ? NULL : in->error,
-                             0, 0};
+                             0, 0, {vi->images, vi->frame_step, c->job.max_res,
+                             vi->source_frames, vi->source_fps_num, vi->source_fps_den,
+                             vi->source_width, vi->source_height}};
         /* depth.output_size model (da2_vits): rows on the network's input grid, no resize. */
         if (c->job.depth.enabled && c->job.depth.output_size == DM_DEPTH_SIZE_MODEL && in->ok)
             da2_input_size(vi->height, vi->width, c->job.depth.input_size, &v[i].depth_height,

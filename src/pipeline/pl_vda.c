@@ -219,7 +219,9 @@ static dm_status run_window(pl_vda *v, int video, int k, dm_h5_rank_stats *stats
         v->reader = NULL;
         v->r_video = -1;
         double t0 = pl_now();
-        st = dm_video_open(&v->reader, info->path, job->video_stream, 0);
+        dm_video_options vo;
+        st = pl_video_options(job, video, &vo);
+        if (!st) st = dm_video_open_opts(&v->reader, info->path, &vo);
         stats->decode_s += pl_now() - t0;
         if (st) return st;
         const dm_video_info *ri = dm_video_reader_info(v->reader);

@@ -372,7 +372,9 @@ static dm_status start_chunk(pl_worker *w, const pl_chunk *ch, const dm_video_in
     const dm_job *job = &w->c->job;
     pl_worker_end_chunk(w);
     double t0 = pl_now();
-    dm_status st = dm_video_open(&w->reader, info->path, job->video_stream, 0);
+    dm_video_options vo;
+    dm_status st = pl_video_options(job, ch->video, &vo);
+    if (!st) st = dm_video_open_opts(&w->reader, info->path, &vo);
     if (st) return st;
     const dm_video_info *ri = dm_video_reader_info(w->reader);
     if (ri->width != info->width || ri->height != info->height)

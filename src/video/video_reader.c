@@ -165,7 +165,8 @@ static void select_frames(dm_video_reader *r) {
     in->source_fps_num = in->fps_num, in->source_fps_den = in->fps_den;
     in->source_width = in->width, in->source_height = in->height;
     in->images = r->opt.images;
-    r->step = dm_video_frame_step(in->fps_num, in->fps_den, r->opt.target_fps);
+    r->step = r->opt.frame_step > 0 ? r->opt.frame_step
+                                    : dm_video_frame_step(in->fps_num, in->fps_den, r->opt.target_fps);
     in->frame_step = r->step;
     r->n_out = (in->frames + r->step - 1) / r->step;
     in->frames = r->n_out;
@@ -190,8 +191,8 @@ dm_status dm_video_open_opts(dm_video_reader **out, const char *path, const dm_v
     if (o->images && (o->fps_num <= 0 || o->fps_den <= 0))
         return dm_error_set(DM_ERR_ARG, "%s: image sequence without a frame rate (images carry "
                             "none: give fps)", path);
-    if (o->target_fps < 0.0 || !isfinite(o->target_fps) || o->max_res < 0)
-        return dm_error_set(DM_ERR_ARG, "%s: negative target_fps or max_res", path);
+    if (o->target_fps < 0.0 || !isfinite(o->target_fps) || o->max_res < 0 || o->frame_step < 0)
+        return dm_error_set(DM_ERR_ARG, "%s: negative target_fps, max_res or frame_step", path);
     dm_video_reader *r = calloc(1, sizeof *r);
     if (!r || !(r->path = strdup(path))) {
         free(r);
