@@ -198,8 +198,12 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, pl_watchdog *wd, dm_h5_file
             snprintf(local_msg, sizeof local_msg, "%s", dm_error_message());
             if (!local) local = vs;
             blk = (dm_h5_block){.video = -1, .failed_video = fv, .error = local_msg};
-            fprintf(stderr, "depthmatte: rank %d: %s%s\n", c->rank, local_msg,
-                    c->opt.keep_going ? " (video skipped: --keep-going)" : "");
+            /* Without --keep-going the job stops after this round and the rank reports the
+             * message once on exit (dm_pipeline_result.report): printed here too it would be
+             * two identical lines. */
+            if (c->opt.keep_going)
+                fprintf(stderr, "depthmatte: rank %d: %s (video skipped: --keep-going)\n",
+                        c->rank, local_msg);
         }
         /* Every rank checks in before the collective write: a lost rank or host is named
          * instead of hanging the job in MPI-IO. */
