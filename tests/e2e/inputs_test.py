@@ -177,8 +177,8 @@ def case_select():
     d = export(outs, "preview,depth-png16", os.path.join(A.work, "exp_fps10"))
     n, w, h = ffprobe_frames(os.path.join(d, "preview.mp4"))
     check(n == 32, f"export preview of the target_fps run: {n} frames (32 rows)")
-    pngs = [x for x in os.listdir(os.path.join(d, "depth_png16")) if x.endswith(".png")] \
-        if os.path.isdir(os.path.join(d, "depth_png16")) else []
+    pngs = [x for x in os.listdir(os.path.join(d, "depth16")) if x.endswith(".png")] \
+        if os.path.isdir(os.path.join(d, "depth16")) else []
     check(len(pngs) == 32, f"export depth-png16: {len(pngs)} images")
 
 
