@@ -4,7 +4,7 @@ through `depthmatte run` under mpiexec, checked with h5py and the ffmpeg/ffprobe
 
 Usage: inputs_test.py CASE --exe DEPTHMATTE --mpiexec MPIEXEC --shared SHARED --work WORK
        --recipe-tool DM_MAKE_RECIPE_WEIGHTS
-Cases: select, max_res, images, bad_inputs. Exit 0 pass, 1 fail, 77 skip (printed loudly).
+Cases: select, max_res, images, bad_inputs, vda. Exit 0 pass, 1 fail, 77 skip (printed loudly).
 Depth uses DA-V2 with the deterministic recipe weights of golden/da2_vits (only the arithmetic
 is official) at a small input size: per-frame depth, so a selected row equals the full run's
 row of the same source frame bit for bit."""
@@ -51,13 +51,13 @@ def need(*paths):
             sys.exit(77)
 
 
-def weights():
-    recipe = shared("golden/da2_vits/recipe.json")
+def weights(model="da2_vits"):
+    recipe = shared(f"golden/{model}/recipe.json")
     need(recipe)
     if not A.recipe_tool or not os.path.exists(A.recipe_tool):
         print("SKIPPED: dm_make_recipe_weights not built")
         sys.exit(77)
-    w = os.path.join(A.work, "da2_recipe.safetensors")
+    w = os.path.join(A.work, f"{model}_recipe.safetensors")
     if not os.path.exists(w):
         subprocess.run([A.recipe_tool, recipe, w], check=True, capture_output=True)
     return w
@@ -262,6 +262,41 @@ def case_images():
           "sequence, no audio)")
 
 
+def case_vda():
+    """Video Depth Anything (recipe weights of golden/vda_vits, input 42) with target_fps 12 and
+    max_res 80 on the 24 fps juggling clip, windows round-robin over 2 ranks: equal, bit for
+    bit, to VDA on a clip pre-selected and pre-scaled by the ffmpeg CLI (every 2nd frame,
+    scale=80:46, lossless rawvideo rgb24): the windows run over the kept frames."""
+    jug = shared(JUGGLE)
+    need(jug)
+    vda = {"model": "vda_vits", "weights": weights("vda_vits"), "input_size": 42,
+           "dtype": "float32"}
+    pre = os.path.join(A.work, "jug_every2_80x46.nut")
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", jug, "-vf",
+                    "select=not(mod(n\\,2)),scale=80:46", "-fps_mode", "passthrough",
+                    "-pix_fmt", "rgb24", "-c:v", "rawvideo", pre], check=True)
+    outs = []
+    for name, inputs, top in (("vda_sel", [jug], {"target_fps": 12, "max_res": 80}),
+                              ("vda_pre", [pre], {})):
+        j, out = job(name, inputs, depth=False, ranks_split=False, **top)
+        with open(j) as f:
+            jd = json.load(f)
+        jd["depth"] = vda
+        jd["plan"] = {"split_videos": "always"}
+        with open(j, "w") as f:
+            json.dump(jd, f)
+        run_ok(2, j, name)
+        outs.append(out)
+    with h5py.File(outs[0]) as fa, h5py.File(outs[1]) as fb:
+        a, b = video(fa)["depth"][...], video(fb)["depth"][...]
+        check(a.shape == (32, 46, 80) and b.shape == a.shape, f"VDA rows {a.shape}")
+        check(list(video(fa)["source_frame"][...]) == list(range(0, 64, 2)),
+              "VDA rows record source frames 0, 2, ..., 62")
+        check(a.shape == b.shape and np.array_equal(a, b) and float(a.std()) > 0,
+              "VDA at target_fps 12 + max_res 80 = VDA on the pre-selected, pre-scaled clip, "
+              "bit for bit")
+
+
 def s(x):
     return x.decode() if isinstance(x, bytes) else str(x)
 
@@ -315,7 +350,7 @@ def case_bad_inputs():
 
 
 CASES = {"select": case_select, "max_res": case_max_res, "images": case_images,
-         "bad_inputs": case_bad_inputs}
+         "bad_inputs": case_bad_inputs, "vda": case_vda}
 
 
 def main():

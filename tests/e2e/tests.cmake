@@ -26,9 +26,10 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
   endforeach()
 endif()
 # Input options (tests/e2e/inputs_test.py): target_fps, max_res, image sequences, their bad
-# inputs. CPU cost (2 cores): select ~1 min, max_res ~1 min, images ~1 min, bad_inputs < 1 min.
+# inputs. CPU cost (2 cores): select ~1 min, max_res ~1 min, images ~1 min, bad_inputs < 1 min,
+# vda < 1 min.
 if(DM_WITH_PIPELINE AND TARGET depthmatte)
-  foreach(case select max_res images bad_inputs)
+  foreach(case select max_res images bad_inputs vda)
     add_test(NAME e2e_inputs_${case}
              COMMAND ${_py} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/inputs_test.py ${case}
                      --exe $<TARGET_FILE:depthmatte> --mpiexec ${MPIEXEC_EXECUTABLE}
