@@ -57,8 +57,9 @@ typedef struct dm_h5r_video {
     dm_h5r_dataset foreground; /* (T, H, W, 3) U8 RGB */
     dm_h5r_dataset pts;        /* (T,) I64 */
     dm_h5r_dataset time_s;     /* (T,) float64 seconds */
-    dm_h5r_dataset source_frame; /* (T,) I64 source frame of each row (absent in older files) */
     dm_h5r_dataset done;       /* (T,) U8 */
+    /* (T,) I64: the source frame of each row (absent in files of older versions) */
+    dm_h5r_dataset source_frame;
     /* Depth attributes (all "" / 0 without a depth dataset). */
     int depth_metric;     /* 1: metric depth in metres (units "m"); 0: relative inverse
                            * depth, unitless (units "1": larger = nearer, arbitrary affine) */
@@ -72,12 +73,12 @@ typedef struct dm_h5r_video {
      * files without these attributes: a plain video, step 1, source = the fields above).
      * Reopen the source as the run did with dm_video_open_opts: images, fps =
      * source_fps_num/den for an image sequence, frame_step, max_res. */
-    int images;                          /* 1: the source is an image sequence */
-    int frame_step;                      /* row t is source frame t * frame_step */
-    int max_res;                         /* the run's max_res, 0 = none */
-    int64_t source_frames;               /* source frames before selection */
-    int source_fps_num, source_fps_den;  /* source frame rate */
-    int source_width, source_height;     /* source size before max_res (pixels) */
+    int images;                         /* 1: the source is an image sequence */
+    int frame_step;                     /* row t is source frame t * frame_step */
+    int max_res;                        /* the run's max_res, 0 = none */
+    int64_t source_frames;              /* source frames before selection */
+    int source_fps_num, source_fps_den; /* source frame rate */
+    int source_width, source_height;    /* source size before max_res (pixels) */
 } dm_h5r_video;
 
 /* Root attributes of the file. */

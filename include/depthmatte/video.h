@@ -100,17 +100,18 @@ typedef struct dm_video_info {
 /* How a reader presents a source (see "Selection and scaling" above). A zeroed struct is not
  * valid: start from DM_VIDEO_OPTIONS_INIT. */
 typedef struct dm_video_options {
-    int stream_index;      /* -1: FFmpeg's best video stream, else the container index */
-    int threads;           /* decoder threads, 0 = auto */
-    int images;            /* 1: `path` is an image sequence (dm_video_is_image_sequence) */
-    int fps_num, fps_den;  /* frame rate of an image sequence, frames/s = num/den (> 0) */
-    double target_fps;     /* > 0: keep every round(source fps / target_fps)-th frame; 0: all */
-    int max_res;           /* > 0: longer side at most max_res (even sizes); 0: source size */
-    int frame_step;        /* > 0: keep every frame_step-th frame (overrides target_fps: reopening
-                            * a source as a recorded run did, dm_h5r_video.frame_step) */
+    int stream_index;     /* -1: FFmpeg's best video stream, else the container index */
+    int threads;          /* decoder threads, 0 = auto */
+    int images;           /* 1: `path` is an image sequence (dm_video_is_image_sequence) */
+    int fps_num, fps_den; /* frame rate of an image sequence, frames/s = num/den (> 0) */
+    double target_fps;    /* > 0: keep every round(source fps / target_fps)-th frame; 0: all */
+    int max_res;          /* > 0: longer side at most max_res (even sizes); 0: source size */
+    int frame_step;       /* > 0: keep every frame_step-th frame (overrides target_fps: reopening
+                           * a source as a recorded run did, dm_h5r_video.frame_step) */
 } dm_video_options;
 
-#define DM_VIDEO_OPTIONS_INIT {-1, 0, 0, 0, 1, 0.0, 0, 0}
+#define DM_VIDEO_OPTIONS_INIT                                                                      \
+    { -1, 0, 0, 0, 1, 0.0, 0, 0 }
 
 /* 1 when `path` names an image sequence: an existing folder, or (no such file) a path holding
  * glob characters * ? [ {. An existing regular file is always a video. */

@@ -2,8 +2,8 @@
  * Prints per file: frames, fps, size, codec, rotation, duration, pix_fmt/bit depth, range,
  * colour matrix, SAR, stream index; with --target-fps / --max-res the kept, scaled video (as
  * a job with those keys sees it) and the source's frames/rate/size. A folder or a glob is an
- * image sequence (its frame rate from --fps). A file that fails prints one line naming the file and the
- * cause (stderr); the exit status is 1 if any file failed, 2 on bad usage. */
+ * image sequence (its frame rate from --fps). A file that fails prints one line naming the file and
+ * the cause (stderr); the exit status is 1 if any file failed, 2 on bad usage. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +39,8 @@ static void print_text(const dm_video_info *v) {
     if (v->images) printf(", image sequence");
     if (v->frame_step > 1 || v->source_width != v->width || v->source_height != v->height)
         printf("; frame step %d of %lld source frames at %d/%d fps, source %dx%d", v->frame_step,
-               (long long)v->source_frames, v->source_fps_num, v->source_fps_den,
-               v->source_width, v->source_height);
+               (long long)v->source_frames, v->source_fps_num, v->source_fps_den, v->source_width,
+               v->source_height);
     printf("\n");
 }
 
@@ -110,11 +110,14 @@ int cmd_probe(int argc, char **argv) {
             }
             stream = (int)v;
         } else if ((!strcmp(argv[i], "--fps") || !strcmp(argv[i], "--target-fps") ||
-                    !strcmp(argv[i], "--max-res")) && i + 1 < argc) {
+                    !strcmp(argv[i], "--max-res")) &&
+                   i + 1 < argc) {
             const char *opt = argv[i];
             double v = positive(opt, argv[++i]);
             if (v < 0 || (opt[2] == 'm' && (v != floor(v) || v > 65536))) {
-                if (v >= 0) fprintf(stderr, "depthmatte probe: --max-res: not a pixel count: %s\n", argv[i]);
+                if (v >= 0)
+                    fprintf(stderr, "depthmatte probe: --max-res: not a pixel count: %s\n",
+                            argv[i]);
                 free(files);
                 return 2;
             }
@@ -153,7 +156,8 @@ int cmd_probe(int argc, char **argv) {
         o.images = dm_video_is_image_sequence(files[i]);
         if (o.images && fps > 0) { /* decimals as the job's rates: 6 digits */
             o.fps_num = (int)llround(fps * 1000000), o.fps_den = 1000000;
-            while (o.fps_num % 10 == 0 && o.fps_den % 10 == 0) o.fps_num /= 10, o.fps_den /= 10;
+            while (o.fps_num % 10 == 0 && o.fps_den % 10 == 0)
+                o.fps_num /= 10, o.fps_den /= 10;
         }
         dm_status s = dm_video_probe_opts(files[i], &o, &info);
         if (s != DM_OK) {

@@ -222,7 +222,8 @@ dm_status dm_config_validate(const dm_job *job) {
         return dm_error_set(DM_ERR_ARG, "%s: depth.weights: required when depth is enabled",
                             where(job, "depth", w, sizeof w));
     if (job->max_res % 2)
-        return dm_error_set(DM_ERR_ARG, "%s: max_res: expected an even number of pixels, got %d "
+        return dm_error_set(DM_ERR_ARG,
+                            "%s: max_res: expected an even number of pixels, got %d "
                             "(sides are made even, so an odd bound could be exceeded by one)",
                             where(job, "max_res", w, sizeof w), job->max_res);
     /* The same video twice would produce two output groups for one source: refuse it. */

@@ -67,8 +67,7 @@ static const cfg_key g_schema[] = {
      "`#` comments; its relative paths are relative to the manifest's folder). A folder or a glob "
      "of PNG/JPEG frames is an image sequence, one video; `- {path: P, fps: R}` gives its frame "
      "rate (else image_fps)."},
-    {"image_fps", CFG_NUMBER, OFF(image_fps), "0", 0, 1000000, NULL,
-     "0 (none) or a frame rate > 0",
+    {"image_fps", CFG_NUMBER, OFF(image_fps), "0", 0, 1000000, NULL, "0 (none) or a frame rate > 0",
      "Frame rate (frames/s) of image-sequence inputs whose item gives no fps; 0 = none (such an "
      "input is then an error: images carry no rate)."},
     {"target_fps", CFG_NUMBER, OFF(target_fps), "0", 0, 1000000, NULL,
@@ -135,8 +134,8 @@ static const cfg_key g_schema[] = {
     ENUM("runtime.verify", runtime.verify, "first_frame", verify_modes,
          "Device backends: recompute each rank's first frame of every model on the CPU and "
          "stop before writing if they disagree (first_frame); off; all = every frame."),
-    {"runtime.share_gpus", CFG_BOOL, OFF(runtime.share_gpus), "false", 0, 0, NULL,
-     "true or false", "Allow more ranks than GPUs on a node (ranks then share GPUs)."},
+    {"runtime.share_gpus", CFG_BOOL, OFF(runtime.share_gpus), "false", 0, 0, NULL, "true or false",
+     "Allow more ranks than GPUs on a node (ranks then share GPUs)."},
     INT("runtime.stall_timeout", runtime.stall_timeout, "120", 1, 86400,
         "an integer in 1..86400 (seconds)",
         "Stall watchdog floor: a write round may take max(this, stall_factor x the slowest "

@@ -245,8 +245,8 @@ static dm_status apply_inputs(const cfg_ctx *ctx, const cfg_key *k, yaml_node_t 
         const int before = n;
         double fps = 0.0;
         snprintf(key, sizeof key, "inputs[%d]", idx);
-        yaml_node_pair_t *p0 = item->type == YAML_MAPPING_NODE ? item->data.mapping.pairs.start
-                                                               : NULL;
+        yaml_node_pair_t *p0 =
+            item->type == YAML_MAPPING_NODE ? item->data.mapping.pairs.start : NULL;
         yaml_node_t *k0 = p0 && p0 < item->data.mapping.pairs.top
                               ? yaml_document_get_node(ctx->doc, p0->key)
                               : NULL;
@@ -285,7 +285,8 @@ static dm_status apply_inputs(const cfg_ctx *ctx, const cfg_key *k, yaml_node_t 
                 break;
             }
             rates = bigger;
-            for (int j = before; j < n; j++) rates[j] = fps;
+            for (int j = before; j < n; j++)
+                rates[j] = fps;
         }
     }
     if (st != DM_OK) {

@@ -91,7 +91,8 @@ static hid_t file_type_of(const dm_h5_file *f, int d) {
     case DS_FGR: return H5T_STD_U8LE;
     case DS_DEPTH: return f->layout.depth_dtype == DM_DTYPE_F16 ? f->f16 : H5T_IEEE_F32LE;
     case DS_PTS:
-    case DS_SRC: return H5T_STD_I64LE;
+    case DS_SRC:
+        return H5T_STD_I64LE;
     case DS_TIME: return H5T_IEEE_F64LE;
     default: return H5T_STD_U8LE;
     }
@@ -103,7 +104,8 @@ static hid_t mem_type_of(const dm_h5_file *f, int d) {
     case DS_FGR: return H5T_NATIVE_UINT8;
     case DS_DEPTH: return f->layout.depth_dtype == DM_DTYPE_F16 ? f->f16 : H5T_NATIVE_FLOAT;
     case DS_PTS:
-    case DS_SRC: return H5T_NATIVE_INT64;
+    case DS_SRC:
+        return H5T_NATIVE_INT64;
     case DS_TIME: return H5T_NATIVE_DOUBLE;
     default: return H5T_NATIVE_UINT8;
     }
@@ -184,7 +186,8 @@ static dm_status create_dataset(dm_h5_file *f, h5_video *hv, const dm_h5_video *
         if (!st) st = h5u_attr_str(p, ds, "units", "s");
     } else if (d == DS_SRC) {
         if (!st)
-            st = h5u_attr_str(p, ds, "description", "source frame number of the row "
+            st = h5u_attr_str(p, ds, "description",
+                              "source frame number of the row "
                               "(presentation order, 0-based; row * frame_step)");
     }
     return st;
@@ -219,11 +222,21 @@ static dm_status create_video(dm_h5_file *f, hid_t videos_grp, int idx, const dm
     if (!st) st = h5u_attr_i64(p, g, "images", v->sel.images);
     if (!st) st = h5u_attr_i64(p, g, "frame_step", step);
     if (!st) st = h5u_attr_i64(p, g, "max_res", v->sel.max_res);
-    if (!st) st = h5u_attr_i64(p, g, "source_frames", v->sel.source_frames > 0 ? v->sel.source_frames : hv->frames);
-    if (!st) st = h5u_attr_i64(p, g, "source_fps_num", v->sel.source_fps_num > 0 ? v->sel.source_fps_num : v->fps_num);
-    if (!st) st = h5u_attr_i64(p, g, "source_fps_den", v->sel.source_fps_den > 0 ? v->sel.source_fps_den : v->fps_den);
-    if (!st) st = h5u_attr_i64(p, g, "source_width", v->sel.source_width > 0 ? v->sel.source_width : v->width);
-    if (!st) st = h5u_attr_i64(p, g, "source_height", v->sel.source_height > 0 ? v->sel.source_height : v->height);
+    if (!st)
+        st = h5u_attr_i64(p, g, "source_frames",
+                          v->sel.source_frames > 0 ? v->sel.source_frames : hv->frames);
+    if (!st)
+        st = h5u_attr_i64(p, g, "source_fps_num",
+                          v->sel.source_fps_num > 0 ? v->sel.source_fps_num : v->fps_num);
+    if (!st)
+        st = h5u_attr_i64(p, g, "source_fps_den",
+                          v->sel.source_fps_den > 0 ? v->sel.source_fps_den : v->fps_den);
+    if (!st)
+        st = h5u_attr_i64(p, g, "source_width",
+                          v->sel.source_width > 0 ? v->sel.source_width : v->width);
+    if (!st)
+        st = h5u_attr_i64(p, g, "source_height",
+                          v->sel.source_height > 0 ? v->sel.source_height : v->height);
     if (!st) st = h5u_attr_str(p, g, "status", failed ? "failed" : "pending");
     if (!st)
         st = h5u_attr_str(p, g, "error",
@@ -393,9 +406,11 @@ static dm_status resume_video(dm_h5_file *f, int idx, const dm_h5_video *v) {
                             p, name, src, (long long)frames, (long long)w, (long long)h,
                             v->source, (long long)want_frames, v->width, v->height);
     if (!failed && step != (v->sel.frame_step > 0 ? v->sel.frame_step : 1))
-        return dm_error_set(DM_ERR_FORMAT, "%s: resume mismatch: /%s keeps every %lld-th source "
-                            "frame, the job every %d-th (target_fps changed?)", p, name,
-                            (long long)step, v->sel.frame_step > 0 ? v->sel.frame_step : 1);
+        return dm_error_set(DM_ERR_FORMAT,
+                            "%s: resume mismatch: /%s keeps every %lld-th source "
+                            "frame, the job every %d-th (target_fps changed?)",
+                            p, name, (long long)step,
+                            v->sel.frame_step > 0 ? v->sel.frame_step : 1);
     hv->failed = failed;
     hv->frames = want_frames;
     hv->step = (int)step;
@@ -554,12 +569,13 @@ dm_status dm_h5_write_round(dm_h5_file *f, const dm_h5_block *mine, int64_t *rou
             int64_t b = me.video == v ? me.begin : 0, c = me.video == v ? me.count : 0;
             h5_video *hv = &f->videos[v];
             if (pass == 0) {
-                const void *bufs[DS_DONE] = {mine ? mine->alpha : NULL,
-                                             mine ? mine->foreground : NULL,
-                                             mine ? mine->depth : NULL, mine ? mine->pts : NULL,
-                                             mine ? mine->time_s : NULL, NULL};
+                const void *bufs[DS_DONE] = {
+                    mine ? mine->alpha : NULL,  mine ? mine->foreground : NULL,
+                    mine ? mine->depth : NULL,  mine ? mine->pts : NULL,
+                    mine ? mine->time_s : NULL, NULL};
                 if (c > 0) { /* the reader presents source frame t * step as frame t */
-                    for (int64_t i = 0; i < c; i++) f->src[i] = (b + i) * hv->step;
+                    for (int64_t i = 0; i < c; i++)
+                        f->src[i] = (b + i) * hv->step;
                     bufs[DS_SRC] = f->src;
                 }
                 for (int d = 0; d < DS_DONE && !st; d++)

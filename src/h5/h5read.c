@@ -134,12 +134,13 @@ static dm_status selection_attrs(const dm_h5r_file *f, hid_t g, const char *wher
                             "source_fps_num", "source_fps_den", "source_width", "source_height"};
     const int64_t dflt[8] = {0, 1, 0, v->frames, v->fps_num, v->fps_den, v->width, v->height};
     dm_status st = DM_OK;
-    for (int i = 0; i < 8 && !st; i++) st = attr_i64_opt(f, g, names[i], dflt[i], &x[i]);
+    for (int i = 0; i < 8 && !st; i++)
+        st = attr_i64_opt(f, g, names[i], dflt[i], &x[i]);
     if (st) return st;
     for (int i = 0; i < 8; i++)
         if (x[i] < 0 || x[i] > INT32_MAX || (i == 1 && x[i] < 1))
-            return dm_error_set(DM_ERR_FORMAT, "%s: %s: attribute %s = %lld out of range",
-                                f->path, where, names[i], (long long)x[i]);
+            return dm_error_set(DM_ERR_FORMAT, "%s: %s: attribute %s = %lld out of range", f->path,
+                                where, names[i], (long long)x[i]);
     v->images = (int)x[0], v->frame_step = (int)x[1], v->max_res = (int)x[2];
     v->source_frames = x[3];
     v->source_fps_num = (int)x[4], v->source_fps_den = (int)x[5];

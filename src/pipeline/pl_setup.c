@@ -50,7 +50,8 @@ static void rate_of(double fps, int *num, int *den) {
         a = b, b = t;
         if (!b) n /= a, d /= a;
     }
-    while (n > INT_MAX) n /= 10, d /= 10; /* absurd rates only */
+    while (n > INT_MAX)
+        n /= 10, d /= 10; /* absurd rates only */
     *num = (int)n, *den = d > 0 ? (int)d : 1;
 }
 
@@ -63,13 +64,17 @@ dm_status pl_video_options(const dm_job *job, int i, dm_video_options *o) {
     o->images = dm_video_is_image_sequence(path);
     const double item = job->input_fps ? job->input_fps[i] : 0.0;
     if (!o->images && item > 0.0)
-        return dm_error_set(DM_ERR_ARG, "%s: inputs[%d].fps is for image sequences (a folder or "
-                            "a glob of frames); a video file keeps its own frame rate", path, i);
+        return dm_error_set(DM_ERR_ARG,
+                            "%s: inputs[%d].fps is for image sequences (a folder or "
+                            "a glob of frames); a video file keeps its own frame rate",
+                            path, i);
     if (!o->images) return DM_OK;
     const double fps = item > 0.0 ? item : job->image_fps;
     if (!(fps > 0.0))
-        return dm_error_set(DM_ERR_ARG, "%s: image sequence without a frame rate: give it as "
-                            "`- {path: ..., fps: RATE}` in inputs, or set image_fps", path);
+        return dm_error_set(DM_ERR_ARG,
+                            "%s: image sequence without a frame rate: give it as "
+                            "`- {path: ..., fps: RATE}` in inputs, or set image_fps",
+                            path);
     rate_of(fps, &o->fps_num, &o->fps_den);
     return DM_OK;
 }

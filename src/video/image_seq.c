@@ -32,7 +32,8 @@ static int family_of(const char *name) {
 }
 
 void dmv_seq_free(dmv_seq *s) {
-    for (int64_t i = 0; i < s->n; i++) free(s->files[i]);
+    for (int64_t i = 0; i < s->n; i++)
+        free(s->files[i]);
     free(s->files);
     free(s->pattern);
     memset(s, 0, sizeof *s);
@@ -42,7 +43,8 @@ void dmv_seq_free(dmv_seq *s) {
  * with its glob characters escaped, then a slash, an asterisk and ext. */
 static char *folder_pattern(const char *dir, const char *ext) {
     size_t n = strlen(dir), k = 0;
-    while (n > 1 && dir[n - 1] == '/') n--; /* "frames/" -> "frames" */
+    while (n > 1 && dir[n - 1] == '/')
+        n--; /* "frames/" -> "frames" */
     char *p = malloc(2 * n + strlen(ext) + 8);
     if (!p) return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -73,12 +75,15 @@ static dm_status folder_extension(const char *dir, char ext[16]) {
     }
     closedir(d);
     if (!ext[0])
-        return dm_error_set(DM_ERR_FORMAT, "%s: image sequence: the folder holds no PNG or JPEG "
-                            "frames (*.png, *.jpg, *.jpeg)", dir);
+        return dm_error_set(DM_ERR_FORMAT,
+                            "%s: image sequence: the folder holds no PNG or JPEG "
+                            "frames (*.png, *.jpg, *.jpeg)",
+                            dir);
     if (other[0])
-        return dm_error_set(DM_ERR_FORMAT, "%s: image sequence: frames with different "
-                            "extensions (%s, %s); give a glob such as %s/*%s", dir, first, other,
-                            dir, ext);
+        return dm_error_set(DM_ERR_FORMAT,
+                            "%s: image sequence: frames with different "
+                            "extensions (%s, %s); give a glob such as %s/*%s",
+                            dir, first, other, dir, ext);
     return DM_OK;
 }
 
@@ -122,11 +127,15 @@ dm_status dmv_seq_list(const char *path, dmv_seq *s) {
         int fam = family_of(f);
         struct stat fs;
         if (fam < 0)
-            err = dm_error_set(DM_ERR_FORMAT, "%s: image sequence: %s is not a PNG or JPEG frame "
-                               "(.png, .jpg, .jpeg)", path, f);
+            err = dm_error_set(DM_ERR_FORMAT,
+                               "%s: image sequence: %s is not a PNG or JPEG frame "
+                               "(.png, .jpg, .jpeg)",
+                               path, f);
         else if (s->family >= 0 && fam != s->family)
-            err = dm_error_set(DM_ERR_FORMAT, "%s: image sequence: mixed PNG and JPEG frames (%s, "
-                               "%s)", path, s->files[0], f);
+            err = dm_error_set(DM_ERR_FORMAT,
+                               "%s: image sequence: mixed PNG and JPEG frames (%s, "
+                               "%s)",
+                               path, s->files[0], f);
         else if (stat(f, &fs) != 0 || access(f, R_OK) != 0)
             err = dm_error_set(DM_ERR_IO, "%s: image sequence: frame %zu (%s) cannot be read: %s",
                                path, i, f, strerror(errno));

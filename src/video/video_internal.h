@@ -41,10 +41,10 @@ typedef struct dmv_index {
 enum { DMV_SEQ_PNG = 0, DMV_SEQ_JPEG = 1 };
 
 typedef struct dmv_seq {
-    char *pattern;   /* glob given to the image2 demuxer (a folder's is built and escaped) */
-    char **files;    /* (n,) frame files in glob order: frame i is files[i] */
+    char *pattern; /* glob given to the image2 demuxer (a folder's is built and escaped) */
+    char **files;  /* (n,) frame files in glob order: frame i is files[i] */
     int64_t n;
-    int family;      /* DMV_SEQ_PNG or DMV_SEQ_JPEG */
+    int family; /* DMV_SEQ_PNG or DMV_SEQ_JPEG */
 } dmv_seq;
 
 /* Lists and checks the frames of a folder or glob (errors name `path` and the file). */

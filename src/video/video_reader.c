@@ -33,9 +33,9 @@ struct dm_video_reader {
     dm_video_info info;
     dmv_converter conv;
     dm_video_options opt;
-    dmv_seq seq;        /* image sequences: the frame files (else zeroed) */
-    int step;           /* frame k is source frame k * step */
-    int64_t n_out;      /* frames presented (kept) */
+    dmv_seq seq;   /* image sequences: the frame files (else zeroed) */
+    int step;      /* frame k is source frame k * step */
+    int64_t n_out; /* frames presented (kept) */
     int src_fps_num, src_fps_den;
     int64_t next;       /* next SOURCE presentation frame to decode and return */
     int64_t next_pkt_d; /* decode index of the next packet the demuxer returns */
@@ -67,8 +67,8 @@ static const dmv_seq *seq_of(const dm_video_reader *r) {
 static dm_status reopen(dm_video_reader *r) {
     avformat_close_input(&r->fmt);
     int si = 0;
-    dm_status s = dmv_open_input(r->path, r->si, seq_of(r), r->opt.fps_num, r->opt.fps_den,
-                                 &r->fmt, &si);
+    dm_status s =
+        dmv_open_input(r->path, r->si, seq_of(r), r->opt.fps_num, r->opt.fps_den, &r->fmt, &si);
     r->next_pkt_d = 0;
     r->seeks++;
     return s;
@@ -165,8 +165,9 @@ static void select_frames(dm_video_reader *r) {
     in->source_fps_num = in->fps_num, in->source_fps_den = in->fps_den;
     in->source_width = in->width, in->source_height = in->height;
     in->images = r->opt.images;
-    r->step = r->opt.frame_step > 0 ? r->opt.frame_step
-                                    : dm_video_frame_step(in->fps_num, in->fps_den, r->opt.target_fps);
+    r->step = r->opt.frame_step > 0
+                  ? r->opt.frame_step
+                  : dm_video_frame_step(in->fps_num, in->fps_den, r->opt.target_fps);
     in->frame_step = r->step;
     r->n_out = (in->frames + r->step - 1) / r->step;
     in->frames = r->n_out;
@@ -189,8 +190,10 @@ dm_status dm_video_open_opts(dm_video_reader **out, const char *path, const dm_v
     *out = NULL;
     if (!o) o = &defaults;
     if (o->images && (o->fps_num <= 0 || o->fps_den <= 0))
-        return dm_error_set(DM_ERR_ARG, "%s: image sequence without a frame rate (images carry "
-                            "none: give fps)", path);
+        return dm_error_set(DM_ERR_ARG,
+                            "%s: image sequence without a frame rate (images carry "
+                            "none: give fps)",
+                            path);
     if (o->target_fps < 0.0 || !isfinite(o->target_fps) || o->max_res < 0 || o->frame_step < 0)
         return dm_error_set(DM_ERR_ARG, "%s: negative target_fps, max_res or frame_step", path);
     dm_video_reader *r = calloc(1, sizeof *r);
@@ -209,9 +212,11 @@ dm_status dm_video_open_opts(dm_video_reader **out, const char *path, const dm_v
     if (s == DM_OK && o->images && r->ix.n_frames != r->seq.n) {
         /* image2 ends the sequence at a file it cannot read */
         const char *f = dmv_seq_file(&r->seq, r->ix.n_frames);
-        s = dm_error_set(DM_ERR_IO, "%s: image sequence: frame %lld (%s) cannot be read (%lld "
-                         "of %lld files demuxed)", path, (long long)r->ix.n_frames,
-                         f ? f : "?", (long long)r->ix.n_frames, (long long)r->seq.n);
+        s = dm_error_set(DM_ERR_IO,
+                         "%s: image sequence: frame %lld (%s) cannot be read (%lld "
+                         "of %lld files demuxed)",
+                         path, (long long)r->ix.n_frames, f ? f : "?", (long long)r->ix.n_frames,
+                         (long long)r->seq.n);
     }
     if (s == DM_OK) {
         dmv_fill_info(path, r->fmt, r->si, &r->ix, &r->info);
@@ -342,10 +347,10 @@ static dm_status emit(dm_video_reader *r, const AVFrame *f, int64_t pts, uint8_t
     if (frame_index) *frame_index = r->next / r->step;
     if (pts_out) *pts_out = pts;
     if (time_s)
-        *time_s = r->ix.pts_ok ? (double)(pts - r->info.start_pts) * tb
-                               : (r->src_fps_num > 0 ? (double)r->next * r->src_fps_den /
-                                                           r->src_fps_num
-                                                     : 0.0);
+        *time_s =
+            r->ix.pts_ok
+                ? (double)(pts - r->info.start_pts) * tb
+                : (r->src_fps_num > 0 ? (double)r->next * r->src_fps_den / r->src_fps_num : 0.0);
     r->next += r->step; /* the frames in between are decoded and dropped unconverted */
     r->fresh = 0;
     return DM_OK;

@@ -27,8 +27,8 @@ static const dm_h5_video rel_videos[NV] = {
     {"b.mkv", 5, 30000, 1001, 5, 3, "ffv1", 90, 1, 1, 1, 1000, 0, NULL, 4, 2, {0}},
     {"c.txt", 0, 0, 0, 0, 0, "", 0, 0, 1, 0, 1, 1, "c.txt: Invalid data found", 0, 0, {0}},
 };
-static const dm_h5_video met_video = {"m.mp4", 4, 25, 1, 3, 2, "h264", 0, 1, 1, 1, 90000,
-                                      0, NULL, 0, 0, {0}};
+static const dm_h5_video met_video = {"m.mp4", 4, 25,    1, 3,    2, "h264", 0,  1,
+                                      1,       1, 90000, 0, NULL, 0, 0,      {0}};
 
 static uint8_t alpha_val(int v, int t, int y, int x) { return (uint8_t)(v * 31 + t * 7 + y * 3 + x); }
 static uint8_t fgr_val(int v, int t, int y, int x, int c) { return (uint8_t)(v * 5 + t * 11 + y * 13 + x * 17 + c * 19); }

@@ -18,7 +18,7 @@
 #include "tensor_compare.h"
 #include "video_test_util.h"
 
-static const char *DOG = "videos/lossless/dog_320x180_ffv1.mkv";     /* 29.97 fps, 100 frames */
+static const char *DOG = "videos/lossless/dog_320x180_ffv1.mkv";       /* 29.97 fps, 100 frames */
 static const char *JUGGLE = "videos/lossless/juggle_256x144_ffv1.mkv"; /* 24 fps, 64 frames */
 
 static void expect_err(dm_status got, dm_status want, const char *path, const char *sub) {
@@ -40,14 +40,14 @@ static int sh(const char *fmt, const char *a, const char *b) {
 
 static void test_rules(void) {
     /* step = max(1, round(fps / target)) with round half to even (Python) */
-    CHECK(dm_video_frame_step(25, 1, 10) == 2);        /* 2.5 -> 2 */
-    CHECK(dm_video_frame_step(35, 1, 10) == 4);        /* 3.5 -> 4 */
-    CHECK(dm_video_frame_step(15, 1, 10) == 2);        /* 1.5 -> 2 */
-    CHECK(dm_video_frame_step(30000, 1001, 10) == 3);  /* 2.997 */
-    CHECK(dm_video_frame_step(24, 1, 10) == 2);        /* 2.4 */
-    CHECK(dm_video_frame_step(30, 1, 60) == 1);        /* 0.5 -> 0 -> at least 1 */
-    CHECK(dm_video_frame_step(30, 1, 0) == 1);         /* off */
-    CHECK(dm_video_frame_step(0, 1, 10) == 1);         /* unknown rate */
+    CHECK(dm_video_frame_step(25, 1, 10) == 2);       /* 2.5 -> 2 */
+    CHECK(dm_video_frame_step(35, 1, 10) == 4);       /* 3.5 -> 4 */
+    CHECK(dm_video_frame_step(15, 1, 10) == 2);       /* 1.5 -> 2 */
+    CHECK(dm_video_frame_step(30000, 1001, 10) == 3); /* 2.997 */
+    CHECK(dm_video_frame_step(24, 1, 10) == 2);       /* 2.4 */
+    CHECK(dm_video_frame_step(30, 1, 60) == 1);       /* 0.5 -> 0 -> at least 1 */
+    CHECK(dm_video_frame_step(30, 1, 0) == 1);        /* off */
+    CHECK(dm_video_frame_step(0, 1, 10) == 1);        /* unknown rate */
     CHECK(dm_video_frame_step(60, 1, 7.5) == 8);
     /* size = ensure_even(round(side * max_res / longer)) when longer > max_res */
     int w, h;
@@ -172,7 +172,8 @@ static void check_scaled(const char *rel, int max_res, int want_w, int want_h, i
     CHECK(in->source_width > in->width && in->frame_step == 1);
     size_t fs = (size_t)want_w * want_h * 3;
     uint8_t *ours = malloc(fs * (size_t)frames), *ref = malloc(fs * (size_t)frames);
-    for (int i = 0; i < frames; i++) CHECK_OK(dm_video_read(r, ours + fs * (size_t)i, NULL, NULL, NULL));
+    for (int i = 0; i < frames; i++)
+        CHECK_OK(dm_video_read(r, ours + fs * (size_t)i, NULL, NULL, NULL));
     dm_video_close(r);
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
@@ -186,8 +187,8 @@ static void check_scaled(const char *rel, int max_res, int want_w, int want_h, i
     size_t nd = 0;
     int m = vt_max_diff(ours, ref, fs * (size_t)frames, &nd);
     printf("max_res %d of %s: %dx%d, vs ffmpeg -vf scale=%d:%d: max |diff| %d, %zu of %zu bytes "
-           "differ (bound %d)\n", max_res, rel, want_w, want_h, want_w, want_h, m, nd,
-           fs * (size_t)frames, bound);
+           "differ (bound %d)\n",
+           max_res, rel, want_w, want_h, want_w, want_h, m, nd, fs * (size_t)frames, bound);
     CHECK(m <= bound);
     free(ours), free(ref);
 }
@@ -229,8 +230,8 @@ static void test_images(void) {
         }
         CHECK(m == n && !memcmp(a, b, (size_t)W * H * 3 * (size_t)n));
         printf("image sequence %s: %lld frames, pixels equal to the clip, max |time_s diff| "
-               "%.2g s (bound 1 ms: the clip's timestamps are in ms)\n", inputs[i],
-               (long long)m, dt);
+               "%.2g s (bound 1 ms: the clip's timestamps are in ms)\n",
+               inputs[i], (long long)m, dt);
         CHECK(dt <= 1e-3);
         free(b), free(pb), free(tb);
     }
@@ -242,7 +243,8 @@ static void test_images(void) {
     o.target_fps = 0;
 
     /* ---- bad inputs: one line naming the path (and the file) ---- */
-    expect_err(dm_video_probe_opts(seq, &plain, &info), DM_ERR_IO, seq, NULL); /* a folder as a video */
+    expect_err(dm_video_probe_opts(seq, &plain, &info), DM_ERR_IO, seq,
+               NULL); /* a folder as a video */
     dm_video_options nofps = o;
     nofps.fps_num = 0;
     expect_err(dm_video_probe_opts(seq, &nofps, &info), DM_ERR_ARG, seq, "frame rate");
@@ -261,7 +263,8 @@ static void test_images(void) {
         uint8_t *rgb = malloc((size_t)W * H * 3);
         dm_status s = DM_OK;
         int k = 0;
-        while (k < 10 && (s = dm_video_read(r, rgb, NULL, NULL, NULL)) == DM_OK) k++;
+        while (k < 10 && (s = dm_video_read(r, rgb, NULL, NULL, NULL)) == DM_OK)
+            k++;
         CHECK(k == 5);
         expect_err(s, DM_ERR_DECODE, seq, path);
         free(rgb);
@@ -277,13 +280,15 @@ static void test_images(void) {
     CHECK_OK(dm_video_probe_opts(seq, &o, &info)); /* repaired */
     /* a frame of another size */
     snprintf(path, sizeof path, "%s/f_00003.png", seq);
-    sh("ffmpeg -nostdin -v error -y -i '%s/f_00002.png' -vf scale=128:72 '%s/f_00003.png'", seq, seq);
+    sh("ffmpeg -nostdin -v error -y -i '%s/f_00002.png' -vf scale=128:72 '%s/f_00003.png'", seq,
+       seq);
     CHECK_OK(dm_video_open_opts(&r, seq, &o));
     if (r) {
         uint8_t *rgb = malloc((size_t)W * H * 3);
         dm_status s = DM_OK;
         int k = 0;
-        while (k < 10 && (s = dm_video_read(r, rgb, NULL, NULL, NULL)) == DM_OK) k++;
+        while (k < 10 && (s = dm_video_read(r, rgb, NULL, NULL, NULL)) == DM_OK)
+            k++;
         CHECK(k == 2);
         expect_err(s, DM_ERR_DECODE, seq, path);
         CHECK(strstr(dm_error_message(), "128x72") != NULL);
