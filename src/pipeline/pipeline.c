@@ -72,23 +72,11 @@ static dm_status open_output(pl_ctx *c, dm_h5_file **f) {
     for (int i = 0; i < c->n_inputs; i++) {
         const pl_input *in = &c->inputs[i];
         const dm_video_info *vi = &in->info;
-        v[i] = (dm_h5_video){vi->path,
-                             vi->frames,
-                             vi->fps_num,
-                             vi->fps_den,
-                             vi->width,
-                             vi->height,
-                             vi->codec,
-                             vi->rotation,
-                             vi->sar_num,
-                             vi->sar_den,
-                             vi->time_base_num,
-                             vi->time_base_den,
-                             !in->ok,
-                             in->ok ? NULL : in->error,
-                             0,
-                             0,
-                             {0}};
+        v[i] = (dm_h5_video){vi->path,       vi->frames,        vi->fps_num, vi->fps_den,
+                             vi->width,      vi->height,        vi->codec,   vi->rotation,
+                             vi->sar_num,    vi->sar_den,       vi->time_base_num,
+                             vi->time_base_den, !in->ok,        in->ok ? NULL : in->error,
+                             0, 0, {0}};
         v[i].sel = (dm_h5_selection){vi->images,        vi->frame_step,     c->job.max_res,
                                      vi->source_frames, vi->source_fps_num, vi->source_fps_den,
                                      vi->source_width,  vi->source_height};
