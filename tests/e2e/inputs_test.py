@@ -180,6 +180,10 @@ def case_select():
     pngs = [x for x in os.listdir(os.path.join(d, "depth16")) if x.endswith(".png")] \
         if os.path.isdir(os.path.join(d, "depth16")) else []
     check(len(pngs) == 32, f"export depth-png16: {len(pngs)} images")
+    with open(os.path.join(d, "depth16.json")) as fp:
+        side = json.load(fp)
+    check(side.get("frame_step") == 2 and side.get("source_frames") == list(range(0, 64, 2)),
+          "depth16.json: frame_step 2, source_frames 0, 2, ..., 62")
 
 
 def case_max_res():
