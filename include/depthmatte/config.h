@@ -120,7 +120,11 @@ typedef struct dm_job_private dm_job_private;
 
 typedef struct dm_job {
     char **inputs; /* resolved video paths, manifests expanded, in job order */
+    double *input_fps; /* (n_inputs,) frame rate given by the item ({path, fps}), 0 = none */
     int n_inputs;
+    double image_fps;  /* frame rate of image sequences without their own, 0 = none */
+    double target_fps; /* > 0: keep every round(source fps / target_fps)-th frame; 0 = all */
+    int max_res;       /* > 0: longer side of the decoded frames at most max_res; 0 = source */
     int video_stream; /* -1 = FFmpeg's best video stream, else the stream index */
     int max_frames;   /* > 0: only the first max_frames frames of every input; 0 = all */
     dm_output_config output;

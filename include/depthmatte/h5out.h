@@ -5,7 +5,10 @@
  *                      complete (0 until dm_h5_finish succeeds with every video ok), videos
  *   /videos/<id>       id = video index, 0-padded to 5 digits ("00000"); attrs source, frames,
  *                      fps_num, fps_den, width, height, codec, rotation, sar_num, sar_den,
- *                      status ("pending" | "ok" | "failed"), error (message, "" when none)
+ *                      status ("pending" | "ok" | "failed"), error (message, "" when none),
+ *                      images (1: image sequence), frame_step, max_res, source_frames,
+ *                      source_fps_num, source_fps_den, source_width, source_height (frame
+ *                      selection and scaling, video.h; a plain video: step 1, source = own)
  *   /videos/<id>/alpha       (T, H, W)    uint8 (round(alpha * 255)) or float16
  *   /videos/<id>/foreground  (T, H, W, 3) uint8 (RGB, round(fgr * 255))
  *   /videos/<id>/depth       (T, H, W)    float16 | float32, relative inverse depth, unitless;
@@ -13,6 +16,7 @@
  *                            depth_height are set; attr size = "source" | "model"
  *   /videos/<id>/pts         (T,) int64, attrs time_base_num, time_base_den
  *   /videos/<id>/time_s      (T,) float64 seconds (pts * time_base)
+ *   /videos/<id>/source_frame (T,) int64 source frame number of each row (row * frame_step)
  *   /videos/<id>/done        (T,) uint8, 1 = every dataset row of that frame written
  *   /ranks/{rank,host,frames,decode_s,inference_s,write_s,wait_s,total_s,device,
  *           device_peak_mb,verified_frames,verify_s,recomputed_frames}  (ranks,) columns
@@ -44,6 +48,17 @@
 #define DM_H5_FORMAT_VERSION 1
 #define DM_H5_MSG_MAX 256 /* longest failure message stored per video (bytes, incl. NUL) */
 
+/* How a video's rows were selected and scaled from its source (video.h "Selection and
+ * scaling"); zeros = none: a plain video whose fields in dm_h5_video are the source's. */
+typedef struct dm_h5_selection {
+    int images;                         /* 1: an image sequence */
+    int frame_step;                     /* row t is source frame t * frame_step; 0 = 1 */
+    int max_res;                        /* the job's max_res, 0 = none */
+    int64_t source_frames;              /* source frames before selection; 0 = frames */
+    int source_fps_num, source_fps_den; /* source frame rate; 0 = fps_num/fps_den */
+    int source_width, source_height;    /* source size before max_res; 0 = width/height */
+} dm_h5_selection;
+
 /* One input video as described in the file. All strings are copied. */
 typedef struct dm_h5_video {
     const char *source;    /* input path as given in the job */
@@ -59,6 +74,7 @@ typedef struct dm_h5_video {
     int depth_width, depth_height; /* depth dataset W, H (pixels); 0 = width, height (source
                                     * size, attr size "source"); else the network input size
                                     * (depth.output_size model: attr size "model") */
+    dm_h5_selection sel;           /* frame selection / scaling; source_frame = row * step */
 } dm_h5_video;
 
 /* Which datasets exist and how they are stored. */

@@ -58,6 +58,8 @@ typedef struct dm_h5r_video {
     dm_h5r_dataset pts;        /* (T,) I64 */
     dm_h5r_dataset time_s;     /* (T,) float64 seconds */
     dm_h5r_dataset done;       /* (T,) U8 */
+    /* (T,) I64: the source frame of each row (absent in files of older versions) */
+    dm_h5r_dataset source_frame;
     /* Depth attributes (all "" / 0 without a depth dataset). */
     int depth_metric;     /* 1: metric depth in metres (units "m"); 0: relative inverse
                            * depth, unitless (units "1": larger = nearer, arbitrary affine) */
@@ -67,6 +69,16 @@ typedef struct dm_h5r_video {
     char depth_size[16];  /* "source" (rows at H x W) or "model" (network grid h x w) */
     int depth_input_height, depth_input_width; /* h, w when depth_size is "model", else 0 */
     char alpha_encoding[96];                   /* attribute encoding of alpha ("" without alpha) */
+    /* How the rows were selected/scaled from the source (video.h "Selection and scaling";
+     * files without these attributes: a plain video, step 1, source = the fields above).
+     * Reopen the source as the run did with dm_video_open_opts: images, fps =
+     * source_fps_num/den for an image sequence, frame_step, max_res. */
+    int images;                         /* 1: the source is an image sequence */
+    int frame_step;                     /* row t is source frame t * frame_step */
+    int max_res;                        /* the run's max_res, 0 = none */
+    int64_t source_frames;              /* source frames before selection */
+    int source_fps_num, source_fps_den; /* source frame rate */
+    int source_width, source_height;    /* source size before max_res (pixels) */
 } dm_h5r_video;
 
 /* Root attributes of the file. */
@@ -119,12 +131,14 @@ dm_status dm_h5r_find_video(const dm_h5r_file *f, const char *id, int *index);
 dm_status dm_h5r_video_info(const dm_h5r_file *f, int index, dm_h5r_video *out);
 
 /* Whole (T,) columns of video `index` into caller buffers of T elements (T = frames):
- * done markers (1 = row written), pts (stream time base, see tb_num/tb_den) and time_s
+ * done markers (1 = row written), pts (stream time base, see tb_num/tb_den), time_s
  * (seconds since frame 0). Errors: DM_ERR_ARG (index, dataset absent: a video failed at
  * probe), DM_ERR_H5. */
 dm_status dm_h5r_read_done(const dm_h5r_file *f, int index, uint8_t *done);
 dm_status dm_h5r_read_pts(const dm_h5r_file *f, int index, int64_t *pts);
 dm_status dm_h5r_read_time(const dm_h5r_file *f, int index, double *time_s);
+/* Source frame number of each row (T,) (dataset source_frame). */
+dm_status dm_h5r_read_source_frames(const dm_h5r_file *f, int index, int64_t *frames);
 
 /* Rows [a, b) of depth, converted to float32 whatever the stored dtype (float16 values are
  * exact in float32): out is (b - a, h, w) row-major with h, w = depth.dims[1], dims[2] (the

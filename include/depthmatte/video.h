@@ -29,6 +29,25 @@
  * field-coded streams (two packets per frame) are reported as missing frames, never mis-
  * numbered. A reader is used by one thread at a time; separate readers run concurrently.
  *
+ * Selection and scaling (dm_video_options, the rules of the official Video Depth Anything tools,
+ * utils/dc_utils.py read_video_frames): a reader opened with target_fps / max_res presents only
+ * the kept frames, at the scaled size, as the video: frames, frame numbers, seeks, fps, width
+ * and height all describe the kept, scaled frames; dm_video_source_frame() and the pts/time_s
+ * of each frame say where it came from in the source.
+ *  - target_fps: step = max(1, round(source fps / target_fps)) (round half to even, Python's
+ *    round), frames 0, step, 2*step, ... of the source are kept (frame k = source frame k*step).
+ *  - max_res: when max(W, H) > max_res, scale = max_res / max(W, H), and each side becomes
+ *    round(side * scale) (half to even) plus 1 when odd (official ensure_even); an even
+ *    max_res therefore bounds the longer side. The scaling is the swscale pass that converts to
+ *    RGB (bicubic, as the ffmpeg CLI's scale filter), applied to the upright size.
+ *  - image sequences (options.images): `path` is a folder of PNG or JPEG frames (one
+ *    extension) or a glob ("frames/f_*.png", brace patterns allowed); frames are the matching
+ *    files in glob order (sorted by name), at the frame rate given in the options (required:
+ *    images carry none). FFmpeg's image2 demuxer and PNG/MJPEG decoders read them; JPEG frames
+ *    without a colour tag are BT.601 (JFIF). Alpha channels are dropped. Errors name the
+ *    folder/pattern and the file: nothing matched, empty or unreadable file, mixed PNG and JPEG,
+ *    a frame of another size (at decode time), no frame rate.
+ *
  * Errors name the file: DM_ERR_IO (missing/unreadable), DM_ERR_FORMAT (not a media file,
  * no video stream, stream index out of range, truncated file), DM_ERR_UNSUPPORTED (no
  * decoder for the codec), DM_ERR_DECODE ("FILE: frame N: cause"), DM_ERR_ARG, DM_ERR_NOMEM.
@@ -69,7 +88,42 @@ typedef struct dm_video_info {
     char color_matrix[16]; /* matrix used for YUV->RGB: "bt709", "bt601", "bt2020", ... */
     int color_matrix_guessed; /* 1 when the stream does not tag it and the HD rule chose it */
     int has_b_frames;      /* decoder reorder depth (0: decode order == presentation order) */
+    /* Selection and scaling (all 0 from the plain dm_video_probe/dm_video_open: then frames,
+     * fps, width, height are the source's). */
+    int images;            /* 1: an image sequence (folder or glob of PNG/JPEG files) */
+    int frame_step;        /* frame k is source frame k * frame_step (1: every frame) */
+    int64_t source_frames; /* presentation frames of the source before selection */
+    int source_fps_num, source_fps_den; /* source frame rate (fps = source / frame_step) */
+    int source_width, source_height;    /* upright source size before max_res, pixels */
 } dm_video_info;
+
+/* How a reader presents a source (see "Selection and scaling" above). A zeroed struct is not
+ * valid: start from DM_VIDEO_OPTIONS_INIT. */
+typedef struct dm_video_options {
+    int stream_index;     /* -1: FFmpeg's best video stream, else the container index */
+    int threads;          /* decoder threads, 0 = auto */
+    int images;           /* 1: `path` is an image sequence (dm_video_is_image_sequence) */
+    int fps_num, fps_den; /* frame rate of an image sequence, frames/s = num/den (> 0) */
+    double target_fps;    /* > 0: keep every round(source fps / target_fps)-th frame; 0: all */
+    int max_res;          /* > 0: longer side at most max_res (even sizes); 0: source size */
+    int frame_step;       /* > 0: keep every frame_step-th frame (overrides target_fps: reopening
+                           * a source as a recorded run did, dm_h5r_video.frame_step) */
+} dm_video_options;
+
+#define DM_VIDEO_OPTIONS_INIT                                                                      \
+    { -1, 0, 0, 0, 1, 0.0, 0, 0 }
+
+/* 1 when `path` names an image sequence: an existing folder, or (no such file) a path holding
+ * glob characters * ? [ {. An existing regular file is always a video. */
+int dm_video_is_image_sequence(const char *path);
+
+/* The official frame step: max(1, round(fps / target_fps)) with fps = fps_num / fps_den and
+ * round half to even; 1 when target_fps <= 0 or the rate is unknown (fps_num <= 0). */
+int dm_video_frame_step(int fps_num, int fps_den, double target_fps);
+
+/* The official max_res size rule for an upright W x H frame (pixels): out = in when
+ * max_res <= 0 or max(W, H) <= max_res. */
+void dm_video_scaled_size(int width, int height, int max_res, int *out_width, int *out_height);
 
 /* Probes `path`: opens the container, selects the stream (stream_index = -1: FFmpeg's best
  * video stream; else the container index of a video stream), demuxes every packet once to
@@ -84,6 +138,15 @@ typedef struct dm_video_reader dm_video_reader;
 /* Opens a reader (stream_index as in dm_video_probe; threads: decoder threads, 0 = auto).
  * Builds the packet index; the first read returns frame 0. *r is NULL on error. */
 dm_status dm_video_open(dm_video_reader **r, const char *path, int stream_index, int threads);
+
+/* dm_video_open / dm_video_probe with selection, scaling and image sequences (options NULL:
+ * DM_VIDEO_OPTIONS_INIT). Extra errors: DM_ERR_ARG (image sequence without a frame rate,
+ * negative target_fps/max_res), and those of image sequences (see above). */
+dm_status dm_video_open_opts(dm_video_reader **r, const char *path, const dm_video_options *o);
+dm_status dm_video_probe_opts(const char *path, const dm_video_options *o, dm_video_info *info);
+
+/* Source frame number of frame i (i * frame_step), -1 when i is out of range. */
+int64_t dm_video_source_frame(const dm_video_reader *r, int64_t i);
 
 /* The probe information of an open reader (valid until dm_video_close). */
 const dm_video_info *dm_video_reader_info(const dm_video_reader *r);

@@ -420,7 +420,14 @@ static int clouds(const opts *o, dm_h5r_file *f, int vidx, const pt_run *r, cons
     const char *src = o->source ? o->source : v->source;
     av_log_set_level(AV_LOG_QUIET);
     dm_video_reader *vr = NULL;
-    if (dm_video_open(&vr, src, o->stream, 0))
+    /* the source as the run presented it: frame_step, max_res, image sequence at its rate */
+    dm_video_options vo = DM_VIDEO_OPTIONS_INIT;
+    vo.stream_index = o->stream;
+    vo.images = v->images;
+    vo.fps_num = v->source_fps_num, vo.fps_den = v->source_fps_den > 0 ? v->source_fps_den : 1;
+    vo.frame_step = v->frame_step;
+    vo.max_res = v->max_res;
+    if (dm_video_open_opts(&vr, src, &vo))
         return ERR("%s (source of %s video %s; --source VIDEO reads another path)",
                    dm_error_message(), o->h5, v->id),
                1;

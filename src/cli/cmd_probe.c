@@ -1,7 +1,10 @@
-/* depthmatte probe [--stream N] [--json] [-v] VIDEO...
+/* depthmatte probe [--stream N] [--fps R] [--target-fps R] [--max-res N] [--json] [-v] VIDEO...
  * Prints per file: frames, fps, size, codec, rotation, duration, pix_fmt/bit depth, range,
- * colour matrix, SAR, stream index. A file that fails prints one line naming the file and the
- * cause (stderr); the exit status is 1 if any file failed, 2 on bad usage. */
+ * colour matrix, SAR, stream index; with --target-fps / --max-res the kept, scaled video (as
+ * a job with those keys sees it) and the source's frames/rate/size. A folder or a glob is an
+ * image sequence (its frame rate from --fps). A file that fails prints one line naming the file and
+ * the cause (stderr); the exit status is 1 if any file failed, 2 on bad usage. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +16,15 @@
 #include "depthmatte/video.h"
 
 static void usage(void) {
-    fprintf(stderr, "usage: depthmatte probe [--stream N] [--json] [-v] VIDEO...\n"
-                    "  --stream N  container stream index (default: the best video stream)\n"
-                    "  --json      one JSON array on stdout\n"
-                    "  -v          show FFmpeg's own warnings\n");
+    fprintf(stderr, "usage: depthmatte probe [--stream N] [--fps R] [--target-fps R] "
+                    "[--max-res N] [--json] [-v] VIDEO...\n"
+                    "  --stream N        container stream index (default: the best video stream)\n"
+                    "  --fps R           frame rate of image sequences (a folder or a glob of\n"
+                    "                    PNG/JPEG frames: quote the glob)\n"
+                    "  --target-fps R    keep every round(fps / R)-th frame (job key target_fps)\n"
+                    "  --max-res N       longer side at most N, even sizes (job key max_res)\n"
+                    "  --json            one JSON array on stdout\n"
+                    "  -v                show FFmpeg's own warnings\n");
 }
 
 static void print_text(const dm_video_info *v) {
@@ -28,6 +36,11 @@ static void print_text(const dm_video_info *v) {
            v->is_rgb ? "rgb" : v->full_range ? "full" : "limited", v->color_matrix,
            v->color_matrix_guessed ? " (untagged, guessed)" : "", v->sar_num, v->sar_den);
     if (v->rotation) printf(", stored %dx%d", v->coded_width, v->coded_height);
+    if (v->images) printf(", image sequence");
+    if (v->frame_step > 1 || v->source_width != v->width || v->source_height != v->height)
+        printf("; frame step %d of %lld source frames at %d/%d fps, source %dx%d", v->frame_step,
+               (long long)v->source_frames, v->source_fps_num, v->source_fps_den, v->source_width,
+               v->source_height);
     printf("\n");
 }
 
@@ -60,11 +73,30 @@ static cJSON *to_json(const dm_video_info *v) {
     cJSON_AddBoolToObject(o, "color_matrix_guessed", v->color_matrix_guessed);
     cJSON_AddNumberToObject(o, "has_b_frames", v->has_b_frames);
     cJSON_AddNumberToObject(o, "keyframes", (double)v->keyframes);
+    cJSON_AddBoolToObject(o, "images", v->images);
+    cJSON_AddNumberToObject(o, "frame_step", v->frame_step);
+    cJSON_AddNumberToObject(o, "source_frames", (double)v->source_frames);
+    cJSON_AddNumberToObject(o, "source_fps_num", v->source_fps_num);
+    cJSON_AddNumberToObject(o, "source_fps_den", v->source_fps_den);
+    cJSON_AddNumberToObject(o, "source_width", v->source_width);
+    cJSON_AddNumberToObject(o, "source_height", v->source_height);
     return o;
+}
+
+/* A positive number argument of option `opt`; -1 (message printed) when it is not one. */
+static double positive(const char *opt, const char *arg) {
+    char *end = NULL;
+    double v = strtod(arg, &end);
+    if (!end || *end || !isfinite(v) || !(v > 0)) {
+        fprintf(stderr, "depthmatte probe: %s: not a positive number: %s\n", opt, arg);
+        return -1;
+    }
+    return v;
 }
 
 int cmd_probe(int argc, char **argv) {
     int stream = -1, json = 0, verbose = 0, nfiles = 0, failed = 0;
+    double fps = 0, target_fps = 0, max_res = 0;
     char **files = calloc((size_t)argc, sizeof *files);
     if (!files) return 2;
     for (int i = 1; i < argc; i++) {
@@ -77,6 +109,19 @@ int cmd_probe(int argc, char **argv) {
                 return 2;
             }
             stream = (int)v;
+        } else if ((!strcmp(argv[i], "--fps") || !strcmp(argv[i], "--target-fps") ||
+                    !strcmp(argv[i], "--max-res")) &&
+                   i + 1 < argc) {
+            const char *opt = argv[i];
+            double v = positive(opt, argv[++i]);
+            if (v < 0 || (opt[2] == 'm' && (v != floor(v) || v > 65536))) {
+                if (v >= 0)
+                    fprintf(stderr, "depthmatte probe: --max-res: not a pixel count: %s\n",
+                            argv[i]);
+                free(files);
+                return 2;
+            }
+            *(opt[2] == 'f' ? &fps : opt[2] == 't' ? &target_fps : &max_res) = v;
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
         } else if (!strcmp(argv[i], "-v")) {
@@ -104,7 +149,17 @@ int cmd_probe(int argc, char **argv) {
     cJSON *arr = json ? cJSON_CreateArray() : NULL;
     for (int i = 0; i < nfiles; i++) {
         dm_video_info info;
-        dm_status s = dm_video_probe(files[i], stream, &info);
+        dm_video_options o = DM_VIDEO_OPTIONS_INIT;
+        o.stream_index = stream;
+        o.target_fps = target_fps;
+        o.max_res = (int)max_res;
+        o.images = dm_video_is_image_sequence(files[i]);
+        if (o.images && fps > 0) { /* decimals as the job's rates: 6 digits */
+            o.fps_num = (int)llround(fps * 1000000), o.fps_den = 1000000;
+            while (o.fps_num % 10 == 0 && o.fps_den % 10 == 0)
+                o.fps_num /= 10, o.fps_den /= 10;
+        }
+        dm_status s = dm_video_probe_opts(files[i], &o, &info);
         if (s != DM_OK) {
             failed++;
             fprintf(stderr, "depthmatte probe: error: %s\n", dm_error_message());

@@ -235,6 +235,11 @@ dm_status dm_config_validate(const dm_job *job) {
                             "%s: plan.split_videos: always cannot be used with depth.mode "
                             "stream (a streamed video is causal from its first frame: whole "
                             "videos per rank)", where(job, "plan.split_videos", w, sizeof w));
+    if (job->max_res % 2)
+        return dm_error_set(DM_ERR_ARG,
+                            "%s: max_res: expected an even number of pixels, got %d "
+                            "(sides are made even, so an odd bound could be exceeded by one)",
+                            where(job, "max_res", w, sizeof w), job->max_res);
     /* The same video twice would produce two output groups for one source: refuse it. */
     char **(*idx) = malloc((size_t)job->n_inputs * sizeof *idx);
     if (!idx) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", job->source_name);
@@ -258,6 +263,7 @@ void dm_job_free(dm_job *job) {
     for (int i = 0; i < job->n_inputs; i++)
         free(job->inputs[i]);
     free(job->inputs);
+    free(job->input_fps);
     free(job->output.path);
     free(job->matting.weights);
     free(job->depth.weights);

@@ -17,7 +17,8 @@ typedef enum cfg_type {
     CFG_PATH,    /* string, resolved against the base folder, stored as char* */
     CFG_ENUM,    /* one name of `values`, stored as int (C enum) */
     CFG_FLAGS,   /* non-empty list of distinct names of `values`, OR-ed into an unsigned */
-    CFG_INPUTS,  /* list of paths and {manifest: FILE} items -> job->inputs */
+    CFG_INPUTS,  /* list of paths, {manifest: FILE} and {path, fps} items -> job->inputs */
+    CFG_NUMBER,  /* a finite number in [0, max], stored as double */
 } cfg_type;
 
 typedef struct cfg_enum_value {

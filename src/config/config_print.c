@@ -22,6 +22,9 @@ static void print_value(FILE *f, const dm_job *job, const cfg_key *k, const char
     case CFG_INT:
         fprintf(f, "%d", *(const int *)p);
         break;
+    case CFG_NUMBER:
+        print_double(f, *(const double *)p);
+        break;
     case CFG_RATIO:
         if (*(const double *)p == 0.0)
             fputs("auto", f);
@@ -50,7 +53,14 @@ static void print_value(FILE *f, const dm_job *job, const cfg_key *k, const char
         if (job->n_inputs == 0) fputs("[]", f);
         for (int i = 0; i < job->n_inputs; i++) {
             fprintf(f, "\n%s  - ", indent);
+            const double fps = job->input_fps ? job->input_fps[i] : 0.0;
+            if (fps > 0.0) fputs("{path: ", f);
             cfg_print_quoted(f, job->inputs[i]);
+            if (fps > 0.0) {
+                fputs(", fps: ", f);
+                print_double(f, fps);
+                fputc('}', f);
+            }
         }
         break;
     case CFG_SECTION:

@@ -63,9 +63,22 @@ static const cfg_enum_value split_policies[] = {
  * - runtime.batch_size 1: the conservative choice until the CUDA path is benchmarked; RVM is
  *   recurrent and always runs frame by frame anyway. */
 static const cfg_key g_schema[] = {
-    {"inputs", CFG_INPUTS, 0, "[]", 0, 0, NULL, "a list of video paths and {manifest: FILE} items",
+    {"inputs", CFG_INPUTS, 0, "[]", 0, 0, NULL,
+     "a list of paths, {manifest: FILE} and {path: P, fps: R} items",
      "Videos to process: paths, and/or `- manifest: FILE` items (a text file, one path per line, "
-     "`#` comments; its relative paths are relative to the manifest's folder)."},
+     "`#` comments; its relative paths are relative to the manifest's folder). A folder or a glob "
+     "of PNG/JPEG frames is an image sequence, one video; `- {path: P, fps: R}` gives its frame "
+     "rate (else image_fps)."},
+    {"image_fps", CFG_NUMBER, OFF(image_fps), "0", 0, 1000000, NULL, "0 (none) or a frame rate > 0",
+     "Frame rate (frames/s) of image-sequence inputs whose item gives no fps; 0 = none (such an "
+     "input is then an error: images carry no rate)."},
+    {"target_fps", CFG_NUMBER, OFF(target_fps), "0", 0, 1000000, NULL,
+     "0 (every frame) or a frame rate > 0",
+     "Keep every round(source fps / target_fps)-th frame (at least every frame; the official "
+     "Video Depth Anything rule); rows record their source frame. 0 = all frames."},
+    INT("max_res", max_res, "0", 0, 65536, "0 (source size) or an even number of pixels",
+        "Scale decoded frames so the longer side is at most max_res (sides rounded, made even, "
+        "as the official Video Depth Anything code; its run.py default is 1280). 0 = source size."),
     INT("video_stream", video_stream, "-1", -1, 1000000, "-1 (best stream) or a stream index >= 0",
         "Video stream of each input: -1 lets FFmpeg pick the best one."),
     INT("max_frames", max_frames, "0", 0, 2147483647, "0 (all) or a positive frame count",
@@ -127,8 +140,8 @@ static const cfg_key g_schema[] = {
     ENUM("runtime.verify", runtime.verify, "first_frame", verify_modes,
          "Device backends: recompute each rank's first frame of every model on the CPU and "
          "stop before writing if they disagree (first_frame); off; all = every frame."),
-    {"runtime.share_gpus", CFG_BOOL, OFF(runtime.share_gpus), "false", 0, 0, NULL,
-     "true or false", "Allow more ranks than GPUs on a node (ranks then share GPUs)."},
+    {"runtime.share_gpus", CFG_BOOL, OFF(runtime.share_gpus), "false", 0, 0, NULL, "true or false",
+     "Allow more ranks than GPUs on a node (ranks then share GPUs)."},
     INT("runtime.stall_timeout", runtime.stall_timeout, "120", 1, 86400,
         "an integer in 1..86400 (seconds)",
         "Stall watchdog floor: a write round may take max(this, stall_factor x the slowest "
@@ -220,8 +233,8 @@ static void print_cell(FILE *f, const char *s) {
 }
 
 void dm_config_print_schema(FILE *f) {
-    static const char *type_names[] = {"section", "bool", "int",  "ratio",
-                                       "path",    "enum", "list", "inputs"};
+    static const char *type_names[] = {"section", "bool", "int",    "ratio", "path",
+                                       "enum",    "list", "inputs", "number"};
     fprintf(f, "| key | type | default | allowed | description |\n");
     fprintf(f, "|---|---|---|---|---|\n");
     for (int i = 0; i < cfg_schema_count(); i++) {

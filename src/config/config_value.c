@@ -179,54 +179,125 @@ static dm_status expand_manifest(const cfg_ctx *ctx, const char *key, const yaml
     return st;
 }
 
+/* A positive finite number written as a plain YAML scalar; -1 otherwise. */
+static int parse_positive(const yaml_node_t *n, double *out) {
+    if (n->type != YAML_SCALAR_NODE || !is_plain(n)) return -1;
+    const char *s = (const char *)n->data.scalar.value;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!s[0] || errno || *end || !isfinite(v) || !(v > 0.0)) return -1;
+    *out = v;
+    return 0;
+}
+
+/* An input item {path: P, fps: R}: an image sequence (or video) with its frame rate. */
+static dm_status apply_input_map(const cfg_ctx *ctx, yaml_node_t *item, int idx, char ***list,
+                                 int *n, int *cap, double *fps) {
+    char key[64], buf[256];
+    const char *path = NULL;
+    *fps = 0.0;
+    for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(ctx->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(ctx->doc, p->value);
+        const char *name = kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
+        snprintf(key, sizeof key, "inputs[%d].%s", idx, name);
+        if (!strcmp(name, "path") && !path) {
+            if (vn->type != YAML_SCALAR_NODE || is_null(vn))
+                return cfg_error(ctx, DM_ERR_ARG, &kn->start_mark, key,
+                                 "expected a video, folder or glob path, got %s",
+                                 describe(vn, buf, sizeof buf));
+            path = (const char *)vn->data.scalar.value;
+        } else if (!strcmp(name, "fps") && *fps == 0.0) {
+            if (parse_positive(vn, fps) != 0)
+                return cfg_error(ctx, DM_ERR_ARG, &kn->start_mark, key,
+                                 "expected a frame rate > 0 (frames per second), got %s",
+                                 describe(vn, buf, sizeof buf));
+        } else {
+            snprintf(key, sizeof key, "inputs[%d]", idx);
+            return cfg_error(ctx, DM_ERR_ARG, &kn->start_mark, key,
+                             "unknown key %s; an input item is a path, `manifest: FILE` or "
+                             "`{path: FOLDER_OR_GLOB, fps: RATE}`",
+                             describe(kn, buf, sizeof buf));
+        }
+    }
+    if (!path) {
+        snprintf(key, sizeof key, "inputs[%d]", idx);
+        return cfg_error(ctx, DM_ERR_ARG, &item->start_mark, key, "the item gives no path");
+    }
+    if (list_push(list, n, cap, cfg_resolve_path(ctx->base_dir, path)))
+        return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", ctx->name);
+    return DM_OK;
+}
+
 static dm_status apply_inputs(const cfg_ctx *ctx, const cfg_key *k, yaml_node_t *node,
                               const yaml_mark_t *key_mark) {
     if (node->type != YAML_SEQUENCE_NODE) return expected(ctx, k, node, key_mark);
     char **list = NULL;
+    double *rates = NULL; /* (n,) per-item frame rates, 0 = none given */
     int n = 0, cap = 0, idx = 0;
     dm_status st = DM_OK;
     char key[64], buf[256];
     for (yaml_node_item_t *it = node->data.sequence.items.start;
          it < node->data.sequence.items.top && st == DM_OK; it++, idx++) {
         yaml_node_t *item = yaml_document_get_node(ctx->doc, *it);
+        const int before = n;
+        double fps = 0.0;
         snprintf(key, sizeof key, "inputs[%d]", idx);
+        yaml_node_pair_t *p0 =
+            item->type == YAML_MAPPING_NODE ? item->data.mapping.pairs.start : NULL;
+        yaml_node_t *k0 = p0 && p0 < item->data.mapping.pairs.top
+                              ? yaml_document_get_node(ctx->doc, p0->key)
+                              : NULL;
+        const int is_manifest = k0 && k0->type == YAML_SCALAR_NODE &&
+                                !strcmp((const char *)k0->data.scalar.value, "manifest");
         if (item->type == YAML_SCALAR_NODE && !is_null(item)) {
             if (list_push(&list, &n, &cap,
                           cfg_resolve_path(ctx->base_dir, (const char *)item->data.scalar.value)))
                 st = dm_error_set(DM_ERR_NOMEM, "%s: out of memory", ctx->name);
-        } else if (item->type == YAML_MAPPING_NODE &&
-                   item->data.mapping.pairs.top - item->data.mapping.pairs.start == 1) {
-            yaml_node_pair_t *p = item->data.mapping.pairs.start;
+        } else if (is_manifest && item->data.mapping.pairs.top - p0 == 1) {
+            yaml_node_pair_t *p = p0;
             yaml_node_t *kn = yaml_document_get_node(ctx->doc, p->key);
             yaml_node_t *vn = yaml_document_get_node(ctx->doc, p->value);
-            if (kn->type != YAML_SCALAR_NODE ||
-                strcmp((const char *)kn->data.scalar.value, "manifest") != 0) {
-                st = cfg_error(ctx, DM_ERR_ARG, &kn->start_mark, key,
-                               "unknown key %s; an input item is a path or `manifest: FILE`",
-                               describe(kn, buf, sizeof buf));
-            } else if (vn->type != YAML_SCALAR_NODE || is_null(vn)) {
-                snprintf(key, sizeof key, "inputs[%d].manifest", idx);
+            snprintf(key, sizeof key, "inputs[%d].manifest", idx);
+            if (vn->type != YAML_SCALAR_NODE || is_null(vn)) {
                 st = cfg_error(ctx, DM_ERR_ARG, &kn->start_mark, key,
                                "expected a file path, got %s", describe(vn, buf, sizeof buf));
             } else {
-                snprintf(key, sizeof key, "inputs[%d].manifest", idx);
                 char *m = cfg_resolve_path(ctx->base_dir, (const char *)vn->data.scalar.value);
                 st = m ? expand_manifest(ctx, key, &kn->start_mark, m, &list, &n, &cap)
                        : dm_error_set(DM_ERR_NOMEM, "%s: out of memory", ctx->name);
                 free(m);
             }
+        } else if (item->type == YAML_MAPPING_NODE && !is_manifest) {
+            st = apply_input_map(ctx, item, idx, &list, &n, &cap, &fps);
         } else {
             st = cfg_error(ctx, DM_ERR_ARG, &item->start_mark, key,
-                           "expected a video path or `manifest: FILE`, got %s",
+                           "expected a video path, `manifest: FILE` or `{path: FOLDER_OR_GLOB, "
+                           "fps: RATE}`, got %s",
                            describe(item, buf, sizeof buf));
+        }
+        if (st == DM_OK && n > before) {
+            double *bigger = realloc(rates, (size_t)cap * sizeof *rates);
+            if (!bigger) {
+                st = dm_error_set(DM_ERR_NOMEM, "%s: out of memory", ctx->name);
+                break;
+            }
+            rates = bigger;
+            for (int j = before; j < n; j++)
+                rates[j] = fps;
         }
     }
     if (st != DM_OK) {
         free_list(list, n);
+        free(rates);
         return st;
     }
     free_list(ctx->job->inputs, ctx->job->n_inputs);
+    free(ctx->job->input_fps);
     ctx->job->inputs = list;
+    ctx->job->input_fps = rates;
     ctx->job->n_inputs = n;
     return DM_OK;
 }
@@ -296,6 +367,16 @@ static dm_status apply_scalar(const cfg_ctx *ctx, const cfg_key *k, yaml_node_t 
         errno = 0;
         double v = strtod(s, &end);
         if (errno || *end || !isfinite(v) || !(v > 0.0) || v > 1.0)
+            return expected(ctx, k, node, mark);
+        *(double *)dst = v;
+        return DM_OK;
+    }
+    case CFG_NUMBER: {
+        char *end;
+        errno = 0;
+        double v = strtod(s, &end);
+        if (!is_plain(node) || !s[0] || errno || *end || !isfinite(v) || v < 0.0 ||
+            v > (double)k->max)
             return expected(ctx, k, node, mark);
         *(double *)dst = v;
         return DM_OK;

@@ -168,9 +168,11 @@ dm_status ex_check_video(dm_h5r_file *f, int index, const ex_options *o, ex_plan
         if (dm_h5r_find_video(f, o->sources[i].id, &idx) == DM_OK && idx == index)
             snprintf(p->source, sizeof p->source, "%s", o->sources[i].path);
     }
-    if (!p->need_source && !(video_kinds && !o->no_audio)) return DM_OK;
+    /* an image sequence has no audio, and its source is a folder or a glob (no stat) */
+    const int audio = video_kinds && !o->no_audio && !v->images;
+    if (!p->need_source && !audio) return DM_OK;
     struct stat st;
-    if (stat(p->source, &st) != 0) {
+    if (!v->images && stat(p->source, &st) != 0) {
         if (!p->need_source) /* only audio would come from it */
             return dm_error_set(DM_ERR_IO,
                                 "%s: source of video %s not found (for its audio); give "
@@ -183,7 +185,8 @@ dm_status ex_check_video(dm_h5r_file *f, int index, const ex_options *o, ex_plan
     }
     if (p->need_source) {
         dm_video_info info;
-        s = dm_video_probe(p->source, -1, &info);
+        const dm_video_options so = ex_source_options(v);
+        s = dm_video_probe_opts(p->source, &so, &info);
         if (s != DM_OK) return s;
         if (info.frames < v->frames || info.width != v->width || info.height != v->height)
             return dm_error_set(DM_ERR_FORMAT,
@@ -192,7 +195,7 @@ dm_status ex_check_video(dm_h5r_file *f, int index, const ex_options *o, ex_plan
                                 p->source, v->id, (long long)info.frames, info.width, info.height,
                                 (long long)v->frames, v->width, v->height);
     }
-    if (video_kinds && !o->no_audio) {
+    if (audio) {
         char codec[32];
         double dur;
         s = dm_media_audio_info(p->source, &p->audio, codec, &dur);

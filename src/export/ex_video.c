@@ -461,7 +461,8 @@ static dm_status setup(vctx *c) {
     }
     /* source */
     if (s == DM_OK && p->need_source) {
-        s = dm_video_open(&c->rd, p->source, -1, 0);
+        const dm_video_options so = ex_source_options(&p->v);
+        s = dm_video_open_opts(&c->rd, p->source, &so);
         c->rd_next = 0;
         int colour_kinds = HAS(o, EX_ALPHA_WEBM) || HAS(o, EX_ALPHA_PRORES) ||
                            HAS(o, EX_COMPOSITE) || HAS(o, EX_RGBA_PNG);
@@ -538,6 +539,12 @@ static dm_status write_sidecar(vctx *c) {
     cJSON *rows = cJSON_AddArrayToObject(j, "frames");
     for (int64_t r = p->a; r < p->b; r++)
         if (c->done[r]) cJSON_AddItemToArray(rows, cJSON_CreateNumber((double)r));
+    /* target_fps runs: which source frame each file shows (/videos/<id>/source_frame) */
+    const int step = p->v.frame_step > 0 ? p->v.frame_step : 1;
+    cJSON_AddNumberToObject(j, "frame_step", step);
+    cJSON *src = cJSON_AddArrayToObject(j, "source_frames");
+    for (int64_t r = p->a; r < p->b; r++)
+        if (c->done[r]) cJSON_AddItemToArray(src, cJSON_CreateNumber((double)(r * step)));
     char *txt = cJSON_Print(j);
     cJSON_Delete(j);
     if (!txt) return dm_error_set(DM_ERR_NOMEM, "out of memory");

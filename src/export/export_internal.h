@@ -7,6 +7,7 @@
 
 #include "depthmatte/h5read.h"
 #include "depthmatte/status.h"
+#include "depthmatte/video.h"
 
 typedef enum ex_kind {
     EX_ALPHA_WEBM,
@@ -110,5 +111,17 @@ void ex_draw_text(uint8_t *img, int w, int h, int x, int y, int scale, const cha
 
 /* Resizes RGB24 (sh, sw, 3) -> (dh, dw, 3) with swscale (bicubic). */
 dm_status ex_resize_rgb(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh);
+
+/* The reader options that present the source of video `v` as its rows (frame_step, max_res,
+ * image sequence at its recorded rate). */
+static inline dm_video_options ex_source_options(const dm_h5r_video *v) {
+    dm_video_options o = DM_VIDEO_OPTIONS_INIT;
+    o.images = v->images;
+    o.fps_num = v->source_fps_num > 0 ? v->source_fps_num : 0;
+    o.fps_den = v->source_fps_den > 0 ? v->source_fps_den : 1;
+    o.frame_step = v->frame_step;
+    o.max_res = v->max_res;
+    return o;
+}
 
 #endif

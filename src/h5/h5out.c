@@ -11,15 +11,16 @@
 #define DM_VERSION "unknown"
 #endif
 
-enum { DS_ALPHA, DS_FGR, DS_DEPTH, DS_PTS, DS_TIME, DS_DONE, DS_COUNT };
-static const char *const ds_names[DS_COUNT] = {"alpha", "foreground", "depth",
-                                               "pts",   "time_s",     "done"};
+enum { DS_ALPHA, DS_FGR, DS_DEPTH, DS_PTS, DS_TIME, DS_SRC, DS_DONE, DS_COUNT };
+static const char *const ds_names[DS_COUNT] = {"alpha",  "foreground",   "depth", "pts",
+                                               "time_s", "source_frame", "done"};
 
 typedef struct h5_video {
     hid_t group;
     hid_t ds[DS_COUNT]; /* -1 when absent */
     int64_t frames;
     int failed;
+    int step; /* frame_step: source_frame of row t is t * step */
 } h5_video;
 
 struct dm_h5_file {
@@ -31,6 +32,7 @@ struct dm_h5_file {
     int n_videos;
     h5_video *videos;
     uint8_t *ones; /* (chunk_frames,) of 1: done-marker rows */
+    int64_t *src;  /* (chunk_frames,) source frames of a block that gives none */
 };
 
 /* Exchanged by every rank at each write round. */
@@ -57,8 +59,9 @@ static dm_status file_alloc(const char *path, MPI_Comm comm, const dm_h5_layout 
     const int max_rows = layout->block_rows > layout->chunk_frames ? layout->block_rows
                                                                    : layout->chunk_frames;
     f->ones = malloc((size_t)max_rows);
-    if (!f->path || !f->videos || !f->ones) {
-        free(f->path), free(f->videos), free(f->ones), free(f);
+    f->src = malloc((size_t)max_rows * sizeof *f->src);
+    if (!f->path || !f->videos || !f->ones || !f->src) {
+        free(f->path), free(f->videos), free(f->ones), free(f->src), free(f);
         return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", path);
     }
     memset(f->ones, 1, (size_t)max_rows);
@@ -87,7 +90,9 @@ static hid_t file_type_of(const dm_h5_file *f, int d) {
     case DS_ALPHA: return f->layout.alpha_dtype == DM_DTYPE_F16 ? f->f16 : H5T_STD_U8LE;
     case DS_FGR: return H5T_STD_U8LE;
     case DS_DEPTH: return f->layout.depth_dtype == DM_DTYPE_F16 ? f->f16 : H5T_IEEE_F32LE;
-    case DS_PTS: return H5T_STD_I64LE;
+    case DS_PTS:
+    case DS_SRC:
+        return H5T_STD_I64LE;
     case DS_TIME: return H5T_IEEE_F64LE;
     default: return H5T_STD_U8LE;
     }
@@ -98,7 +103,9 @@ static hid_t mem_type_of(const dm_h5_file *f, int d) {
     case DS_ALPHA: return f->layout.alpha_dtype == DM_DTYPE_F16 ? f->f16 : H5T_NATIVE_UINT8;
     case DS_FGR: return H5T_NATIVE_UINT8;
     case DS_DEPTH: return f->layout.depth_dtype == DM_DTYPE_F16 ? f->f16 : H5T_NATIVE_FLOAT;
-    case DS_PTS: return H5T_NATIVE_INT64;
+    case DS_PTS:
+    case DS_SRC:
+        return H5T_NATIVE_INT64;
     case DS_TIME: return H5T_NATIVE_DOUBLE;
     default: return H5T_NATIVE_UINT8;
     }
@@ -177,6 +184,11 @@ static dm_status create_dataset(dm_h5_file *f, h5_video *hv, const dm_h5_video *
         if (!st) st = h5u_attr_i64(p, ds, "time_base_den", v->tb_den);
     } else if (d == DS_TIME) {
         if (!st) st = h5u_attr_str(p, ds, "units", "s");
+    } else if (d == DS_SRC) {
+        if (!st)
+            st = h5u_attr_str(p, ds, "description",
+                              "source frame number of the row "
+                              "(presentation order, 0-based; row * frame_step)");
     }
     return st;
 }
@@ -191,6 +203,7 @@ static dm_status create_video(dm_h5_file *f, hid_t videos_grp, int idx, const dm
     int failed = v->failed || v->frames <= 0 || v->width <= 0 || v->height <= 0;
     hv->failed = failed;
     hv->frames = failed ? 0 : v->frames;
+    hv->step = v->sel.frame_step > 0 ? v->sel.frame_step : 1;
     dm_status st = DM_OK;
     hid_t g = hv->group;
     if (!st) st = h5u_attr_str(p, g, "source", v->source);
@@ -203,6 +216,27 @@ static dm_status create_video(dm_h5_file *f, hid_t videos_grp, int idx, const dm
     if (!st) st = h5u_attr_i64(p, g, "rotation", v->rotation);
     if (!st) st = h5u_attr_i64(p, g, "sar_num", v->sar_num);
     if (!st) st = h5u_attr_i64(p, g, "sar_den", v->sar_den);
+    /* Frame selection and scaling (target_fps, max_res, image sequences): what the rows are
+     * of the source (a plain video: step 1, source = frames/size/rate above). */
+    const int step = v->sel.frame_step > 0 ? v->sel.frame_step : 1;
+    if (!st) st = h5u_attr_i64(p, g, "images", v->sel.images);
+    if (!st) st = h5u_attr_i64(p, g, "frame_step", step);
+    if (!st) st = h5u_attr_i64(p, g, "max_res", v->sel.max_res);
+    if (!st)
+        st = h5u_attr_i64(p, g, "source_frames",
+                          v->sel.source_frames > 0 ? v->sel.source_frames : hv->frames);
+    if (!st)
+        st = h5u_attr_i64(p, g, "source_fps_num",
+                          v->sel.source_fps_num > 0 ? v->sel.source_fps_num : v->fps_num);
+    if (!st)
+        st = h5u_attr_i64(p, g, "source_fps_den",
+                          v->sel.source_fps_den > 0 ? v->sel.source_fps_den : v->fps_den);
+    if (!st)
+        st = h5u_attr_i64(p, g, "source_width",
+                          v->sel.source_width > 0 ? v->sel.source_width : v->width);
+    if (!st)
+        st = h5u_attr_i64(p, g, "source_height",
+                          v->sel.source_height > 0 ? v->sel.source_height : v->height);
     if (!st) st = h5u_attr_str(p, g, "status", failed ? "failed" : "pending");
     if (!st)
         st = h5u_attr_str(p, g, "error",
@@ -353,8 +387,11 @@ static dm_status resume_video(dm_h5_file *f, int idx, const dm_h5_video *v) {
     if (ex <= 0)
         return dm_error_set(DM_ERR_FORMAT, "%s: resume mismatch: no group /%s", p, name);
     H5_CHECK(p, hv->group = H5Gopen2(f->fid, name, H5P_DEFAULT));
-    int64_t frames, w, h;
+    int64_t frames, w, h, step = 1;
     dm_status st = h5u_read_str(p, hv->group, "source", src, sizeof src);
+    htri_t has_step;
+    H5_CHECK(p, has_step = H5Aexists(hv->group, "frame_step"));
+    if (!st && has_step > 0) st = h5u_read_i64(p, hv->group, "frame_step", &step);
     if (!st) st = h5u_read_i64(p, hv->group, "frames", &frames);
     if (!st) st = h5u_read_i64(p, hv->group, "width", &w);
     if (!st) st = h5u_read_i64(p, hv->group, "height", &h);
@@ -368,8 +405,15 @@ static dm_status resume_video(dm_h5_file *f, int idx, const dm_h5_video *v) {
                             "has %s (%lld frames, %dx%d)",
                             p, name, src, (long long)frames, (long long)w, (long long)h,
                             v->source, (long long)want_frames, v->width, v->height);
+    if (!failed && step != (v->sel.frame_step > 0 ? v->sel.frame_step : 1))
+        return dm_error_set(DM_ERR_FORMAT,
+                            "%s: resume mismatch: /%s keeps every %lld-th source "
+                            "frame, the job every %d-th (target_fps changed?)",
+                            p, name, (long long)step,
+                            v->sel.frame_step > 0 ? v->sel.frame_step : 1);
     hv->failed = failed;
     hv->frames = want_frames;
+    hv->step = (int)step;
     if (failed) return DM_OK;
     for (int d = 0; d < DS_COUNT; d++) {
         H5_CHECK(p, ex = H5Lexists(hv->group, ds_names[d], H5P_DEFAULT));
@@ -525,10 +569,15 @@ dm_status dm_h5_write_round(dm_h5_file *f, const dm_h5_block *mine, int64_t *rou
             int64_t b = me.video == v ? me.begin : 0, c = me.video == v ? me.count : 0;
             h5_video *hv = &f->videos[v];
             if (pass == 0) {
-                const void *bufs[DS_DONE] = {mine ? mine->alpha : NULL,
-                                             mine ? mine->foreground : NULL,
-                                             mine ? mine->depth : NULL, mine ? mine->pts : NULL,
-                                             mine ? mine->time_s : NULL};
+                const void *bufs[DS_DONE] = {
+                    mine ? mine->alpha : NULL,  mine ? mine->foreground : NULL,
+                    mine ? mine->depth : NULL,  mine ? mine->pts : NULL,
+                    mine ? mine->time_s : NULL, NULL};
+                if (c > 0) { /* the reader presents source frame t * step as frame t */
+                    for (int64_t i = 0; i < c; i++)
+                        f->src[i] = (b + i) * hv->step;
+                    bufs[DS_SRC] = f->src;
+                }
                 for (int d = 0; d < DS_DONE && !st; d++)
                     if (hv->ds[d] >= 0) st = write_rows(f, hv->ds[d], mem_type_of(f, d), b, c, bufs[d]);
             } else {
@@ -645,6 +694,6 @@ dm_status dm_h5_close(dm_h5_file *f) {
         st = h5u_fail(f->path, "H5Fclose", __FILE__, __LINE__, __func__);
     if (f->dxpl >= 0) H5Pclose(f->dxpl);
     if (f->f16 >= 0) H5Tclose(f->f16);
-    free(f->path), free(f->videos), free(f->ones), free(f);
+    free(f->path), free(f->videos), free(f->ones), free(f->src), free(f);
     return st;
 }

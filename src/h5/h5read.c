@@ -117,6 +117,37 @@ static dm_status attr_str_opt(const dm_h5r_file *f, hid_t obj, const char *name,
     return ex ? h5u_read_str(f->path, obj, name, buf, size) : DM_OK;
 }
 
+/* An integer attribute that older files may lack: *out = dflt then. */
+static dm_status attr_i64_opt(const dm_h5r_file *f, hid_t obj, const char *name, int64_t dflt,
+                              int64_t *out) {
+    *out = dflt;
+    htri_t ex = H5Aexists(obj, name);
+    if (ex < 0) return h5u_fail(f->path, "H5Aexists", __FILE__, __LINE__, __func__);
+    return ex ? h5u_read_i64(f->path, obj, name, out) : DM_OK;
+}
+
+/* Frame selection / scaling attributes (files before them: a plain video, step 1). */
+static dm_status selection_attrs(const dm_h5r_file *f, hid_t g, const char *where,
+                                 dm_h5r_video *v) {
+    int64_t x[8];
+    const char *names[8] = {"images",         "frame_step",     "max_res",      "source_frames",
+                            "source_fps_num", "source_fps_den", "source_width", "source_height"};
+    const int64_t dflt[8] = {0, 1, 0, v->frames, v->fps_num, v->fps_den, v->width, v->height};
+    dm_status st = DM_OK;
+    for (int i = 0; i < 8 && !st; i++)
+        st = attr_i64_opt(f, g, names[i], dflt[i], &x[i]);
+    if (st) return st;
+    for (int i = 0; i < 8; i++)
+        if (x[i] < 0 || x[i] > INT32_MAX || (i == 1 && x[i] < 1))
+            return dm_error_set(DM_ERR_FORMAT, "%s: %s: attribute %s = %lld out of range", f->path,
+                                where, names[i], (long long)x[i]);
+    v->images = (int)x[0], v->frame_step = (int)x[1], v->max_res = (int)x[2];
+    v->source_frames = x[3];
+    v->source_fps_num = (int)x[4], v->source_fps_den = (int)x[5];
+    v->source_width = (int)x[6], v->source_height = (int)x[7];
+    return DM_OK;
+}
+
 static dm_status check_index(const dm_h5r_file *f, int index) {
     if (index < 0 || index >= f->n_videos)
         return dm_error_set(DM_ERR_ARG, "%s: video index %d out of range (the file has %d)",
@@ -348,6 +379,7 @@ dm_status dm_h5r_video_info(const dm_h5r_file *f, int index, dm_h5r_video *v) {
     if (!st) st = attr_int(f, g, where, "sar_den", &v->sar_den);
     if (!st) st = attr_str(f, g, where, "status", v->status, sizeof v->status);
     if (!st) st = attr_str_opt(f, g, "error", v->error, sizeof v->error);
+    if (!st) st = selection_attrs(f, g, where, v);
     static const struct {
         const char *name;
         size_t off;
@@ -358,6 +390,7 @@ dm_status dm_h5r_video_info(const dm_h5r_file *f, int index, dm_h5r_video *v) {
         {"foreground", offsetof(dm_h5r_video, foreground), 4},
         {"pts", offsetof(dm_h5r_video, pts), 1},
         {"time_s", offsetof(dm_h5r_video, time_s), 1},
+        {"source_frame", offsetof(dm_h5r_video, source_frame), 1},
         {"done", offsetof(dm_h5r_video, done), 1},
     };
     for (size_t i = 0; i < sizeof sets / sizeof sets[0] && !st; i++) {
@@ -442,6 +475,10 @@ dm_status dm_h5r_read_done(const dm_h5r_file *f, int index, uint8_t *done) {
 
 dm_status dm_h5r_read_pts(const dm_h5r_file *f, int index, int64_t *pts) {
     return read_rows(f, index, "pts", -1, -1, H5T_NATIVE_INT64, pts);
+}
+
+dm_status dm_h5r_read_source_frames(const dm_h5r_file *f, int index, int64_t *frames) {
+    return read_rows(f, index, "source_frame", -1, -1, H5T_NATIVE_INT64, frames);
 }
 
 dm_status dm_h5r_read_time(const dm_h5r_file *f, int index, double *time_s) {

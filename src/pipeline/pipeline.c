@@ -76,7 +76,10 @@ static dm_status open_output(pl_ctx *c, dm_h5_file **f) {
                              vi->width,      vi->height,        vi->codec,   vi->rotation,
                              vi->sar_num,    vi->sar_den,       vi->time_base_num,
                              vi->time_base_den, !in->ok,        in->ok ? NULL : in->error,
-                             0, 0};
+                             0, 0, {0}};
+        v[i].sel = (dm_h5_selection){vi->images,        vi->frame_step,     c->job.max_res,
+                                     vi->source_frames, vi->source_fps_num, vi->source_fps_den,
+                                     vi->source_width,  vi->source_height};
         /* depth.output_size model (da2_vits): rows on the network's input grid, no resize. */
         if (c->job.depth.enabled && c->job.depth.output_size == DM_DEPTH_SIZE_MODEL && in->ok)
             da2_input_size(vi->height, vi->width, c->job.depth.input_size, &v[i].depth_height,
@@ -209,8 +212,12 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, pl_watchdog *wd, dm_h5_file
             snprintf(local_msg, sizeof local_msg, "%s", dm_error_message());
             if (!local) local = vs;
             blk = (dm_h5_block){.video = -1, .failed_video = fv, .error = local_msg};
-            fprintf(stderr, "depthmatte: rank %d: %s%s\n", c->rank, local_msg,
-                    c->opt.keep_going ? " (video skipped: --keep-going)" : "");
+            /* Without --keep-going the job stops after this round and the rank reports the
+             * message once on exit (dm_pipeline_result.report): printed here too it would be
+             * two identical lines. */
+            if (c->opt.keep_going)
+                fprintf(stderr, "depthmatte: rank %d: %s (video skipped: --keep-going)\n", c->rank,
+                        local_msg);
         }
         /* Every rank checks in before the collective write: a lost rank or host is named
          * instead of hanging the job in MPI-IO. */

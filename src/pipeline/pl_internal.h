@@ -63,6 +63,12 @@ typedef struct pl_ctx {
     dm_vda_schedule vda;  /* VDA: every window of the job (all ranks), see plan.h */
 } pl_ctx;
 
+/* The reader options of input i (include/depthmatte/video.h): video_stream, target_fps,
+ * max_res, and for an image sequence (dm_video_is_image_sequence) its frame rate (the item's
+ * fps, else image_fps). DM_ERR_ARG naming the input: an image sequence without a rate, or an
+ * fps given for a video file. */
+dm_status pl_video_options(const dm_job *job, int i, dm_video_options *o);
+
 /* Rank 0: job, output checks, probes and plan; then everything broadcast to all ranks.
  * Collective. On error the status is the same on every rank and rank 0 holds the message. */
 dm_status pl_setup(pl_ctx *c, const char *job_path, const char *const *sets, int n_sets);

@@ -57,7 +57,9 @@ static dm_status open_chunk(pl_worker *w, const pl_unit *u) {
     }
     pl_worker_end_chunk(w);
     double t0 = pl_now();
-    dm_status st = dm_video_open(&w->reader, u->info->path, w->c->job.video_stream, 0);
+    dm_video_options vo;
+    dm_status st = pl_video_options(&w->c->job, u->video, &vo);
+    if (!st) st = dm_video_open_opts(&w->reader, u->info->path, &vo);
     w->stats.decode_s += pl_now() - t0;
     if (st) return st;
     const dm_video_info *ri = dm_video_reader_info(w->reader);

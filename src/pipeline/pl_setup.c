@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,13 +42,52 @@ static dm_status check_output(const pl_ctx *c) {
     return DM_OK;
 }
 
+/* A frame rate given as a decimal number -> num/den (exact for up to 6 decimals). */
+static void rate_of(double fps, int *num, int *den) {
+    int64_t n = llround(fps * 1e6), d = 1000000;
+    for (int64_t a = n, b = d; b;) { /* gcd */
+        int64_t t = a % b;
+        a = b, b = t;
+        if (!b) n /= a, d /= a;
+    }
+    while (n > INT_MAX)
+        n /= 10, d /= 10; /* absurd rates only */
+    *num = (int)n, *den = d > 0 ? (int)d : 1;
+}
+
+dm_status pl_video_options(const dm_job *job, int i, dm_video_options *o) {
+    const char *path = job->inputs[i];
+    *o = (dm_video_options)DM_VIDEO_OPTIONS_INIT;
+    o->stream_index = job->video_stream;
+    o->target_fps = job->target_fps;
+    o->max_res = job->max_res;
+    o->images = dm_video_is_image_sequence(path);
+    const double item = job->input_fps ? job->input_fps[i] : 0.0;
+    if (!o->images && item > 0.0)
+        return dm_error_set(DM_ERR_ARG,
+                            "%s: inputs[%d].fps is for image sequences (a folder or "
+                            "a glob of frames); a video file keeps its own frame rate",
+                            path, i);
+    if (!o->images) return DM_OK;
+    const double fps = item > 0.0 ? item : job->image_fps;
+    if (!(fps > 0.0))
+        return dm_error_set(DM_ERR_ARG,
+                            "%s: image sequence without a frame rate: give it as "
+                            "`- {path: ..., fps: RATE}` in inputs, or set image_fps",
+                            path);
+    rate_of(fps, &o->fps_num, &o->fps_den);
+    return DM_OK;
+}
+
 static dm_status probe_inputs(pl_ctx *c) {
     c->inputs = calloc(c->job.n_inputs, sizeof *c->inputs);
     if (!c->inputs) return dm_error_set(DM_ERR_NOMEM, "out of memory");
     c->n_inputs = c->job.n_inputs;
     for (int i = 0; i < c->n_inputs; i++) {
         pl_input *in = &c->inputs[i];
-        dm_status st = dm_video_probe(c->job.inputs[i], c->job.video_stream, &in->info);
+        dm_video_options o;
+        dm_status st = pl_video_options(&c->job, i, &o);
+        if (st == DM_OK) st = dm_video_probe_opts(c->job.inputs[i], &o, &in->info);
         snprintf(in->info.path, sizeof in->info.path, "%s", c->job.inputs[i]);
         if (st == DM_OK && in->info.frames <= 0)
             st = dm_error_set(DM_ERR_FORMAT, "%s: no decodable frames", c->job.inputs[i]);

@@ -59,7 +59,9 @@ int dmv_is_full_range(enum AVColorRange range, enum AVPixelFormat fmt) {
 void dmv_converter_free(dmv_converter *c) {
     sws_freeContext(c->sws);
     av_free(c->tmp);
+    const int dw = c->dst_w, dh = c->dst_h; /* the wanted size outlives the cached context */
     memset(c, 0, sizeof *c);
+    c->dst_w = dw, c->dst_h = dh;
 }
 
 static int tmp_stride(int w) {
@@ -73,7 +75,8 @@ static dm_status setup(dmv_converter *c, const AVFrame *f, int full, int spc, co
     struct SwsContext *s = sws_alloc_context();
     /* The SIMD converters may write a few pixels past the row end, so we convert into a
      * padded buffer (as the CLI's frames are) and copy rows out. */
-    c->tmp = av_malloc((size_t)tmp_stride(f->width) * (size_t)(f->height + 1) + 64);
+    const int ow = c->dst_w > 0 ? c->dst_w : f->width, oh = c->dst_h > 0 ? c->dst_h : f->height;
+    c->tmp = av_malloc((size_t)tmp_stride(ow) * (size_t)(oh + 1) + 64);
     if (!s || !c->tmp || !d) {
         sws_freeContext(s);
         return dm_error_set(DM_ERR_NOMEM, "%s: frame %lld: cannot set up the RGB conversion",
@@ -82,8 +85,8 @@ static dm_status setup(dmv_converter *c, const AVFrame *f, int full, int spc, co
     av_opt_set_int(s, "srcw", f->width, 0);
     av_opt_set_int(s, "srch", f->height, 0);
     av_opt_set_int(s, "src_format", f->format, 0);
-    av_opt_set_int(s, "dstw", f->width, 0);
-    av_opt_set_int(s, "dsth", f->height, 0);
+    av_opt_set_int(s, "dstw", ow, 0);
+    av_opt_set_int(s, "dsth", oh, 0);
     av_opt_set_int(s, "dst_format", AV_PIX_FMT_RGB24, 0);
     av_opt_set_int(s, "sws_flags", SWS_BICUBIC, 0);
     if (f->format == AV_PIX_FMT_YUV420P) av_opt_set_int(s, "src_v_chr_pos", 128, 0);
@@ -116,10 +119,12 @@ dm_status dmv_convert(dmv_converter *c, const AVFrame *f, int rotation, uint8_t 
         dm_status s = setup(c, f, full, spc, path, frame_index);
         if (s != DM_OK) return s;
     }
-    int w = f->width, h = f->height, ls = tmp_stride(w);
+    int w = c->dst_w > 0 ? c->dst_w : f->width, h = c->dst_h > 0 ? c->dst_h : f->height;
+    int ls = tmp_stride(w);
     uint8_t *dst[4] = {c->tmp, NULL, NULL, NULL};
     int dst_ls[4] = {ls, 0, 0, 0};
-    if (sws_scale(c->sws, (const uint8_t *const *)f->data, f->linesize, 0, h, dst, dst_ls) != h)
+    if (sws_scale(c->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst,
+                  dst_ls) != h)
         return dm_error_set(DM_ERR_DECODE, "%s: frame %lld: RGB conversion failed", path,
                             (long long)frame_index);
     const uint8_t *in = c->tmp;

@@ -59,13 +59,32 @@ static dm_status av_status(int err) {
     return DM_ERR_FORMAT;
 }
 
-dm_status dmv_open_input(const char *path, int stream_index, AVFormatContext **fmt,
-                         int *selected) {
+dm_status dmv_open_input(const char *path, int stream_index, const dmv_seq *seq, int fps_num,
+                         int fps_den, AVFormatContext **fmt, int *selected) {
     dmv_log_init();
     *fmt = NULL;
     dmv_clear_av_log();
     AVFormatContext *f = NULL;
-    int err = avformat_open_input(&f, path, NULL, NULL);
+    int err;
+    if (seq) {
+        /* The demuxer guesses the decoder from the pattern's extension, which a glob
+         * ending in an asterisk lacks: the checked file list decides it instead. */
+        AVDictionary *o = NULL;
+        char rate[48];
+        snprintf(rate, sizeof rate, "%d/%d", fps_num, fps_den);
+        av_dict_set(&o, "pattern_type", "glob", 0);
+        av_dict_set(&o, "framerate", rate, 0);
+        f = avformat_alloc_context();
+        if (!f) {
+            av_dict_free(&o);
+            return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", path);
+        }
+        f->video_codec_id = seq->family == DMV_SEQ_PNG ? AV_CODEC_ID_PNG : AV_CODEC_ID_MJPEG;
+        err = avformat_open_input(&f, seq->pattern, av_find_input_format("image2"), &o);
+        av_dict_free(&o);
+    } else {
+        err = avformat_open_input(&f, path, NULL, NULL);
+    }
     if (err < 0) {
         const char *detail = dmv_last_av_log();
         return dm_error_set(av_status(err), "%s: %s%s%s%s", path, av_err2str(err),

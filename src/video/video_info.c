@@ -126,10 +126,19 @@ dm_status dmv_open_decoder(const char *path, AVFormatContext *fmt, int si, int t
 }
 
 dm_status dm_video_probe(const char *path, int stream_index, dm_video_info *info) {
+    dm_video_options o = DM_VIDEO_OPTIONS_INIT;
+    o.stream_index = stream_index;
+    return dm_video_probe_opts(path, &o, info);
+}
+
+dm_status dm_video_probe_opts(const char *path, const dm_video_options *opts, dm_video_info *info) {
     if (!path || !info) return dm_error_set(DM_ERR_ARG, "dm_video_probe: NULL argument");
     memset(info, 0, sizeof *info);
     dm_video_reader *r = NULL;
-    dm_status s = dm_video_open(&r, path, stream_index, 1);
+    dm_video_options o = DM_VIDEO_OPTIONS_INIT;
+    if (opts) o = *opts;
+    o.threads = 1;
+    dm_status s = dm_video_open_opts(&r, path, &o);
     if (s != DM_OK) return s;
     const dm_video_info *ri = dm_video_reader_info(r);
     uint8_t *rgb = malloc((size_t)ri->width * (size_t)ri->height * 3);

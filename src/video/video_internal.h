@@ -37,10 +37,28 @@ typedef struct dmv_index {
     int pts_ok;           /* 0: no usable pts table; frames are counted in output order */
 } dmv_index;
 
+/* ---- image sequences (image_seq.c) ---- */
+enum { DMV_SEQ_PNG = 0, DMV_SEQ_JPEG = 1 };
+
+typedef struct dmv_seq {
+    char *pattern; /* glob given to the image2 demuxer (a folder's is built and escaped) */
+    char **files;  /* (n,) frame files in glob order: frame i is files[i] */
+    int64_t n;
+    int family; /* DMV_SEQ_PNG or DMV_SEQ_JPEG */
+} dmv_seq;
+
+/* Lists and checks the frames of a folder or glob (errors name `path` and the file). */
+dm_status dmv_seq_list(const char *path, dmv_seq *s);
+void dmv_seq_free(dmv_seq *s);
+/* File of frame `frame`, NULL when out of range or s is NULL. */
+const char *dmv_seq_file(const dmv_seq *s, int64_t frame);
+
 /* Opens `path` and selects the video stream (-1: best). Sets every other stream to
- * AVDISCARD_ALL. On error *fmt is NULL and the message names the file. */
-dm_status dmv_open_input(const char *path, int stream_index, AVFormatContext **fmt,
-                         int *selected);
+ * AVDISCARD_ALL. With `seq` (an image sequence already listed), opens seq->pattern with the
+ * image2 demuxer at frame rate fps_num/fps_den instead. On error *fmt is NULL and the message
+ * names the file. */
+dm_status dmv_open_input(const char *path, int stream_index, const dmv_seq *seq, int fps_num,
+                         int fps_den, AVFormatContext **fmt, int *selected);
 
 /* Demuxes every packet of stream si (fmt is left at end of file) and builds the index.
  * Fails with DM_ERR_FORMAT when the container's sample index points past the end of the
@@ -79,6 +97,7 @@ void dmv_log_init(void);
 /* ---- colour conversion + rotation (video_convert.c) ---- */
 typedef struct dmv_converter {
     struct SwsContext *sws;
+    int dst_w, dst_h;          /* output size before rotation (0: the frame's own size) */
     int w, h, fmt, range, spc; /* key of the cached context */
     uint8_t *tmp;              /* (h, w, 3) before rotation, only when rotating */
 } dmv_converter;
@@ -89,7 +108,8 @@ int dmv_pick_matrix(enum AVColorSpace spc, int height, int *guessed);
 const char *dmv_matrix_name(int spc);
 int dmv_is_full_range(enum AVColorRange range, enum AVPixelFormat fmt);
 
-/* Converts a decoded frame to upright RGB24 out ((H, W, 3), output size for `rotation`).
+/* Converts a decoded frame to upright RGB24 out ((H, W, 3), output size for `rotation`),
+ * scaled to dst_w x dst_h (before rotation) when those are set.
  * Errors name `path` and `frame_index`. */
 dm_status dmv_convert(dmv_converter *c, const AVFrame *f, int rotation, uint8_t *out,
                       const char *path, int64_t frame_index);

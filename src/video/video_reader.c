@@ -12,8 +12,12 @@
  *  - A frame the decoder does not produce even from the start of the file is an error that
  *    names the frame; it is never replaced by a neighbour.
  */
+#include <fenv.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <libavutil/rational.h>
 
 #include "video/video_internal.h"
 
@@ -28,7 +32,12 @@ struct dm_video_reader {
     dmv_index ix;
     dm_video_info info;
     dmv_converter conv;
-    int64_t next;       /* next presentation frame dm_video_read returns */
+    dm_video_options opt;
+    dmv_seq seq;   /* image sequences: the frame files (else zeroed) */
+    int step;      /* frame k is source frame k * step */
+    int64_t n_out; /* frames presented (kept) */
+    int src_fps_num, src_fps_den;
+    int64_t next;       /* next SOURCE presentation frame to decode and return */
     int64_t next_pkt_d; /* decode index of the next packet the demuxer returns */
     int64_t fed_d;      /* decode index of the last packet sent to the decoder, -1 none */
     int64_t start_d;    /* keyframe the current decode run started from */
@@ -41,17 +50,25 @@ struct dm_video_reader {
     char demux_err[128];
 };
 
+/* Error "FILE: frame N (FRAME FILE): cause (ffmpeg: ...)"; N is the source frame. */
 static dm_status fail(dm_video_reader *r, dm_status code, int64_t frame, const char *cause) {
     r->failed = 1;
     const char *lib = dmv_last_av_log();
-    return dm_error_set(code, "%s: frame %lld: %s%s%s%s", r->path, (long long)frame, cause,
+    const char *file = dmv_seq_file(&r->seq, frame);
+    return dm_error_set(code, "%s: frame %lld%s%s%s: %s%s%s%s", r->path, (long long)frame,
+                        file ? " (" : "", file ? file : "", file ? ")" : "", cause,
                         lib[0] ? " (ffmpeg: " : "", lib, lib[0] ? ")" : "");
+}
+
+static const dmv_seq *seq_of(const dm_video_reader *r) {
+    return r->opt.images ? &r->seq : NULL;
 }
 
 static dm_status reopen(dm_video_reader *r) {
     avformat_close_input(&r->fmt);
     int si = 0;
-    dm_status s = dmv_open_input(r->path, r->si, &r->fmt, &si);
+    dm_status s =
+        dmv_open_input(r->path, r->si, seq_of(r), r->opt.fps_num, r->opt.fps_den, &r->fmt, &si);
     r->next_pkt_d = 0;
     r->seeks++;
     return s;
@@ -111,20 +128,100 @@ static dm_status position_at(dm_video_reader *r, int64_t d, int64_t frame) {
     return DM_OK;
 }
 
-dm_status dm_video_open(dm_video_reader **out, const char *path, int stream_index, int threads) {
+int dm_video_frame_step(int fps_num, int fps_den, double target_fps) {
+    if (!(target_fps > 0.0) || fps_num <= 0 || fps_den <= 0) return 1;
+    /* Python's round(): nearest, ties to even (the default rounding mode of nearbyint). */
+    const int mode = fegetround();
+    fesetround(FE_TONEAREST);
+    double step = nearbyint((double)fps_num / fps_den / target_fps);
+    fesetround(mode);
+    return step < 1.0 ? 1 : step > 1e9 ? 1000000000 : (int)step;
+}
+
+/* round half to even, then up to even (utils/dc_utils.py: ensure_even(round(x * scale))). */
+static int even_side(double x) {
+    const int mode = fegetround();
+    fesetround(FE_TONEAREST);
+    int v = (int)nearbyint(x);
+    fesetround(mode);
+    if (v < 2) v = 2;
+    return v % 2 ? v + 1 : v;
+}
+
+void dm_video_scaled_size(int width, int height, int max_res, int *out_width, int *out_height) {
+    *out_width = width, *out_height = height;
+    const int longer = width > height ? width : height;
+    if (max_res <= 0 || longer <= max_res) return;
+    const double scale = (double)max_res / longer;
+    *out_height = even_side(height * scale);
+    *out_width = even_side(width * scale);
+}
+
+/* Applies the selection and scaling of r->opt to r->info (the stream's description). */
+static void select_frames(dm_video_reader *r) {
+    dm_video_info *in = &r->info;
+    r->src_fps_num = in->fps_num, r->src_fps_den = in->fps_den;
+    in->source_frames = in->frames;
+    in->source_fps_num = in->fps_num, in->source_fps_den = in->fps_den;
+    in->source_width = in->width, in->source_height = in->height;
+    in->images = r->opt.images;
+    r->step = r->opt.frame_step > 0
+                  ? r->opt.frame_step
+                  : dm_video_frame_step(in->fps_num, in->fps_den, r->opt.target_fps);
+    in->frame_step = r->step;
+    r->n_out = (in->frames + r->step - 1) / r->step;
+    in->frames = r->n_out;
+    if (r->step > 1 && in->fps_num > 0)
+        av_reduce(&in->fps_num, &in->fps_den, in->fps_num, (int64_t)in->fps_den * r->step,
+                  INT32_MAX);
+    int w, h;
+    dm_video_scaled_size(in->width, in->height, r->opt.max_res, &w, &h);
+    if (w != in->width || h != in->height) {
+        const int swap = in->rotation == 90 || in->rotation == 270;
+        r->conv.dst_w = swap ? h : w; /* the scaler works before the rotation */
+        r->conv.dst_h = swap ? w : h;
+        in->width = w, in->height = h;
+    }
+}
+
+dm_status dm_video_open_opts(dm_video_reader **out, const char *path, const dm_video_options *o) {
+    static const dm_video_options defaults = DM_VIDEO_OPTIONS_INIT;
     if (!out || !path) return dm_error_set(DM_ERR_ARG, "dm_video_open: NULL argument");
     *out = NULL;
+    if (!o) o = &defaults;
+    if (o->images && (o->fps_num <= 0 || o->fps_den <= 0))
+        return dm_error_set(DM_ERR_ARG,
+                            "%s: image sequence without a frame rate (images carry "
+                            "none: give fps)",
+                            path);
+    if (o->target_fps < 0.0 || !isfinite(o->target_fps) || o->max_res < 0 || o->frame_step < 0)
+        return dm_error_set(DM_ERR_ARG, "%s: negative target_fps, max_res or frame_step", path);
     dm_video_reader *r = calloc(1, sizeof *r);
     if (!r || !(r->path = strdup(path))) {
         free(r);
         return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", path);
     }
-    r->threads = threads;
-    dm_status s = dmv_open_input(path, stream_index, &r->fmt, &r->si);
+    r->opt = *o;
+    r->threads = o->threads;
+    r->step = 1;
+    dm_status s = o->images ? dmv_seq_list(path, &r->seq) : DM_OK;
+    if (s == DM_OK)
+        s = dmv_open_input(path, o->stream_index, seq_of(r), o->fps_num, o->fps_den, &r->fmt,
+                           &r->si);
     if (s == DM_OK) s = dmv_index_build(path, r->fmt, r->si, &r->ix);
+    if (s == DM_OK && o->images && r->ix.n_frames != r->seq.n) {
+        /* image2 ends the sequence at a file it cannot read */
+        const char *f = dmv_seq_file(&r->seq, r->ix.n_frames);
+        s = dm_error_set(DM_ERR_IO,
+                         "%s: image sequence: frame %lld (%s) cannot be read (%lld "
+                         "of %lld files demuxed)",
+                         path, (long long)r->ix.n_frames, f ? f : "?", (long long)r->ix.n_frames,
+                         (long long)r->seq.n);
+    }
     if (s == DM_OK) {
         dmv_fill_info(path, r->fmt, r->si, &r->ix, &r->info);
-        s = dmv_open_decoder(path, r->fmt, r->si, threads, &r->dec);
+        select_frames(r);
+        s = dmv_open_decoder(path, r->fmt, r->si, r->threads, &r->dec);
     }
     if (s == DM_OK) {
         r->pkt = av_packet_alloc();
@@ -141,23 +238,36 @@ dm_status dm_video_open(dm_video_reader **out, const char *path, int stream_inde
     return DM_OK;
 }
 
+dm_status dm_video_open(dm_video_reader **out, const char *path, int stream_index, int threads) {
+    dm_video_options o = DM_VIDEO_OPTIONS_INIT;
+    o.stream_index = stream_index;
+    o.threads = threads;
+    return dm_video_open_opts(out, path, &o);
+}
+
+int64_t dm_video_source_frame(const dm_video_reader *r, int64_t i) {
+    return i >= 0 && i < r->n_out ? i * r->step : -1;
+}
+
 const dm_video_info *dm_video_reader_info(const dm_video_reader *r) {
     return &r->info;
 }
 
 int64_t dm_video_frame_pts(const dm_video_reader *r, int64_t i) {
-    if (!r->ix.pts_ok || i < 0 || i >= r->ix.n_frames) return INT64_MIN;
-    return r->ix.frame_pts[i];
+    if (!r->ix.pts_ok || i < 0 || i >= r->n_out) return INT64_MIN;
+    return r->ix.frame_pts[i * r->step];
 }
 
 int64_t dm_video_reader_seeks(const dm_video_reader *r) {
     return r->seeks;
 }
 
-dm_status dm_video_seek(dm_video_reader *r, int64_t frame) {
-    if (frame < 0 || frame > r->ix.n_frames)
+dm_status dm_video_seek(dm_video_reader *r, int64_t k) {
+    if (k < 0 || k > r->n_out)
         return dm_error_set(DM_ERR_ARG, "%s: seek to frame %lld out of range [0, %lld]", r->path,
-                            (long long)frame, (long long)r->ix.n_frames);
+                            (long long)k, (long long)r->n_out);
+    int64_t frame = k * r->step; /* the source frame */
+    if (k == r->n_out) frame = r->ix.n_frames;
     if (frame == r->ix.n_frames) {
         r->next = frame;
         return DM_OK;
@@ -234,14 +344,14 @@ static dm_status emit(dm_video_reader *r, const AVFrame *f, int64_t pts, uint8_t
         return s;
     }
     double tb = (double)r->info.time_base_num / r->info.time_base_den;
-    if (frame_index) *frame_index = r->next;
+    if (frame_index) *frame_index = r->next / r->step;
     if (pts_out) *pts_out = pts;
     if (time_s)
-        *time_s = r->ix.pts_ok ? (double)(pts - r->info.start_pts) * tb
-                               : (r->info.fps_num > 0 ? (double)r->next * r->info.fps_den /
-                                                            r->info.fps_num
-                                                      : 0.0);
-    r->next++;
+        *time_s =
+            r->ix.pts_ok
+                ? (double)(pts - r->info.start_pts) * tb
+                : (r->src_fps_num > 0 ? (double)r->next * r->src_fps_den / r->src_fps_num : 0.0);
+    r->next += r->step; /* the frames in between are decoded and dropped unconverted */
     r->fresh = 0;
     return DM_OK;
 }
@@ -297,6 +407,11 @@ dm_status dm_video_read(dm_video_reader *r, uint8_t *rgb, int64_t *frame_index, 
             /* Corrupt even when decoded from the start of the file: that is what a full
              * decode shows (FFmpeg conceals the damage), so it is returned. */
         }
+        /* JFIF is BT.601; the MJPEG decoder leaves the matrix unspecified (the HD rule would
+         * pick BT.709 for large frames). */
+        if (r->opt.images && r->seq.family == DMV_SEQ_JPEG &&
+            r->frame->colorspace == AVCOL_SPC_UNSPECIFIED)
+            r->frame->colorspace = AVCOL_SPC_BT470BG;
         dm_status s = emit(r, r->frame, t, rgb, frame_index, pts, time_s);
         av_frame_unref(r->frame);
         return s;
@@ -311,6 +426,7 @@ void dm_video_close(dm_video_reader *r) {
     av_frame_free(&r->frame);
     dmv_index_free(&r->ix);
     dmv_converter_free(&r->conv);
+    dmv_seq_free(&r->seq);
     free(r->path);
     free(r);
 }

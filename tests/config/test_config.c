@@ -240,13 +240,28 @@ static void test_errors(void) {
                  "job.yaml:1:1: expected a mapping of keys (inputs, output, ...) at the top "
                  "level");
     expect_error(__LINE__, "inputs:\n  - a.mp4\n  - {manifesto: x}\n", DM_ERR_ARG,
-                 "job.yaml:3:6: inputs[1]: unknown key \"manifesto\"; an input item is a path or "
-                 "`manifest: FILE`");
+                 "job.yaml:3:6: inputs[1]: unknown key \"manifesto\"; an input item is a path, "
+                 "`manifest: FILE` or `{path: FOLDER_OR_GLOB, fps: RATE}`");
     expect_error(__LINE__, "inputs:\n  - a.mp4\n  - [x]\n", DM_ERR_ARG,
-                 "job.yaml:3:5: inputs[1]: expected a video path or `manifest: FILE`, got a list");
+                 "job.yaml:3:5: inputs[1]: expected a video path, `manifest: FILE` or "
+                 "`{path: FOLDER_OR_GLOB, fps: RATE}`, got a list");
+    /* image sequences, frame selection and scaling (docs/config.md "Image sequences") */
+    expect_error(__LINE__, "inputs:\n  - {path: frames, fps: 0}\n", DM_ERR_ARG,
+                 "job.yaml:2:20: inputs[0].fps: expected a frame rate > 0 (frames per second), "
+                 "got \"0\"");
+    expect_error(__LINE__, "inputs:\n  - {fps: 24}\n", DM_ERR_ARG,
+                 "job.yaml:2:5: inputs[0]: the item gives no path");
+    expect_error(__LINE__, "inputs:\n  - {path: f, fps: 24, size: 3}\n", DM_ERR_ARG,
+                 "job.yaml:2:24: inputs[0]: unknown key \"size\"; an input item is a path, "
+                 "`manifest: FILE` or `{path: FOLDER_OR_GLOB, fps: RATE}`");
+    expect_error(__LINE__, "target_fps: -1\n", DM_ERR_ARG,
+                 "job.yaml:1:1: target_fps: expected 0 (every frame) or a frame rate > 0, got "
+                 "\"-1\"");
+    expect_error(__LINE__, "image_fps: fast\n", DM_ERR_ARG,
+                 "job.yaml:1:1: image_fps: expected 0 (none) or a frame rate > 0, got \"fast\"");
     expect_error(__LINE__, "inputs: a.mp4\n", DM_ERR_ARG,
-                 "job.yaml:1:1: inputs: expected a list of video paths and {manifest: FILE} "
-                 "items, got \"a.mp4\"");
+                 "job.yaml:1:1: inputs: expected a list of paths, {manifest: FILE} and {path: P, "
+                 "fps: R} items, got \"a.mp4\"");
     /* cross-key checks */
     expect_error(__LINE__, HEAD, DM_ERR_ARG,
                  "job.yaml: nothing to do: neither matting nor depth is enabled (add a matting: "
@@ -418,6 +433,44 @@ static void test_print_round_trip(void) {
     dm_job_free(&a);
 }
 
+/* Image sequences ({path, fps} items, image_fps), target_fps and max_res: values, defaults,
+ * the even-max_res check and the effective configuration's round trip. */
+static void test_inputs_options(void) {
+    dm_job a, b;
+    char *ta = NULL, *tb = NULL;
+    CHECK_OK(dm_config_parse_string("inputs: [v.mp4]\noutput: {path: o}\ndepth: {weights: d}\n",
+                                    "job.yaml", "/base", 1, &a));
+    CHECK(a.target_fps == 0.0 && a.max_res == 0 && a.image_fps == 0.0);
+    CHECK(a.n_inputs == 1 && a.input_fps && a.input_fps[0] == 0.0);
+    dm_job_free(&a);
+    CHECK_OK(dm_config_parse_string("inputs:\n  - v.mp4\n  - {path: frames, fps: 29.97}\n"
+                                    "  - {path: \"shots/s_*.png\"}\n"
+                                    "image_fps: 12.5\ntarget_fps: 10\nmax_res: 1280\n"
+                                    "output: {path: o}\ndepth: {weights: d}\n",
+                                    "job.yaml", "/base", 1, &a));
+    if (!a.priv) return;
+    CHECK(a.n_inputs == 3);
+    CHECK_STR(a.inputs[1], "/base/frames");
+    CHECK_STR(a.inputs[2], "/base/shots/s_*.png");
+    CHECK(a.input_fps[0] == 0.0 && a.input_fps[1] == 29.97 && a.input_fps[2] == 0.0);
+    CHECK(a.image_fps == 12.5 && a.target_fps == 10.0 && a.max_res == 1280);
+    CHECK_OK(dm_config_to_string(&a, &ta));
+    CHECK(ta && strstr(ta, "  - {path: \"/base/frames\", fps: 29.97}\n"));
+    CHECK_OK(dm_config_parse_string(ta ? ta : "", "job.yaml", "/elsewhere", 1, &b));
+    if (b.priv) {
+        CHECK_OK(dm_config_to_string(&b, &tb));
+        CHECK_STR(tb, ta);
+        CHECK(b.input_fps[1] == 29.97 && b.target_fps == 10.0 && b.max_res == 1280);
+        dm_job_free(&b);
+    }
+    free(ta);
+    free(tb);
+    dm_job_free(&a);
+    expect_error(__LINE__, HEAD "max_res: 721\ndepth: {weights: w}\n", DM_ERR_ARG,
+                 "job.yaml:4:1: max_res: expected an even number of pixels, got 721 (sides are "
+                 "made even, so an odd bound could be exceeded by one)");
+}
+
 /* The examples in configs/ must stay valid jobs. */
 static void test_examples(void) {
     glob_t g;
@@ -441,6 +494,7 @@ int main(void) {
     test_set();
     test_files();
     test_print_round_trip();
+    test_inputs_options();
     test_examples();
     printf("test_config: %d failure(s)\n", tc_failure_count);
     return tc_failure_count != 0;

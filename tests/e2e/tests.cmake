@@ -26,3 +26,17 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
                          ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1")
   endforeach()
 endif()
+# Input options (tests/e2e/inputs_test.py): target_fps, max_res, image sequences, their bad
+# inputs. CPU cost (2 cores): select ~1 min, max_res ~1 min, images ~1 min, bad_inputs < 1 min,
+# vda < 1 min.
+if(DM_WITH_PIPELINE AND TARGET depthmatte)
+  foreach(case select max_res images bad_inputs vda)
+    add_test(NAME e2e_inputs_${case}
+             COMMAND ${_py} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/inputs_test.py ${case}
+                     --exe $<TARGET_FILE:depthmatte> --mpiexec ${MPIEXEC_EXECUTABLE}
+                     --shared ${PROJECT_SOURCE_DIR}/../shared
+                     --work ${CMAKE_CURRENT_BINARY_DIR}/e2e_work --recipe-tool "${_tool}")
+    set_tests_properties(e2e_inputs_${case} PROPERTIES LABELS e2e SKIP_RETURN_CODE 77 TIMEOUT 600
+                         ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1")
+  endforeach()
+endif()

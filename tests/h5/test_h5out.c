@@ -19,9 +19,25 @@
 
 #define NV 3
 static const dm_h5_video videos[NV] = {
-    {"a.mp4", 10, 24, 1, 6, 4, "h264", 0, 1, 1, 1, 12288, 0, NULL, 0, 0},
-    {"b.mkv", 7, 30000, 1001, 5, 3, "ffv1", 90, 1, 1, 1, 1000, 0, NULL, 0, 0},
-    {"c.txt", 0, 0, 0, 0, 0, "", 0, 0, 1, 0, 1, 1, "c.txt: Invalid data found when processing input", 0, 0},
+    {"a.mp4", 10, 24, 1, 6, 4, "h264", 0, 1, 1, 1, 12288, 0, NULL, 0, 0, {0}},
+    {"b.mkv", 7, 30000, 1001, 5, 3, "ffv1", 90, 1, 1, 1, 1000, 0, NULL, 0, 0, {0}},
+    {"c.txt",
+     0,
+     0,
+     0,
+     0,
+     0,
+     "",
+     0,
+     0,
+     1,
+     0,
+     1,
+     1,
+     "c.txt: Invalid data found when processing input",
+     0,
+     0,
+     {0}},
 };
 
 static uint8_t alpha_val(int v, int t, int y, int x) { return (uint8_t)(v * 31 + t * 7 + y * 3 + x); }

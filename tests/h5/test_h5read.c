@@ -23,12 +23,14 @@
 
 #define NV 3
 static const dm_h5_video rel_videos[NV] = {
-    {"a.mp4", 7, 24, 1, 6, 4, "h264", 0, 1, 1, 1, 12288, 0, NULL, 0, 0},
-    {"b.mkv", 5, 30000, 1001, 5, 3, "ffv1", 90, 1, 1, 1, 1000, 0, NULL, 4, 2},
-    {"c.txt", 0, 0, 0, 0, 0, "", 0, 0, 1, 0, 1, 1, "c.txt: Invalid data found", 0, 0},
+    {"a.mp4", 7, 24, 1, 6, 4, "h264", 0, 1, 1, 1, 12288, 0, NULL, 0, 0, {0}},
+    /* rows = every 3rd of 14 source frames of a 10x6 source scaled to 5x3 (target_fps, max_res) */
+    {"b.mkv", 5, 10000, 1001, 5, 3, "ffv1", 90, 1, 1, 1, 1000, 0, NULL, 4, 2,
+     {0, 3, 6, 14, 30000, 1001, 10, 6}},
+    {"c.txt", 0, 0, 0, 0, 0, "", 0, 0, 1, 0, 1, 1, "c.txt: Invalid data found", 0, 0, {0}},
 };
-static const dm_h5_video met_video = {"m.mp4", 4, 25, 1, 3, 2, "h264", 0, 1, 1, 1, 90000,
-                                      0, NULL, 0, 0};
+static const dm_h5_video met_video = {"m.mp4", 4, 25,    1, 3,    2, "h264", 0,  1,
+                                      1,       1, 90000, 0, NULL, 0, 0,      {0}};
 
 static uint8_t alpha_val(int v, int t, int y, int x) { return (uint8_t)(v * 31 + t * 7 + y * 3 + x); }
 static uint8_t fgr_val(int v, int t, int y, int x, int c) { return (uint8_t)(v * 5 + t * 11 + y * 13 + x * 17 + c * 19); }
@@ -146,6 +148,13 @@ static void check_rel(const char *path) {
     CHECK(!v.depth_metric && !strcmp(v.depth_units, "1") && !strcmp(v.depth_size, "source"));
     CHECK(strstr(v.depth_kind, "relative inverse depth") != NULL);
     CHECK(v.depth_input_width == 0 && strstr(v.alpha_encoding, "uint8") != NULL);
+    /* no selection: step 1, the source is the video itself, source_frame = row */
+    CHECK(v.images == 0 && v.frame_step == 1 && v.max_res == 0 && v.source_frames == 7);
+    CHECK(v.source_fps_num == 24 && v.source_fps_den == 1 && v.source_width == 6 &&
+          v.source_height == 4 && v.source_frame.present && v.source_frame.dims[0] == 7);
+    int64_t sf[8];
+    CHECK_OK(dm_h5r_read_source_frames(f, 0, sf));
+    for (int t = 0; t < 7; t++) CHECK(sf[t] == t);
     uint8_t done[8];
     int64_t pts[8];
     double ts[8];
@@ -185,7 +194,12 @@ static void check_rel(const char *path) {
     /* video 1: depth on the model grid 4 x 2, rows [0, 3) done */
     CHECK_OK(dm_h5r_video_info(f, 1, &v));
     CHECK(v.frames == 5 && v.width == 5 && v.height == 3 && v.rotation == 90);
-    CHECK(v.fps_num == 30000 && v.fps_den == 1001 && !strcmp(v.codec, "ffv1"));
+    CHECK(v.fps_num == 10000 && v.fps_den == 1001 && !strcmp(v.codec, "ffv1"));
+    CHECK(v.frame_step == 3 && v.max_res == 6 && v.source_frames == 14 &&
+          v.source_fps_num == 30000 && v.source_fps_den == 1001 && v.source_width == 10 &&
+          v.source_height == 6);
+    CHECK_OK(dm_h5r_read_source_frames(f, 1, sf)); /* rows 0..2 written, 3..4 not yet */
+    for (int t = 0; t < 3; t++) CHECK(sf[t] == 3 * t);
     CHECK(!strcmp(v.depth_size, "model") && v.depth_input_width == 4 && v.depth_input_height == 2);
     CHECK(v.depth.dims[1] == 2 && v.depth.dims[2] == 4 && v.alpha.dims[1] == 3);
     CHECK_OK(dm_h5r_read_done(f, 1, done));

@@ -26,5 +26,10 @@ grep -q "chunk_out_of_range.mp4: Invalid data found" "$err" || { echo "FAIL: bad
 grep -q '"stream_index":[[:space:]]*3' "$out" || { echo "FAIL: json stream_index"; fail=1; }
 "$exe" probe --stream 1 "$v/nasa_13013.mp4" >"$out" 2>"$err" && { echo "FAIL: audio stream accepted"; fail=1; }
 grep -q "stream 1 is audio" "$err" || { echo "FAIL: audio stream message"; fail=1; }
+# target_fps / max_res as a job sees them (25 fps at 10: round(2.5) = 2, half to even)
+"$exe" probe --target-fps 10 --max-res 320 "$v/bikes.mp4" >"$out" 2>"$err" || { echo "FAIL: --target-fps"; fail=1; }
+cat "$out"
+grep -q "bikes.mp4: .*125 frames, 25/2 fps, 320x136, .*frame step 2 of 250 source frames at 25/1 fps, source 640x272" "$out" || { echo "FAIL: selection line"; fail=1; }
+"$exe" probe --max-res 3.5 "$v/bikes.mp4" >"$out" 2>"$err" && { echo "FAIL: --max-res 3.5 accepted"; fail=1; }
 [ $fail -eq 0 ] && echo PASS
 exit $fail

@@ -21,3 +21,7 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
   set_tests_properties(test_video_probe_cli PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120
                        LABELS "decode")
 endif()
+if(DM_WITH_PIPELINE)
+  dm_add_test(test_video_select SOURCES video/test_video_select.c ${DM_VIDEO_TEST_UTIL}
+              LIBS dm_pipeline LABELS decode TIMEOUT 300)
+endif()
