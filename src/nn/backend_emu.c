@@ -221,6 +221,29 @@ static dm_status maxpool2d_emu(dm_backend *be, const dm_tensor *x, int k, int s,
     return finish(be, DM_OP_MAXPOOL2D, st, y);
 }
 
+static dm_status attention_qkv_emu(dm_backend *be, const dm_tensor *qkv, int heads,
+                                   float scale, dm_tensor *o) {
+    const char *opn = "attention_qkv";
+    dm_status st;
+    DEV(qkv, "qkv");
+    DEV(o, "o");
+    dm_tensor hq = host(qkv), ho = host(o);
+    st = attention_qkv_cpu(ctx_of(be)->cpu, &hq, heads, scale, &ho);
+    return finish(be, DM_OP_ATTENTION_QKV, st, o);
+}
+
+/* rgb is a u8 tensor of the device (the uploaded frame), as on CUDA. */
+static dm_status image_cubic_normalize_emu(dm_backend *be, const dm_tensor *rgb,
+                                           const dm_image_norm_params *p, dm_tensor *y) {
+    const char *opn = "image_cubic_normalize";
+    dm_status st;
+    DEV(rgb, "rgb");
+    DEV(y, "y");
+    dm_tensor hr = host(rgb), hy = host(y);
+    st = image_cubic_normalize_cpu(ctx_of(be)->cpu, &hr, p, &hy);
+    return finish(be, DM_OP_IMAGE_CUBIC_NORMALIZE, st, y);
+}
+
 static dm_status channel_affine_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
                                     const dm_tensor *shift, dm_tensor *y) {
     const char *opn = "channel_affine";
@@ -357,6 +380,8 @@ static const dm_backend_ops emu_ops = {
     .copy = copy_emu,
     .alloc = alloc_emu,
     .maxpool2d = maxpool2d_emu,
+    .attention_qkv = attention_qkv_emu,
+    .image_cubic_normalize = image_cubic_normalize_emu,
     .synchronize = NULL,
     .destroy = destroy_emu,
 };
