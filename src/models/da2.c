@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "depthmatte/backend_cuda.h"
 #include "depthmatte/da2.h"
 #include "depthmatte/safetensors.h"
 #include "models/da2_weights.h"
@@ -25,6 +26,11 @@ struct da2_ctx {
     dm_tensor input;       /* (B, 3, h, w) network input on the backend (image_cubic_normalize) */
     dm_tensor rgb_dev;     /* (B, src_h, src_w, 3) u8 frames uploaded to a device backend */
     dm_tensor depth_dev;   /* (B, 1, src_h, src_w) resized depth (device; on the CPU when B > 1) */
+    /* CUDA Graph of the fixed-shape forward (normalise all B slots, encoder, head) on a CUDA
+     * backend: next forward eager (0), captured (1), replayed (graph != NULL); -1: off
+     * (other backends, DM_CUDA_GRAPHS=0, or a capture that failed: eager from then on) */
+    int graph_state;
+    dm_cuda_graph *graph;
 };
 
 /* image2tensor's normalisation (ImageNet mean / std) with the double arithmetic of its
@@ -112,6 +118,7 @@ void da2_ctx_free(da2_ctx *c) {
     dm_tensor_free(&c->input);
     dm_tensor_free(&c->rgb_dev);
     dm_tensor_free(&c->depth_dev);
+    dm_cuda_graph_free(c->graph);
     free(c);
 }
 
@@ -134,6 +141,8 @@ dm_status da2_ctx_init_batch(da2_ctx **out, const da2_model *m, dm_backend *be, 
     if (!c) return dm_error_set(DM_ERR_NOMEM, "da2: out of memory");
     c->m = m, c->be = be, c->src_h = src_h, c->src_w = src_w, c->batch = batch;
     da2_input_size(src_h, src_w, input_size, &c->h, &c->w);
+    const char *graphs = getenv("DM_CUDA_GRAPHS"); /* docs/gpu.md: 0 disables the capture */
+    c->graph_state = be->device == DM_DEVICE_CUDA && !(graphs && graphs[0] == '0') ? 0 : -1;
     const int64_t s_in[] = {batch, 3, c->h, c->w};
     dm_status st;
     if ((st = dinov2_ctx_init(&c->enc, &m->enc, be, batch, c->h, c->w)) ||
@@ -230,11 +239,57 @@ int da2_ctx_batch(const da2_ctx *c) {
 /* Preprocesses frames 0..n-1 into the input slots and runs the forward over all B slots (the
  * slots past n keep older inputs: every frame of a batch is computed independently, so they
  * only cost time). */
+/* The fixed-shape part of a CUDA forward: all B slots normalised from rgb_dev (slots past the
+ * frames of a partial batch hold older frames: they only cost time), encoder, head. */
+static dm_status graph_body(da2_ctx *c) {
+    const int64_t s_rgb[] = {c->batch, c->src_h, c->src_w, 3};
+    dm_tensor frames = dm_tensor_sub(&c->rgb_dev, 0, 4, s_rgb);
+    dm_status st = dm_image_cubic_normalize(c->be, &frames, &k_norm, &c->input);
+    return st ? st : da2_forward(c, &c->input, NULL);
+}
+
+/* ViT-S at batch 1 is launch-bound (~15 kernels per block): on CUDA the per-frame forward is
+ * run eagerly once (scratch buffers, cuDNN algorithms and cuBLASLt plans come into being),
+ * captured as a CUDA Graph on the second frame and replayed from then on (the u8 uploads stay
+ * outside: dm_cuda_graph_begin). A capture that fails (an op that would allocate, copy from the
+ * host or synchronise) leaves capture mode; that frame and all later ones run eagerly, with the
+ * same results. */
+static dm_status cuda_forward(da2_ctx *c) {
+    if (c->graph) return dm_cuda_graph_launch(c->be, c->graph);
+    if (c->graph_state <= 0) {
+        if (c->graph_state == 0) c->graph_state = 1;
+        return graph_body(c);
+    }
+    dm_status st = dm_cuda_graph_begin(c->be);
+    if (!st) {
+        st = graph_body(c); /* recorded, not run */
+        const dm_status end = dm_cuda_graph_end(c->be, &c->graph);
+        if (!st) st = end;
+    }
+    if (st || !c->graph) {
+        dm_cuda_graph_free(c->graph);
+        c->graph = NULL;
+        c->graph_state = -1;
+        return graph_body(c);
+    }
+    return dm_cuda_graph_launch(c->be, c->graph);
+}
+
 static dm_status forward_frames(da2_ctx *c, const uint8_t *const *rgb, int n) {
     if (n < 1 || n > c->batch)
         return dm_error_set(DM_ERR_ARG, "da2: %d frames for a batch of %d", n, c->batch);
-    dm_status st = preprocess_frames(c, rgb, n);
-    if (st) return st;
+    dm_status st;
+    if (c->graph_state >= 0) { /* CUDA: upload the u8 frames, then the (graphed) forward */
+        const int64_t s_one[] = {1, c->src_h, c->src_w, 3};
+        const int64_t per = 3 * (int64_t)c->src_h * c->src_w;
+        for (int i = 0; i < n; i++) {
+            dm_tensor frame, slot = dm_tensor_sub(&c->rgb_dev, i * per, 4, s_one);
+            dm_tensor_view(&frame, (void *)rgb[i], DM_DTYPE_U8, 4, s_one);
+            if ((st = dm_copy(c->be, &frame, &slot))) return st;
+        }
+        return cuda_forward(c);
+    }
+    if ((st = preprocess_frames(c, rgb, n))) return st;
     return da2_forward(c, &c->input, NULL);
 }
 

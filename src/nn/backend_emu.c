@@ -14,6 +14,7 @@ typedef struct emu_ctx {
     dm_backend *cpu; /* the reference backend doing the arithmetic (threads, scratch) */
     dm_op_id fault_op;
     emu_fault fault;
+    int64_t allocs; /* alloc op calls (device allocations) since creation */
 } emu_ctx;
 
 static emu_ctx *ctx_of(const dm_backend *be) {
@@ -336,7 +337,7 @@ static dm_status copy_emu(dm_backend *be, const dm_tensor *src, dm_tensor *dst) 
 
 static dm_status alloc_emu(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
                            const int64_t *shape) {
-    (void)be;
+    ctx_of(be)->allocs++;
     dm_status st = dm_tensor_alloc(t, dtype, ndim, shape);
     if (!st) t->device = DM_DEVICE_EMU;
     return st;
@@ -443,4 +444,9 @@ dm_status dm_backend_emu_create(int threads, dm_dtype precision, const char *per
     be->impl = c;
     *out = be;
     return DM_OK;
+}
+
+int64_t dm_backend_emu_alloc_count(const dm_backend *be) {
+    if (!be || be->ops != &emu_ops || !be->impl) return -1;
+    return ctx_of(be)->allocs;
 }

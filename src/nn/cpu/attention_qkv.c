@@ -14,8 +14,10 @@ dm_status attention_qkv_cpu(dm_backend *be, const dm_tensor *qkv, int heads, flo
     const int64_t B = qkv->shape[0], T = qkv->shape[1], C3 = qkv->shape[2], C = C3 / 3;
     if (heads < 1 || C3 % 3 || C % heads || o->shape[0] != B || o->shape[1] != T ||
         o->shape[2] != C)
-        return dm_error_set(DM_ERR_SHAPE, "attention_qkv: qkv must be (B, T, 3*C), o (B, T, C), "
-                            "C divisible by %d heads", heads);
+        return dm_error_set(DM_ERR_SHAPE,
+                            "attention_qkv: qkv must be (B, T, 3*C), o (B, T, C), "
+                            "C divisible by %d heads",
+                            heads);
     if (o->data == qkv->data) return dm_error_set(DM_ERR_ARG, "attention_qkv: o aliases qkv");
     const int64_t H = heads, D = C / heads, part = B * H * T * D;
     if (part == 0) return DM_OK;

@@ -34,7 +34,8 @@ static void axis_taps(int in, int out, int *ofs, float *wt) {
         float f = (float)((d + 0.5) * scale - 0.5);
         int s = (int)floorf(f);
         f -= (float)s;
-        for (int k = 0; k < 4; k++) ofs[4 * d + k] = clampi(s - 1 + k, in);
+        for (int k = 0; k < 4; k++)
+            ofs[4 * d + k] = clampi(s - 1 + k, in);
         cubic_weights(f, wt + 4 * d);
     }
 }
@@ -64,7 +65,8 @@ static void frame_f64(const cubic_plan *p, const uint8_t *rgb, double *tmp, floa
             const int *o = p->xo + 4 * dx;
             const float *a = p->xw + 4 * dx;
             for (int c = 0; c < 3; c++)
-                t[dx * 3 + c] = row[o[0] * 3 + c] / 255.0 * a[0] + row[o[1] * 3 + c] / 255.0 * a[1] +
+                t[dx * 3 + c] = row[o[0] * 3 + c] / 255.0 * a[0] +
+                                row[o[1] * 3 + c] / 255.0 * a[1] +
                                 row[o[2] * 3 + c] / 255.0 * a[2] + row[o[3] * 3 + c] / 255.0 * a[3];
         }
     }
@@ -126,8 +128,7 @@ static void frame_f32(const cubic_plan *p, const uint8_t *rgb, float *tmp, float
                 v = v + b[2] * r2[i];
                 v = v + b[3] * r3[i];
                 /* NormalizeImage with float64 mean/std arrays: the float value is promoted */
-                out[c * hw + (size_t)dy * dw + dx] =
-                    (float)(((double)v - p->mean[c]) / p->stdv[c]);
+                out[c * hw + (size_t)dy * dw + dx] = (float)(((double)v - p->mean[c]) / p->stdv[c]);
             }
     }
 }
@@ -150,10 +151,17 @@ dm_status image_cubic_normalize_cpu(dm_backend *be, const dm_tensor *rgb,
         return dm_error_set(DM_ERR_SHAPE, "%s: y must be (%lld, 3, h, w), sizes 1..65536", op,
                             (long long)N);
     for (int c = 0; c < 3; c++)
-        if (!(prm->std[c] != 0.0))
-            return dm_error_set(DM_ERR_ARG, "%s: std[%d] is zero", op, c);
-    cubic_plan p = {(int)rgb->shape[1], (int)rgb->shape[2], (int)y->shape[2], (int)y->shape[3],
-                    NULL, NULL, NULL, NULL, {0}, {0}};
+        if (!(prm->std[c] != 0.0)) return dm_error_set(DM_ERR_ARG, "%s: std[%d] is zero", op, c);
+    cubic_plan p = {(int)rgb->shape[1],
+                    (int)rgb->shape[2],
+                    (int)y->shape[2],
+                    (int)y->shape[3],
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL,
+                    {0},
+                    {0}};
     memcpy(p.mean, prm->mean, sizeof p.mean);
     memcpy(p.stdv, prm->std, sizeof p.stdv);
     const size_t taps = 4 * ((size_t)p.dw + p.dh);

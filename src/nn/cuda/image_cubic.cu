@@ -33,23 +33,25 @@ __device__ __forceinline__ void ic_taps(int d, double scale, int in, int o[4], f
     float f = __double2float_rn(__dsub_rn(__dmul_rn(__dadd_rn((double)d, 0.5), scale), 0.5));
     const int s = (int)floorf(f);
     f = __fsub_rn(f, (float)s);
-    for (int k = 0; k < 4; k++) o[k] = min(max(s - 1 + k, 0), in - 1);
+    for (int k = 0; k < 4; k++)
+        o[k] = min(max(s - 1 + k, 0), in - 1);
     ic_weights(f, w);
 }
 
 __global__ void image_cubic_kernel(const unsigned char *__restrict__ rgb, void *y, int yt, int sh,
-                                   int sw, int dh, int dw, double scale_y, double scale_x,
-                                   int f64, double m0, double m1, double m2, double s0, double s1,
+                                   int sw, int dh, int dw, double scale_y, double scale_x, int f64,
+                                   double m0, double m1, double m2, double s0, double s1,
                                    double s2) {
     __shared__ double lut64[256];
     __shared__ float lut32[256];
     const int tid = threadIdx.y * blockDim.x + threadIdx.x;
     for (int i = tid; i < 256; i += blockDim.x * blockDim.y) {
-        lut64[i] = __ddiv_rn((double)i, 255.0);        /* rgb / 255.0 (double) */
-        lut32[i] = __fdiv_rn((float)i, 255.0f);        /* (float)rgb / 255.0f */
+        lut64[i] = __ddiv_rn((double)i, 255.0); /* rgb / 255.0 (double) */
+        lut32[i] = __fdiv_rn((float)i, 255.0f); /* (float)rgb / 255.0f */
     }
     __syncthreads();
-    const int dx = blockIdx.x * blockDim.x + threadIdx.x, dy = blockIdx.y * blockDim.y + threadIdx.y;
+    const int dx = blockIdx.x * blockDim.x + threadIdx.x,
+              dy = blockIdx.y * blockDim.y + threadIdx.y;
     if (dx >= dw || dy >= dh) return;
     const int64_t n = blockIdx.z;
     const unsigned char *img = rgb + n * 3 * (int64_t)sh * sw;
@@ -105,14 +107,17 @@ extern "C" dm_status cuda_image_cubic_normalize(cudaStream_t s, const unsigned c
                                                 int dw, int f64, const double mean[3],
                                                 const double stdv[3]) {
     if (N <= 0 || dh <= 0 || dw <= 0) return DM_OK;
-    if (N > 65535) return dm_error_set(DM_ERR_SHAPE, "image_cubic_normalize: %lld frames in one "
-                                       "call (at most 65535)", (long long)N);
+    if (N > 65535)
+        return dm_error_set(DM_ERR_SHAPE,
+                            "image_cubic_normalize: %lld frames in one "
+                            "call (at most 65535)",
+                            (long long)N);
     /* the CPU's axis scale, computed on the host in the same double arithmetic */
     const double scale_x = 1. / ((double)dw / sw), scale_y = 1. / ((double)dh / sh);
-    const dim3 block(32, 8), grid((unsigned)((dw + 31) / 32), (unsigned)((dh + 7) / 8), (unsigned)N);
+    const dim3 block(32, 8),
+        grid((unsigned)((dw + 31) / 32), (unsigned)((dh + 7) / 8), (unsigned)N);
     image_cubic_kernel<<<grid, block, 0, s>>>(rgb, y, yt, sh, sw, dh, dw, scale_y, scale_x, f64,
-                                              mean[0], mean[1], mean[2], stdv[0], stdv[1],
-                                              stdv[2]);
+                                              mean[0], mean[1], mean[2], stdv[0], stdv[1], stdv[2]);
     CUDA_CHECK_LAUNCH();
     return DM_OK;
 }
