@@ -126,9 +126,12 @@ typedef struct vda_taps {
 /* Source frame size (pixels) a context was made for. */
 void vda_ctx_source_dims(const vda_ctx *c, int *h, int *w);
 
-/* Copies the window input (the 32 preprocessed slots) of `src` into `dst`, two contexts of the
- * same model size on any backends: the CPU reference recomputes a device's window from the
- * very same input (runtime.verify, float32 recompute). DM_ERR_SHAPE when the sizes differ. */
+/* Gives `dst` the window input of `src`, two contexts of the same model and source size on any
+ * backends: the CPU reference recomputes a device's window from the very same frames
+ * (runtime.verify, float32 recompute). A device context keeps its window's u8 frames on the
+ * host (32 source frames: 199 MB at 1080p), and `dst` preprocesses them itself, so a CPU `dst`
+ * holds exactly the CPU's float32 input, not the device's input rounded to its precision; from
+ * a CPU `src` the preprocessed slots are copied. DM_ERR_SHAPE when the sizes differ. */
 dm_status vda_ctx_copy_input(vda_ctx *dst, const vda_ctx *src);
 
 void vda_ctx_taps(const vda_ctx *c, vda_taps *t);

@@ -28,6 +28,10 @@ struct vda_ctx {
     dm_tensor rgb_dev;   /* (1, src_h, src_w, 3) u8 frame uploaded to a device backend */
     dm_tensor mm0_in;    /* (32, 192, ph, pw) tap */
     dm_tensor raw_dev;   /* (32, 1, src_h, src_w) resized depth on a device backend */
+    /* (32, src_h, src_w, 3) host copy of the window's u8 frames on a device backend (NULL on
+     * the CPU): the CPU reference recomputes a window from these frames (vda_ctx_copy_input),
+     * i.e. from its own float32 preprocessing, not from the device's rounded input */
+    uint8_t *rgb_win;
 };
 
 /* infer_video_depth's transform: float32 image, cv2.resize on it, ImageNet normalisation with
@@ -110,6 +114,7 @@ void vda_ctx_free(vda_ctx *c) {
     dm_tensor_free(&c->rgb_dev);
     dm_tensor_free(&c->mm0_in);
     dm_tensor_free(&c->raw_dev);
+    free(c->rgb_win);
     free(c);
 }
 
@@ -138,6 +143,11 @@ dm_status vda_ctx_init(vda_ctx **out, const vda_model *m, dm_backend *be, int sr
         ((st = dm_alloc(be, &c->rgb_dev, DM_DTYPE_U8, 4, s_rgb)) ||
          (st = dm_alloc(be, &c->raw_dev, dm_backend_storage_dtype(be), 4, s_raw))))
         goto fail;
+    if (be->device != DM_DEVICE_CPU &&
+        !(c->rgb_win = malloc((size_t)VDA_WINDOW * 3 * src_h * src_w))) {
+        st = dm_error_set(DM_ERR_NOMEM, "vda: no memory for the window's frames");
+        goto fail;
+    }
     *out = c;
     return DM_OK;
 fail:
@@ -158,7 +168,9 @@ dm_status vda_preprocess_u8(vda_ctx *c, const uint8_t *rgb, int slot) {
     dm_tensor out = dm_tensor_sub(&c->input, (int64_t)slot * 3 * c->h * c->w, 4, s_slot), frame;
     dm_tensor_view(&frame, (void *)rgb, DM_DTYPE_U8, 4, s_rgb);
     if (c->be->device == DM_DEVICE_CPU) return dm_image_cubic_normalize(c->be, &frame, &k_norm, &out);
-    /* a device backend: only the u8 frame travels */
+    /* a device backend: only the u8 frame travels (kept on the host for the CPU reference) */
+    const size_t fb = (size_t)3 * c->src_h * c->src_w;
+    memcpy(c->rgb_win + (size_t)slot * fb, rgb, fb);
     dm_status st = dm_copy(c->be, &frame, &c->rgb_dev);
     if (st) return st;
     return dm_image_cubic_normalize(c->be, &c->rgb_dev, &k_norm, &out);
@@ -210,6 +222,10 @@ dm_status vda_window_depth(vda_ctx *c, const uint8_t *const rgb[VDA_WINDOW], flo
  * not overlap). */
 static dm_status copy_slots(vda_ctx *c, int src, int dst, int count) {
     const int64_t fs = (int64_t)3 * c->h * c->w, s[] = {count, 3, c->h, c->w};
+    if (c->rgb_win) {
+        const size_t fb = (size_t)3 * c->src_h * c->src_w;
+        memcpy(c->rgb_win + dst * fb, c->rgb_win + src * fb, count * fb);
+    }
     dm_tensor from = dm_tensor_sub(&c->input, src * fs, 4, s);
     dm_tensor to = dm_tensor_sub(&c->input, dst * fs, 4, s);
     return dm_copy(c->be, &from, &to);
@@ -238,6 +254,14 @@ dm_status vda_ctx_copy_input(vda_ctx *dst, const vda_ctx *src) {
         dst->src_w != src->src_w)
         return dm_error_set(DM_ERR_SHAPE, "vda: window inputs of %dx%d and %dx%d contexts",
                             dst->w, dst->h, src->w, src->h);
+    if (src->rgb_win) { /* a device window: preprocess its frames again on dst's backend */
+        const size_t fb = (size_t)3 * src->src_h * src->src_w;
+        for (int s = 0; s < VDA_WINDOW; s++) {
+            dm_status st = vda_preprocess_u8(dst, src->rgb_win + s * fb, s);
+            if (st) return st;
+        }
+        return dm_synchronize(dst->be);
+    }
     /* the backend holding device memory does the copy (a download for a CPU reference) */
     dm_backend *be = src->be->device != DM_DEVICE_CPU ? src->be : dst->be;
     dm_status st = dm_copy(be, &src->input, &dst->input);
