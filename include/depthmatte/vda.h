@@ -118,7 +118,7 @@ dm_status vda_window_shift(vda_ctx *c);
 
 /* Intermediate tensors of the last window, for tests (valid until the next run / free). */
 typedef struct vda_taps {
-    const dm_tensor *input;  /* (32, 3, h, w) preprocessed window (host) */
+    const dm_tensor *input;  /* (32, 3, h, w) preprocessed window (on the backend) */
     const dm_tensor *mm_in0; /* (32, 192, ph, pw) input of motion module 0 */
     const dm_tensor *mm_out[4]; /* (32, C, h_i, w_i): layer_3, layer_4, path_4, path_3 */
     const dm_tensor *head;   /* (32, 1, h, w) model output (>= 0) at model size */
