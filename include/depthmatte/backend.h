@@ -43,6 +43,24 @@ typedef enum dm_resize_mode {
     DM_RESIZE_BICUBIC, /* PyTorch cubic convolution, A = -0.75, border-clamped indices */
 } dm_resize_mode;
 
+/* Arithmetic of the OpenCV bicubic resize of an image_cubic_normalize op (cv2.resize
+ * INTER_CUBIC: resizeGeneric_ with HResizeCubic / VResizeCubic of the image's depth). */
+typedef enum dm_cubic_arith {
+    /* DA-V2 image2tensor: rgb / 255.0 in double, cv2.resize of a CV_64F image (double sums,
+     * float weights promoted), normalisation in double, then rounded to float */
+    DM_CUBIC_F64 = 0,
+    /* Video Depth Anything: (float)rgb / 255.0f, cv2.resize of a CV_32F image (float products
+     * and sums in tap order ((s0*a0 + s1*a1) + s2*a2) + s3*a3, no FMA), normalisation of the
+     * float value promoted to double (numpy float64 mean/std), then rounded to float */
+    DM_CUBIC_F32,
+} dm_cubic_arith;
+
+/* Parameters of image_cubic_normalize: y = (resize(rgb / 255) - mean[c]) / std[c]. */
+typedef struct dm_image_norm_params {
+    dm_cubic_arith arith;
+    double mean[3], std[3]; /* per RGB channel, of the [0, 1] image (ImageNet: 0.485 ...) */
+} dm_image_norm_params;
+
 typedef enum dm_binary_op {
     DM_BINARY_ADD = 0,
     DM_BINARY_SUB,
@@ -72,6 +90,8 @@ typedef enum dm_op_id {
     DM_OP_COPY,
     DM_OP_ALLOC,
     DM_OP_MAXPOOL2D,
+    DM_OP_ATTENTION_QKV,
+    DM_OP_IMAGE_CUBIC_NORMALIZE,
     DM_OP_COUNT
 } dm_op_id;
 
@@ -157,6 +177,24 @@ typedef struct dm_backend_ops {
      * aten's max_pool2d. Used by the ResNet-50 stem (k 3, s 2, pad 1). */
     dm_status (*maxpool2d)(dm_backend *be, const dm_tensor *x, int k, int s, int pad,
                            dm_tensor *y);
+    /* Multi-head self-attention read straight from a qkv linear's output (ViT blocks; timm /
+     * DINOv2 `qkv(x).reshape(B, T, 3, heads, D)`): qkv (B, T, 3*C) holds (B, T, 3, heads, D),
+     * C = heads * D; o (B, T, C) receives (B, T, heads, D) = softmax(q k^T * scale) v per
+     * (batch, head). Equals the split permute (2, 0, 3, 1, 4), attention and the merge permute
+     * (0, 2, 1, 3) (the CPU reference computes exactly that, so its result is bitwise the
+     * separate ops'). o must not alias qkv. */
+    dm_status (*attention_qkv)(dm_backend *be, const dm_tensor *qkv, int heads, float scale,
+                               dm_tensor *o);
+    /* Network input from video frames in one op: rgb (N, H, W, 3) u8 interleaved RGB, a tensor
+     * of this backend's device (on a device backend only the u8 frame is uploaded), ->
+     * rgb / 255 -> OpenCV bicubic resize (cv2.resize INTER_CUBIC, modules/imgproc/src/
+     * resize.cpp: per axis scale = 1 / (dsize / ssize), fx = (float)((dx + 0.5) * scale - 0.5),
+     * sx = floor(fx); Keys weights in float with A = -0.75, the last one 1 - the other three;
+     * taps sx-1..sx+2 clamped to the border (BORDER_REPLICATE); horizontal pass first; equal
+     * sizes copy) to y's (h, w) -> (v - mean[c]) / std[c] -> y (N, 3, h, w) NCHW. p->arith
+     * selects the arithmetic of DA-V2 (double) or VDA (float). */
+    dm_status (*image_cubic_normalize)(dm_backend *be, const dm_tensor *rgb,
+                                       const dm_image_norm_params *p, dm_tensor *y);
     /* Waits until queued work is done (no-op on CPU). */
     dm_status (*synchronize)(dm_backend *be);
     void (*destroy)(dm_backend *be);
@@ -170,6 +208,8 @@ struct dm_backend {
     int threads;   /* CPU threads (OpenMP/OpenBLAS) */
     void *scratch; /* growable workspace (im2col etc.), grown rarely, never shrunk */
     size_t scratch_size;
+    void *scratch_aux; /* second workspace (dm_backend_scratch_aux) */
+    size_t scratch_aux_size;
     void *impl;    /* backend-private context (CUDA handles, streams) */
 };
 
@@ -210,6 +250,11 @@ dm_status dm_tensor_upload(dm_backend *be, dm_tensor *t, dm_dtype dtype);
 /* Returns scratch memory of at least `bytes` (grows the backend's workspace; NULL on OOM). */
 void *dm_backend_scratch(dm_backend *be, size_t bytes);
 
+/* A second workspace of at least `bytes`, for an op that holds temporaries while it calls
+ * other ops which use dm_backend_scratch (attention_qkv's split heads around attention).
+ * Grown rarely, never shrunk, freed with the backend; NULL on OOM. */
+void *dm_backend_scratch_aux(dm_backend *be, size_t bytes);
+
 /* Op entry points: check that the backend implements the op, then dispatch. Semantics as in
  * dm_backend_ops above. */
 dm_status dm_conv2d(dm_backend *be, const dm_tensor *x, const dm_tensor *w, const dm_tensor *b,
@@ -232,6 +277,10 @@ dm_status dm_resize(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, int
 dm_status dm_avgpool2d(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y);
 dm_status dm_global_avgpool2d(dm_backend *be, const dm_tensor *x, dm_tensor *y);
 dm_status dm_maxpool2d(dm_backend *be, const dm_tensor *x, int k, int s, int pad, dm_tensor *y);
+dm_status dm_attention_qkv(dm_backend *be, const dm_tensor *qkv, int heads, float scale,
+                           dm_tensor *o);
+dm_status dm_image_cubic_normalize(dm_backend *be, const dm_tensor *rgb,
+                                   const dm_image_norm_params *p, dm_tensor *y);
 dm_status dm_channel_affine(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
                             const dm_tensor *shift, dm_tensor *y);
 dm_status dm_image_from_u8(dm_backend *be, const dm_tensor *rgb, dm_tensor *y);

@@ -83,8 +83,9 @@ dm_status dm_cuda_softmax(dm_backend *be, const dm_tensor *x, dm_tensor *y);
  * receives (B, T, heads, D) = softmax(q k^T * scale) v per head, i.e. what dm_attention followed
  * by the merge permute gives. f16/bf16 (or an f32 qkv on a float16/bfloat16 backend) run on the
  * tensor-core kernel, strict f32 on the CUDA-core one; D <= 128. Errors: DM_ERR_ARG (not a CUDA
- * backend), DM_ERR_SHAPE, DM_ERR_UNSUPPORTED (D > 128), DM_ERR_DTYPE. Not in the op table (the
- * CPU backend has no counterpart; models use it only when the backend is CUDA). */
+ * backend), DM_ERR_SHAPE, DM_ERR_UNSUPPORTED (D > 128), DM_ERR_DTYPE. This is the CUDA entry of
+ * the op table's attention_qkv (dm_attention_qkv, depthmatte/backend.h; CPU reference
+ * src/nn/cpu/attention_qkv.c), which DINOv2 calls on every backend that has it. */
 dm_status dm_cuda_attention_qkv(dm_backend *be, const dm_tensor *qkv, int heads, float scale,
                                 dm_tensor *o);
 

@@ -41,4 +41,10 @@ dm_status dm_backend_emu_create(int threads, dm_dtype precision, const char *per
  * Zeros for any other backend. */
 void dm_backend_emu_memory(const dm_backend *be, size_t *host_bytes, size_t *device_bytes);
 
+/* Number of device allocations (alloc op calls, i.e. dm_alloc / dm_tensor_upload) made on an
+ * emulated backend since its creation; -1 for any other backend. Tests use it to show that a
+ * model's frame loop allocates nothing once its context is sized (every buffer from *_ctx_init,
+ * the same code path as on CUDA, where an allocation would also break CUDA Graph capture). */
+int64_t dm_backend_emu_alloc_count(const dm_backend *be);
+
 #endif

@@ -65,7 +65,10 @@ void da2_ctx_input_dims(const da2_ctx *c, int *h, int *w);
 
 /* Official image2tensor: rgb (src_h, src_w, 3) u8 interleaved RGB -> /255 in double ->
  * cv2.resize INTER_CUBIC in double (A = -0.75, replicated border) -> (x - mean) / std
- * (ImageNet mean 0.485/0.456/0.406, std 0.229/0.224/0.225) in double -> input (1, 3, h, w) F32. */
+ * (ImageNet mean 0.485/0.456/0.406, std 0.229/0.224/0.225) in double -> input (1, 3, h, w) F32
+ * on the CPU. Runs as the backend's image_cubic_normalize op (DM_CUBIC_F64) into input slot 0
+ * of the context (on a device backend: the u8 frame uploaded, computed there, downloaded);
+ * the frame functions below do the same without the download. */
 dm_status da2_preprocess_u8(da2_ctx *c, const uint8_t *rgb, dm_tensor *input);
 
 /* depth_head output (1, 1, h, w) F32 (>= 0, before resizing to the source) for input
@@ -85,7 +88,7 @@ dm_status da2_infer_u8_batch(da2_ctx *c, const uint8_t *const *rgb, int n, float
 
 /* Intermediate tensors of the last forward, for tests (valid until the next call / free). */
 typedef struct da2_taps {
-    const dm_tensor *input;        /* (1, 3, h, w) preprocessed input of da2_infer_u8 */
+    const dm_tensor *input;        /* (B, 3, h, w) preprocessed input (on the backend) */
     const dm_tensor *tokens_embed; /* (1, 1 + ph*pw, 384): cls + patches + pos-embed */
     const dm_tensor *feat[4];      /* (1, ph*pw, 384): blocks 2, 5, 8, 11, final norm, no cls */
     const dm_tensor *feat_cls[4];  /* (1, 384): normed cls token of the same blocks */

@@ -118,7 +118,7 @@ dm_status vda_window_shift(vda_ctx *c);
 
 /* Intermediate tensors of the last window, for tests (valid until the next run / free). */
 typedef struct vda_taps {
-    const dm_tensor *input;  /* (32, 3, h, w) preprocessed window (host) */
+    const dm_tensor *input;  /* (32, 3, h, w) preprocessed window (on the backend) */
     const dm_tensor *mm_in0; /* (32, 192, ph, pw) input of motion module 0 */
     const dm_tensor *mm_out[4]; /* (32, C, h_i, w_i): layer_3, layer_4, path_4, path_3 */
     const dm_tensor *head;   /* (32, 1, h, w) model output (>= 0) at model size */
@@ -126,9 +126,12 @@ typedef struct vda_taps {
 /* Source frame size (pixels) a context was made for. */
 void vda_ctx_source_dims(const vda_ctx *c, int *h, int *w);
 
-/* Copies the window input (the 32 preprocessed slots) of `src` into `dst`, two contexts of the
- * same model size on any backends: the CPU reference recomputes a device's window from the
- * very same input (runtime.verify, float32 recompute). DM_ERR_SHAPE when the sizes differ. */
+/* Gives `dst` the window input of `src`, two contexts of the same model and source size on any
+ * backends: the CPU reference recomputes a device's window from the very same frames
+ * (runtime.verify, float32 recompute). A device context keeps its window's u8 frames on the
+ * host (32 source frames: 199 MB at 1080p), and `dst` preprocesses them itself, so a CPU `dst`
+ * holds exactly the CPU's float32 input, not the device's input rounded to its precision; from
+ * a CPU `src` the preprocessed slots are copied. DM_ERR_SHAPE when the sizes differ. */
 dm_status vda_ctx_copy_input(vda_ctx *dst, const vda_ctx *src);
 
 void vda_ctx_taps(const vda_ctx *c, vda_taps *t);

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "depthmatte/backend_cuda.h"
 #include "depthmatte/da2.h"
 #include "depthmatte/safetensors.h"
-#include "models/da2_preprocess.h"
 #include "models/da2_weights.h"
 #include "models/dinov2.h"
 #include "models/dpt.h"
@@ -23,13 +23,21 @@ struct da2_ctx {
     int batch;             /* frames per forward (B) */
     dinov2_ctx enc;
     dpt_ctx head;
-    dm_tensor input;       /* (B, 3, h, w) host: the preprocessing runs in double on the CPU */
-    dm_tensor input_dev;   /* (B, 3, h, w) on a device backend (unused on the CPU) */
+    dm_tensor input;       /* (B, 3, h, w) network input on the backend (image_cubic_normalize) */
+    dm_tensor rgb_dev;     /* (B, src_h, src_w, 3) u8 frames uploaded to a device backend */
     dm_tensor depth_dev;   /* (B, 1, src_h, src_w) resized depth (device; on the CPU when B > 1) */
-    double *pre_src;       /* (src_h, src_w, 3) rgb / 255 */
-    double *pre_tmp;       /* (src_h, w, 3) horizontal pass */
-    double *pre_dst;       /* (h, w, 3) resized */
+    /* CUDA Graph of the fixed-shape forward (normalise all B slots, encoder, head) on a CUDA
+     * backend: next forward eager (0), captured (1), replayed (graph != NULL); -1: off
+     * (other backends, DM_CUDA_GRAPHS=0, or a capture that failed: eager from then on) */
+    int graph_state;
+    dm_cuda_graph *graph;
 };
+
+/* image2tensor's normalisation (ImageNet mean / std) with the double arithmetic of its
+ * cv2.resize on a float64 image. */
+static const dm_image_norm_params k_norm = {DM_CUBIC_F64,
+                                            {0.485, 0.456, 0.406},
+                                            {0.229, 0.224, 0.225}};
 
 dm_status da2_model_load(da2_model **out, const char *path, dm_backend *be) {
     *out = NULL;
@@ -80,7 +88,8 @@ int da2_required_ops(dm_op_id *ops) {
     static const dm_op_id used[] = {DM_OP_CONV2D,    DM_OP_CONV_TRANSPOSE2D, DM_OP_LINEAR,
                                     DM_OP_LAYERNORM, DM_OP_ACTIVATION,      DM_OP_BINARY,
                                     DM_OP_ATTENTION, DM_OP_RESIZE,          DM_OP_PERMUTE,
-                                    DM_OP_COPY,      DM_OP_ALLOC};
+                                    DM_OP_COPY,      DM_OP_ALLOC,           DM_OP_ATTENTION_QKV,
+                                    DM_OP_IMAGE_CUBIC_NORMALIZE};
     memcpy(ops, used, sizeof used);
     return (int)(sizeof used / sizeof used[0]);
 }
@@ -107,11 +116,9 @@ void da2_ctx_free(da2_ctx *c) {
     dinov2_ctx_free(&c->enc);
     dpt_ctx_free(&c->head);
     dm_tensor_free(&c->input);
-    dm_tensor_free(&c->input_dev);
+    dm_tensor_free(&c->rgb_dev);
     dm_tensor_free(&c->depth_dev);
-    free(c->pre_src);
-    free(c->pre_tmp);
-    free(c->pre_dst);
+    dm_cuda_graph_free(c->graph);
     free(c);
 }
 
@@ -134,26 +141,21 @@ dm_status da2_ctx_init_batch(da2_ctx **out, const da2_model *m, dm_backend *be, 
     if (!c) return dm_error_set(DM_ERR_NOMEM, "da2: out of memory");
     c->m = m, c->be = be, c->src_h = src_h, c->src_w = src_w, c->batch = batch;
     da2_input_size(src_h, src_w, input_size, &c->h, &c->w);
+    const char *graphs = getenv("DM_CUDA_GRAPHS"); /* docs/gpu.md: 0 disables the capture */
+    c->graph_state = be->device == DM_DEVICE_CUDA && !(graphs && graphs[0] == '0') ? 0 : -1;
     const int64_t s_in[] = {batch, 3, c->h, c->w};
     dm_status st;
     if ((st = dinov2_ctx_init(&c->enc, &m->enc, be, batch, c->h, c->w)) ||
         (st = dpt_ctx_init(&c->head, &m->head, be, batch, c->h / VIT_PATCH, c->w / VIT_PATCH)) ||
-        (st = dm_tensor_alloc(&c->input, DM_DTYPE_F32, 4, s_in)))
+        (st = dm_alloc(be, &c->input, dm_backend_storage_dtype(be), 4, s_in)))
         goto fail;
-    const int64_t s_depth[] = {batch, 1, src_h, src_w};
+    const int64_t s_depth[] = {batch, 1, src_h, src_w}, s_rgb[] = {batch, src_h, src_w, 3};
     if (be->device != DM_DEVICE_CPU &&
-        (st = dm_alloc(be, &c->input_dev, dm_backend_storage_dtype(be), 4, s_in)))
+        (st = dm_alloc(be, &c->rgb_dev, DM_DTYPE_U8, 4, s_rgb)))
         goto fail;
     if ((be->device != DM_DEVICE_CPU || batch > 1) &&
         (st = dm_alloc(be, &c->depth_dev, dm_backend_storage_dtype(be), 4, s_depth)))
         goto fail;
-    c->pre_src = malloc(sizeof(double) * 3 * (size_t)src_h * src_w);
-    c->pre_tmp = malloc(sizeof(double) * 3 * (size_t)src_h * c->w);
-    c->pre_dst = malloc(sizeof(double) * 3 * (size_t)c->h * c->w);
-    if (!c->pre_src || !c->pre_tmp || !c->pre_dst) {
-        st = dm_error_set(DM_ERR_NOMEM, "da2: no memory for preprocessing buffers");
-        goto fail;
-    }
     *out = c;
     return DM_OK;
 fail:
@@ -166,32 +168,54 @@ void da2_ctx_input_dims(const da2_ctx *c, int *h, int *w) {
     *w = c->w;
 }
 
+/* Runs image_cubic_normalize on frames rgb[0..n) into input slots 0..n-1: on the CPU straight
+ * from the caller's buffers, on a device backend after uploading the u8 frames (the only
+ * host->device traffic of a forward). */
+static dm_status preprocess_frames(da2_ctx *c, const uint8_t *const *rgb, int n) {
+    const int64_t s_in[] = {n, 3, c->h, c->w}, s_one[] = {1, c->src_h, c->src_w, 3},
+                  s_slot[] = {1, 3, c->h, c->w};
+    const int64_t per = 3 * (int64_t)c->src_h * c->src_w, per_in = 3 * (int64_t)c->h * c->w;
+    dm_tensor in = dm_tensor_sub(&c->input, 0, 4, s_in);
+    dm_status st;
+    if (c->be->device == DM_DEVICE_CPU) {
+        for (int i = 0; i < n; i++) {
+            dm_tensor frame, slot = dm_tensor_sub(&c->input, i * per_in, 4, s_slot);
+            dm_tensor_view(&frame, (void *)rgb[i], DM_DTYPE_U8, 4, s_one);
+            if ((st = dm_image_cubic_normalize(c->be, &frame, &k_norm, &slot))) return st;
+        }
+        return DM_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        dm_tensor frame, slot = dm_tensor_sub(&c->rgb_dev, i * per, 4, s_one);
+        dm_tensor_view(&frame, (void *)rgb[i], DM_DTYPE_U8, 4, s_one);
+        if ((st = dm_copy(c->be, &frame, &slot))) return st;
+    }
+    const int64_t s_rgb[] = {n, c->src_h, c->src_w, 3};
+    dm_tensor frames = dm_tensor_sub(&c->rgb_dev, 0, 4, s_rgb);
+    return dm_image_cubic_normalize(c->be, &frames, &k_norm, &in);
+}
+
 dm_status da2_preprocess_u8(da2_ctx *c, const uint8_t *rgb, dm_tensor *input) {
     if (input->dtype != DM_DTYPE_F32 || input->device != DM_DEVICE_CPU ||
         dm_tensor_numel(input) != 3 * (int64_t)c->h * c->w)
         return dm_error_set(DM_ERR_SHAPE, "da2: preprocess output must be a CPU f32 "
                             "(1, 3, %d, %d)", c->h, c->w);
-    const size_t n = 3 * (size_t)c->src_h * c->src_w;
-    for (size_t i = 0; i < n; i++) c->pre_src[i] = rgb[i] / 255.0;
-    dm_status st = da2_cv_resize_cubic(c->pre_src, c->src_h, c->src_w, 3, c->pre_dst, c->h, c->w,
-                                       c->pre_tmp);
+    dm_status st = preprocess_frames(c, &rgb, 1);
     if (st) return st;
-    static const double mean[3] = {0.485, 0.456, 0.406}, stdv[3] = {0.229, 0.224, 0.225};
-    float *o = dm_f32(input);
-    const size_t hw = (size_t)c->h * c->w;
-    for (size_t i = 0; i < hw; i++)
-        for (int ch = 0; ch < 3; ch++)
-            o[ch * hw + i] = (float)((c->pre_dst[3 * i + ch] - mean[ch]) / stdv[ch]);
-    return DM_OK;
+    const int64_t s_one[] = {1, 3, c->h, c->w};
+    dm_tensor slot = dm_tensor_sub(&c->input, 0, 4, s_one);
+    if ((st = dm_copy(c->be, &slot, input))) return st;
+    return dm_synchronize(c->be);
 }
 
 dm_status da2_forward(da2_ctx *c, const dm_tensor *input, dm_tensor *depth_head_out) {
     dm_status st;
     if (input->device != c->be->device) { /* a host input on a device backend: upload it */
-        if (!c->input_dev.data)
-            return dm_error_set(DM_ERR_ARG, "da2_forward: input on another device");
-        if ((st = dm_copy(c->be, input, &c->input_dev))) return st;
-        input = &c->input_dev;
+        if (dm_tensor_numel(input) != dm_tensor_numel(&c->input))
+            return dm_error_set(DM_ERR_SHAPE, "da2_forward: input must be (%d, 3, %d, %d)",
+                                c->batch, c->h, c->w);
+        if ((st = dm_copy(c->be, input, &c->input))) return st;
+        input = &c->input;
     }
     st = dinov2_forward(&c->enc, &c->m->enc, c->be, input);
     if (st) return st;
@@ -215,16 +239,57 @@ int da2_ctx_batch(const da2_ctx *c) {
 /* Preprocesses frames 0..n-1 into the input slots and runs the forward over all B slots (the
  * slots past n keep older inputs: every frame of a batch is computed independently, so they
  * only cost time). */
+/* The fixed-shape part of a CUDA forward: all B slots normalised from rgb_dev (slots past the
+ * frames of a partial batch hold older frames: they only cost time), encoder, head. */
+static dm_status graph_body(da2_ctx *c) {
+    const int64_t s_rgb[] = {c->batch, c->src_h, c->src_w, 3};
+    dm_tensor frames = dm_tensor_sub(&c->rgb_dev, 0, 4, s_rgb);
+    dm_status st = dm_image_cubic_normalize(c->be, &frames, &k_norm, &c->input);
+    return st ? st : da2_forward(c, &c->input, NULL);
+}
+
+/* ViT-S at batch 1 is launch-bound (~15 kernels per block): on CUDA the per-frame forward is
+ * run eagerly once (scratch buffers, cuDNN algorithms and cuBLASLt plans come into being),
+ * captured as a CUDA Graph on the second frame and replayed from then on (the u8 uploads stay
+ * outside: dm_cuda_graph_begin). A capture that fails (an op that would allocate, copy from the
+ * host or synchronise) leaves capture mode; that frame and all later ones run eagerly, with the
+ * same results. */
+static dm_status cuda_forward(da2_ctx *c) {
+    if (c->graph) return dm_cuda_graph_launch(c->be, c->graph);
+    if (c->graph_state <= 0) {
+        if (c->graph_state == 0) c->graph_state = 1;
+        return graph_body(c);
+    }
+    dm_status st = dm_cuda_graph_begin(c->be);
+    if (!st) {
+        st = graph_body(c); /* recorded, not run */
+        const dm_status end = dm_cuda_graph_end(c->be, &c->graph);
+        if (!st) st = end;
+    }
+    if (st || !c->graph) {
+        dm_cuda_graph_free(c->graph);
+        c->graph = NULL;
+        c->graph_state = -1;
+        return graph_body(c);
+    }
+    return dm_cuda_graph_launch(c->be, c->graph);
+}
+
 static dm_status forward_frames(da2_ctx *c, const uint8_t *const *rgb, int n) {
     if (n < 1 || n > c->batch)
         return dm_error_set(DM_ERR_ARG, "da2: %d frames for a batch of %d", n, c->batch);
-    const int64_t s_one[] = {1, 3, c->h, c->w};
-    const int64_t per = 3 * (int64_t)c->h * c->w;
     dm_status st;
-    for (int i = 0; i < n; i++) {
-        dm_tensor slot = dm_tensor_sub(&c->input, i * per, 4, s_one);
-        if ((st = da2_preprocess_u8(c, rgb[i], &slot))) return st;
+    if (c->graph_state >= 0) { /* CUDA: upload the u8 frames, then the (graphed) forward */
+        const int64_t s_one[] = {1, c->src_h, c->src_w, 3};
+        const int64_t per = 3 * (int64_t)c->src_h * c->src_w;
+        for (int i = 0; i < n; i++) {
+            dm_tensor frame, slot = dm_tensor_sub(&c->rgb_dev, i * per, 4, s_one);
+            dm_tensor_view(&frame, (void *)rgb[i], DM_DTYPE_U8, 4, s_one);
+            if ((st = dm_copy(c->be, &frame, &slot))) return st;
+        }
+        return cuda_forward(c);
     }
+    if ((st = preprocess_frames(c, rgb, n))) return st;
     return da2_forward(c, &c->input, NULL);
 }
 

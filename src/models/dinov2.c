@@ -146,6 +146,7 @@ dm_status dinov2_ctx_init_plan(dinov2_ctx *c, const dinov2_weights *w, dm_backen
     c->batch = batch, c->h = h, c->w = w_px;
     c->ph = h / VIT_PATCH, c->pw = w_px / VIT_PATCH;
     c->tokens = 1 + c->ph * c->pw;
+    c->fused_qkv = dm_backend_supports(be, DM_OP_ATTENTION_QKV, dm_backend_storage_dtype(be));
     const int tap_idx[VIT_NTAPS] = {2, 5, 8, 11};
     memcpy(c->taps, tap_idx, sizeof tap_idx);
     const int64_t B = batch, T = c->tokens, N = c->ph * c->pw, C = VIT_DIM;
@@ -164,8 +165,9 @@ dm_status dinov2_ctx_init_plan(dinov2_ctx *c, const dinov2_weights *w, dm_backen
         (st = bp_alloc(plan, be, &c->embed, 3, s_x, ph0, ph0)) ||
         (st = bp_alloc(plan, be, &c->xn, 3, s_x, ph0, ph0)) ||
         (st = bp_alloc(plan, be, &c->qkv, 3, s_qkv, ph0, ph0)) ||
-        (st = bp_alloc(plan, be, &c->qkvh, 5, s_qkvh, ph0, ph0)) ||
-        (st = bp_alloc(plan, be, &c->att, 4, s_att, ph0, ph0)) ||
+        (!c->fused_qkv &&
+         ((st = bp_alloc(plan, be, &c->qkvh, 5, s_qkvh, ph0, ph0)) ||
+          (st = bp_alloc(plan, be, &c->att, 4, s_att, ph0, ph0)))) ||
         (st = bp_alloc(plan, be, &c->merged, 4, s_merged, ph0, ph0)) ||
         (st = bp_alloc(plan, be, &c->proj, 3, s_x, ph0, ph0)) ||
         (st = bp_alloc(plan, be, &c->hidden, 3, s_hidden, ph0, ph0)))
@@ -202,8 +204,13 @@ static dm_status embed_tokens(dinov2_ctx *c, const dinov2_weights *w, dm_backend
     return dm_copy(be, &c->x, &c->embed);
 }
 
-/* One pre-norm transformer block on c->x, in place. */
-static dm_status block_forward(dinov2_ctx *c, const vit_block *k, dm_backend *be) {
+/* Self-attention of the normed stream: qkv (B, T, 1152) -> merged (B, T, 384). One
+ * attention_qkv op where the backend has it (reads the packed layout: no permutes; on the CPU
+ * bitwise the split/attention/merge below, backend.h); else the split permute, dm_attention
+ * and the merge permute. */
+static dm_status self_attention(dinov2_ctx *c, dm_backend *be, dm_tensor *merged) {
+    /* 1/8 = head_dim^-0.5 is a power of two: scaling q or the scores is exact either way */
+    if (c->fused_qkv) return dm_attention_qkv(be, &c->qkv, VIT_HEADS, 0.125f, merged);
     const int64_t B = c->batch, T = c->tokens;
     const size_t part = (size_t)B * VIT_HEADS * T * VIT_HEAD_DIM;
     const int64_t s_head[] = {B, VIT_HEADS, T, VIT_HEAD_DIM}, s_qkv5[] = {B, T, 3, VIT_HEADS,
@@ -211,15 +218,21 @@ static dm_status block_forward(dinov2_ctx *c, const vit_block *k, dm_backend *be
     const int split[] = {2, 0, 3, 1, 4}, merge[] = {0, 2, 1, 3};
     dm_tensor q = view(&c->qkvh, 0, 4, s_head), kk = view(&c->qkvh, part, 4, s_head),
               v = view(&c->qkvh, 2 * part, 4, s_head), qkv5 = view(&c->qkv, 0, 5, s_qkv5);
-    const int64_t s_x[] = {B, T, VIT_DIM};
+    dm_status st;
+    if ((st = dm_permute(be, &qkv5, split, &c->qkvh)) ||
+        (st = dm_attention(be, &q, &kk, &v, 0.125f, &c->att)))
+        return st;
+    return dm_permute(be, &c->att, merge, &c->merged);
+}
+
+/* One pre-norm transformer block on c->x, in place. */
+static dm_status block_forward(dinov2_ctx *c, const vit_block *k, dm_backend *be) {
+    const int64_t s_x[] = {c->batch, c->tokens, VIT_DIM};
     dm_tensor merged = view(&c->merged, 0, 3, s_x);
     dm_status st;
     if ((st = dm_layernorm(be, &c->x, &k->norm1_w, &k->norm1_b, VIT_LN_EPS, &c->xn)) ||
         (st = dm_linear(be, &c->xn, &k->qkv_w, &k->qkv_b, DM_ACT_NONE, &c->qkv)) ||
-        (st = dm_permute(be, &qkv5, split, &c->qkvh)) ||
-        /* 1/8 = head_dim^-0.5 is a power of two: scaling q or the scores is exact either way */
-        (st = dm_attention(be, &q, &kk, &v, 0.125f, &c->att)) ||
-        (st = dm_permute(be, &c->att, merge, &c->merged)) ||
+        (st = self_attention(c, be, &merged)) ||
         (st = dm_linear(be, &merged, &k->proj_w, &k->proj_b, DM_ACT_NONE, &c->proj)) ||
         (st = dm_binary(be, &c->x, &c->proj, DM_BINARY_ADD, &c->x)) ||
         (st = dm_layernorm(be, &c->x, &k->norm2_w, &k->norm2_b, VIT_LN_EPS, &c->xn)) ||

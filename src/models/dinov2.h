@@ -51,14 +51,15 @@ dm_status dinov2_each(dinov2_weights *w, model_tensor_fn fn, void *arg);
 typedef struct dinov2_ctx {
     int batch, h, w, ph, pw, tokens; /* tokens = 1 + ph*pw */
     int taps[VIT_NTAPS];             /* block indices whose normed output is kept: 2, 5, 8, 11 */
+    int fused_qkv;        /* 1: the backend runs attention_qkv (qkvh and att stay empty) */
     dm_tensor pos;        /* (1, tokens, 384) position embedding resized for (ph, pw) */
     dm_tensor patch;      /* (B, 384, ph, pw) patch-embed conv output */
     dm_tensor x;          /* (B, tokens, 384) residual stream */
     dm_tensor embed;      /* (B, tokens, 384) tokens after embedding (tap "tokens_embed") */
     dm_tensor xn;         /* (B, tokens, 384) normed input of attention / MLP */
     dm_tensor qkv;        /* (B, tokens, 1152) = (B, T, 3, heads, 64) */
-    dm_tensor qkvh;       /* (3, B, heads, T, 64) */
-    dm_tensor att;        /* (B, heads, T, 64) */
+    dm_tensor qkvh;       /* (3, B, heads, T, 64) (without attention_qkv only) */
+    dm_tensor att;        /* (B, heads, T, 64) (without attention_qkv only) */
     dm_tensor merged;     /* (B, T, heads, 64) */
     dm_tensor proj;       /* (B, T, 384) */
     dm_tensor hidden;     /* (B, T, 1536) */

@@ -242,6 +242,50 @@ out:
     bufs_free(&b);
 }
 
+/* attention_qkv: p = B, T, heads, D; qkv (B, T, 3*heads*D) packed as (B, T, 3, heads, D) */
+static void run_attention_qkv(st_ctx *c, const st_case *k, unsigned seed) {
+    const int *p = k->p;
+    const int64_t C = (int64_t)p[2] * p[3], qs[3] = {p[0], p[1], 3 * C}, os[3] = {p[0], p[1], C};
+    const float scale = 1.f / sqrtf((float)p[3]);
+    bufs b = {0};
+    dm_status st;
+    TRY(st_host_rand(c, &b.h[0], 3, qs, 2.f, 0.f, seed));
+    TRY(outputs(c, &b, 0, 3, os));
+    TRY(dm_attention_qkv(c->ref, &b.h[0], p[2], scale, &b.ref[0]));
+    TRY(upload_all(c, &b, 1));
+    TRY(dm_attention_qkv(c->be, &b.d[0], p[2], scale, &b.out[0]));
+    TRY(compare_out(c, k, &b, 0, "", (int64_t)p[1] + p[3], -1));
+out:
+    if (st) st_fail(c, k->op, k->what, dm_error_message());
+    bufs_free(&b);
+}
+
+/* image_cubic_normalize: p = N, H, W, h, w, arith; random u8 frames uploaded as u8 */
+static void run_image_cubic(st_ctx *c, const st_case *k, unsigned seed) {
+    const int *p = k->p;
+    const int64_t rs[4] = {p[0], p[1], p[2], 3}, ys[4] = {p[0], 3, p[3], p[4]};
+    const dm_image_norm_params prm = {(dm_cubic_arith)p[5],
+                                      {0.485, 0.456, 0.406},
+                                      {0.229, 0.224, 0.225}};
+    bufs b = {0};
+    dm_status st;
+    TRY(dm_tensor_alloc(&b.h[0], DM_DTYPE_U8, 4, rs));
+    unsigned s = seed;
+    for (int64_t i = 0; i < dm_tensor_numel(&b.h[0]); i++) {
+        s = s * 1664525u + 1013904223u;
+        ((uint8_t *)b.h[0].data)[i] = (uint8_t)(s >> 24);
+    }
+    TRY(outputs(c, &b, 0, 4, ys));
+    TRY(dm_image_cubic_normalize(c->ref, &b.h[0], &prm, &b.ref[0]));
+    TRY(dm_alloc(c->be, &b.d[0], DM_DTYPE_U8, 4, rs)); /* the frame travels as u8 */
+    TRY(dm_copy(c->be, &b.h[0], &b.d[0]));
+    TRY(dm_image_cubic_normalize(c->be, &b.d[0], &prm, &b.out[0]));
+    TRY(compare_out(c, k, &b, 0, "", 16, -1));
+out:
+    if (st) st_fail(c, k->op, k->what, dm_error_message());
+    bufs_free(&b);
+}
+
 /* resize: p = H, W, Ho, Wo, mode, align_corners; d = scale_h, scale_w (0: from the sizes) */
 static void run_resize(st_ctx *c, const st_case *k, unsigned seed) {
     const int *p = k->p;
@@ -536,6 +580,12 @@ static const st_case k_cases[] = {
     {"attention", "motion T32 D24 (C192)", run_attention, {15, 8, 32, 32, 24}, {0, 0}},
     {"attention", "motion T32 D8 (C64)", run_attention, {60, 8, 32, 32, 8}, {0, 0}},
     {"attention", "Tq20 Tk45 D128", run_attention, {1, 1, 20, 45, 128}, {0, 0}},
+    {"attention_qkv", "ViT-S 6x64 T13 B2", run_attention_qkv, {2, 13, 6, 64}, {0, 0}},
+    {"attention_qkv", "ViT-S 6x64 T101", run_attention_qkv, {1, 101, 6, 64}, {0, 0}},
+    {"image_cubic_normalize", "DA-V2 f64 37x53->42x56", run_image_cubic,
+     {1, 37, 53, 42, 56, DM_CUBIC_F64}, {0, 0}},
+    {"image_cubic_normalize", "VDA f32 2x45x80->42x70", run_image_cubic,
+     {2, 45, 80, 42, 70, DM_CUBIC_F32}, {0, 0}},
     {"resize", "bilinear up", run_resize, {9, 13, 20, 31, DM_RESIZE_BILINEAR, 0}, {0, 0}},
     {"resize", "bilinear down", run_resize, {36, 64, 18, 32, DM_RESIZE_BILINEAR, 0}, {0, 0}},
     {"resize", "bilinear align_corners", run_resize,

@@ -4,7 +4,8 @@
  * x.flatten(0, 1) does; the head is models/dpt_temporal.h. One buffer plan (models/buf_plan.h)
  * holds the activations of both: the encoder's working buffers are dead once its taps are
  * taken, so the head and the motion modules reuse that memory (phase 0 the encoder, 1.. the
- * head's stages, then the resize to the source size). */
+ * head's stages, then the resize to the source size). The window input itself lives across
+ * windows (slots are carried over) and is allocated outside the plan. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,14 +34,22 @@ struct vda_ctx {
     int src_h, src_w, h, w;
     dinov2_ctx enc;
     dptt_ctx head;
-    dm_tensor input;     /* (32, 3, h, w) host window input */
-    dm_tensor input_dev; /* (32, 3, h, w) on the backend (aliases input on the CPU) */
+    dm_tensor input;     /* (32, 3, h, w) window input on the backend (image_cubic_normalize) */
+    dm_tensor rgb_dev;   /* (1, src_h, src_w, 3) u8 frame uploaded to a device backend */
     dm_tensor mm0_in;    /* (32, 192, ph, pw) tap */
     dm_tensor raw_dev;   /* (32, 1, src_h, src_w) resized depth on a device backend */
     buf_plan plan;       /* the memory of every planned activation above and in enc/head */
-    vda_resize rs;
-    float *pre_src, *pre_tmp, *pre_dst; /* transform workspace */
+    /* (32, src_h, src_w, 3) host copy of the window's u8 frames on a device backend (NULL on
+     * the CPU): the CPU reference recomputes a window from these frames (vda_ctx_copy_input),
+     * i.e. from its own float32 preprocessing, not from the device's rounded input */
+    uint8_t *rgb_win;
 };
+
+/* infer_video_depth's transform: float32 image, cv2.resize on it, ImageNet normalisation with
+ * float64 mean / std. */
+const dm_image_norm_params vda_norm_params = {DM_CUBIC_F32,
+                                             {0.485, 0.456, 0.406},
+                                             {0.229, 0.224, 0.225}};
 
 dm_status vda_model_load(vda_model **out, const char *path, dm_backend *be, int metric) {
     *out = NULL;
@@ -112,13 +121,12 @@ void vda_ctx_free(vda_ctx *c) {
     if (!c) return;
     dinov2_ctx_free(&c->enc);
     dptt_ctx_free(&c->head);
-    if (c->input_dev.data != c->input.data) dm_tensor_free(&c->input_dev);
     dm_tensor_free(&c->input);
+    dm_tensor_free(&c->rgb_dev);
     dm_tensor_free(&c->mm0_in);
     dm_tensor_free(&c->raw_dev);
-    vda_resize_free(&c->rs);
+    free(c->rgb_win);
     bp_free(&c->plan); /* after the views above are gone */
-    free(c->pre_src), free(c->pre_tmp), free(c->pre_dst);
     free(c);
 }
 
@@ -136,7 +144,7 @@ dm_status vda_ctx_init(vda_ctx **out, const vda_model *m, dm_backend *be, int sr
     vda_input_size(src_h, src_w, input_size, &c->h, &c->w);
     const int T = VDA_WINDOW, ph = c->h / VIT_PATCH, pw = c->w / VIT_PATCH;
     const int64_t s_in[] = {T, 3, c->h, c->w}, s_mm[] = {T, m->head.mm[0].channels, ph, pw},
-                  s_raw[] = {T, 1, src_h, src_w};
+                  s_raw[] = {T, 1, src_h, src_w}, s_rgb[] = {1, src_h, src_w, 3};
     bp_init(&c->plan);
     /* feat[i] feeds the head's reassemble stage i */
     const int feat_last[VIT_NTAPS] = {VDA_PH_HEAD + DPTT_PH_REASSEMBLE,
@@ -147,23 +155,17 @@ dm_status vda_ctx_init(vda_ctx **out, const vda_model *m, dm_backend *be, int sr
     if ((st = dinov2_ctx_init_plan(&c->enc, &m->enc, be, T, c->h, c->w, &c->plan, VDA_PH_ENC,
                                    feat_last)) ||
         (st = dptt_ctx_init_plan(&c->head, &m->head, be, T, ph, pw, &c->plan, VDA_PH_HEAD)) ||
-        (st = dm_tensor_alloc(&c->input, DM_DTYPE_F32, 4, s_in)) ||
-        (st = bp_alloc(&c->plan, be, &c->mm0_in, 4, s_mm, VDA_PH_HEAD, VDA_PH_END)) ||
-        (st = vda_resize_tables(&c->rs, src_h, src_w, c->h, c->w)))
+        (st = dm_alloc(be, &c->input, dm_backend_storage_dtype(be), 4, s_in)) ||
+        (st = bp_alloc(&c->plan, be, &c->mm0_in, 4, s_mm, VDA_PH_HEAD, VDA_PH_END)))
         goto fail;
-    if (be->device == DM_DEVICE_CPU) {
-        c->input_dev = c->input;
-        c->input_dev.owns_data = 0;
-    } else if ((st = bp_alloc(&c->plan, be, &c->input_dev, 4, s_in, VDA_PH_ENC, VDA_PH_ENC)) ||
-               (st = bp_alloc(&c->plan, be, &c->raw_dev, 4, s_raw, VDA_PH_END, VDA_PH_END))) {
+    if (be->device != DM_DEVICE_CPU &&
+        ((st = dm_alloc(be, &c->rgb_dev, DM_DTYPE_U8, 4, s_rgb)) ||
+         (st = bp_alloc(&c->plan, be, &c->raw_dev, 4, s_raw, VDA_PH_END, VDA_PH_END))))
         goto fail;
-    }
     if ((st = bp_commit(&c->plan, be))) goto fail;
-    c->pre_src = malloc(sizeof(float) * 3 * (size_t)src_h * src_w);
-    c->pre_tmp = malloc(sizeof(float) * 3 * (size_t)src_h * c->w);
-    c->pre_dst = malloc(sizeof(float) * 3 * (size_t)c->h * c->w);
-    if (!c->pre_src || !c->pre_tmp || !c->pre_dst) {
-        st = dm_error_set(DM_ERR_NOMEM, "vda: no memory for preprocessing buffers");
+    if (be->device != DM_DEVICE_CPU &&
+        !(c->rgb_win = malloc((size_t)VDA_WINDOW * 3 * src_h * src_w))) {
+        st = dm_error_set(DM_ERR_NOMEM, "vda: no memory for the window's frames");
         goto fail;
     }
     *out = c;
@@ -182,9 +184,16 @@ dm_status vda_preprocess_u8(vda_ctx *c, const uint8_t *rgb, int slot) {
     if (slot < 0 || slot >= VDA_WINDOW)
         return dm_error_set(DM_ERR_ARG, "vda: window slot %d outside 0..%d", slot,
                             VDA_WINDOW - 1);
-    float *o = dm_f32(&c->input) + (size_t)slot * 3 * c->h * c->w;
-    vda_transform_u8(&c->rs, rgb, c->pre_src, c->pre_tmp, c->pre_dst, o);
-    return DM_OK;
+    const int64_t s_slot[] = {1, 3, c->h, c->w}, s_rgb[] = {1, c->src_h, c->src_w, 3};
+    dm_tensor out = dm_tensor_sub(&c->input, (int64_t)slot * 3 * c->h * c->w, 4, s_slot), frame;
+    dm_tensor_view(&frame, (void *)rgb, DM_DTYPE_U8, 4, s_rgb);
+    if (c->be->device == DM_DEVICE_CPU) return dm_image_cubic_normalize(c->be, &frame, &vda_norm_params, &out);
+    /* a device backend: only the u8 frame travels (kept on the host for the CPU reference) */
+    const size_t fb = (size_t)3 * c->src_h * c->src_w;
+    memcpy(c->rgb_win + (size_t)slot * fb, rgb, fb);
+    dm_status st = dm_copy(c->be, &frame, &c->rgb_dev);
+    if (st) return st;
+    return dm_image_cubic_normalize(c->be, &c->rgb_dev, &vda_norm_params, &out);
 }
 
 int vda_window_count(int64_t frames) {
@@ -204,9 +213,7 @@ void vda_window_frames(int k, int64_t frames, int64_t idx[VDA_WINDOW]) {
 
 dm_status vda_window_run(vda_ctx *c, float *raw) {
     dm_status st;
-    if (c->input_dev.data != c->input.data && (st = dm_copy(c->be, &c->input, &c->input_dev)))
-        return st;
-    if ((st = dinov2_forward(&c->enc, &c->m->enc, c->be, &c->input_dev))) return st;
+    if ((st = dinov2_forward(&c->enc, &c->m->enc, c->be, &c->input))) return st;
     const dm_tensor *feats[4] = {&c->enc.feat[0], &c->enc.feat[1], &c->enc.feat[2],
                                  &c->enc.feat[3]};
     if ((st = dptt_forward(&c->head, &c->m->head, c->be, feats, &c->mm0_in))) return st;
@@ -231,12 +238,22 @@ dm_status vda_window_depth(vda_ctx *c, const uint8_t *const rgb[VDA_WINDOW], flo
     return vda_window_run(c, raw);
 }
 
+/* Copies `count` window slots from slot `src` to slot `dst` on the backend (the ranges must
+ * not overlap). */
+static dm_status copy_slots(vda_ctx *c, int src, int dst, int count) {
+    const int64_t fs = (int64_t)3 * c->h * c->w, s[] = {count, 3, c->h, c->w};
+    if (c->rgb_win) {
+        const size_t fb = (size_t)3 * c->src_h * c->src_w;
+        memcpy(c->rgb_win + dst * fb, c->rgb_win + src * fb, count * fb);
+    }
+    dm_tensor from = dm_tensor_sub(&c->input, src * fs, 4, s);
+    dm_tensor to = dm_tensor_sub(&c->input, dst * fs, 4, s);
+    return dm_copy(c->be, &from, &to);
+}
+
 dm_status vda_window_shift(vda_ctx *c) {
-    const size_t fs = (size_t)3 * c->h * c->w; /* floats per slot */
-    float *in = dm_f32(&c->input);
-    memcpy(in + 1 * fs, in + 12 * fs, fs * sizeof(float));
-    memmove(in + 2 * fs, in + 24 * fs, 8 * fs * sizeof(float));
-    return DM_OK;
+    dm_status st = copy_slots(c, 12, 1, 1);
+    return st ? st : copy_slots(c, 24, 2, 8);
 }
 
 void vda_ctx_source_dims(const vda_ctx *c, int *h, int *w) {
@@ -248,10 +265,8 @@ int vda_ctx_metric(const vda_ctx *c) {
     return c->m->metric;
 }
 
-void vda_window_copy_slot(vda_ctx *c, int src, int dst) {
-    const size_t fs = (size_t)3 * c->h * c->w;
-    if (src != dst) memcpy(dm_f32(&c->input) + dst * fs, dm_f32(&c->input) + src * fs,
-                           fs * sizeof(float));
+dm_status vda_window_copy_slot(vda_ctx *c, int src, int dst) {
+    return src == dst ? DM_OK : copy_slots(c, src, dst, 1);
 }
 
 dm_status vda_ctx_copy_input(vda_ctx *dst, const vda_ctx *src) {
@@ -259,8 +274,18 @@ dm_status vda_ctx_copy_input(vda_ctx *dst, const vda_ctx *src) {
         dst->src_w != src->src_w)
         return dm_error_set(DM_ERR_SHAPE, "vda: window inputs of %dx%d and %dx%d contexts",
                             dst->w, dst->h, src->w, src->h);
-    memcpy(dst->input.data, src->input.data, dm_tensor_nbytes(&src->input));
-    return DM_OK;
+    if (src->rgb_win) { /* a device window: preprocess its frames again on dst's backend */
+        const size_t fb = (size_t)3 * src->src_h * src->src_w;
+        for (int s = 0; s < VDA_WINDOW; s++) {
+            dm_status st = vda_preprocess_u8(dst, src->rgb_win + s * fb, s);
+            if (st) return st;
+        }
+        return dm_synchronize(dst->be);
+    }
+    /* the backend holding device memory does the copy (a download for a CPU reference) */
+    dm_backend *be = src->be->device != DM_DEVICE_CPU ? src->be : dst->be;
+    dm_status st = dm_copy(be, &src->input, &dst->input);
+    return st ? st : dm_synchronize(be);
 }
 
 void vda_ctx_taps(const vda_ctx *c, vda_taps *t) {

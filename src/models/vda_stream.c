@@ -31,11 +31,9 @@ struct vda_stream {
     dptt_ctx head;         /* frames 1 */
     mm_kv_scratch kv;      /* (32, S, C) window buffers, largest module */
     dm_tensor cache[4][2]; /* module i, attention block a: (VDA_STREAM_CACHE, S_i, C_i) */
-    dm_tensor input;       /* (1, 3, h, w) host */
-    dm_tensor input_dev;   /* (1, 3, h, w) on the backend (aliases input on the CPU) */
+    dm_tensor input;       /* (1, 3, h, w) on the backend (image_cubic_normalize) */
+    dm_tensor rgb_dev;     /* (1, src_h, src_w, 3) u8 frame uploaded to a device backend */
     dm_tensor out_dev;     /* (1, 1, src_h, src_w) resized depth on a device backend */
-    vda_resize rs;
-    float *pre_src, *pre_tmp, *pre_dst;
     int list[STREAM_LIST_MAX]; /* frame_cache_list as pool slots */
     int len;
     int refs[VDA_STREAM_CACHE]; /* list entries per slot */
@@ -50,11 +48,9 @@ void vda_stream_free(vda_stream *s) {
     for (int i = 0; i < 4; i++)
         for (int a = 0; a < 2; a++)
             dm_tensor_free(&s->cache[i][a]);
-    if (s->input_dev.data != s->input.data) dm_tensor_free(&s->input_dev);
     dm_tensor_free(&s->input);
+    dm_tensor_free(&s->rgb_dev);
     dm_tensor_free(&s->out_dev);
-    vda_resize_free(&s->rs);
-    free(s->pre_src), free(s->pre_tmp), free(s->pre_dst);
     free(s);
 }
 
@@ -75,13 +71,13 @@ dm_status vda_stream_init(vda_stream **out, const vda_model *m, dm_backend *be, 
     const dinov2_weights *ew = vda_model_encoder(m);
     const dptt_weights *hw = vda_model_head(m);
     const int ph = s->h / VIT_PATCH, pw = s->w / VIT_PATCH;
-    const int64_t s_in[] = {1, 3, s->h, s->w}, s_out[] = {1, 1, src_h, src_w};
+    const int64_t s_in[] = {1, 3, s->h, s->w}, s_out[] = {1, 1, src_h, src_w},
+                  s_rgb[] = {1, src_h, src_w, 3};
     const dm_dtype dt = dm_backend_storage_dtype(be);
     dm_status st;
     if ((st = dinov2_ctx_init(&s->enc, ew, be, 1, s->h, s->w)) ||
         (st = dptt_ctx_init(&s->head, hw, be, 1, ph, pw)) ||
-        (st = dm_tensor_alloc(&s->input, DM_DTYPE_F32, 4, s_in)) ||
-        (st = vda_resize_tables(&s->rs, src_h, src_w, s->h, s->w)))
+        (st = dm_alloc(be, &s->input, dt, 4, s_in)))
         goto fail;
     /* the modules' token grids: layer_3 (lh[2]), layer_4 (lh[3]), path_4 (lh[2]), path_3
      * (lh[1]) of the DPT context */
@@ -96,20 +92,10 @@ dm_status vda_stream_init(vda_stream **out, const vda_model *m, dm_backend *be, 
         if (VDA_WINDOW * S * C > max_tsc) max_tsc = VDA_WINDOW * S * C;
     }
     if ((st = mm_kv_scratch_init(&s->kv, be, max_tsc))) goto fail;
-    if (be->device == DM_DEVICE_CPU) {
-        s->input_dev = s->input;
-        s->input_dev.owns_data = 0;
-    } else if ((st = dm_alloc(be, &s->input_dev, dt, 4, s_in)) ||
-               (st = dm_alloc(be, &s->out_dev, dt, 4, s_out))) {
+    if (be->device != DM_DEVICE_CPU &&
+        ((st = dm_alloc(be, &s->rgb_dev, DM_DTYPE_U8, 4, s_rgb)) ||
+         (st = dm_alloc(be, &s->out_dev, dt, 4, s_out))))
         goto fail;
-    }
-    s->pre_src = malloc(sizeof(float) * 3 * (size_t)src_h * src_w);
-    s->pre_tmp = malloc(sizeof(float) * 3 * (size_t)src_h * s->w);
-    s->pre_dst = malloc(sizeof(float) * 3 * (size_t)s->h * s->w);
-    if (!s->pre_src || !s->pre_tmp || !s->pre_dst) {
-        st = dm_error_set(DM_ERR_NOMEM, "vda_stream: no memory for preprocessing buffers");
-        goto fail;
-    }
     *out = s;
     return DM_OK;
 fail:
@@ -168,10 +154,15 @@ static dm_status stream_head(vda_stream *s, const int *slots, int n, int slot_ne
 dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth) {
     dm_backend *be = s->be;
     dm_status st;
-    vda_transform_u8(&s->rs, rgb, s->pre_src, s->pre_tmp, s->pre_dst, dm_f32(&s->input));
-    if (s->input_dev.data != s->input.data && (st = dm_copy(be, &s->input, &s->input_dev)))
-        return st;
-    if ((st = dinov2_forward(&s->enc, vda_model_encoder(s->m), be, &s->input_dev))) return st;
+    /* infer_video_depth_one's transform on the backend: only the u8 frame travels */
+    const int64_t s_rgb[] = {1, s->src_h, s->src_w, 3};
+    dm_tensor frame;
+    dm_tensor_view(&frame, (void *)rgb, DM_DTYPE_U8, 4, s_rgb);
+    if (be->device != DM_DEVICE_CPU && (st = dm_copy(be, &frame, &s->rgb_dev))) return st;
+    st = dm_image_cubic_normalize(be, be->device != DM_DEVICE_CPU ? &s->rgb_dev : &frame,
+                                  &vda_norm_params, &s->input);
+    if (st) return st;
+    if ((st = dinov2_forward(&s->enc, vda_model_encoder(s->m), be, &s->input))) return st;
     /* a free slot for this frame's states: never one of the window's (those have refs) */
     int slot_new = 0;
     while (slot_new < VDA_STREAM_CACHE && s->refs[slot_new])

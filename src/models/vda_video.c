@@ -93,7 +93,10 @@ static dm_status run_padded(vda_video *v) {
     const int64_t last = v->pushed - 1 - v->k * VDA_STRIDE;
     /* k > 0 and last < 2: the last frame already sits in slot 2 (shifted padding) */
     const int src = v->k > 0 && last < 2 ? 2 : (int)last;
-    for (int s = src + 1; s < VDA_WINDOW; s++) vda_window_copy_slot(v->c, src, s);
+    for (int s = src + 1; s < VDA_WINDOW; s++) {
+        dm_status st = vda_window_copy_slot(v->c, src, s);
+        if (st) return st;
+    }
     return run_window(v);
 }
 

@@ -15,6 +15,7 @@ typedef struct emu_ctx {
     dm_op_id fault_op;
     emu_fault fault;
     size_t alloc_host, alloc_device; /* bytes allocated so far (dm_backend_emu_memory) */
+    int64_t allocs; /* alloc op calls (device allocations) since creation */
 } emu_ctx;
 
 static emu_ctx *ctx_of(const dm_backend *be) {
@@ -222,6 +223,29 @@ static dm_status maxpool2d_emu(dm_backend *be, const dm_tensor *x, int k, int s,
     return finish(be, DM_OP_MAXPOOL2D, st, y);
 }
 
+static dm_status attention_qkv_emu(dm_backend *be, const dm_tensor *qkv, int heads,
+                                   float scale, dm_tensor *o) {
+    const char *opn = "attention_qkv";
+    dm_status st;
+    DEV(qkv, "qkv");
+    DEV(o, "o");
+    dm_tensor hq = host(qkv), ho = host(o);
+    st = attention_qkv_cpu(ctx_of(be)->cpu, &hq, heads, scale, &ho);
+    return finish(be, DM_OP_ATTENTION_QKV, st, o);
+}
+
+/* rgb is a u8 tensor of the device (the uploaded frame), as on CUDA. */
+static dm_status image_cubic_normalize_emu(dm_backend *be, const dm_tensor *rgb,
+                                           const dm_image_norm_params *p, dm_tensor *y) {
+    const char *opn = "image_cubic_normalize";
+    dm_status st;
+    DEV(rgb, "rgb");
+    DEV(y, "y");
+    dm_tensor hr = host(rgb), hy = host(y);
+    st = image_cubic_normalize_cpu(ctx_of(be)->cpu, &hr, p, &hy);
+    return finish(be, DM_OP_IMAGE_CUBIC_NORMALIZE, st, y);
+}
+
 static dm_status channel_affine_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
                                     const dm_tensor *shift, dm_tensor *y) {
     const char *opn = "channel_affine";
@@ -314,6 +338,7 @@ static dm_status copy_emu(dm_backend *be, const dm_tensor *src, dm_tensor *dst) 
 
 static dm_status alloc_emu(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
                            const int64_t *shape) {
+    ctx_of(be)->allocs++;
     dm_status st = dm_tensor_alloc(t, dtype, ndim, shape);
     if (st) return st;
     t->device = DM_DEVICE_EMU;
@@ -363,6 +388,8 @@ static const dm_backend_ops emu_ops = {
     .copy = copy_emu,
     .alloc = alloc_emu,
     .maxpool2d = maxpool2d_emu,
+    .attention_qkv = attention_qkv_emu,
+    .image_cubic_normalize = image_cubic_normalize_emu,
     .synchronize = NULL,
     .destroy = destroy_emu,
 };
@@ -430,4 +457,9 @@ dm_status dm_backend_emu_create(int threads, dm_dtype precision, const char *per
     be->impl = c;
     *out = be;
     return DM_OK;
+}
+
+int64_t dm_backend_emu_alloc_count(const dm_backend *be) {
+    if (!be || be->ops != &emu_ops || !be->impl) return -1;
+    return ctx_of(be)->allocs;
 }

@@ -77,6 +77,18 @@ dm_status dm_maxpool2d(dm_backend *be, const dm_tensor *x, int k, int s, int pad
     return be->ops->maxpool2d(be, x, k, s, pad, y);
 }
 
+dm_status dm_attention_qkv(dm_backend *be, const dm_tensor *qkv, int heads, float scale,
+                           dm_tensor *o) {
+    if (!be->ops->attention_qkv) return missing(be, "attention_qkv");
+    return be->ops->attention_qkv(be, qkv, heads, scale, o);
+}
+
+dm_status dm_image_cubic_normalize(dm_backend *be, const dm_tensor *rgb,
+                                   const dm_image_norm_params *p, dm_tensor *y) {
+    if (!be->ops->image_cubic_normalize) return missing(be, "image_cubic_normalize");
+    return be->ops->image_cubic_normalize(be, rgb, p, y);
+}
+
 dm_status dm_channel_affine(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
                             const dm_tensor *shift, dm_tensor *y) {
     if (!be->ops->channel_affine) return missing(be, "channel_affine");
@@ -128,6 +140,7 @@ void dm_backend_destroy(dm_backend *be) {
     if (!be) return;
     if (be->ops->destroy) be->ops->destroy(be);
     free(be->scratch);
+    free(be->scratch_aux);
     free(be);
 }
 
@@ -139,6 +152,17 @@ void *dm_backend_scratch(dm_backend *be, size_t bytes) {
     free(be->scratch);
     be->scratch = p;
     be->scratch_size = rounded;
+    return p;
+}
+
+void *dm_backend_scratch_aux(dm_backend *be, size_t bytes) {
+    if (bytes <= be->scratch_aux_size) return be->scratch_aux;
+    size_t rounded = (bytes + 4095) / 4096 * 4096;
+    void *p = aligned_alloc(64, rounded);
+    if (!p) return NULL;
+    free(be->scratch_aux);
+    be->scratch_aux = p;
+    be->scratch_aux_size = rounded;
     return p;
 }
 
@@ -162,6 +186,7 @@ static const char *const op_names[DM_OP_COUNT] = {
     "activation", "binary",          "attention",      "resize",        "avgpool2d",
     "global_avgpool2d", "channel_affine", "image_from_u8", "guided_coeffs", "matting_compose",
     "permute",   "concat",           "copy",           "alloc",         "maxpool2d",
+    "attention_qkv", "image_cubic_normalize",
 };
 
 const char *dm_op_name(dm_op_id op) {
@@ -191,6 +216,8 @@ static const void *op_entry(const dm_backend_ops *o, dm_op_id op) {
     case DM_OP_COPY: return (const void *)o->copy;
     case DM_OP_ALLOC: return (const void *)o->alloc;
     case DM_OP_MAXPOOL2D: return (const void *)o->maxpool2d;
+    case DM_OP_ATTENTION_QKV: return (const void *)o->attention_qkv;
+    case DM_OP_IMAGE_CUBIC_NORMALIZE: return (const void *)o->image_cubic_normalize;
     case DM_OP_COUNT: break;
     }
     return NULL;

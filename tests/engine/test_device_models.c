@@ -110,7 +110,13 @@ static void test_rvm(dm_backend *cpu, const uint8_t *frames[3], const char *wpat
             CHECK_OK(rvm_forward_u8(s, frames[f], out + (size_t)f * 4 * H * W,
                                     out + (size_t)f * 4 * H * W + 3 * H * W));
         if (s) CHECK_OK(rvm_state_reset(s));
+        const int64_t allocs = dm_backend_emu_alloc_count(be);
         if (s) CHECK_OK(rvm_forward_u8(s, frames[0], out + 3 * 4 * H * W, out + 3 * 4 * H * W + 3 * H * W));
+        if (v == 0) { /* the frame loop allocates nothing on the device */
+            printf("%-28s device allocations in frame 4: %lld\n", name,
+                   (long long)(dm_backend_emu_alloc_count(be) - allocs));
+            CHECK(allocs >= 0 && dm_backend_emu_alloc_count(be) == allocs);
+        }
         if (v >= 0)
             judge(name, variants[v].p, variants[v].perturb, got, ref,
                   (size_t)4 * 4 * H * W);
@@ -137,6 +143,15 @@ static void test_da2(dm_backend *cpu, const uint8_t *frame) {
         CHECK_OK(da2_model_load(&m, wpath, be));
         if (m) CHECK_OK(da2_ctx_init(&c, m, be, H, W, 42));
         if (c) CHECK_OK(da2_infer_u8(c, frame, v < 0 ? ref : got));
+        if (c && v == 0) { /* later frames allocate nothing on the device */
+            const int64_t allocs = dm_backend_emu_alloc_count(be);
+            float again[H * W];
+            CHECK_OK(da2_infer_u8(c, frame, again));
+            printf("da2 device allocations in frame 2: %lld\n",
+                   (long long)(dm_backend_emu_alloc_count(be) - allocs));
+            CHECK(allocs >= 0 && dm_backend_emu_alloc_count(be) == allocs);
+            CHECK(max_abs_diff(again, got, H * W) == 0.0);
+        }
         if (v >= 0) judge("da2 depth", variants[v].p, v == 2 ? "linear" : NULL, got, ref, H * W);
         da2_ctx_free(c);
         da2_model_free(m);
@@ -176,9 +191,11 @@ static void test_da2_batch(dm_backend *cpu, const uint8_t *frames[3]) {
                 CHECK(d <= 1e-5);
                 worst = d > worst ? d : worst;
             }
-            /* a partial batch (2 of 3 slots), frames in another order */
+            /* a partial batch (2 of 3 slots), frames in another order; no device allocation */
             const uint8_t *two[2] = {frames[2], frames[0]};
+            const int64_t allocs = dm_backend_emu_alloc_count(bes[b]);
             CHECK_OK(da2_infer_u8_batch(c3, two, 2, many, model_size));
+            CHECK(dm_backend_emu_alloc_count(bes[b]) == allocs);
             CHECK(max_abs_diff(one[2], many, (size_t)h * w) <= 1e-5 * tc_std(one[2], (int64_t)h * w));
             CHECK(max_abs_diff(one[0], many + (size_t)h * w, (size_t)h * w) <=
                   1e-5 * tc_std(one[0], (int64_t)h * w));
@@ -208,7 +225,13 @@ static void test_vda(dm_backend *cpu, const uint8_t *frames[3]) {
         vda_ctx *c = NULL;
         CHECK_OK(vda_model_load(&m, wpath, be, 0));
         if (m) CHECK_OK(vda_ctx_init(&c, m, be, H, W, 28));
+        const int64_t allocs = dm_backend_emu_alloc_count(be);
         if (c) CHECK_OK(vda_window_depth(c, win, v < 0 ? ref : got));
+        if (v == 0) { /* a window (preprocessing included) allocates nothing on the device */
+            printf("vda device allocations in a window: %lld\n",
+                   (long long)(dm_backend_emu_alloc_count(be) - allocs));
+            CHECK(allocs >= 0 && dm_backend_emu_alloc_count(be) == allocs);
+        }
         if (v >= 0)
             judge("vda window (32 frames)", variants[v].p, v == 2 ? "attention" : NULL, got, ref,
                   (size_t)VDA_WINDOW * H * W);

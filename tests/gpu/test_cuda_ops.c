@@ -157,6 +157,7 @@ static void gt_free(gtensor *g) {
 typedef enum tkind {
     TS_RAND = 0, /* uniform in [offset - amp, offset + amp), rounded to the precision */
     TS_U8_HOST,  /* u8 CPU tensor of random bytes, handed to both backends as is */
+    TS_U8_DEV,   /* u8 random bytes, uploaded as a u8 tensor of the backend under test */
 } tkind;
 
 typedef struct tspec {
@@ -358,8 +359,10 @@ static dm_status call_attention(dm_backend *be, const op_case *c, dm_tensor *con
 }
 
 /* attention straight from a qkv linear's output: a = {B, T, heads, D}; qkv (B, T, 3*C) holds
- * (B, T, 3, H, D), o (B, T, C). CUDA: dm_cuda_attention_qkv; reference: the CPU ops the model
- * runs today (split permute, dm_attention, merge permute). */
+ * (B, T, 3, H, D), o (B, T, C). Backend under test: the table op attention_qkv (CUDA:
+ * dm_cuda_attention_qkv); reference: the CPU ops a ViT block ran before that op existed (split
+ * permute, dm_attention, merge permute), so that -b cpu / -b emu check the CPU op against them
+ * too. */
 static void setup_attention_qkv(const op_case *c, case_io *io) {
     const int *a = c->a, C = a[2] * a[3];
     io->nin = 1;
@@ -371,7 +374,7 @@ static dm_status call_attention_qkv(dm_backend *be, const op_case *c, dm_tensor 
                                     dm_tensor *const *out) {
     const int B = c->a[0], T = c->a[1], H = c->a[2], D = c->a[3];
     const float scale = 1.f / sqrtf((float)D);
-    if (be != g_cpu) return dm_cuda_attention_qkv(be, in[0], H, scale, out[0]);
+    if (be != g_cpu) return dm_attention_qkv(be, in[0], H, scale, out[0]);
     const int64_t s5[5] = {B, T, 3, H, D}, sh[5] = {3, B, H, T, D}, s4[4] = {B, H, T, D},
                   sm[4] = {B, T, H, D};
     const int split[5] = {2, 0, 3, 1, 4}, merge[4] = {0, 2, 1, 3};
@@ -504,6 +507,25 @@ static dm_status call_image(dm_backend *be, const op_case *c, dm_tensor *const *
     return dm_image_from_u8(be, in[0], out[0]);
 }
 
+/* image_cubic_normalize: a = {N, H, W, h, w, arith}; rgb (N, H, W, 3) u8 uploaded to the
+ * backend under test, y (N, 3, h, w); ImageNet mean / std. Reference: the CPU op (the former
+ * DA-V2 / VDA preprocessing code, bit-exact to the official transforms' goldens). The CUDA
+ * kernel uses explicitly rounded arithmetic and is meant to agree bitwise in f32. */
+static void setup_cubic(const op_case *c, case_io *io) {
+    io->nin = 1;
+    SPEC(&io->in[0], 0.f, 0.f, c->a[0], c->a[1], c->a[2], 3);
+    io->in[0].kind = TS_U8_DEV;
+    io->nout = 1;
+    SPEC(&io->out[0], 0.f, 0.f, c->a[0], 3, c->a[3], c->a[4]);
+}
+static dm_status call_cubic(dm_backend *be, const op_case *c, dm_tensor *const *in,
+                            dm_tensor *const *out) {
+    const dm_image_norm_params prm = {(dm_cubic_arith)c->a[5],
+                                      {0.485, 0.456, 0.406},
+                                      {0.229, 0.224, 0.225}};
+    return dm_image_cubic_normalize(be, in[0], &prm, out[0]);
+}
+
 /* guided_coeffs: a = {N, K, h, w}; m holds box means of a real-looking guide */
 static void setup_guided(const op_case *c, case_io *io) {
     const int *a = c->a;
@@ -607,7 +629,7 @@ static void run_case(const op_case *c, int idx, dm_dtype p) {
     for (int i = 0; i < io.nin; i++) {
         const tspec *s = &io.in[i];
         const unsigned seed = 1000u * (unsigned)idx + 10u * (unsigned)i + (unsigned)p + 1u;
-        if (s->kind == TS_U8_HOST) {
+        if (s->kind == TS_U8_HOST || s->kind == TS_U8_DEV) {
             CHECK_OK(dm_tensor_alloc(&hin[i], DM_DTYPE_U8, s->ndim, s->shape));
             unsigned r = seed;
             for (int64_t e = 0; e < dm_tensor_numel(&hin[i]); e++)
@@ -638,7 +660,9 @@ static void run_case(const op_case *c, int idx, dm_dtype p) {
             gin_p[i] = &hin[i];
             continue;
         }
-        const dm_dtype dt = ((c->mixed & IN_F32(i)) || g_dut_emu) ? DM_DTYPE_F32 : p;
+        const dm_dtype dt = io.in[i].kind == TS_U8_DEV
+                                ? DM_DTYPE_U8
+                                : (((c->mixed & IN_F32(i)) || g_dut_emu) ? DM_DTYPE_F32 : p);
         gt_alloc(&gin[i], dt, io.in[i].ndim, io.in[i].shape);
         CHECK_OK(dm_copy(g_gpu, &hin[i], &gin[i].t));
         gin_p[i] = &gin[i].t;
@@ -1163,6 +1187,21 @@ static const op_case k_cases[] = {
     {"permute", "5d", setup_permute, call_permute, A(5, 2, 5, 3, 4, 8, 2, 0, 3, 1, 4)},
     {"permute", "tokens (1, 1370, 384) -> (1, 384, 1370)", setup_permute, call_permute,
      A(3, 1, 1370, 384, 0, 0, 0, 2, 1)},
+    /* DA-V2 / VDA network input from u8 frames; a = {N, H, W, h, w, arith} */
+    {"image_cubic_normalize", "DA-V2 f64 270x480 -> 518x924", setup_cubic, call_cubic,
+     A(1, 270, 480, 518, 924, DM_CUBIC_F64)},
+    {"image_cubic_normalize", "DA-V2 f64 B3 37x53 -> 70x98", setup_cubic, call_cubic,
+     A(3, 37, 53, 70, 98, DM_CUBIC_F64)},
+    {"image_cubic_normalize", "DA-V2 f64 down 160x200 -> 42x56", setup_cubic, call_cubic,
+     A(1, 160, 200, 42, 56, DM_CUBIC_F64)},
+    {"image_cubic_normalize", "DA-V2 f64 equal size (copy)", setup_cubic, call_cubic,
+     A(2, 28, 42, 28, 42, DM_CUBIC_F64)},
+    {"image_cubic_normalize", "VDA f32 B2 45x80 -> 42x70", setup_cubic, call_cubic,
+     A(2, 45, 80, 42, 70, DM_CUBIC_F32)},
+    {"image_cubic_normalize", "VDA f32 270x480 -> 518x924", setup_cubic, call_cubic,
+     A(1, 270, 480, 518, 924, DM_CUBIC_F32)},
+    {"image_cubic_normalize", "VDA f32 equal size (copy)", setup_cubic, call_cubic,
+     A(1, 14, 28, 14, 28, DM_CUBIC_F32)},
     /* RVM */
     {"image_from_u8", "rgb 2x17x29", setup_image, call_image, A(2, 17, 29)},
     {"guided_coeffs", "K4 9x16", setup_guided, call_guided, A(2, 4, 9, 16), .prep = prep_guided},
@@ -1283,7 +1322,6 @@ int main(int argc, char **argv) {
         const int failures_before = tc_failure_count;
         if (!op_filter_op(&f, c->op)) continue;
         if (g_dut_cpu && (c->mixed || c->call == call_softmax || /* CUDA-only helpers */
-                          c->call == call_attention_qkv ||
                           (c->special && c->special != special_guard)))
             continue;
         if (c->special) {

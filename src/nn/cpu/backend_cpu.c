@@ -79,6 +79,8 @@ static const dm_backend_ops cpu_ops = {
     .copy = copy_cpu,
     .alloc = alloc_cpu,
     .maxpool2d = maxpool2d_cpu,
+    .attention_qkv = attention_qkv_cpu,
+    .image_cubic_normalize = image_cubic_normalize_cpu,
     .synchronize = NULL,
     .destroy = NULL,
 };

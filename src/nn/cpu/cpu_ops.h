@@ -37,6 +37,10 @@ dm_status matting_compose_cpu(dm_backend *be, const dm_tensor *a, const dm_tenso
 dm_status permute_cpu(dm_backend *be, const dm_tensor *x, const int *perm, dm_tensor *y);
 dm_status concat_cpu(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
 dm_status copy_cpu(dm_backend *be, const dm_tensor *src, dm_tensor *dst);
+dm_status attention_qkv_cpu(dm_backend *be, const dm_tensor *qkv, int heads, float scale,
+                            dm_tensor *o);
+dm_status image_cubic_normalize_cpu(dm_backend *be, const dm_tensor *rgb,
+                                    const dm_image_norm_params *p, dm_tensor *y);
 
 /* v[i] = act(v[i] + bias) for i < n, in place; the same values as cpu_act (below) element by
  * element, but with the activation chosen once per call so the loop vectorises (elementwise.c). */

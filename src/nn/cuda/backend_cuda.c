@@ -24,6 +24,8 @@ dm_status resize_cuda(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, i
 dm_status avgpool2d_cuda(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y);
 dm_status maxpool2d_cuda(dm_backend *be, const dm_tensor *x, int k, int s, int pad, dm_tensor *y);
 dm_status concat_cuda(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
+dm_status image_cubic_normalize_cuda(dm_backend *be, const dm_tensor *rgb,
+                                     const dm_image_norm_params *p, dm_tensor *y);
 /* defined in ops_rvm_cuda.c */
 dm_status global_avgpool2d_cuda(dm_backend *be, const dm_tensor *x, dm_tensor *y);
 dm_status channel_affine_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
@@ -308,7 +310,8 @@ static void destroy_cuda(dm_backend *be) {
 }
 
 /* Every op of the table runs f32, f16 and bf16 tensors (f32 accumulation); image_from_u8 reads
- * u8 host frames into any of them; copy/alloc take every dtype. */
+ * u8 host frames into any of them, image_cubic_normalize u8 device frames; copy/alloc take
+ * every dtype. */
 static int supports_cuda(const dm_backend *be, dm_op_id op, dm_dtype dtype) {
     (void)be;
     if (op == DM_OP_COPY || op == DM_OP_ALLOC) return 1;
@@ -338,6 +341,9 @@ static const dm_backend_ops cuda_ops = {
     .copy = copy_cuda,
     .alloc = alloc_cuda,
     .maxpool2d = maxpool2d_cuda,
+    /* the packed-qkv attention of backend_cuda.h is the table's attention_qkv */
+    .attention_qkv = dm_cuda_attention_qkv,
+    .image_cubic_normalize = image_cubic_normalize_cuda,
     .synchronize = synchronize_cuda,
     .destroy = destroy_cuda,
 };

@@ -229,6 +229,11 @@ dm_status cuda_permute(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_d
 /* rgb (N, HW, 3) u8 on the device -> y (N, 3, HW) = v / 255. */
 dm_status cuda_image_from_u8(cudaStream_t s, const unsigned char *rgb, void *y, dm_dtype yt,
                              int64_t N, int64_t HW);
+/* image_cubic_normalize (image_cubic.cu): rgb (N, sh, sw, 3) u8 on the device -> y (N, 3, dh,
+ * dw) of dtype yt; f64 != 0: DA-V2's double arithmetic, else VDA's float one (backend.h). */
+dm_status cuda_image_cubic_normalize(cudaStream_t s, const unsigned char *rgb, void *y,
+                                     dm_dtype yt, int64_t N, int sh, int sw, int dh, int dw,
+                                     int f64, const double mean[3], const double stdv[3]);
 /* Guided-filter coefficients: m (N, 4K, HW) -> a, b (N, K, HW). */
 dm_status cuda_guided_coeffs(cudaStream_t s, const void *m, dm_dtype mt, void *a, dm_dtype at,
                              void *b, dm_dtype bt, int64_t N, int64_t K, int64_t HW, float eps);

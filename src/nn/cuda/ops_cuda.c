@@ -273,3 +273,31 @@ dm_status dm_cuda_softmax(dm_backend *be, const dm_tensor *x, dm_tensor *y) {
     return cuda_softmax(cuda_ctx_of(be)->stream, x->data, x->dtype, y->data, y->dtype,
                         dm_tensor_numel(x) / C, C);
 }
+
+dm_status image_cubic_normalize_cuda(dm_backend *be, const dm_tensor *rgb,
+                                     const dm_image_norm_params *p, dm_tensor *y) {
+    const char *op = "image_cubic_normalize";
+    dm_status st;
+    if ((st = cuda_check_float(y, 4, op, "y"))) return st;
+    if (!rgb || !rgb->data) return dm_error_set(DM_ERR_ARG, "%s: rgb is NULL", op);
+    if (rgb->device != DM_DEVICE_CUDA)
+        return dm_error_set(DM_ERR_UNSUPPORTED, "%s: rgb is not a CUDA tensor (upload the u8 "
+                            "frame first)", op);
+    if (rgb->dtype != DM_DTYPE_U8 || rgb->ndim != 4 || rgb->shape[3] != 3)
+        return dm_error_set(DM_ERR_SHAPE, "%s: rgb must be a u8 (N, H, W, 3) tensor", op);
+    if (!p || (p->arith != DM_CUBIC_F64 && p->arith != DM_CUBIC_F32))
+        return dm_error_set(DM_ERR_ARG, "%s: no or unknown arithmetic", op);
+    const int64_t N = rgb->shape[0];
+    if (y->shape[0] != N || y->shape[1] != 3 || rgb->shape[1] < 1 || rgb->shape[2] < 1 ||
+        y->shape[2] < 1 || y->shape[3] < 1 || rgb->shape[1] > 65536 || rgb->shape[2] > 65536 ||
+        y->shape[2] > 65536 || y->shape[3] > 65536)
+        return dm_error_set(DM_ERR_SHAPE, "%s: y must be (%lld, 3, h, w), sizes 1..65536", op,
+                            (long long)N);
+    for (int c = 0; c < 3; c++)
+        if (!(p->std[c] != 0.0)) return dm_error_set(DM_ERR_ARG, "%s: std[%d] is zero", op, c);
+    if ((st = enter(be))) return st;
+    return cuda_image_cubic_normalize(cuda_ctx_of(be)->stream, rgb->data, y->data, y->dtype, N,
+                                      (int)rgb->shape[1], (int)rgb->shape[2], (int)y->shape[2],
+                                      (int)y->shape[3], p->arith == DM_CUBIC_F64, p->mean,
+                                      p->std);
+}
