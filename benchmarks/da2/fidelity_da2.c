@@ -44,8 +44,7 @@ int main(int argc, char **argv) {
     uint8_t *rgb = bench_read_frames(frame, H, W, &k);
     if (!rgb) return 1;
     if (k != 1) {
-        fprintf(stderr, "fidelity_da2: %s holds %d frames of %dx%d, expected 1\n", frame, k, W,
-                H);
+        fprintf(stderr, "fidelity_da2: %s holds %d frames of %dx%d, expected 1\n", frame, k, W, H);
         free(rgb);
         return 1;
     }
@@ -93,8 +92,9 @@ int main(int argc, char **argv) {
     const int n = input_from ? 7 : 8;
     st = dm_st_write(out, n, names, ts, NULL);
     int rc = st != DM_OK ? fail("write", st) : 0;
-    if (!rc) printf("wrote %s (input %lldx%lld)\n", out, (long long)t.input->shape[2],
-                    (long long)t.input->shape[3]);
+    if (!rc)
+        printf("wrote %s (input %lldx%lld)\n", out, (long long)t.input->shape[2],
+               (long long)t.input->shape[3]);
     dm_tensor_free(&head);
     dm_tensor_free(&given);
     free(depth);

@@ -1,9 +1,9 @@
-/* Op tests for the CPU ops linear, layernorm, groupnorm, attention, conv_transpose2d, permute, resize: each op on
- * random inputs against a naive double-precision loop written from the PyTorch definition.
- * Usage: test_ops_nn <op>. Tolerances: float32 accumulation over K terms has a typical error of
- * ~sqrt(K) * 6e-8 * scale (scale = largest |reference|); the bound used is
- * 1e-6 * sqrt(K) * scale, about 15x that, which a wrong index or a missing term exceeds by
- * orders of magnitude (checked by perturbing the ops while writing them). */
+/* Op tests for the CPU ops linear, layernorm, groupnorm, attention, conv_transpose2d, permute,
+ * resize: each op on random inputs against a naive double-precision loop written from the PyTorch
+ * definition. Usage: test_ops_nn <op>. Tolerances: float32 accumulation over K terms has a typical
+ * error of ~sqrt(K) * 6e-8 * scale (scale = largest |reference|); the bound used is 1e-6 * sqrt(K)
+ * * scale, about 15x that, which a wrong index or a missing term exceeds by orders of magnitude
+ * (checked by perturbing the ops while writing them). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,7 +287,8 @@ static void resize_case(dm_backend *be, dm_resize_mode mode, int C, int H, int W
     CHECK_OK(dm_resize(be, &x, mode, ac, sh, sw, &y));
     int64_t n = dm_tensor_numel(&y);
     float *rf = malloc(sizeof(float) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) rf[i] = (float)ref[i];
+    for (int64_t i = 0; i < n; i++)
+        rf[i] = (float)ref[i];
     tc_compare(name, dm_f32(&y), rf, n, 5e-7 * max_abs_d(ref, n), NULL);
     free(rf);
     free(ref);
@@ -307,14 +308,15 @@ static void test_resize(dm_backend *be) {
                 "bilinear ac 518x1218 -> 272x640");
     resize_case(be, DM_RESIZE_BILINEAR, 2, 296, 696, 518, 1218, 1, 0, 0,
                 "bilinear ac 296x696 -> 518x1218");
-    resize_case(be, DM_RESIZE_BILINEAR, 3, 144, 256, 36, 64, 0, 0.25, 0.25,
-                "bilinear scale 0.25");
+    resize_case(be, DM_RESIZE_BILINEAR, 3, 144, 256, 36, 64, 0, 0.25, 0.25, "bilinear scale 0.25");
     resize_case(be, DM_RESIZE_BILINEAR, 3, 36, 64, 72, 128, 0, 0, 0, "bilinear size x2");
 }
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s linear|layernorm|groupnorm|attention|conv_transpose2d|permute|resize\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s linear|layernorm|groupnorm|attention|conv_transpose2d|permute|resize\n",
+                argv[0]);
         return 2;
     }
     dm_backend *be = dm_backend_cpu_create(2);
@@ -325,7 +327,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "attention")) test_attention(be);
     else if (!strcmp(argv[1], "conv_transpose2d")) test_conv_transpose(be);
     else if (!strcmp(argv[1], "permute")) test_permute(be);
-    else if (!strcmp(argv[1], "resize")) test_resize(be);
+    else if (!strcmp(argv[1], "resize"))
+        test_resize(be);
     else {
         fprintf(stderr, "unknown op %s\n", argv[1]);
         tc_failure_count++;

@@ -1,8 +1,8 @@
 /* Bilinear and bicubic resizes of (N, C, H, W), CPU reference, following
- * torch.nn.functional.interpolate (aten/src/ATen/native/UpSample.h: area_pixel_compute_source_index,
- * cubic convolution with A = -0.75, antialias=False), but more exactly than PyTorch's float32
- * kernels: source coordinates in double (bilinear: float weights from the exact fraction;
- * bicubic: evaluated in double and rounded once; reasons below). */
+ * torch.nn.functional.interpolate (aten/src/ATen/native/UpSample.h:
+ * area_pixel_compute_source_index, cubic convolution with A = -0.75, antialias=False), but more
+ * exactly than PyTorch's float32 kernels: source coordinates in double (bilinear: float weights
+ * from the exact fraction; bicubic: evaluated in double and rounded once; reasons below). */
 #include <math.h>
 
 #include "cpu_ops.h"
@@ -102,7 +102,8 @@ dm_status resize_cpu(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, in
             const double sx = src_coord(ox, W, Wo, align_corners, scale_w);
             const int ix = (int)floor(sx);
             cubic_weights(sx - ix, wxs + 4 * (size_t)ox);
-            for (int i = 0; i < 4; i++) ixs[4 * ox + i] = clampi(ix - 1 + i, 0, W - 1);
+            for (int i = 0; i < 4; i++)
+                ixs[4 * ox + i] = clampi(ix - 1 + i, 0, W - 1);
         }
 #pragma omp parallel for
         for (int nc = 0; nc < NC; nc++) {
@@ -114,7 +115,8 @@ dm_status resize_cpu(dm_backend *be, const dm_tensor *x, dm_resize_mode mode, in
                 double wy[4];
                 cubic_weights(sy - iy, wy);
                 const float *rows[4];
-                for (int j = 0; j < 4; j++) rows[j] = xc + (size_t)clampi(iy - 1 + j, 0, H - 1) * W;
+                for (int j = 0; j < 4; j++)
+                    rows[j] = xc + (size_t)clampi(iy - 1 + j, 0, H - 1) * W;
                 for (int ox = 0; ox < Wo; ox++) {
                     const double *wx = wxs + 4 * (size_t)ox;
                     const int *ix = ixs + 4 * ox;
