@@ -9,6 +9,9 @@
 #            [--threads T] [--repeat R] [--sizes "518x518 518x924"]
 #            [--openblas-coretype SkylakeX]  (exported for our runs; torch uses MKL;
 #            DM_NO_BLAS_REEXEC=1 in the environment measures OpenBLAS's own choice)
+#            [--baseline DIR]  (a second build of ours, e.g. of main, run alternately with
+#            ours as impl=ours_baseline: before/after speed ratio in the same run)
+#            [--no-torch]  (only ours and the baseline)
 # needs: a built bench_da2_cpu (see benchmarks/README.md), python3 with torch, numpy,
 #        safetensors, opencv-python-headless (imported by the official code); ../shared
 #        (DM_SHARED overrides) for the recipe.
@@ -21,6 +24,8 @@ runs=3
 threads=$(nproc)
 repeat=3
 sizes="518x518 518x924"
+baseline=
+torch=1
 while [ $# -gt 0 ]; do
   case $1 in
     --build) build=$2; shift 2 ;;
@@ -30,13 +35,18 @@ while [ $# -gt 0 ]; do
     --openblas-coretype) export OPENBLAS_CORETYPE=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
     --sizes) sizes=$2; shift 2 ;;
+    --baseline) baseline=$2; shift 2 ;;
+    --no-torch) torch=0; shift ;;
     *) echo "run_da2_cpu.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 shared=${DM_SHARED:-$root/../shared}
 recipe=$shared/golden/da2_vits/recipe.json
 bin=$build/benchmarks/bench_da2_cpu
-for f in "$bin" "$recipe" "$official/depth_anything_v2/dpt.py"; do
+need=("$bin" "$recipe")
+[ "$torch" = 1 ] && need+=("$official/depth_anything_v2/dpt.py")
+[ -n "$baseline" ] && need+=("$baseline/benchmarks/bench_da2_cpu")
+for f in "${need[@]}"; do
   [ -e "$f" ] || { echo "run_da2_cpu.sh: missing $f (see benchmarks/README.md)" >&2; exit 1; }
 done
 work=${TMPDIR:-/tmp}/dm_bench_da2
@@ -61,7 +71,13 @@ for size in $sizes; do
     [ "$r" = 1 ] && dump=(--dump "$io")
     OMP_NUM_THREADS=$threads "$bin" --weights "$weights" --height "$h" --width "$w" \
       --runs "$runs" --threads "$threads" "${dump[@]}" | tee -a "$log"
+    if [ -n "$baseline" ]; then
+      OMP_NUM_THREADS=$threads "$baseline/benchmarks/bench_da2_cpu" --weights "$weights" \
+        --height "$h" --width "$w" --runs "$runs" --threads "$threads" |
+        sed 's/ impl=ours / impl=ours_baseline /' | tee -a "$log"
+    fi
     # torch always reads our input tensor (same values every repeat; compares each time).
+    [ "$torch" = 1 ] || continue
     python3 "$here/torch_da2.py" --official "$official" --weights "$weights" --height "$h" \
       --width "$w" --runs "$runs" --threads "$threads" --inputs "$io" | tee -a "$log"
   done

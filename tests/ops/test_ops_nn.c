@@ -1,9 +1,9 @@
-/* Op tests for the CPU ops linear, layernorm, groupnorm, attention, conv_transpose2d, permute: each op on
- * random inputs against a naive double-precision loop written from the PyTorch definition.
- * Usage: test_ops_nn <op>. Tolerances: float32 accumulation over K terms has a typical error of
- * ~sqrt(K) * 6e-8 * scale (scale = largest |reference|); the bound used is
- * 1e-6 * sqrt(K) * scale, about 15x that, which a wrong index or a missing term exceeds by
- * orders of magnitude (checked by perturbing the ops while writing them). */
+/* Op tests for the CPU ops linear, layernorm, groupnorm, attention, conv_transpose2d, permute,
+ * resize: each op on random inputs against a naive double-precision loop written from the PyTorch
+ * definition. Usage: test_ops_nn <op>. Tolerances: float32 accumulation over K terms has a typical
+ * error of ~sqrt(K) * 6e-8 * scale (scale = largest |reference|); the bound used is 1e-6 * sqrt(K)
+ * * scale, about 15x that, which a wrong index or a missing term exceeds by orders of magnitude
+ * (checked by perturbing the ops while writing them). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,9 +235,88 @@ static void test_permute(dm_backend *be) {
     dm_tensor_free(&x);
 }
 
+/* resize: F.interpolate semantics (bilinear / bicubic A = -0.75, border-clamped taps), naive
+ * per-pixel evaluation in double. The CPU op keeps source coordinates in double, so it must be
+ * within a few float roundings of the exact value (tol 5e-7 * max|ref|): a float32 coordinate
+ * (PyTorch's float kernel, and this op before) misses by up to ~1e-4 at coordinates near 1217
+ * (bilinear 518x1218 -> 272x640) and ~5e-6 for the bicubic position-embedding grid. */
+static double resize_src(int dst, int in, int out, int ac, double scale) {
+    if (ac) return out > 1 ? (double)dst * (in - 1) / (out - 1) : 0.0;
+    return (dst + 0.5) / (scale > 0 ? scale : (double)out / in) - 0.5;
+}
+
+static double cubic_d(double x) { /* Keys kernel, A = -0.75 */
+    const double A = -0.75;
+    x = fabs(x);
+    if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
+    if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+    return 0;
+}
+
+static void resize_case(dm_backend *be, dm_resize_mode mode, int C, int H, int W, int Ho, int Wo,
+                        int ac, double sh, double sw, const char *name) {
+    dm_tensor x = mk(4, 1, C, H, W), y = mk(4, 1, C, Ho, Wo);
+    fill(&x, 0.5f, 0.f);
+    const float *xd = dm_f32(&x);
+    double *ref = malloc(sizeof(double) * (size_t)C * Ho * Wo);
+    for (int c = 0; c < C; c++)
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++) {
+                double sy = resize_src(oy, H, Ho, ac, sh), sx = resize_src(ox, W, Wo, ac, sw);
+                double acc = 0;
+                if (mode == DM_RESIZE_BILINEAR) {
+                    if (!ac) sy = fmax(sy, 0), sx = fmax(sx, 0);
+                    int y0 = (int)sy, x0 = (int)sx;
+                    double ly = sy - y0, lx = sx - x0;
+                    int y1 = y0 + 1 < H ? y0 + 1 : H - 1, x1 = x0 + 1 < W ? x0 + 1 : W - 1;
+                    const float *p = xd + (size_t)c * H * W;
+                    acc = (1 - ly) * ((1 - lx) * p[y0 * W + x0] + lx * p[y0 * W + x1]) +
+                          ly * ((1 - lx) * p[y1 * W + x0] + lx * p[y1 * W + x1]);
+                } else {
+                    const int fy = (int)floor(sy), fx = (int)floor(sx);
+                    for (int j = fy - 1; j <= fy + 2; j++)
+                        for (int i = fx - 1; i <= fx + 2; i++) {
+                            int yy = j < 0 ? 0 : (j >= H ? H - 1 : j);
+                            int xx = i < 0 ? 0 : (i >= W ? W - 1 : i);
+                            acc += cubic_d(sy - j) * cubic_d(sx - i) *
+                                   xd[(size_t)c * H * W + (size_t)yy * W + xx];
+                        }
+                }
+                ref[((size_t)c * Ho + oy) * Wo + ox] = acc;
+            }
+    CHECK_OK(dm_resize(be, &x, mode, ac, sh, sw, &y));
+    int64_t n = dm_tensor_numel(&y);
+    float *rf = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        rf[i] = (float)ref[i];
+    tc_compare(name, dm_f32(&y), rf, n, 5e-7 * max_abs_d(ref, n), NULL);
+    free(rf);
+    free(ref);
+    dm_tensor_free(&x);
+    dm_tensor_free(&y);
+}
+
+static void test_resize(dm_backend *be) {
+    /* DINOv2 position embedding (37x37 grid) at 518x1218 and 266x630 inputs, and 98x168 */
+    resize_case(be, DM_RESIZE_BICUBIC, 8, 37, 37, 37, 87, 0, 37.1 / 37, 87.1 / 37,
+                "bicubic pos-embed 37x37 -> 37x87");
+    resize_case(be, DM_RESIZE_BICUBIC, 8, 37, 37, 19, 45, 0, 19.1 / 37, 45.1 / 37,
+                "bicubic pos-embed 37x37 -> 19x45");
+    resize_case(be, DM_RESIZE_BICUBIC, 4, 7, 9, 16, 21, 1, 0, 0, "bicubic align_corners");
+    /* DA-V2 output resize (infer_image), DPT head resizes, RVM down/upsampling */
+    resize_case(be, DM_RESIZE_BILINEAR, 2, 518, 1218, 272, 640, 1, 0, 0,
+                "bilinear ac 518x1218 -> 272x640");
+    resize_case(be, DM_RESIZE_BILINEAR, 2, 296, 696, 518, 1218, 1, 0, 0,
+                "bilinear ac 296x696 -> 518x1218");
+    resize_case(be, DM_RESIZE_BILINEAR, 3, 144, 256, 36, 64, 0, 0.25, 0.25, "bilinear scale 0.25");
+    resize_case(be, DM_RESIZE_BILINEAR, 3, 36, 64, 72, 128, 0, 0, 0, "bilinear size x2");
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s linear|layernorm|groupnorm|attention|conv_transpose2d|permute\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s linear|layernorm|groupnorm|attention|conv_transpose2d|permute|resize\n",
+                argv[0]);
         return 2;
     }
     dm_backend *be = dm_backend_cpu_create(2);
@@ -248,6 +327,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "attention")) test_attention(be);
     else if (!strcmp(argv[1], "conv_transpose2d")) test_conv_transpose(be);
     else if (!strcmp(argv[1], "permute")) test_permute(be);
+    else if (!strcmp(argv[1], "resize"))
+        test_resize(be);
     else {
         fprintf(stderr, "unknown op %s\n", argv[1]);
         tc_failure_count++;

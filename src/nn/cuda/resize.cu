@@ -1,9 +1,11 @@
 /* Bilinear and bicubic resize of (N, C, H, W) on the GPU, one thread per output pixel.
  * Semantics identical to the CPU reference src/nn/cpu/resize.c, which follows
  * torch.nn.functional.interpolate (aten/src/ATen/native/UpSample.h): source coordinate
- * (dst + 0.5) / scale - 0.5 computed in double and rounded to float (PyTorch's accscalar_t path
- * for float inputs), bilinear clamps negative coordinates to 0, bicubic uses cubic convolution
- * with A = -0.75 and border-clamped taps. */
+ * (dst + 0.5) / scale - 0.5 computed in double, only its fraction rounded to float (PyTorch's
+ * float32 kernel rounds the coordinate itself, ~1e-4 of a pixel near 1217: see the CPU file),
+ * bilinear clamps negative coordinates to 0, bicubic uses cubic convolution with A = -0.75 and
+ * border-clamped taps (float weights here; the CPU bicubic sums in double, within the op
+ * tolerance of this). */
 #include "dtype.cuh"
 
 __device__ __forceinline__ double src_coord(int dst, int in, int out, int align_corners,
@@ -36,23 +38,24 @@ __global__ void resize_kernel(const void *x, int xt, void *y, int yt, int64_t NC
         const int64_t nc = nrows < 0x7fffffffLL ? (int64_t)((int)r / Ho) : r / Ho;
         const int oy = (int)(r - nc * Ho);
         const int64_t xc = nc * H * W, i = r * Wo + ox;
-        float sy = (float)src_coord(oy, H, Ho, align_corners, scale_h);
-        float sx = (float)src_coord(ox, W, Wo, align_corners, scale_w);
+        /* coordinates stay in double, only the fraction is rounded (as the CPU reference) */
+        double sy = src_coord(oy, H, Ho, align_corners, scale_h);
+        double sx = src_coord(ox, W, Wo, align_corners, scale_w);
         float out;
         if (mode == DM_RESIZE_BILINEAR) {
             if (!align_corners && sy < 0) sy = 0;
             if (!align_corners && sx < 0) sx = 0;
             int y0 = min((int)sy, H - 1), x0 = min((int)sx, W - 1);
             int y1 = y0 < H - 1 ? y0 + 1 : y0, x1 = x0 < W - 1 ? x0 + 1 : x0;
-            float ly = sy - y0, hy = 1.f - ly, lx = sx - x0, hx = 1.f - lx;
+            float ly = (float)(sy - y0), hy = 1.f - ly, lx = (float)(sx - x0), hx = 1.f - lx;
             out = hy * (hx * ld_as_f32(x, xt, xc + (int64_t)y0 * W + x0) +
                         lx * ld_as_f32(x, xt, xc + (int64_t)y0 * W + x1)) +
                   ly * (hx * ld_as_f32(x, xt, xc + (int64_t)y1 * W + x0) +
                         lx * ld_as_f32(x, xt, xc + (int64_t)y1 * W + x1));
         } else {
             const float A = -0.75f;
-            int iy = (int)floorf(sy), ix = (int)floorf(sx);
-            float ty = sy - iy, tx = sx - ix;
+            int iy = (int)floor(sy), ix = (int)floor(sx);
+            float ty = (float)(sy - iy), tx = (float)(sx - ix);
             float wy[4] = {cubic2(ty + 1.f, A), cubic1(ty, A), cubic1(1.f - ty, A),
                            cubic2(2.f - ty, A)};
             float wx[4] = {cubic2(tx + 1.f, A), cubic1(tx, A), cubic1(1.f - tx, A),
