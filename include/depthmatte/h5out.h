@@ -92,6 +92,9 @@ typedef struct dm_h5_layout {
     int gzip;                     /* 0: no compression; 1..9: deflate level */
     int depth_metric;             /* 1: depth in metres (attr kind, units "m"); 0: relative */
     int block_rows;               /* most rows of one block per round; 0 = chunk_frames */
+    const char *depth_mode;       /* attr "mode" of depth ("offline": 32-frame windows aligned
+                                   * by scale/shift, "stream": causal infer_video_depth_one),
+                                   * Video Depth Anything only; NULL: not written */
 } dm_h5_layout;
 
 /* Root metadata. */

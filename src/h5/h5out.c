@@ -68,7 +68,7 @@ static dm_status file_alloc(const char *path, MPI_Comm comm, const dm_h5_layout 
     f->comm = comm;
     f->layout = *layout;
     f->layout.matting_model = f->layout.matting_sha256 = NULL; /* not kept: not owned */
-    f->layout.depth_model = f->layout.depth_sha256 = NULL;
+    f->layout.depth_model = f->layout.depth_sha256 = f->layout.depth_mode = NULL;
     f->n_videos = n_videos;
     f->fid = f->dxpl = f->f16 = -1;
     for (int v = 0; v < n_videos; v++) {
@@ -173,6 +173,7 @@ static dm_status create_dataset(dm_h5_file *f, h5_video *hv, const dm_h5_video *
         if (!st) st = h5u_attr_str(p, ds, "units", layout->depth_metric ? "m" : "1");
         if (!st) st = h5u_attr_str(p, ds, "model", layout->depth_model);
         if (!st) st = h5u_attr_str(p, ds, "weights_sha256", layout->depth_sha256);
+        if (!st && layout->depth_mode) st = h5u_attr_str(p, ds, "mode", layout->depth_mode);
         /* Which grid the rows are on: "source" = resized (bilinear, align_corners) to the
          * frame size; "model" = the network's own output grid, input_height x input_width. */
         int model = v->depth_width > 0 && v->depth_height > 0;

@@ -54,6 +54,7 @@ static void make_layout(const dm_job *job, dm_h5_layout *l) {
                                                                       : "rvm_mobilenetv3";
     l->depth_model = pl_depth_model_name(job);
     l->depth_metric = job->depth.model == DM_DEPTH_VDA_VITS_METRIC;
+    if (pl_is_vda_model(job)) l->depth_mode = pl_is_vda_stream(job) ? "stream" : "offline";
     l->block_rows = pl_is_vda(job) ? 32 : 0; /* a VDA window writes up to 32 rows */
     l->chunk_frames = job->output.chunk_frames;
     l->gzip = job->output.compression;

@@ -914,7 +914,8 @@ def case_vda():
         d = f["videos/00000/depth"]
         m = d[...]
         check("metric" in s(d.attrs["kind"]) and s(d.attrs["units"]) == "m" and
-              s(d.attrs["model"]) == "video_depth_anything_small_metric", "metric attributes")
+              s(d.attrs["model"]) == "video_depth_anything_small_metric" and
+              s(d.attrs["mode"]) == "offline", "metric attributes")
     check(np.array_equal(m[:24], ref[:24]), "metric: window 0 rows equal the relative run's")
     check(not np.array_equal(m[24:], ref[24:]), "metric: later rows are not aligned (differ)")
 
@@ -1190,7 +1191,8 @@ def case_vda_stream():
     with h5py.File(out1) as f:
         d = f["videos/00000/depth"]
         check(d.shape == (T, H, W) and d.dtype == np.float32, f"depth {d.shape} {d.dtype}")
-        check(s(d.attrs["model"]) == "video_depth_anything_small", "VDA model attribute")
+        check(s(d.attrs["model"]) == "video_depth_anything_small" and
+              s(d.attrs["mode"]) == "stream", "VDA model and mode attributes")
         got = d[...]
     err = float(np.abs(got - want).max())
     tol = 5e-4 * float(want.std())

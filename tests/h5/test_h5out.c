@@ -63,7 +63,7 @@ static void fill(int v, int b, int n, uint8_t *alpha, uint8_t *fgr, uint16_t *de
 
 static dm_h5_layout layout(void) {
     dm_h5_layout l = {1, DM_DTYPE_U8, 1, 1, DM_DTYPE_F16, "rvm_mobilenetv3", "ab12",
-                      "depth_anything_v2_small", "cd34", 3, 1, 0, 0};
+                      "depth_anything_v2_small", "cd34", 3, 1, 0, 0, NULL};
     return l;
 }
 

@@ -42,7 +42,7 @@ static int64_t pts_val(int v, int t) { return (int64_t)t * (v == 0 ? 512 : 1001)
 
 static dm_status write_rel(const char *path) {
     dm_h5_layout l = {1, DM_DTYPE_U8, 1, 1, DM_DTYPE_F16, "rvm_mobilenetv3", "ab12",
-                      "depth_anything_v2_small", "cd34", 3, 1, 0, 0};
+                      "depth_anything_v2_small", "cd34", 3, 1, 0, 0, NULL};
     dm_h5_meta meta = {"inputs: [a.mp4, b.mkv, c.txt]\n", 1};
     dm_h5_file *f = NULL;
     dm_status st = dm_h5_create(path, MPI_COMM_WORLD, &meta, &l, rel_videos, NV, &f);
@@ -80,7 +80,7 @@ static dm_status write_rel(const char *path) {
 
 static dm_status write_metric(const char *path) {
     dm_h5_layout l = {1, DM_DTYPE_F16, 0, 1, DM_DTYPE_F32, "rvm_mobilenetv3", "",
-                      "video_depth_anything_small_metric", "ef56", 2, 0, 1, 0};
+                      "video_depth_anything_small_metric", "ef56", 2, 0, 1, 0, "offline"};
     dm_h5_meta meta = {"inputs: [m.mp4]\n", 1};
     dm_h5_file *f = NULL;
     dm_status st = dm_h5_create(path, MPI_COMM_WORLD, &meta, &l, &met_video, 1, &f);
