@@ -63,6 +63,11 @@ dm_status pl_video_options(const dm_job *job, int i, dm_video_options *o) {
     o->max_res = job->max_res;
     o->images = dm_video_is_image_sequence(path);
     const double item = job->input_fps ? job->input_fps[i] : 0.0;
+    struct stat sb;
+    if (!o->images && item > 0.0 && stat(path, &sb) != 0)
+        return dm_error_set(DM_ERR_IO,
+                            "%s: inputs[%d]: image sequence not found (%s; a folder or a "
+                            "glob of frames)", path, i, strerror(errno));
     if (!o->images && item > 0.0)
         return dm_error_set(DM_ERR_ARG,
                             "%s: inputs[%d].fps is for image sequences (a folder or "

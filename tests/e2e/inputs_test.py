@@ -336,6 +336,8 @@ def case_bad_inputs():
         ("frame of another size", [{"path": sizes, "fps": 24}], {}, "f_00003.png"),
         ("no frame rate", [frames], {}, "frames"),
         ("fps given for a video file", [{"path": jug, "fps": 24}], {}, "juggle_256x144_ffv1.mkv"),
+        ("missing folder", [{"path": os.path.join(A.work, "no_such_frames"), "fps": 24}], {},
+         "no_such_frames"),
         ("odd max_res", [jug], {"max_res": 161}, "max_res"),
     ]
     for what, inputs, top, name in cases:
