@@ -5,7 +5,8 @@ usage: summarize.py LOG BENCH METRIC {higher|lower} [GROUP_KEY]
 Groups RESULT lines of benchmark BENCH by impl (and GROUP_KEY, e.g. size), takes the median of
 METRIC over the repeats, and prints each implementation beside torch_eager (and torch_jit if
 present) with the ratio "ours vs torch" expressed as a speed ratio (> 1: ours faster), and beside
-ours_baseline (another build of ours, run_da2_cpu.sh --baseline) when present.
+ours_ref (an earlier build of ours in the same run: run_vda_cpu.sh --ref-bin, run_da2_cpu.sh
+--baseline) when present.
 Also prints the median of every other numeric key (e.g. maxrss_mb) and all COMPARE lines.
 """
 import statistics
@@ -55,13 +56,12 @@ def main():
                   f"all=[{', '.join(r[metric] for r in rows)}] {extra}")
         if "ours" in impls:
             o = med(impls["ours"], metric)
-            # an earlier build of ours in the same run: run_vda_cpu.sh --ref-bin (ours_ref),
-            # run_da2_cpu.sh --baseline (ours_baseline)
-            for before in ("ours_ref", "ours_baseline"):
-                if before in impls:
-                    b = med(impls[before], metric)
-                    speed = o / b if sense == "higher" else b / o
-                    print(f"   speed ratio ours/{before} = {speed:.3f}x  (before/after, same run)")
+            # an earlier build of ours in the same run (run_vda_cpu.sh --ref-bin,
+            # run_da2_cpu.sh --baseline)
+            if "ours_ref" in impls:
+                b = med(impls["ours_ref"], metric)
+                speed = o / b if sense == "higher" else b / o
+                print(f"   speed ratio ours/ours_ref = {speed:.3f}x  (before/after, same run)")
             for ref in ("torch_eager", "torch_jit"):
                 if ref in impls:
                     t = med(impls[ref], metric)

@@ -10,7 +10,7 @@
 #            [--openblas-coretype SkylakeX]  (exported for our runs; torch uses MKL;
 #            DM_NO_BLAS_REEXEC=1 in the environment measures OpenBLAS's own choice)
 #            [--baseline DIR]  (a second build of ours, e.g. of main, run alternately with
-#            ours as impl=ours_baseline: before/after speed ratio in the same run)
+#            ours as impl=ours_ref: before/after speed ratio in the same run)
 #            [--no-torch]  (only ours and the baseline)
 # needs: a built bench_da2_cpu (see benchmarks/README.md), python3 with torch, numpy,
 #        safetensors, opencv-python-headless (imported by the official code); ../shared
@@ -74,7 +74,7 @@ for size in $sizes; do
     if [ -n "$baseline" ]; then
       OMP_NUM_THREADS=$threads "$baseline/benchmarks/bench_da2_cpu" --weights "$weights" \
         --height "$h" --width "$w" --runs "$runs" --threads "$threads" |
-        sed 's/ impl=ours / impl=ours_baseline /' | tee -a "$log"
+        sed 's/ impl=ours / impl=ours_ref /' | tee -a "$log"
     fi
     # torch always reads our input tensor (same values every repeat; compares each time).
     [ "$torch" = 1 ] || continue
