@@ -92,6 +92,7 @@ typedef enum dm_op_id {
     DM_OP_MAXPOOL2D,
     DM_OP_ATTENTION_QKV,
     DM_OP_IMAGE_CUBIC_NORMALIZE,
+    DM_OP_COUNT_NONFINITE,
     DM_OP_COUNT
 } dm_op_id;
 
@@ -195,6 +196,12 @@ typedef struct dm_backend_ops {
      * selects the arithmetic of DA-V2 (double) or VDA (float). */
     dm_status (*image_cubic_normalize)(dm_backend *be, const dm_tensor *rgb,
                                        const dm_image_norm_params *p, dm_tensor *y);
+    /* *count = the number of NaN, +Inf and -Inf elements of t (any shape, a float tensor of this
+     * backend: f32 on the CPU, f32/f16/bf16 on a device), computed where t lives (on a device:
+     * one reduction kernel, then an 8-byte download; waits for queued work). The pipeline's
+     * non-finite guard (issue 10: "every output frame's NaN/Inf count is computed on the
+     * device"), run on each model output before it is downloaded. */
+    dm_status (*count_nonfinite)(dm_backend *be, const dm_tensor *t, int64_t *count);
     /* Waits until queued work is done (no-op on CPU). */
     dm_status (*synchronize)(dm_backend *be);
     void (*destroy)(dm_backend *be);
@@ -281,6 +288,7 @@ dm_status dm_attention_qkv(dm_backend *be, const dm_tensor *qkv, int heads, floa
                            dm_tensor *o);
 dm_status dm_image_cubic_normalize(dm_backend *be, const dm_tensor *rgb,
                                    const dm_image_norm_params *p, dm_tensor *y);
+dm_status dm_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *count);
 dm_status dm_channel_affine(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
                             const dm_tensor *shift, dm_tensor *y);
 dm_status dm_image_from_u8(dm_backend *be, const dm_tensor *rgb, dm_tensor *y);

@@ -86,6 +86,12 @@ dm_status da2_infer_u8(da2_ctx *c, const uint8_t *rgb, float *depth);
 dm_status da2_infer_u8_batch(da2_ctx *c, const uint8_t *const *rgb, int n, float *depth,
                              int model_size);
 
+/* Number of NaN/+Inf/-Inf values in frame i (0 <= i < n) of the depth of the last
+ * da2_infer_u8_batch, counted on the backend before the download (dm_count_nonfinite: on a
+ * device the count runs there, the host never scans the frame). 0 for other i. The pipeline's
+ * non-finite guard (docs/gpu.md "Non-finite guard"). */
+int64_t da2_ctx_nonfinite(const da2_ctx *c, int i);
+
 /* Intermediate tensors of the last forward, for tests (valid until the next call / free). */
 typedef struct da2_taps {
     const dm_tensor *input;        /* (B, 3, h, w) preprocessed input (on the backend) */

@@ -120,6 +120,11 @@ dm_status rvm_forward(rvm_state *s, const dm_tensor *src, dm_tensor *fgr, dm_ten
  * fgr (3, H, W) planar f32 or NULL, pha (H, W) f32; host (CPU) memory. */
 dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *pha);
 
+/* Number of NaN/+Inf/-Inf values in pha (+ fgr when it was computed) of the last
+ * rvm_forward_u8, counted on the backend before the download (dm_count_nonfinite): the
+ * pipeline's non-finite guard. */
+int64_t rvm_state_nonfinite(const rvm_state *s);
+
 /* The recurrent state after the last frame, for tests: i = 1..4, shapes (1, 16, h/2, w/2),
  * (1, 20, h/4, w/4), (1, 40, h/8, w/8), (1, 64, h/16, w/16) (MobileNetV3; ResNet50 16, 32, 64,
  * 128 channels) with sizes rounded up (h x w = internal size). NULL for another i. */

@@ -108,6 +108,10 @@ void vda_window_frames(int k, int64_t frames, int64_t idx[VDA_WINDOW]);
  * CPU, >= 0, not yet aligned. */
 dm_status vda_window_run(vda_ctx *c, float *raw);
 
+/* Number of NaN/+Inf/-Inf values in raw of the last vda_window_run, counted on the backend
+ * before the download (dm_count_nonfinite): the pipeline's non-finite guard. */
+int64_t vda_ctx_nonfinite(const vda_ctx *c);
+
 /* Convenience for any rank: preprocesses rgb[s] (frames as listed by vda_window_frames) into
  * the slots and runs vda_window_run. */
 dm_status vda_window_depth(vda_ctx *c, const uint8_t *const rgb[VDA_WINDOW], float *raw);
@@ -212,6 +216,10 @@ void vda_stream_reset(vda_stream *s);
  * size). Errors: those of the engine ops (DM_ERR_SHAPE, DM_ERR_UNSUPPORTED, device errors);
  * after an error the stream must be reset. */
 dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth);
+
+/* Number of NaN/+Inf/-Inf values in depth of the last vda_stream_push, counted on the backend
+ * before the download (dm_count_nonfinite): the pipeline's non-finite guard. */
+int64_t vda_stream_nonfinite(const vda_stream *s);
 
 /* Frames pushed since init / reset. */
 int64_t vda_stream_frames(const vda_stream *s);

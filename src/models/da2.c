@@ -31,6 +31,7 @@ struct da2_ctx {
      * (other backends, DM_CUDA_GRAPHS=0, or a capture that failed: eager from then on) */
     int graph_state;
     dm_cuda_graph *graph;
+    int64_t nonfinite[1024]; /* NaN/Inf count per frame of the last forward (on the backend) */
 };
 
 /* image2tensor's normalisation (ImageNet mean / std) with the double arithmetic of its
@@ -293,6 +294,20 @@ static dm_status forward_frames(da2_ctx *c, const uint8_t *const *rgb, int n) {
     return da2_forward(c, &c->input, NULL);
 }
 
+/* Counts each of the first n frames of t (n, ...) where t lives (dm_count_nonfinite). */
+static dm_status count_frames(da2_ctx *c, const dm_tensor *t, int n) {
+    const int64_t per = dm_tensor_numel(t) / t->shape[0];
+    int64_t s_one[DM_MAX_DIMS];
+    memcpy(s_one, t->shape, sizeof(int64_t) * t->ndim);
+    s_one[0] = 1;
+    for (int i = 0; i < n; i++) {
+        dm_tensor one = dm_tensor_sub(t, i * per, t->ndim, s_one);
+        dm_status st = dm_count_nonfinite(c->be, &one, &c->nonfinite[i]);
+        if (st) return st;
+    }
+    return DM_OK;
+}
+
 dm_status da2_infer_u8_batch(da2_ctx *c, const uint8_t *const *rgb, int n, float *depth,
                              int model_size) {
     dm_status st = forward_frames(c, rgb, n);
@@ -302,15 +317,23 @@ dm_status da2_infer_u8_batch(da2_ctx *c, const uint8_t *const *rgb, int n, float
     dm_tensor_view(&out, depth, DM_DTYPE_F32, 4, s_out);
     if (model_size) { /* the head output itself, first n frames, one download */
         dm_tensor head = dm_tensor_sub(&c->head.out, 0, 4, s_out);
+        if ((st = count_frames(c, &head, n))) return st;
         return dm_copy(c->be, &head, &out);
     }
-    if (c->be->device == DM_DEVICE_CPU && c->batch == n)
-        return dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &out);
-    /* resize all B on the backend, then copy (download) the first n frames */
+    if (c->be->device == DM_DEVICE_CPU && c->batch == n) {
+        st = dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &out);
+        return st ? st : count_frames(c, &out, n);
+    }
+    /* resize all B on the backend, count there, then copy (download) the first n frames */
     if ((st = dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &c->depth_dev)))
         return st;
     dm_tensor first = dm_tensor_sub(&c->depth_dev, 0, 4, s_out);
+    if ((st = count_frames(c, &first, n))) return st;
     return dm_copy(c->be, &first, &out);
+}
+
+int64_t da2_ctx_nonfinite(const da2_ctx *c, int i) {
+    return i >= 0 && i < c->batch ? c->nonfinite[i] : 0;
 }
 
 void da2_ctx_taps(const da2_ctx *c, da2_taps *t) {

@@ -321,12 +321,24 @@ dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *ph
     dm_tensor_view(&p, pha, DM_DTYPE_F32, 4, pshape);
     dm_status st = dm_image_from_u8(s->be, &in, &s->src);
     if (st) return st;
-    if (s->be->device == DM_DEVICE_CPU) return rvm_forward(s, &s->src, fgr ? &f : NULL, &p);
-    /* device outputs, then one download each (dm_copy into host memory waits for it) */
-    if ((st = rvm_forward(s, &s->src, fgr ? &s->out_fgr : NULL, &s->out_pha)) ||
-        (fgr && (st = dm_copy(s->be, &s->out_fgr, &f))))
+    /* the outputs where the backend computes them (host views on the CPU, device tensors
+     * elsewhere), counted for the non-finite guard there, then one download each (dm_copy
+     * into host memory waits for it) */
+    const int dev = s->be->device != DM_DEVICE_CPU;
+    dm_tensor *of = fgr ? (dev ? &s->out_fgr : &f) : NULL, *op = dev ? &s->out_pha : &p;
+    int64_t bad_fgr = 0;
+    s->nonfinite = 0;
+    if ((st = rvm_forward(s, &s->src, of, op)) || (st = dm_count_nonfinite(s->be, op, &s->nonfinite)) ||
+        (of && (st = dm_count_nonfinite(s->be, of, &bad_fgr))))
         return st;
+    s->nonfinite += bad_fgr;
+    if (!dev) return DM_OK;
+    if (fgr && (st = dm_copy(s->be, &s->out_fgr, &f))) return st;
     return dm_copy(s->be, &s->out_pha, &p);
+}
+
+int64_t rvm_state_nonfinite(const rvm_state *s) {
+    return s->nonfinite;
 }
 
 const dm_tensor *rvm_state_recurrent(const rvm_state *s, int i) {

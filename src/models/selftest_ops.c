@@ -286,6 +286,47 @@ out:
     bufs_free(&b);
 }
 
+/* count_nonfinite (the pipeline's non-finite guard), per frame of an (N, 1, H, W) output as
+ * the models count: p = N, H, W; frame i gets i NaN, i +Inf and one -Inf when i is odd. The
+ * counts must equal the injected numbers exactly, on the reference and on the backend (whose
+ * storage dtype keeps NaN and both infinities). */
+static void run_count_nonfinite(st_ctx *c, const st_case *k, unsigned seed) {
+    const int *p = k->p;
+    const int64_t xs[4] = {p[0], 1, p[1], p[2]}, one[4] = {1, 1, p[1], p[2]};
+    const int64_t per = (int64_t)p[1] * p[2];
+    float want[16], ref[16], got[16];
+    bufs b = {0};
+    dm_status st;
+    if (p[0] > 16 || per < 64) {
+        st = dm_error_set(DM_ERR_ARG, "count_nonfinite case: at most 16 frames of >= 64 values");
+        goto out;
+    }
+    TRY(st_host_rand(c, &b.h[0], 4, xs, 4.f, 0.f, seed));
+    float *v = dm_f32(&b.h[0]);
+    for (int i = 0; i < p[0]; i++) {
+        float *f = v + i * per;
+        int64_t at = 7;
+        for (int j = 0; j < i; j++, at += 13) f[at % per] = NAN;
+        for (int j = 0; j < i; j++, at += 13) f[at % per] = INFINITY;
+        if (i & 1) f[(at + 13) % per] = -INFINITY;
+        want[i] = (float)(2 * i + (i & 1));
+    }
+    TRY(upload_all(c, &b, 1));
+    for (int i = 0; i < p[0]; i++) {
+        int64_t nr = -1, nb = -1;
+        dm_tensor hr = dm_tensor_sub(&b.h[0], i * per, 4, one);
+        dm_tensor dr = dm_tensor_sub(&b.d[0], i * per, 4, one);
+        TRY(dm_count_nonfinite(c->ref, &hr, &nr));
+        TRY(dm_count_nonfinite(c->be, &dr, &nb));
+        ref[i] = (float)nr, got[i] = (float)nb;
+    }
+    st_compare(c, k->op, "CPU reference = injected", ref, want, p[0], 0, -1);
+    st_compare(c, k->op, k->what, got, want, p[0], 0, -1);
+out:
+    if (st) st_fail(c, k->op, k->what, dm_error_message());
+    bufs_free(&b);
+}
+
 /* resize: p = H, W, Ho, Wo, mode, align_corners; d = scale_h, scale_w (0: from the sizes) */
 static void run_resize(st_ctx *c, const st_case *k, unsigned seed) {
     const int *p = k->p;
@@ -586,6 +627,7 @@ static const st_case k_cases[] = {
      {1, 37, 53, 42, 56, DM_CUBIC_F64}, {0, 0}},
     {"image_cubic_normalize", "VDA f32 2x45x80->42x70", run_image_cubic,
      {2, 45, 80, 42, 70, DM_CUBIC_F32}, {0, 0}},
+    {"count_nonfinite", "4 frames 37x53", run_count_nonfinite, {4, 37, 53}, {0, 0}},
     {"resize", "bilinear up", run_resize, {9, 13, 20, 31, DM_RESIZE_BILINEAR, 0}, {0, 0}},
     {"resize", "bilinear down", run_resize, {36, 64, 18, 32, DM_RESIZE_BILINEAR, 0}, {0, 0}},
     {"resize", "bilinear align_corners", run_resize,

@@ -43,6 +43,7 @@ struct vda_ctx {
      * the CPU): the CPU reference recomputes a window from these frames (vda_ctx_copy_input),
      * i.e. from its own float32 preprocessing, not from the device's rounded input */
     uint8_t *rgb_win;
+    int64_t nonfinite;   /* NaN/Inf in the depth of the last vda_window_run (on the backend) */
 };
 
 /* infer_video_depth's transform: float32 image, cv2.resize on it, ImageNet normalisation with
@@ -223,12 +224,21 @@ dm_status vda_window_run(vda_ctx *c, float *raw) {
     const int64_t s_raw[] = {VDA_WINDOW, 1, c->src_h, c->src_w};
     dm_tensor host;
     dm_tensor_view(&host, raw, DM_DTYPE_F32, 4, s_raw);
-    if (c->be->device == DM_DEVICE_CPU)
-        return dm_resize(c->be, &c->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &host);
+    c->nonfinite = 0;
+    if (c->be->device == DM_DEVICE_CPU) {
+        st = dm_resize(c->be, &c->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &host);
+        return st ? st : dm_count_nonfinite(c->be, &host, &c->nonfinite);
+    }
+    /* counted on the device (the non-finite guard), then downloaded */
     if ((st = dm_resize(c->be, &c->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &c->raw_dev)) ||
+        (st = dm_count_nonfinite(c->be, &c->raw_dev, &c->nonfinite)) ||
         (st = dm_copy(c->be, &c->raw_dev, &host)))
         return st;
     return dm_synchronize(c->be);
+}
+
+int64_t vda_ctx_nonfinite(const vda_ctx *c) {
+    return c->nonfinite;
 }
 
 dm_status vda_window_depth(vda_ctx *c, const uint8_t *const rgb[VDA_WINDOW], float *raw) {

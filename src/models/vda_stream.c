@@ -38,7 +38,12 @@ struct vda_stream {
     int len;
     int refs[VDA_STREAM_CACHE]; /* list entries per slot */
     int64_t id;                 /* frames done */
+    int64_t nonfinite;          /* NaN/Inf in the depth of the last push (on the backend) */
 };
+
+int64_t vda_stream_nonfinite(const vda_stream *s) {
+    return s->nonfinite;
+}
 
 void vda_stream_free(vda_stream *s) {
     if (!s) return;
@@ -181,9 +186,12 @@ dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth) {
     const int64_t s_out[] = {1, 1, s->src_h, s->src_w};
     dm_tensor host;
     dm_tensor_view(&host, depth, DM_DTYPE_F32, 4, s_out);
+    s->nonfinite = 0;
     if (be->device == DM_DEVICE_CPU) {
-        st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &host);
+        if (!(st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &host)))
+            st = dm_count_nonfinite(be, &host, &s->nonfinite);
     } else if (!(st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &s->out_dev)) &&
+               !(st = dm_count_nonfinite(be, &s->out_dev, &s->nonfinite)) && /* on the device */
                !(st = dm_copy(be, &s->out_dev, &host))) {
         st = dm_synchronize(be);
     }

@@ -246,6 +246,16 @@ static dm_status image_cubic_normalize_emu(dm_backend *be, const dm_tensor *rgb,
     return finish(be, DM_OP_IMAGE_CUBIC_NORMALIZE, st, y);
 }
 
+/* Counted on the tensor's memory (the emulated device's), as CUDA counts in device memory. */
+static dm_status count_nonfinite_emu(dm_backend *be, const dm_tensor *t, int64_t *count) {
+    const char *opn = "count_nonfinite";
+    dm_status st;
+    *count = 0;
+    DEV(t, "t");
+    dm_tensor ht = host(t);
+    return count_nonfinite_cpu(ctx_of(be)->cpu, &ht, count);
+}
+
 static dm_status channel_affine_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
                                     const dm_tensor *shift, dm_tensor *y) {
     const char *opn = "channel_affine";
@@ -390,6 +400,7 @@ static const dm_backend_ops emu_ops = {
     .maxpool2d = maxpool2d_emu,
     .attention_qkv = attention_qkv_emu,
     .image_cubic_normalize = image_cubic_normalize_emu,
+    .count_nonfinite = count_nonfinite_emu,
     .synchronize = NULL,
     .destroy = destroy_emu,
 };

@@ -89,6 +89,12 @@ dm_status dm_image_cubic_normalize(dm_backend *be, const dm_tensor *rgb,
     return be->ops->image_cubic_normalize(be, rgb, p, y);
 }
 
+dm_status dm_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *count) {
+    *count = 0;
+    if (!be->ops->count_nonfinite) return missing(be, "count_nonfinite");
+    return be->ops->count_nonfinite(be, t, count);
+}
+
 dm_status dm_channel_affine(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
                             const dm_tensor *shift, dm_tensor *y) {
     if (!be->ops->channel_affine) return missing(be, "channel_affine");
@@ -186,7 +192,7 @@ static const char *const op_names[DM_OP_COUNT] = {
     "activation", "binary",          "attention",      "resize",        "avgpool2d",
     "global_avgpool2d", "channel_affine", "image_from_u8", "guided_coeffs", "matting_compose",
     "permute",   "concat",           "copy",           "alloc",         "maxpool2d",
-    "attention_qkv", "image_cubic_normalize",
+    "attention_qkv", "image_cubic_normalize", "count_nonfinite",
 };
 
 const char *dm_op_name(dm_op_id op) {
@@ -218,6 +224,7 @@ static const void *op_entry(const dm_backend_ops *o, dm_op_id op) {
     case DM_OP_MAXPOOL2D: return (const void *)o->maxpool2d;
     case DM_OP_ATTENTION_QKV: return (const void *)o->attention_qkv;
     case DM_OP_IMAGE_CUBIC_NORMALIZE: return (const void *)o->image_cubic_normalize;
+    case DM_OP_COUNT_NONFINITE: return (const void *)o->count_nonfinite;
     case DM_OP_COUNT: break;
     }
     return NULL;

@@ -79,13 +79,12 @@ static dm_status ref_models(da2_stage *d, int H, int W) {
  * with NaN/Inf in float16/bfloat16 is recomputed in float32 on the CPU reference and counted;
  * still non-finite (or already float32) -> an error naming video, frame, stage. */
 static dm_status check(da2_stage *d, const pl_unit *u, int64_t frame, const uint8_t *rgb,
-                       float *depth, size_t n) {
+                       float *depth, size_t n, int64_t bad) {
     const pl_stage_env *env = &d->base.env;
     const dm_job *job = &env->c->job;
     const int model_size = job->depth.output_size == DM_DEPTH_SIZE_MODEL;
     const int verify = pl_verify_wanted(env, d->verified);
     const char *path = u->info->path;
-    int64_t bad = pl_count_nonfinite(depth, n);
     if (!verify && (!bad || env->be->precision == DM_DTYPE_F32)) {
         if (bad) goto nonfinite;
         return DM_OK;
@@ -138,7 +137,8 @@ static dm_status run_batch(da2_stage *d, const pl_unit *u, const uint8_t *last, 
     for (int j = 0; j < d->nb; j++) {
         float *x = d->depth_f + (size_t)j * dpx;
         const int64_t t = d->done + j;
-        if ((st = check(d, u, u->begin + t, rgb[j], x, dpx))) return st;
+        if ((st = check(d, u, u->begin + t, rgb[j], x, dpx, da2_ctx_nonfinite(d->dc, j))))
+            return st;
         for (size_t i = 0; i < dpx; i++) {
             if (depth_f16)
                 ((uint16_t *)rows->depth)[t * dpx + i] = dm_f32_to_f16(x[i]);

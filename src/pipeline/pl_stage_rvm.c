@@ -102,10 +102,9 @@ static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int6
 
 /* The non-finite guard: a recurrent frame cannot be recomputed alone (its state came from the
  * frames before), so a NaN/Inf output stops the video with a message that says so. */
-static dm_status guard(const rvm_stage *r, const pl_unit *u, int64_t frame, size_t px, int fgr) {
+static dm_status guard(const rvm_stage *r, const pl_unit *u, int64_t frame) {
     const dm_backend *be = r->base.env.be;
-    int64_t bad = pl_count_nonfinite(r->pha_f, px);
-    if (fgr) bad += pl_count_nonfinite(r->fgr_f, 3 * px);
+    const int64_t bad = rvm_state_nonfinite(r->rs); /* counted on the backend */
     if (!bad) return DM_OK;
     return dm_error_set(DM_ERR_NONFINITE,
                         "%s: frame %lld: RVM output has %lld NaN/Inf values "
@@ -137,7 +136,7 @@ static dm_status rvm_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f
     if (st) return st;
     if ((st = verify(r, u, f->rgb, f->index, want_fgr))) return st;
     if (!row) return DM_OK; /* warm-up context: discarded */
-    if ((st = guard(r, u, f->index, px, want_fgr))) return st;
+    if ((st = guard(r, u, f->index))) return st;
     const int64_t t = r->pushed;
     /* alpha uint8 = round(clamp(a, 0, 1) * 255): lrintf rounds half to even, which only
      * matters for exact .5 values that float alphas essentially never hit. */

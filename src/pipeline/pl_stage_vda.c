@@ -97,7 +97,7 @@ static dm_status check_window(vda_stage *v, const pl_unit *u) {
     const dm_video_info *info = u->info;
     const int k = u->window;
     const size_t n = (size_t)VDA_WINDOW * info->width * info->height;
-    const int64_t bad = pl_count_nonfinite(v->raw, n);
+    const int64_t bad = vda_ctx_nonfinite(v->ctx); /* counted on the backend */
     const int verify = pl_verify_wanted(env, v->verified);
     const int redo = bad && env->be->precision != DM_DTYPE_F32;
     if (!verify && !redo) {

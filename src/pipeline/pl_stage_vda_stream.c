@@ -119,7 +119,7 @@ static dm_status vdas_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *
         v->video = -1; /* the stream's state is undefined after an error */
         return st;
     }
-    const int64_t bad = pl_count_nonfinite(v->depth, px);
+    const int64_t bad = vda_stream_nonfinite(v->s); /* counted on the backend */
     if (bad) {
         v->video = -1;
         return dm_error_set(DM_ERR_NONFINITE,

@@ -81,6 +81,7 @@ static const dm_backend_ops cpu_ops = {
     .maxpool2d = maxpool2d_cpu,
     .attention_qkv = attention_qkv_cpu,
     .image_cubic_normalize = image_cubic_normalize_cpu,
+    .count_nonfinite = count_nonfinite_cpu,
     .synchronize = NULL,
     .destroy = NULL,
 };

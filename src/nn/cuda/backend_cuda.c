@@ -344,6 +344,8 @@ static const dm_backend_ops cuda_ops = {
     /* the packed-qkv attention of backend_cuda.h is the table's attention_qkv */
     .attention_qkv = dm_cuda_attention_qkv,
     .image_cubic_normalize = image_cubic_normalize_cuda,
+    /* the counter of backend_cuda.h is the table's count_nonfinite */
+    .count_nonfinite = dm_cuda_count_nonfinite,
     .synchronize = synchronize_cuda,
     .destroy = destroy_cuda,
 };
