@@ -107,6 +107,20 @@ double rvm_state_ratio(const rvm_state *s);
  * of dm_copy on a device backend (the zeros are copied from the host). */
 dm_status rvm_state_reset(rvm_state *s);
 
+/* Saves the recurrent state r1..r4 into a checkpoint of the state on its own backend (device
+ * to device copies on a device; allocated on the first call, reused after). The pipeline takes
+ * one before every reduced-precision frame so that a frame with NaN/Inf outputs can be
+ * recomputed in float32 from the state it started from (docs/gpu.md "Non-finite guard").
+ * Errors: allocation / copy errors of the backend. */
+dm_status rvm_state_checkpoint(rvm_state *s);
+
+/* dst's recurrent state := src's checkpoint (from_checkpoint != 0) or src's current state.
+ * The two states have the same frame size, downsample ratio and variant; they may live on
+ * different backends (one of them on the CPU; the values are converted to dst's dtype) and
+ * the copy is complete on return. Errors: DM_ERR_ARG (no checkpoint yet, two device backends),
+ * DM_ERR_SHAPE (state sizes differ), copy errors. */
+dm_status rvm_state_copy_recurrent(rvm_state *dst, const rvm_state *src, int from_checkpoint);
+
 /* Frees a state (NULL is ignored). */
 void rvm_state_free(rvm_state *s);
 

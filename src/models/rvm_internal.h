@@ -110,6 +110,7 @@ struct rvm_state {
     dm_tensor out_fgr, out_pha;     /* non-CPU backends: device outputs of rvm_forward_u8 */
     dm_tensor zero;                 /* non-CPU backends: host zeros for rvm_state_reset */
     int64_t nonfinite;              /* NaN/Inf in pha (+ fgr) of the last rvm_forward_u8 */
+    dm_tensor ckpt[5];              /* ckpt[1..4]: r1..r4 at the last rvm_state_checkpoint */
 };
 
 /* Channel-slice view of a (1, C, h, w) buffer: channels [c0, c0 + c) with spatial size h x w

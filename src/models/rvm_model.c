@@ -261,8 +261,40 @@ dm_status rvm_state_reset(rvm_state *s) {
     return DM_OK;
 }
 
+dm_status rvm_state_checkpoint(rvm_state *s) {
+    dm_status st;
+    for (int k = 1; k <= 4; k++) {
+        if (!s->ckpt[k].data && /* once per state: later calls reuse it */
+            (st = dm_alloc(s->be, &s->ckpt[k], s->rec[k].dtype, s->rec[k].ndim, s->rec[k].shape)))
+            return st;
+        if ((st = dm_copy(s->be, &s->rec[k], &s->ckpt[k]))) return st;
+    }
+    return DM_OK;
+}
+
+dm_status rvm_state_copy_recurrent(rvm_state *dst, const rvm_state *src, int from_checkpoint) {
+    if (dst->be->device != DM_DEVICE_CPU && src->be->device != DM_DEVICE_CPU && dst->be != src->be)
+        return dm_error_set(DM_ERR_ARG, "rvm: recurrent state between two device backends");
+    /* the side that is not on the CPU does the copy (upload / download, dtype conversion) */
+    dm_backend *be = dst->be->device != DM_DEVICE_CPU ? dst->be : src->be;
+    for (int k = 1; k <= 4; k++) {
+        const dm_tensor *from = from_checkpoint ? &src->ckpt[k] : &src->rec[k];
+        if (!from->data)
+            return dm_error_set(DM_ERR_ARG, "rvm: no checkpoint of the recurrent state");
+        if (dm_tensor_numel(from) != dm_tensor_numel(&dst->rec[k]))
+            return dm_error_set(DM_ERR_SHAPE, "rvm: recurrent state r%d of %lld values into one "
+                                "of %lld (another frame size or downsample_ratio)", k,
+                                (long long)dm_tensor_numel(from),
+                                (long long)dm_tensor_numel(&dst->rec[k]));
+        dm_status st = dm_copy(be, from, &dst->rec[k]);
+        if (st) return st;
+    }
+    return dm_synchronize(be);
+}
+
 void rvm_state_free(rvm_state *s) {
     if (!s) return;
+    for (int k = 1; k <= 4; k++) dm_tensor_free(&s->ckpt[k]);
     dm_tensor *all[] = {&s->src, &s->norm, &s->enc[0], &s->enc[1], &s->enc[2], &s->enc[3],
                         &s->se_pool, &s->se_mid, &s->se_gate, &s->f4, &s->aspp_gate,
                         &s->aspp_pool, &s->cat[0], &s->cat[1], &s->cat[2], &s->cat[3],

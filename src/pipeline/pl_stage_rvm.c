@@ -63,14 +63,10 @@ static dm_status rvm_begin(pl_stage *s, const pl_unit *u) {
     return DM_OK;
 }
 
-/* The rank's first frame after a cold start (runtime.verify first_frame) or every frame (all),
- * recomputed on the CPU from the same cold state. */
-static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64_t frame,
-                        int fgr) {
-    const pl_stage_env *env = &r->base.env;
-    const dm_job *job = &env->c->job;
-    if (!pl_verify_wanted(env, r->verified)) return DM_OK;
-    const double t0 = pl_now();
+/* The CPU reference (runtime.verify, the non-finite guard's recompute): backend, model, a
+ * state of the unit's frame size and the output buffer, made on first use. */
+static dm_status ref_models(rvm_stage *r, const pl_unit *u) {
+    const dm_job *job = &r->base.env.c->job;
     const int H = u->info->height, W = u->info->width;
     const size_t px = (size_t)W * H;
     dm_status st = DM_OK;
@@ -87,12 +83,27 @@ static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int6
         st = rvm_model_load_variant(&r->ref_rvm, job->matting.weights, variant(job), r->ref_be);
     if (!st && !r->ref_rs)
         st = rvm_state_init(&r->ref_rs, r->ref_rvm, r->ref_be, H, W, job->matting.downsample_ratio);
+    return st;
+}
+
+/* The rank's first frame after a cold start (runtime.verify first_frame) or every frame (all),
+ * recomputed on the CPU from the same cold state. A non-finite device output is not compared
+ * here: the guard below recomputes or reports it. */
+static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64_t frame,
+                        int fgr) {
+    const pl_stage_env *env = &r->base.env;
+    const dm_job *job = &env->c->job;
+    if (!pl_verify_wanted(env, r->verified)) return DM_OK;
+    const double t0 = pl_now();
+    const size_t px = (size_t)u->info->width * u->info->height;
+    dm_status st = ref_models(r, u);
     if (!st && job->runtime.verify != DM_VERIFY_ALL) st = rvm_state_reset(r->ref_rs);
     float *rf = r->ref_out, *rp = r->ref_out + 3 * px;
     if (!st) st = rvm_forward_u8(r->ref_rs, rgb, fgr ? rf : NULL, rp);
-    if (!st)
+    const int bad = rvm_state_nonfinite(r->rs) != 0;
+    if (!st && !bad)
         st = pl_stage_verify(env, DM_TOL_RVM, "RVM alpha", u->info->path, frame, r->pha_f, rp, px);
-    if (!st && fgr)
+    if (!st && !bad && fgr)
         st = pl_stage_verify(env, DM_TOL_RVM, "RVM foreground", u->info->path, frame, r->fgr_f, rf,
                              3 * px);
     r->verified = 1;
@@ -100,20 +111,43 @@ static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int6
     return st;
 }
 
-/* The non-finite guard: a recurrent frame cannot be recomputed alone (its state came from the
- * frames before), so a NaN/Inf output stops the video with a message that says so. */
-static dm_status guard(const rvm_stage *r, const pl_unit *u, int64_t frame) {
-    const dm_backend *be = r->base.env.be;
-    const int64_t bad = rvm_state_nonfinite(r->rs); /* counted on the backend */
+/* The non-finite guard, on every frame (a warm-up frame's state feeds the rows after it), with
+ * the count made on the backend (rvm_state_nonfinite). In float16/bfloat16 the frame is
+ * recomputed in float32 on the CPU reference from the recurrent state it started from (the
+ * checkpoint rvm_push takes before each frame), its outputs replace the device's, and the
+ * device continues from the reference's new state; counted in recomputed_frames. Still
+ * non-finite, or already float32: an error naming video, frame and stage. */
+static dm_status guard(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64_t frame,
+                       int fgr) {
+    const pl_stage_env *env = &r->base.env;
+    const dm_backend *be = env->be;
+    const int64_t bad = rvm_state_nonfinite(r->rs);
     if (!bad) return DM_OK;
+    int64_t still = bad;
+    if (be->precision != DM_DTYPE_F32) {
+        const double t0 = pl_now();
+        dm_status st = ref_models(r, u);
+        if (!st) st = rvm_state_copy_recurrent(r->ref_rs, r->rs, 1);
+        if (!st) st = rvm_forward_u8(r->ref_rs, rgb, fgr ? r->fgr_f : NULL, r->pha_f);
+        if (!st) still = rvm_state_nonfinite(r->ref_rs);
+        if (!st && !still) st = rvm_state_copy_recurrent(r->rs, r->ref_rs, 0);
+        env->stats->verify_s += pl_now() - t0;
+        if (st) return st;
+        if (!still) {
+            env->stats->recomputed_frames++;
+            fprintf(stderr,
+                    "depthmatte: %s: frame %lld: %lld NaN/Inf RVM values in %s; recomputed in "
+                    "float32\n",
+                    u->info->path, (long long)frame, (long long)bad,
+                    dm_dtype_name(be->precision));
+            return DM_OK;
+        }
+    }
     return dm_error_set(DM_ERR_NONFINITE,
-                        "%s: frame %lld: RVM output has %lld NaN/Inf values "
-                        "(%s backend, %s); nothing of this frame is written%s",
-                        u->info->path, (long long)frame, (long long)bad, be->ops->name,
-                        dm_dtype_name(be->precision),
-                        be->precision != DM_DTYPE_F32 ? ": run with runtime.precision "
-                                                        "float32"
-                                                      : "");
+                        "%s: frame %lld: RVM output has %lld NaN/Inf values in float32 (%s "
+                        "backend%s); nothing of this frame is written",
+                        u->info->path, (long long)frame, (long long)still, be->ops->name,
+                        be->precision != DM_DTYPE_F32 ? ", recomputed on the CPU reference" : "");
 }
 
 static inline float clamp01(float x) {
@@ -131,12 +165,15 @@ static dm_status rvm_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f
         return dm_error_set(DM_ERR_ARG, "%s: RVM got frame %lld, expected %lld", u->info->path,
                             (long long)f->index, (long long)(u->begin + r->pushed));
     double t1 = pl_now();
-    dm_status st = rvm_forward_u8(r->rs, f->rgb, want_fgr ? r->fgr_f : NULL, r->pha_f);
+    dm_status st = DM_OK;
+    /* reduced precision: the state this frame starts from, for the guard's recompute */
+    if (s->env.be->precision != DM_DTYPE_F32) st = rvm_state_checkpoint(r->rs);
+    if (!st) st = rvm_forward_u8(r->rs, f->rgb, want_fgr ? r->fgr_f : NULL, r->pha_f);
     s->env.stats->inference_s += pl_now() - t1;
     if (st) return st;
     if ((st = verify(r, u, f->rgb, f->index, want_fgr))) return st;
+    if ((st = guard(r, u, f->rgb, f->index, want_fgr))) return st;
     if (!row) return DM_OK; /* warm-up context: discarded */
-    if ((st = guard(r, u, f->index))) return st;
     const int64_t t = r->pushed;
     /* alpha uint8 = round(clamp(a, 0, 1) * 255): lrintf rounds half to even, which only
      * matters for exact .5 values that float alphas essentially never hit. */

@@ -1047,7 +1047,10 @@ def case_device():
     - float16 with NaNs injected into the reduced-precision resizes (the last op of DA-V2; a NaN
       inside the ViT can be swallowed by a later ReLU): every frame recomputed in
       float32 (counted in /ranks), rows bitwise equal to the CPU run, all finite;
-    - NaNs also in float32: an error naming video, frame and stage; no row written;
+    - RVM float16 with a NaN in every frame's alpha: each frame (warm-up included) recomputed
+      in float32 from its starting state (checkpoint), rows equal to the CPU run up to the
+      float16 storage of the state between frames;
+    - NaNs also in float32 (DA-V2, RVM): an error naming video, frame and stage; no row written;
     - runtime.backend cuda without a GPU: one clear line, non-zero exit, no hang."""
     clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
     rvm_w = shared("models/rvm_mobilenetv3.safetensors")
@@ -1131,6 +1134,31 @@ def case_device():
     check(bool(np.all(np.isfinite(b))) and np.array_equal(a, b),
           "vda f16 + NaN: recomputed windows equal to the CPU float32 run")
     check(int(ranks(vout, "recomputed_frames").sum()) >= 32, "vda f16 + NaN: windows counted")
+    # RVM is recurrent: a float16 frame with NaNs is recomputed in float32 from the state it
+    # started from (a checkpoint taken before each frame) and the device continues from the
+    # reference's new state. With a NaN in every frame's alpha, every frame is the CPU's
+    # computation; the state between frames is stored in float16 on the device (as on a GPU),
+    # so rows after a chunk's first frame may differ from the CPU run by that rounding: the
+    # bound is the pipeline check's (tests/gpu/compare_h5.py: alpha <= 2 levels max, 0.05
+    # mean); the first frame of each chunk (cold state) must be bitwise equal.
+    mj, mout = job("rvm_f16_nan", "emulated", precision="float16", matting=True, verify="off")
+    rc, _, err = run(2, mj, env_extra={"DM_TEST_EMU_FAULT": "matting_compose:nan"})
+    check(rc == 0 and "recomputed in float32" in err and "RVM" in err,
+          f"rvm f16 + NaN: exit 0, reported ({err.strip()[-300:]})")
+    a, _ = rows(os.path.join(A.work, "rvm_cpu.h5"), "alpha")
+    b, done = rows(mout, "alpha")
+    d = np.abs(a.astype(np.int32) - b.astype(np.int32))
+    check(bool(np.all(done == 1)) and np.array_equal(a[0], b[0]) and int(d.max()) <= 2
+          and float(d.mean()) <= 0.05,
+          f"rvm f16 + NaN: alpha rows = the CPU float32 run (frame 0 bitwise, max {d.max()}, "
+          f"mean {d.mean():.4f} levels)")
+    rec = ranks(mout, "recomputed_frames")
+    # 8 rows + the 2 warm-up frames of the second chunk (its state feeds its rows)
+    check(int(rec.sum()) == 10, f"rvm f16 + NaN: rows and warm-up frames counted (/ranks {rec})")
+    mj, mout = job("rvm_f32_nan", "emulated", matting=True, verify="off")
+    rc, _, err = run(2, mj, env_extra={"DM_TEST_EMU_FAULT": "matting_compose:nan-always"})
+    check(rc != 0 and "RVM output has" in err and "frame 0" in err and clip in err,
+          f"rvm f32 + NaN: error names video, frame, stage ({err.strip()[-300:]})")
     # NaN in float32: an error naming video, frame and stage
     fj, fout = job("da2_f32_nan", "emulated", verify="off")
     rc, _, err = run(2, fj, env_extra={"DM_TEST_EMU_FAULT": "resize:nan-always"})
