@@ -23,7 +23,8 @@ static void *compute_main(void *arg) {
     pl_compute *cp = &w->cp;
     pthread_mutex_lock(&cp->mu);
     for (;;) {
-        while (!cp->posted && !cp->quit) pthread_cond_wait(&cp->cv, &cp->mu);
+        while (!cp->posted && !cp->quit)
+            pthread_cond_wait(&cp->cv, &cp->mu);
         if (cp->quit) break;
         const pl_unit u = cp->u;
         const int do_pop = cp->pop;
@@ -61,7 +62,8 @@ static void *compute_start(void *arg) {
 
 dm_status pl_compute_init(pl_worker *w) {
     pl_compute *cp = &w->cp;
-    if (pthread_mutex_init(&cp->mu, NULL)) return dm_error_set(DM_ERR_NOMEM, "cannot create a mutex");
+    if (pthread_mutex_init(&cp->mu, NULL))
+        return dm_error_set(DM_ERR_NOMEM, "cannot create a mutex");
     if (pthread_cond_init(&cp->cv, NULL)) {
         pthread_mutex_destroy(&cp->mu);
         return dm_error_set(DM_ERR_NOMEM, "cannot create a condition variable");
@@ -75,7 +77,8 @@ dm_status pl_compute_init(pl_worker *w) {
     }
     cp->inited = 1;
     pthread_mutex_lock(&cp->mu);
-    while (cp->posted) pthread_cond_wait(&cp->cv, &cp->mu);
+    while (cp->posted)
+        pthread_cond_wait(&cp->cv, &cp->mu);
     dm_status st = cp->vs;
     pthread_mutex_unlock(&cp->mu);
     if (st) return dm_error_set(st, "compute thread: %s", cp->msg); /* the thread has ended */
@@ -115,7 +118,8 @@ void pl_compute_post(pl_worker *w, const pl_block *b, int do_pop) {
 static void wait_unit(pl_worker *w) {
     pl_compute *cp = &w->cp;
     pthread_mutex_lock(&cp->mu);
-    while (cp->posted) pthread_cond_wait(&cp->cv, &cp->mu);
+    while (cp->posted)
+        pthread_cond_wait(&cp->cv, &cp->mu);
     pthread_mutex_unlock(&cp->mu);
     cp->pending = 0;
 }

@@ -31,19 +31,19 @@ typedef struct pl_compute {
     pthread_cond_t cv;
     int inited; /* the thread runs (overlap on) */
     int quit;
-    int posted;          /* a unit is waiting for or running on the thread */
-    int pending;         /* main: a posted unit not yet joined (main thread only) */
-    atomic_int cancel;   /* main -> thread: stop the unit at the next frame (result dropped) */
-    const pl_block *b;   /* the posted unit (main thread's view; stays valid: c->blocks) */
+    int posted;        /* a unit is waiting for or running on the thread */
+    int pending;       /* main: a posted unit not yet joined (main thread only) */
+    atomic_int cancel; /* main -> thread: stop the unit at the next frame (result dropped) */
+    const pl_block *b; /* the posted unit (main thread's view; stays valid: c->blocks) */
     pl_unit u;
-    int pop;             /* also pop the unit (no hand-over stage) */
+    int pop; /* also pop the unit (no hand-over stage) */
     /* results, read by main after the join */
     dm_status vs;
     char msg[1024]; /* vs's message (dm_error_message is per thread) */
     int stopped, popped;
     int64_t n;
-    double t0, t1;      /* when the thread started and finished the unit (pl_now) */
-    double w0, w1;      /* main: the collective write that ran while the unit computed */
+    double t0, t1; /* when the thread started and finished the unit (pl_now) */
+    double w0, w1; /* main: the collective write that ran while the unit computed */
 } pl_compute;
 
 /* Decoded frames kept from one unit for the next unit of the same chunk. */
@@ -69,7 +69,7 @@ struct pl_worker {
         reader_pos; /* frame the reader returns next when the thread is not running, -1: unknown */
     int pf_on;      /* the decode thread runs: it hands out frames pf_next .. pf_end - 1 */
     int64_t pf_next, pf_end;
-    pl_keep keep[2]; /* [0]: from the previous unit (read), [1]: for the next one (filled) */
+    pl_keep keep[2];  /* [0]: from the previous unit (read), [1]: for the next one (filled) */
     int overlap;      /* 1: units compute on the compute thread, rows double-buffered */
     pl_rowset set[2]; /* the units' rows (set[1] only with the overlap) */
     int cur;          /* set of the unit being computed / finished */
