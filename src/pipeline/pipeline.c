@@ -224,8 +224,7 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, pl_watchdog *wd, dm_h5_file
         const pl_block *b = p.b;
         const int runs = p.runs;
         bi = p.bi;
-        dm_status fs =
-            pl_worker_round(w, round, b, runs, p.next, p.next_runs, &blk, &fv, &vs);
+        dm_status fs = pl_worker_round(w, round, b, runs, p.next, p.next_runs, &blk, &fv, &vs);
         if (fs) {
             res->report = res->fatal = 1;
             st = fs;
