@@ -1291,9 +1291,10 @@ def case_overlap():
     need(clip, shared("models/rvm_mobilenetv3.safetensors"))
     da2 = recipe_weights("da2_vits")
     vda = recipe_weights("vda_vits")
-    # The damaged clip of case_vda (slice CRC error in frame 37 of 54, 80x45): split over 3
-    # ranks, the last rank fails it in round 0 while the others have started their round-1
-    # units of it on the compute thread; those must be dropped, not written.
+    # The damaged clip of case_vda (slice CRC error in frame 37 of 54, 80x45) + a clean copy on
+    # 3 ranks: rank 1 (rows 36..53, context from 32) fails the damaged video in round 0 while
+    # rank 0 (rows 0..35) has already started its round-1 unit of it on the compute thread;
+    # that unit must be dropped, not written (measured: 4 rows done, as with DM_OVERLAP=0).
     golden = shared("golden/vda_vits/video.safetensors")
     need(golden)
     frames = read_safetensors(golden)["frames_rgb_u8"]
