@@ -89,6 +89,26 @@ dm_status dm_cuda_softmax(dm_backend *be, const dm_tensor *x, dm_tensor *y);
 dm_status dm_cuda_attention_qkv(dm_backend *be, const dm_tensor *qkv, int heads, float scale,
                                 dm_tensor *o);
 
+/* ---- host threads and pinned host memory (the pipeline's overlap, docs/gpu.md) ----------- */
+
+/* Makes the calling host thread run be's work on be's device (cudaSetDevice: the CUDA
+ * runtime's current device is per host thread, so a thread other than the one that created the
+ * backend must call this before its first op). Call it only while no other thread uses be. A
+ * CUDA Graph capture of be (dm_cuda_graph_begin) is thread-local: the capturing thread must be
+ * the one that ends it, and other threads' CUDA calls do not invalidate it. DM_OK for a non-CUDA
+ * backend (nothing to do); DM_ERR_BACKEND (CUDA). */
+dm_status dm_cuda_backend_bind_thread(const dm_backend *be);
+
+/* Page-locked host memory of `bytes` bytes for device->host copies of be's outputs
+ * (cudaHostAlloc, portable: usable from every host thread), so that the copy runs at full PCIe
+ * speed and can be asynchronous. *out is NULL on error. DM_ERR_NOMEM (names the size),
+ * DM_ERR_ARG (not a CUDA backend), DM_ERR_UNSUPPORTED (build without CUDA). Free with
+ * dm_cuda_host_free. Not yet run on a GPU. */
+dm_status dm_cuda_host_alloc(const dm_backend *be, size_t bytes, void **out);
+
+/* Releases memory from dm_cuda_host_alloc (cudaFreeHost); NULL is ignored. */
+void dm_cuda_host_free(void *p);
+
 /* ---- CUDA Graphs: capture a fixed-shape forward once, replay it per frame ------------------ */
 
 /* A captured and instantiated sequence of the backend's work (cudaGraphExec_t). */

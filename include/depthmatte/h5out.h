@@ -135,6 +135,8 @@ typedef struct dm_h5_rank_stats {
     int64_t local_size;        /* ranks on its node */
     int64_t gpu;               /* device index the rank took (dm_gpu_bind), -1 none; with the
                                   test hook DM_TEST_CUDA_DEVICES the one it would take */
+    double write_hidden_s;     /* part of write_s during which the rank's next unit computed
+                                  (the write/compute overlap; 0 with DM_OVERLAP=0) */
 } dm_h5_rank_stats;
 
 typedef struct dm_h5_file dm_h5_file;

@@ -263,8 +263,9 @@ static const char *const rank_cols[] = {"rank",    "host",           "frames",
                                         "decode_s", "inference_s",   "write_s",
                                         "wait_s",  "total_s",        "device",
                                         "device_peak_mb", "verified_frames", "verify_s",
-                                        "recomputed_frames", "local_rank", "gpu"};
-enum { N_RANK_COLS = 15, HOST_LEN = 64, DEVICE_LEN = 128 };
+                                        "recomputed_frames", "local_rank", "gpu",
+                                        "write_hidden_s"};
+enum { N_RANK_COLS = 16, HOST_LEN = 64, DEVICE_LEN = 128 };
 
 /* Column kinds: 0 int32 rank, 1 string host, 2 int64, 3 float64, 4 string device. */
 static int rank_col_kind(int c) {
@@ -640,7 +641,7 @@ dm_status dm_h5_write_stats(dm_h5_file *f, const dm_h5_rank_stats *mine) {
             devices[(size_t)r * DEVICE_LEN + DEVICE_LEN - 1] = '\0';
             secs[r] = c == 3 ? s->decode_s : c == 4 ? s->inference_s : c == 5 ? s->write_s
                       : c == 6 ? s->wait_s : c == 9 ? s->device_peak_mb
-                      : c == 11 ? s->verify_s : s->total_s;
+                      : c == 11 ? s->verify_s : c == 15 ? s->write_hidden_s : s->total_s;
         }
         if (k == 0) buf = ranks, mt = H5T_NATIVE_INT32;
         if (k == 1) buf = hosts, mt = str;

@@ -62,6 +62,22 @@ void dm_cuda_tensor_free(dm_tensor *t) {
     if (t) dm_tensor_free(t); /* only CPU tensors can exist without CUDA */
 }
 
+dm_status dm_cuda_backend_bind_thread(const dm_backend *be) {
+    (void)be;
+    return DM_OK; /* only a CUDA backend has a per-thread device, and this build has none */
+}
+
+dm_status dm_cuda_host_alloc(const dm_backend *be, size_t bytes, void **out) {
+    (void)be;
+    (void)bytes;
+    if (out) *out = NULL;
+    return no_cuda();
+}
+
+void dm_cuda_host_free(void *p) {
+    (void)p;
+}
+
 void dm_cuda_buffer_free(void *data) {
     (void)data; /* no CUDA buffer can exist without CUDA */
 }

@@ -140,6 +140,47 @@ static int count_failed(const pl_ctx *c, const dm_h5_file *f) {
     return n;
 }
 
+/* What the loop knows when it picks a round's unit: skip flags (--resume), this rank's failed
+ * chunks, the videos failed so far (dm_h5_video_failed, from the completed exchanges). */
+typedef struct round_pick {
+    const pl_block *b, *next; /* this rank's unit of the round / of the round after (VDA) */
+    int runs, next_runs;      /* 0: the unit is skipped (done, or its video failed) */
+    int bi;                   /* block units: index after b (the loop's cursor) */
+} round_pick;
+
+static round_pick pick_round(const pl_ctx *c, const dm_h5_file *f, const uint8_t *skip,
+                             const uint8_t *chunk_failed, const uint8_t *video_skip,
+                             const int *unit_of_round, int bi, int round) {
+    round_pick p = {NULL, NULL, 0, 0, bi};
+    if (c->is_vda) {
+        const int i = unit_of_round[round];
+        const int ni = round + 1 < c->n_rounds ? unit_of_round[round + 1] : -1;
+        p.b = i >= 0 ? &c->blocks[i] : NULL;
+        p.next = ni >= 0 ? &c->blocks[ni] : NULL;
+        const int v = p.b ? c->chunks[p.b->chunk].video : -1;
+        const int nv = p.next ? c->chunks[p.next->chunk].video : -1;
+        p.runs = p.b && !video_skip[v] && !dm_h5_video_failed(f, v);
+        p.next_runs = p.next && !video_skip[nv] && !dm_h5_video_failed(f, nv);
+        return p;
+    }
+    /* skipped (--resume) and failed chunks take no round */
+    while (p.bi < c->n_blocks) {
+        int k = c->blocks[p.bi].chunk;
+        if (!skip[k] && !chunk_failed[k] && !dm_h5_video_failed(f, c->chunks[k].video)) break;
+        p.bi++;
+    }
+    if (p.bi < c->n_blocks) p.b = &c->blocks[p.bi++], p.runs = 1;
+    return p;
+}
+
+/* Test hook (docs/operations.md): DM_TEST_WRITE_FAIL=R:N makes rank R's write of round N fail
+ * (as a full disk would) while its next unit computes. */
+static int test_write_fail(const pl_ctx *c, int round) {
+    const char *e = getenv("DM_TEST_WRITE_FAIL");
+    int r = -1, n = -1;
+    return e && sscanf(e, "%d:%d", &r, &n) == 2 && r == c->rank && n == round;
+}
+
 /* The round loop. Returns DM_OK, a video error (all ranks stop after the round that reported
  * it, unless --keep-going) or an HDF5/MPI error (res->fatal). */
 static dm_status run_rounds(pl_ctx *c, pl_worker *w, pl_watchdog *wd, dm_h5_file *f,
@@ -176,28 +217,14 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, pl_watchdog *wd, dm_h5_file
         int fv = -1;        /* video that failed on this rank in this round */
         dm_status vs = DM_OK;
         pl_watchdog_round_work(wd);
-        const pl_block *b = NULL, *next = NULL;
-        int runs = 0, next_runs = 0;
-        if (c->is_vda) {
-            const int i = unit_of_round[round];
-            const int ni = round + 1 < c->n_rounds ? unit_of_round[round + 1] : -1;
-            b = i >= 0 ? &c->blocks[i] : NULL;
-            next = ni >= 0 ? &c->blocks[ni] : NULL;
-            const int v = b ? c->chunks[b->chunk].video : -1;
-            const int nv = next ? c->chunks[next->chunk].video : -1;
-            runs = b && !video_skip[v] && !dm_h5_video_failed(f, v);
-            next_runs = next && !video_skip[nv] && !dm_h5_video_failed(f, nv);
-        } else {
-            /* skipped (--resume) and failed chunks take no round */
-            while (bi < c->n_blocks) {
-                int k = c->blocks[bi].chunk;
-                if (!skip[k] && !chunk_failed[k] && !dm_h5_video_failed(f, c->chunks[k].video))
-                    break;
-                bi++;
-            }
-            if (bi < c->n_blocks) b = &c->blocks[bi++], runs = 1;
-        }
-        dm_status fs = pl_worker_round(w, round, b, runs, next, next_runs, &blk, &fv, &vs);
+        /* The unit is picked again with what the last exchange taught (a unit started early
+         * on the compute thread for another pick is discarded by pl_worker_round). */
+        const round_pick p =
+            pick_round(c, f, skip, chunk_failed, video_skip, unit_of_round, bi, round);
+        const pl_block *b = p.b;
+        const int runs = p.runs;
+        bi = p.bi;
+        dm_status fs = pl_worker_round(w, round, b, runs, p.next, p.next_runs, &blk, &fv, &vs);
         if (fs) {
             res->report = res->fatal = 1;
             st = fs;
@@ -220,6 +247,16 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, pl_watchdog *wd, dm_h5_file
                 fprintf(stderr, "depthmatte: rank %d: %s (video skipped: --keep-going)\n", c->rank,
                         local_msg);
         }
+        /* Overlap: the next round's unit, as far as this rank knows now, computes on the
+         * compute thread while this round's rows are written (pl_overlap.c). Not when the job
+         * stops after this round anyway (this rank's video failed without --keep-going, or a
+         * stop request: a unit without a hand-over would not run). */
+        if (pl_worker_overlap(w) && round + 1 < c->n_rounds && !(fv >= 0 && !c->opt.keep_going) &&
+            !(c->opt.stop && *c->opt.stop && !c->is_vda)) {
+            const round_pick q =
+                pick_round(c, f, skip, chunk_failed, video_skip, unit_of_round, bi, round + 1);
+            if (q.b && q.runs) pl_worker_speculate(w, q.b);
+        }
         /* Every rank checks in before the collective write: a lost rank or host is named
          * instead of hanging the job in MPI-IO. */
         double tw = pl_now(); /* write_s counts the check-in's wait for the others too */
@@ -229,8 +266,14 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, pl_watchdog *wd, dm_h5_file
         }
         int failed_before = count_failed(c, f);
         int64_t n = 0;
-        st = dm_h5_write_round(f, &blk, &n);
-        stats->write_s += pl_now() - tw;
+        if (test_write_fail(c, round))
+            st = dm_error_set(DM_ERR_H5, "%s: write of round %d failed (test hook "
+                              "DM_TEST_WRITE_FAIL)", c->job.output.path, round);
+        else
+            st = dm_h5_write_round(f, &blk, &n);
+        const double tw1 = pl_now();
+        stats->write_s += tw1 - tw;
+        pl_worker_note_write(w, tw, tw1);
         if (st) {
             res->report = res->fatal = 1;
             break;
@@ -277,6 +320,7 @@ static dm_status run_rounds(pl_ctx *c, pl_worker *w, pl_watchdog *wd, dm_h5_file
             break;
         }
     }
+    pl_worker_discard(w); /* a unit started for a round that will not come */
     pl_worker_end_chunk(w);
     free(chunk_failed);
     free(video_skip);

@@ -120,6 +120,23 @@ dm_status pl_worker_round(pl_worker *w, int round, const pl_block *b, int runs,
                           const pl_block *next, int next_runs, dm_h5_block *out,
                           int *failed_video, dm_status *video_status);
 
+/* The write/compute overlap (pl_overlap.c; off with DM_OVERLAP=0): 1 when it is on. */
+int pl_worker_overlap(const pl_worker *w);
+/* Starts unit b (of the next round) on the compute thread, so that it computes while the main
+ * thread writes this round's rows (no-op with the overlap off or a unit already posted). The
+ * next pl_worker_round with the same b and runs joins it; with another b (a video failed
+ * elsewhere in between) it is discarded first. */
+void pl_worker_speculate(pl_worker *w, const pl_block *b);
+/* The unit posted by pl_worker_speculate and not yet joined, or NULL. */
+const pl_block *pl_worker_pending(const pl_worker *w);
+/* Records [t0, t1] (pl_now) as the collective write that ran beside the posted unit: the part
+ * of it during which the unit computed counts as write_hidden_s when the unit is joined. */
+void pl_worker_note_write(pl_worker *w, double t0, double t1);
+/* Cancels the posted unit (at its next frame), waits for it and drops its result; the chunk is
+ * ended (its reader and stage state are unknown). No-op without one. Call before leaving the
+ * round loop, so that no thread uses the backend, reader or file after it. */
+void pl_worker_discard(pl_worker *w);
+
 /* Ends the current chunk (stops the decode thread, closes its reader). */
 void pl_worker_end_chunk(pl_worker *w);
 

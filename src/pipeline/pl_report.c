@@ -75,6 +75,10 @@ void pl_summary(const pl_ctx *c, const dm_h5_rank_stats *mine, MPI_Comm comm) {
             printf("; %lld non-finite frame(s) recomputed in float32",
                    (long long)s->recomputed_frames);
         printf("\n");
+        /* the write/compute overlap (pl_overlap.c): how much of write_s the next unit hid */
+        printf("rank %d write: %.2f s, %.2f s of it hidden behind compute (%.0f%%)\n", r,
+               s->write_s, s->write_hidden_s,
+               s->write_s > 0 ? 100.0 * s->write_hidden_s / s->write_s : 0.0);
     }
     fflush(stdout);
     free(all);

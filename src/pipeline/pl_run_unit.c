@@ -29,7 +29,12 @@ static int stop_requested(const pl_worker *w) {
     return w->c->opt.stop && *w->c->opt.stop;
 }
 
-static pl_unit unit_of(const pl_worker *w, const pl_block *b) {
+/* A cancelled unit (pl_worker_discard) also stops at its next frame; its result is dropped. */
+static int cancelled(pl_worker *w) {
+    return w->overlap && atomic_load(&w->cp.cancel);
+}
+
+pl_unit pl_unit_of(const pl_worker *w, const pl_block *b) {
     const pl_chunk *ch = &w->c->chunks[b->chunk];
     return (pl_unit){.video = ch->video,
                      .chunk = b->chunk,
@@ -136,6 +141,7 @@ static void set_union(const pl_frame_set *sets, int n, int64_t *a, int64_t *b, i
 
 /* The first phase of a unit: its frames through every stage (rows may already be finished). */
 static dm_status push_unit(pl_worker *w, const pl_unit *u, int *stopped) {
+    pl_rowset *rs = &w->set[w->cur];
     dm_status st;
     *stopped = 0;
     if ((st = open_chunk(w, u))) return st;
@@ -161,7 +167,7 @@ static dm_status push_unit(pl_worker *w, const pl_unit *u, int *stopped) {
     for (int r = 0; r < m; r++) {
         const int64_t end = r + 1 < m || limit < b[r] ? b[r] : limit;
         for (int64_t f = a[r]; f < b[r]; f++) {
-            if (!w->windowed && stop_requested(w)) {
+            if ((!w->windowed && stop_requested(w)) || cancelled(w)) {
                 *stopped = 1; /* rows done so far are written in this round */
                 goto done;
             }
@@ -176,7 +182,7 @@ static dm_status push_unit(pl_worker *w, const pl_unit *u, int *stopped) {
                 if ((st = decode(w, u, f, end, &fr))) return st;
                 rgb = fr->rgb, pts = fr->pts, ts = fr->ts;
             }
-            if (f >= u->begin && f < u->end) w->pts[f - u->begin] = pts, w->ts[f - u->begin] = ts;
+            if (f >= u->begin && f < u->end) rs->pts[f - u->begin] = pts, rs->ts[f - u->begin] = ts;
             if (f >= u->end && w->windowed && nxt->n < PL_KEEP_FRAMES) {
                 memcpy(nxt->rgb + (size_t)nxt->n * fb, rgb, fb);
                 nxt->index[nxt->n] = f, nxt->pts[nxt->n] = pts, nxt->ts[nxt->n] = ts;
@@ -185,7 +191,7 @@ static dm_status push_unit(pl_worker *w, const pl_unit *u, int *stopped) {
             const pl_stage_frame sf = {rgb, f};
             for (int i = 0; i < w->n_stages; i++)
                 if (pl_frame_set_has(&sets[i], f) &&
-                    (st = w->stage[i]->ops->push(w->stage[i], u, &sf, &w->rows)))
+                    (st = w->stage[i]->ops->push(w->stage[i], u, &sf, &rs->rows)))
                     return st;
         }
     }
@@ -200,11 +206,20 @@ static dm_status pop_unit(pl_worker *w, const pl_unit *u, int64_t *n) {
     *n = u->end - u->begin;
     for (int i = 0; i < w->n_stages; i++) {
         int64_t d = 0;
-        dm_status st = w->stage[i]->ops->pop(w->stage[i], u, 1, &w->rows, &d);
+        dm_status st = w->stage[i]->ops->pop(w->stage[i], u, 1, &w->set[w->cur].rows, &d);
         if (st) return st;
         if (d < *n) *n = d;
     }
     return DM_OK;
+}
+
+dm_status pl_unit_compute(pl_worker *w, const pl_unit *u, int do_pop, int *stopped, int64_t *n,
+                          int *popped) {
+    *n = 0, *popped = 0;
+    dm_status st = push_unit(w, u, stopped);
+    if (st || !do_pop || cancelled(w)) return st;
+    *popped = 1;
+    return pop_unit(w, u, n);
 }
 
 static dm_status mpi_fail(int rc, const char *what) {
@@ -253,10 +268,20 @@ dm_status pl_worker_round(pl_worker *w, int round, const pl_block *b, int runs,
     pl_stage *ho = w->handover;
     /* A stop request ends the job after this round; units whose state other ranks wait for
      * (hand-over) still run, so that no message is left waiting. */
-    if (b && runs && (ho || !stop_requested(w))) {
-        const pl_unit u = unit_of(w, b);
-        int stopped = 0;
-        vs = push_unit(w, &u, &stopped);
+    /* A unit already computing on the compute thread (posted before the last round's write,
+     * pl_overlap.c) is finished whatever came since: a stop request that arrived meanwhile
+     * cut it short at a frame (as one arriving during its push does without the overlap). */
+    if (w->cp.pending && (w->cp.b != b || !runs)) pl_worker_discard(w); /* not this round's */
+    const int posted = w->cp.pending;
+    if (b && runs && (posted || ho || !stop_requested(w))) {
+        const pl_unit u = pl_unit_of(w, b);
+        int stopped = 0, popped = 0;
+        int64_t n = 0;
+        if (!posted && w->overlap) pl_compute_post(w, b, ho == NULL);
+        if (w->overlap)
+            vs = pl_compute_join(w, &stopped, &n, &popped);
+        else
+            vs = pl_unit_compute(w, &u, ho == NULL, &stopped, &n, &popped);
         /* The state after the predecessor: always consume it, even when this unit failed. */
         int pred_ok = 1;
         if (ho && b->pred_rank >= 0) {
@@ -282,8 +307,7 @@ dm_status pl_worker_round(pl_worker *w, int round, const pl_block *b, int runs,
                                   "rank %d",
                                   u.info->path, u.window, b->pred_rank);
         }
-        int64_t n = 0;
-        if (!vs) vs = pop_unit(w, &u, &n);
+        if (!vs && !popped) vs = pop_unit(w, &u, &n);
         if (ho && b->succ_rank >= 0 && b->succ_rank != c->rank) {
             w->msg[0] = MSG_MAGIC, w->msg[1] = u.video, w->msg[2] = u.window, w->msg[3] = !vs;
             w->msg[4] = 0;
@@ -312,11 +336,11 @@ dm_status pl_worker_round(pl_worker *w, int round, const pl_block *b, int runs,
             *out = (dm_h5_block){.video = u.video,
                                  .begin = u.begin,
                                  .count = n,
-                                 .alpha = alpha ? w->rows.alpha : NULL,
-                                 .foreground = fgr ? w->rows.fgr : NULL,
-                                 .depth = job->depth.enabled ? w->rows.depth : NULL,
-                                 .pts = w->pts,
-                                 .time_s = w->ts,
+                                 .alpha = alpha ? w->set[w->cur].rows.alpha : NULL,
+                                 .foreground = fgr ? w->set[w->cur].rows.fgr : NULL,
+                                 .depth = job->depth.enabled ? w->set[w->cur].rows.depth : NULL,
+                                 .pts = w->set[w->cur].pts,
+                                 .time_s = w->set[w->cur].ts,
                                  .failed_video = -1};
         }
         (void)stopped;
@@ -332,7 +356,7 @@ dm_status pl_worker_round(pl_worker *w, int round, const pl_block *b, int runs,
     /* Carry: this rank's next unit whose predecessor runs in this round on another rank. */
     if (ho && next && next_runs && next->pred_rank >= 0 && next->pred_rank != c->rank &&
         next->pred_round == round) {
-        const pl_unit nu = unit_of(w, next);
+        const pl_unit nu = pl_unit_of(w, next);
         int ok = 0;
         dm_status ms = recv_state(w, &nu, next->pred_rank, &ok);
         if (ms) return ms;

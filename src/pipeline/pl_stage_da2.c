@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "depthmatte/da2.h"
+#include "depthmatte/backend_host.h"
 #include "pl_stage.h"
 
 typedef struct da2_stage {
@@ -180,7 +181,8 @@ static void da2_free(pl_stage *s) {
     da2_ctx_free(d->ref_dc);
     da2_model_free(d->ref_da2);
     if (d->ref_be) dm_backend_destroy(d->ref_be);
-    free(d->ref_out), free(d->batch_rgb), free(d->depth_f);
+    free(d->ref_out), free(d->batch_rgb);
+    dm_backend_host_free(s->env.be, d->depth_f);
     free(d);
 }
 
@@ -218,7 +220,8 @@ dm_status pl_stage_da2_create(pl_stage **out, const pl_stage_env *env) {
             if ((size_t)mh * mw > dpx) dpx = (size_t)mh * mw;
         }
     }
-    d->depth_f = malloc((size_t)d->batch * dpx * sizeof(float));
+    /* device->host copies of the depth land here: pinned on CUDA (backend_host.h) */
+    d->depth_f = dm_backend_host_alloc(env->be, (size_t)d->batch * dpx * sizeof(float));
     if (!d->depth_f ||
         (d->batch > 1 && !(d->batch_rgb = malloc((size_t)d->batch * env->max_px * 3))))
         return dm_error_set(DM_ERR_NOMEM, "out of memory for %d batched frames (%zu pixels)",

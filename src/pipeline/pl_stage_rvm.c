@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "depthmatte/rvm.h"
+#include "depthmatte/backend_host.h"
 #include "pl_stage.h"
 
 typedef struct rvm_stage {
@@ -210,7 +211,8 @@ static void rvm_free(pl_stage *s) {
     rvm_state_free(r->ref_rs);
     rvm_model_free(r->ref_rvm);
     if (r->ref_be) dm_backend_destroy(r->ref_be);
-    free(r->ref_out), free(r->fgr_f), free(r->pha_f);
+    free(r->ref_out);
+    dm_backend_host_free(s->env.be, r->fgr_f), dm_backend_host_free(s->env.be, r->pha_f);
     free(r);
 }
 
@@ -234,8 +236,9 @@ dm_status pl_stage_rvm_create(pl_stage **out, const pl_stage_env *env) {
     const dm_job *job = &env->c->job;
     dm_status st = rvm_model_load_variant(&r->rvm, job->matting.weights, variant(job), env->be);
     if (st) return st;
-    r->fgr_f = malloc(env->max_px * 3 * sizeof(float));
-    r->pha_f = malloc(env->max_px * sizeof(float));
+    /* device->host copies of the outputs land here: pinned on CUDA (backend_host.h) */
+    r->fgr_f = dm_backend_host_alloc(env->be, env->max_px * 3 * sizeof(float));
+    r->pha_f = dm_backend_host_alloc(env->be, env->max_px * sizeof(float));
     if (!r->fgr_f || !r->pha_f)
         return dm_error_set(DM_ERR_NOMEM, "out of memory for RVM buffers (%zu pixels)",
                             env->max_px);

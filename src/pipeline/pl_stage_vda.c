@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "depthmatte/vda.h"
+#include "depthmatte/backend_host.h"
 #include "pl_stage.h"
 
 _Static_assert(VDA_STRIDE == 22 && VDA_WINDOW == 32 && VDA_INTERP == 8,
@@ -311,7 +312,8 @@ static void vda_free(pl_stage *s) {
     vda_ctx_free(v->ref_ctx);
     vda_model_free(v->ref_m);
     if (v->ref_be) dm_backend_destroy(v->ref_be);
-    free(v->ref_raw), free(v->raw);
+    free(v->ref_raw);
+    dm_backend_host_free(s->env.be, v->raw);
     free(v);
 }
 
@@ -341,7 +343,8 @@ dm_status pl_stage_vda_create(pl_stage **out, const pl_stage_env *env) {
     dm_status st = vda_model_load(&v->m, job->depth.weights, env->be,
                                   job->depth.model == DM_DEPTH_VDA_VITS_METRIC);
     if (st) return st;
-    v->raw = malloc(env->max_px * VDA_WINDOW * sizeof(float));
+    /* device->host copies of the window land here: pinned on CUDA (backend_host.h) */
+    v->raw = dm_backend_host_alloc(env->be, env->max_px * VDA_WINDOW * sizeof(float));
     if (!v->raw)
         return dm_error_set(DM_ERR_NOMEM, "out of memory for VDA buffers (%zu pixels)",
                             env->max_px);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "depthmatte/vda.h"
+#include "depthmatte/backend_host.h"
 #include "pl_stage.h"
 
 typedef struct vdas_stage {
@@ -153,7 +154,7 @@ static void vdas_free(pl_stage *s) {
     vda_stream_free(v->ref_s);
     vda_model_free(v->ref_m);
     if (v->ref_be) dm_backend_destroy(v->ref_be);
-    free(v->depth), free(v->ref_depth);
+    dm_backend_host_free(s->env.be, v->depth), free(v->ref_depth);
     free(v);
 }
 
@@ -179,7 +180,8 @@ dm_status pl_stage_vda_stream_create(pl_stage **out, const pl_stage_env *env) {
     dm_status st = vda_model_load(&v->m, job->depth.weights, env->be,
                                   job->depth.model == DM_DEPTH_VDA_VITS_METRIC);
     if (st) return st;
-    if (!(v->depth = malloc(env->max_px * sizeof(float))))
+    /* device->host copies of the depth land here: pinned on CUDA (backend_host.h) */
+    if (!(v->depth = dm_backend_host_alloc(env->be, env->max_px * sizeof(float))))
         return dm_error_set(DM_ERR_NOMEM, "out of memory for VDA stream buffers (%zu pixels)",
                             env->max_px);
     return DM_OK;

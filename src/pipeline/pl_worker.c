@@ -4,7 +4,8 @@
  * Nothing is allocated per frame; per chunk only the reader (and model contexts when the frame
  * size changes). Decoding runs ahead on the prefetch thread (pl_prefetch.c) into a ring of
  * preallocated frames; stats: decode_s = the thread's decode time (overlapped), wait_s = time
- * the networks waited for a decoded frame. */
+ * the networks waited for a decoded frame. With the write/compute overlap (pl_overlap.c) the
+ * units compute on a thread of their own and the rows are double-buffered. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,18 +226,25 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
     }
     if ((st = pl_prefetch_init(&w->pf, px * 3))) return st;
     w->px = px;
-    w->rows.cap = cap;
+    /* The write/compute overlap (pl_overlap.c): on unless DM_OVERLAP=0 (debugging, the
+     * benchmark's side-by-side run); it needs a second row set. */
+    const char *ov = getenv("DM_OVERLAP");
+    w->overlap = !(ov && !strcmp(ov, "0"));
     /* only the datasets of the job (a VDA unit holds up to 30 rows) */
     const int alpha = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_ALPHA);
     const int fgr = job->matting.enabled && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
-    w->rows.alpha = malloc(alpha ? (size_t)cap * px * 2 : 1);
-    w->rows.fgr = malloc(fgr ? (size_t)cap * px * 3 : 1);
-    w->rows.depth = malloc(job->depth.enabled ? (size_t)cap * dpx * 4 : 1);
-    w->pts = malloc((size_t)cap * sizeof *w->pts);
-    w->ts = malloc((size_t)cap * sizeof *w->ts);
-    if (!w->rows.alpha || !w->rows.fgr || !w->rows.depth || !w->pts || !w->ts)
-        return dm_error_set(DM_ERR_NOMEM, "out of memory for frame buffers (%zu pixels x %lld "
-                            "rows)", px, (long long)cap);
+    for (int k = 0; k < 1 + w->overlap; k++) {
+        pl_rowset *rs = &w->set[k];
+        rs->rows.cap = cap;
+        rs->rows.alpha = malloc(alpha ? (size_t)cap * px * 2 : 1);
+        rs->rows.fgr = malloc(fgr ? (size_t)cap * px * 3 : 1);
+        rs->rows.depth = malloc(job->depth.enabled ? (size_t)cap * dpx * 4 : 1);
+        rs->pts = malloc((size_t)cap * sizeof *rs->pts);
+        rs->ts = malloc((size_t)cap * sizeof *rs->ts);
+        if (!rs->rows.alpha || !rs->rows.fgr || !rs->rows.depth || !rs->pts || !rs->ts)
+            return dm_error_set(DM_ERR_NOMEM, "out of memory for frame buffers (%d x %zu pixels "
+                                "x %lld rows)", 1 + w->overlap, px, (long long)cap);
+    }
     /* Frames decoded past a unit's end for the next unit of the chunk (windowed stages look
      * ahead: VDA decodes 8 frames past its rows, which are the next window's RVM rows). */
     if (w->windowed) {
@@ -247,6 +255,7 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
                                     PL_KEEP_FRAMES);
         }
     }
+    if (w->overlap && (st = pl_compute_init(w))) return st;
     if (w->handover) {
         w->msg_cap = PL_HDR * sizeof(int64_t) + w->handover->ops->state_cap(w->handover);
         w->msg = malloc(w->msg_cap);
@@ -274,11 +283,16 @@ void pl_worker_end_chunk(pl_worker *w) {
 
 void pl_worker_free(pl_worker *w) {
     if (!w) return;
+    pl_worker_discard(w);
+    pl_compute_free(w);
     pl_worker_end_chunk(w);
     for (int i = 0; i < w->n_stages; i++) pl_stage_free(w->stage[i]);
     if (w->be) dm_backend_destroy(w->be);
     pl_prefetch_free(&w->pf);
-    free(w->rows.alpha), free(w->rows.fgr), free(w->rows.depth), free(w->pts), free(w->ts);
+    for (int k = 0; k < 2; k++) {
+        pl_rowset *rs = &w->set[k];
+        free(rs->rows.alpha), free(rs->rows.fgr), free(rs->rows.depth), free(rs->pts), free(rs->ts);
+    }
     free(w->keep[0].rgb), free(w->keep[1].rgb), free(w->msg), free(w->carry);
     free(w);
 }

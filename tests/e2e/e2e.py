@@ -3,7 +3,7 @@
 
 Usage: e2e.py CASE --exe DEPTHMATTE --mpiexec MPIEXEC --shared SHARED_DIR --work WORK_DIR
 Cases: consistency, full720p, bad_inputs, keep_going, odd_videos, resume, depth,
-depth_model_size, vda, vda_stream, stages, sigterm, crash, device, stall, slow_rank.
+depth_model_size, vda, vda_stream, stages, sigterm, crash, device, stall, slow_rank, overlap.
 Exit 0 pass, 1 fail, 77 skip (data or h5py missing; printed loudly)."""
 import argparse
 import json
@@ -1283,6 +1283,134 @@ def case_vda_stream():
           f"da2_vits + stream refused with one line: {lines}")
 
 
+# --------------------------------------------------------------------------------------------
+# Write/compute overlap (pl_overlap.c): the HDF5 write of round r runs beside the compute of
+# round r + 1 on a thread of its own; DM_OVERLAP=0 runs everything on the main thread.
+def h5_rows(path):
+    """Every video's datasets (rows, pts, time_s, done) and status, for bitwise comparison."""
+    out = {}
+    with h5py.File(path) as f:
+        for vid in f["videos"]:
+            g = f["videos/" + vid]
+            out[vid + "/status"] = s(g.attrs["status"])
+            for k in ("alpha", "foreground", "depth", "pts", "time_s", "done"):
+                if k in g:
+                    out[vid + "/" + k] = g[k][...]
+        hidden = f["ranks/write_hidden_s"][...]
+        write = f["ranks/write_s"][...]
+    return out, hidden, write
+
+
+def same_rows(a, b):
+    diff = [k for k in sorted(set(a) | set(b))
+            if k not in a or k not in b or not np.array_equal(a[k], b[k])]
+    return not diff, diff
+
+
+def case_overlap():
+    """Overlap on (default) == DM_OVERLAP=0 bit for bit: matting on 1 and 3 ranks, matting +
+    DA-V2 (batch 2, 2 threads per rank: the compute thread takes the backend's OpenMP team),
+    VDA with the alignment state handed rank to rank, a damaged video with --keep-going (units
+    started early for a video that failed on another rank are dropped); the stats say how much
+    of the write the overlap hid (0 when off). A write failure while the next unit computes:
+    the job ends promptly with one line naming the file, the done rows are exact, --resume
+    completes the file bit-identically."""
+    clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
+    need(clip, shared("models/rvm_mobilenetv3.safetensors"))
+    da2 = recipe_weights("da2_vits")
+    vda = recipe_weights("vda_vits")
+    # The damaged clip of case_vda (slice CRC error in frame 37 of 54, 80x45) + a clean copy on
+    # 3 ranks: rank 1 (rows 36..53, context from 32) fails the damaged video in round 0 while
+    # rank 0 (rows 0..35) has already started its round-1 unit of it on the compute thread;
+    # that unit must be dropped, not written (measured: 4 rows done, as with DM_OVERLAP=0).
+    golden = shared("golden/vda_vits/video.safetensors")
+    need(golden)
+    frames = read_safetensors(golden)["frames_rgb_u8"]
+    T0, H0, W0, _ = frames.shape
+    small = os.path.join(A.work, "ov_80x45.mkv")
+    p = subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                        "-s", f"{W0}x{H0}", "-r", "15", "-i", "-", "-c:v", "ffv1", "-level", "3",
+                        "-slicecrc", "1", "-pix_fmt", "bgr0", small], input=frames.tobytes(),
+                       capture_output=True)
+    check(p.returncode == 0, "ffmpeg wrote the slice-CRC clip")
+    data = bytearray(open(small, "rb").read())
+    for i in range(int(len(data) * 0.7), int(len(data) * 0.7) + 300):
+        data[i] ^= 0x5A
+    damaged = os.path.join(A.work, "ov_damaged.mkv")
+    with open(damaged, "wb") as f:
+        f.write(data)
+    split = {"split_videos": "always", "min_chunk_frames": 4}
+    cases = [  # name, ranks, extra CLI args, expected exit status, job sections
+        ("rvm_np1", 1, (), 0, dict(max_frames=24, output={"chunk_frames": 4},
+                                    matting={"warmup_frames": 4}, plan=split)),
+        ("rvm_np3", 3, (), 0, dict(max_frames=36, output={"chunk_frames": 4},
+                                    matting={"warmup_frames": 4}, plan=split)),
+        ("rvm_da2_np2", 2, (), 0, dict(
+            max_frames=16, output={"chunk_frames": 4}, matting={"warmup_frames": 4}, plan=split,
+            depth={"weights": da2, "input_size": 70, "dtype": "float32"},
+            runtime={"batch_size": 2, "threads": 2})),
+        ("vda_np2", 2, (), 0, dict(
+            max_frames=54, matting={"enabled": False},
+            depth={"model": "vda_vits", "weights": vda, "input_size": 42, "dtype": "float32"},
+            plan={"split_videos": "always"})),
+        ("keep_going_np3", 3, ("--keep-going",), 2, dict(
+            inputs=[damaged, small], max_frames=54, output={"chunk_frames": 4},
+            matting={"warmup_frames": 4}, plan=split)),
+    ]
+    hid_any = False
+    for name, np_, extra, want_rc, sec in cases:
+        res = {}
+        for mode, env in (("on", None), ("off", {"DM_OVERLAP": "0"})):
+            out = os.path.join(A.work, f"ov_{name}_{mode}.h5")
+            sec2 = dict(sec)
+            inputs = sec2.pop("inputs", [clip])
+            mf = sec2.pop("max_frames")
+            job = write_job(f"ov_{name}_{mode}", inputs, out, **sec2)
+            with open(job) as f:
+                j = json.load(f)
+            j["max_frames"] = mf
+            if j["matting"].get("enabled") is False:
+                del j["matting"]
+            with open(job, "w") as f:
+                json.dump(j, f)
+            rc, _, err = run(np_, job, *extra, env_extra=env, timeout=300)
+            check(rc == want_rc, f"{name} overlap {mode}: exit {want_rc} (got {rc}; "
+                  f"{err.strip()[-300:]})")
+            res[mode] = h5_rows(out)
+        ok, diff = same_rows(res["on"][0], res["off"][0])
+        check(ok, f"{name}: overlap on == off bit for bit in every dataset ({diff or 'all equal'})")
+        h_on, w_on = res["on"][1], res["on"][2]
+        print(f"  {name}: write_s on {np.round(w_on, 2).tolist()}, hidden "
+              f"{np.round(h_on, 2).tolist()}; off {np.round(res['off'][2], 2).tolist()}")
+        check(bool(np.all(res["off"][1] == 0)), f"{name}: DM_OVERLAP=0 hides nothing (/ranks)")
+        check(bool(np.all(h_on <= w_on + 1e-9)), f"{name}: hidden <= write_s on every rank")
+        hid_any = hid_any or bool(np.any(h_on > 0))
+    check(hid_any, "the overlap hid part of some write (/ranks write_hidden_s > 0)")
+    r, _, _ = h5_rows(os.path.join(A.work, "ov_keep_going_np3_on.h5"))
+    check(r["00000/status"] == "failed" and r["00001/status"] == "ok"
+          and bool(np.all(r["00001/done"] == 1)),
+          "keep_going: damaged video failed, the other complete")
+    check(0 < int(r["00000/done"].sum()) < T0, "keep_going: part of the damaged video done "
+          f"({int(r['00000/done'].sum())} rows)")
+
+    # A write error on rank 1 in round 3 while its round-4 unit computes (the test hook stands
+    # for a full disk): as any fatal write error, the rank reports it and aborts the job.
+    T, np_ = 64, 2
+    job, out = interrupted_job("ov_wfail", T)
+    ref = reference(job, np_, out)
+    t = time.time()
+    rc, _, err = run(np_, job, env_extra={"DM_TEST_WRITE_FAIL": "1:3"}, timeout=120)
+    dt = time.time() - t
+    lines = [l for l in err.splitlines() if l.startswith("depthmatte:")]
+    check(rc != 0 and dt <= CRASH_EXIT_BOUND_S, f"write failure: non-zero exit within "
+          f"{CRASH_EXIT_BOUND_S} s (rc {rc}, {dt:.1f} s)")
+    check(len(lines) == 1 and "ov_wfail.h5" in lines[0] and "round 3" in lines[0],
+          f"write failure: one line naming the file and the round: {lines}")
+    done = check_partial(out, ref, job, np_, T, "write failure")
+    check(done >= 0, "write failure: the file is readable")
+    resume_and_compare(job, np_, out, ref, "write failure")
+
+
 
 CASES = {"consistency": case_consistency, "full720p": case_full720p,
          "bad_inputs": case_bad_inputs, "keep_going": case_keep_going,
@@ -1291,7 +1419,7 @@ CASES = {"consistency": case_consistency, "full720p": case_full720p,
          "vda_stream": case_vda_stream,
          "sigterm": case_sigterm, "crash": case_crash, "device": case_device,
          "rvm_resnet50": case_rvm_resnet50,
-         "stall": case_stall, "slow_rank": case_slow_rank}
+         "stall": case_stall, "slow_rank": case_slow_rank, "overlap": case_overlap}
 
 
 def main():

@@ -3,7 +3,8 @@
 # CPU cost (2 cores, OMP_NUM_THREADS=1 per rank): consistency ~2-3 min, full720p ~2 min,
 # odd_videos ~1-2 min, bad_inputs/keep_going/resume < 1 min each, sigterm/crash ~1 min each,
 # depth/depth_model_size < 1 min each, rvm_resnet50 ~15-40 s, vda_stream ~2-4 min, stall ~1.5 min,
-# slow_rank ~1 min, stages (matting + VDA vs separate jobs, 7 runs) ~2-3 min.
+# slow_rank ~1 min, stages (matting + VDA vs separate jobs, 7 runs) ~2-3 min, overlap (10 runs
+# on vs off + a write failure and its resume) ~2-3 min.
 if(DM_WITH_PIPELINE AND TARGET depthmatte)
   if(DM_H5PY_PYTHON)
     set(_py ${DM_H5PY_PYTHON})
@@ -16,7 +17,7 @@ if(DM_WITH_PIPELINE AND TARGET depthmatte)
   endif()
   foreach(case consistency full720p bad_inputs keep_going odd_videos resume depth vda vda_stream stages
                  depth_model_size sigterm crash device rvm_resnet50
-                 stall slow_rank)
+                 stall slow_rank overlap)
     add_test(NAME e2e_${case}
              COMMAND ${_py} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e.py ${case}
                      --exe $<TARGET_FILE:depthmatte> --mpiexec ${MPIEXEC_EXECUTABLE}

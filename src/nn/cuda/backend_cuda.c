@@ -487,6 +487,32 @@ dm_status dm_cuda_device_uuid(int device_index, char *buf, size_t size) {
     return DM_OK;
 }
 
+dm_status dm_cuda_backend_bind_thread(const dm_backend *be) {
+    if (!be || be->device != DM_DEVICE_CUDA) return DM_OK;
+    const cuda_ctx *ctx = (const cuda_ctx *)be->impl;
+    CUDA_CHECK(cudaSetDevice(ctx->device));
+    return DM_OK;
+}
+
+dm_status dm_cuda_host_alloc(const dm_backend *be, size_t bytes, void **out) {
+    *out = NULL;
+    if (!be || be->device != DM_DEVICE_CUDA)
+        return dm_error_set(DM_ERR_ARG, "cuda host alloc: not a CUDA backend");
+    const cuda_ctx *ctx = (const cuda_ctx *)be->impl;
+    CUDA_CHECK(cudaSetDevice(ctx->device));
+    cudaError_t e = cudaHostAlloc(out, bytes ? bytes : 1, cudaHostAllocPortable);
+    if (e != cudaSuccess) {
+        *out = NULL;
+        return dm_error_set(DM_ERR_NOMEM, "cuda host alloc: %zu pinned bytes: %s", bytes,
+                            cudaGetErrorString(e));
+    }
+    return DM_OK;
+}
+
+void dm_cuda_host_free(void *p) {
+    if (p) cudaFreeHost(p);
+}
+
 dm_status dm_cuda_device_memory(int device_index, size_t *free_bytes, size_t *total_bytes) {
     struct cudaDeviceProp prop;
     *free_bytes = *total_bytes = 0;
