@@ -306,6 +306,11 @@ static dm_status open_file(dm_h5_file *f, int create) {
     const char *p = f->path;
     hid_t fapl;
     h5u_quiet();
+    /* Open MPI's lock files of an aborted earlier job on this output (h5_stale.c); rank 0
+     * removes them before it enters the collective open that creates this job's own */
+    int rank = 0;
+    MPI_Comm_rank(f->comm, &rank);
+    if (rank == 0) h5u_remove_stale_mpi_locks(p);
     H5_CHECK(p, fapl = H5Pcreate(H5P_FILE_ACCESS));
     H5_CHECK(p, H5Pset_fapl_mpio(fapl, f->comm, MPI_INFO_NULL));
     /* Metadata writes collective: one rank writes, no per-rank metadata cache divergence. */
