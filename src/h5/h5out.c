@@ -214,6 +214,7 @@ static dm_status create_video(dm_h5_file *f, hid_t videos_grp, int idx, const dm
     if (!st) st = h5u_attr_i64(p, g, "width", v->width);
     if (!st) st = h5u_attr_i64(p, g, "height", v->height);
     if (!st) st = h5u_attr_str(p, g, "codec", v->codec);
+    if (!st) st = h5u_attr_i64(p, g, "stream_index", v->stream_index);
     if (!st) st = h5u_attr_i64(p, g, "rotation", v->rotation);
     if (!st) st = h5u_attr_i64(p, g, "sar_num", v->sar_num);
     if (!st) st = h5u_attr_i64(p, g, "sar_den", v->sar_den);
@@ -411,6 +412,15 @@ static dm_status resume_video(dm_h5_file *f, int idx, const dm_h5_video *v) {
                             "has %s (%lld frames, %dx%d)",
                             p, name, src, (long long)frames, (long long)w, (long long)h,
                             v->source, (long long)want_frames, v->width, v->height);
+    htri_t has_si;
+    int64_t si = -1;
+    H5_CHECK(p, has_si = H5Aexists(hv->group, "stream_index"));
+    if (has_si > 0 && (st = h5u_read_i64(p, hv->group, "stream_index", &si))) return st;
+    if (!failed && has_si > 0 && si >= 0 && si != v->stream_index)
+        return dm_error_set(DM_ERR_FORMAT,
+                            "%s: resume mismatch: /%s holds video stream %lld of %s, the job "
+                            "decodes stream %d (video_stream changed?)",
+                            p, name, (long long)si, src, v->stream_index);
     if (!failed && step != (v->sel.frame_step > 0 ? v->sel.frame_step : 1))
         return dm_error_set(DM_ERR_FORMAT,
                             "%s: resume mismatch: /%s keeps every %lld-th source "

@@ -185,6 +185,7 @@ def case_full720p():
               f"shapes {g['alpha'].shape}")
         check(bool(np.all(g["done"][...] == 1)), "every done marker set")
         check(int(g.attrs["fps_num"]) == 24 and s(g.attrs["codec"]) == "h264", "fps, codec attrs")
+        check(int(g.attrs["stream_index"]) == 0, "stream_index attr (ffprobe: stream 0)")
         pts = g["time_s"][...]
         check(bool(np.all(np.diff(pts) > 0)) and abs(pts[1] - pts[0] - 1 / 24) < 1e-3,
               f"time_s increasing at 1/24 s ({pts[:3]})")

@@ -20,8 +20,8 @@
 
 #define NV 3
 static const dm_h5_video videos[NV] = {
-    {"a.mp4", 10, 24, 1, 6, 4, "h264", 0, 1, 1, 1, 12288, 0, NULL, 0, 0, {0}},
-    {"b.mkv", 7, 30000, 1001, 5, 3, "ffv1", 90, 1, 1, 1, 1000, 0, NULL, 0, 0, {0}},
+    {"a.mp4", 10, 24, 1, 6, 4, "h264", 0, 1, 1, 1, 12288, 0, NULL, 0, 0, {0}, 2},
+    {"b.mkv", 7, 30000, 1001, 5, 3, "ffv1", 90, 1, 1, 1, 1000, 0, NULL, 0, 0, {0}, 0},
     {"c.txt",
      0,
      0,
@@ -38,7 +38,8 @@ static const dm_h5_video videos[NV] = {
      "c.txt: Invalid data found when processing input",
      0,
      0,
-     {0}},
+     {0},
+     -1},
 };
 
 static uint8_t alpha_val(int v, int t, int y, int x) { return (uint8_t)(v * 31 + t * 7 + y * 3 + x); }
@@ -235,6 +236,15 @@ int main(int argc, char **argv) {
     f = NULL;
     st = dm_h5_open_resume(path, MPI_COMM_WORLD, &meta, &l, changed, NV, &f);
     CHECK(st == DM_ERR_FORMAT && strstr(dm_error_message(), "resume mismatch"));
+    if (rank == 0) printf("expected refusal: %s\n", dm_error_message());
+    dm_h5_close(f);
+    /* Another video stream of the same file (video_stream changed): refused, naming both */
+    memcpy(changed, videos, sizeof changed);
+    changed[0].stream_index = 1;
+    f = NULL;
+    st = dm_h5_open_resume(path, MPI_COMM_WORLD, &meta, &l, changed, NV, &f);
+    CHECK(st == DM_ERR_FORMAT && strstr(dm_error_message(), "video stream 2") &&
+          strstr(dm_error_message(), "stream 1"));
     if (rank == 0) printf("expected refusal: %s\n", dm_error_message());
     dm_h5_close(f);
     /* Depth stored at another grid (depth.output_size model vs source): refused, naming the
