@@ -32,7 +32,8 @@
  * output, shows up as NaN.
  * Non-finite inputs: cases with `nonfinite` salt one input with NaN, +inf and -inf where the
  * op's contract says what happens (activation and binary propagate as IEEE arithmetic does,
- * matting_compose keeps NaN); there NaN and the sign of inf must agree with the CPU op
+ * every activation keeps NaN as PyTorch does, also fused into conv2d / linear with a NaN/inf
+ * bias, matting_compose keeps NaN); there NaN and the sign of inf must agree with the CPU op
  * (tc_opts.match_nonfinite).
  * Exits 77 (loud skip) when no CUDA device is visible or the build has no CUDA; an op whose
  * CPU reference is still missing is skipped loudly. NOT YET RUN ON A GPU (see docs/gpu.md). */
