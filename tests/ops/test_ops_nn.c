@@ -159,10 +159,42 @@ static void attention_case(dm_backend *be, int B, int Hd, int Tq, int Tk, int D,
     dm_tensor_free(&q), dm_tensor_free(&k), dm_tensor_free(&v), dm_tensor_free(&o);
 }
 
+/* attention_qkv (B, T, 3C) -> (B, T, C) against the ops it stands for, run on the whole batch
+ * at once (split permute, attention, merge permute): bitwise equal. C = heads * D large
+ * enough that one item's workspace (4 T C floats, 21 MB here) exceeds half the op's 32 MiB
+ * chunk bound, so the batch of 3 runs as 3 chunks (attention_qkv.c). */
+static void attention_qkv_case(dm_backend *be, int B, int T, int heads, int D, const char *name) {
+    const int C = heads * D;
+    dm_tensor qkv = mk(3, B, T, 3 * C, 0), o = mk(3, B, T, C, 0);
+    dm_tensor h = mk(4, 3 * B, heads, T, D), att = mk(4, B, heads, T, D), want = mk(3, B, T, C, 0);
+    fill(&qkv, 2.f, 0.f);
+    CHECK_OK(dm_attention_qkv(be, &qkv, heads, 1.f / sqrtf((float)D), &o));
+    const int64_t s5[5] = {B, T, 3, heads, D}, sh[5] = {3, B, heads, T, D},
+                  s4[4] = {B, heads, T, D}, sm[4] = {B, T, heads, D};
+    const int split[5] = {2, 0, 3, 1, 4}, merge[4] = {0, 2, 1, 3};
+    dm_tensor qkv5, h5, q, k, v, att4, m4;
+    dm_tensor_view(&qkv5, qkv.data, DM_DTYPE_F32, 5, s5);
+    dm_tensor_view(&h5, h.data, DM_DTYPE_F32, 5, sh);
+    const int64_t part = (int64_t)B * T * C;
+    dm_tensor_view(&q, dm_f32(&h), DM_DTYPE_F32, 4, s4);
+    dm_tensor_view(&k, dm_f32(&h) + part, DM_DTYPE_F32, 4, s4);
+    dm_tensor_view(&v, dm_f32(&h) + 2 * part, DM_DTYPE_F32, 4, s4);
+    dm_tensor_view(&att4, att.data, DM_DTYPE_F32, 4, s4);
+    dm_tensor_view(&m4, want.data, DM_DTYPE_F32, 4, sm);
+    CHECK_OK(dm_permute(be, &qkv5, split, &h5));
+    CHECK_OK(dm_attention(be, &q, &k, &v, 1.f / sqrtf((float)D), &att4));
+    CHECK_OK(dm_permute(be, &att4, merge, &m4));
+    CHECK(tc_compare(name, dm_f32(&o), dm_f32(&want), (size_t)part, 0.0, NULL));
+    dm_tensor_free(&qkv), dm_tensor_free(&o), dm_tensor_free(&h), dm_tensor_free(&att);
+    dm_tensor_free(&want);
+}
+
 static void test_attention(dm_backend *be) {
     attention_case(be, 6, 8, 32, 32, 24, "attention short (VDA-like)");
     attention_case(be, 1, 6, 101, 101, 64, "attention 101 tokens");
     attention_case(be, 1, 2, 700, 650, 64, "attention long, row blocks");
+    attention_qkv_case(be, 3, 40, 128, 256, "attention_qkv 3 chunks = whole batch, bitwise");
+    attention_qkv_case(be, 7, 33, 6, 64, "attention_qkv one chunk = whole batch, bitwise");
 }
 
 static void test_conv_transpose(dm_backend *be) {
