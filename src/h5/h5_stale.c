@@ -22,7 +22,8 @@
 static int lock_suffix(const char *s) {
     for (int part = 0; part < 2; part++) {
         const char *d = s;
-        while (*s >= '0' && *s <= '9') s++;
+        while (*s >= '0' && *s <= '9')
+            s++;
         if (s == d) return 0;
         if (part == 0 && *s++ != '-') return 0;
     }
