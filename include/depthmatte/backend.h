@@ -19,7 +19,10 @@
 typedef struct dm_backend dm_backend;
 
 /* Pointwise activations, also fused into conv2d/linear. Definitions as in PyTorch:
- * hardswish x*relu6(x+3)/6, hardsigmoid relu6(x+3)/6, gelu exact x*Phi(x) (erf). */
+ * hardswish x*relu6(x+3)/6, hardsigmoid relu6(x+3)/6, gelu exact x*Phi(x) (erf).
+ * Non-finite inputs as in PyTorch 2.x: NaN stays NaN in every activation (so the pipeline's
+ * non-finite guard sees it); relu(-inf) = 0, hardsigmoid(+-inf) = 1 / 0, hardswish(-inf) = NaN
+ * (-inf * 0), every other value follows IEEE arithmetic of the formula. */
 typedef enum dm_act {
     DM_ACT_NONE = 0,
     DM_ACT_RELU,

@@ -65,7 +65,7 @@ typedef struct dm_h5_video {
     int64_t frames;        /* T: rows of every dataset (0 when failed at probe) */
     int fps_num, fps_den;  /* nominal frame rate, frames per second = num / den */
     int width, height;     /* decoded frame size = dataset W, H (pixels) */
-    const char *codec;     /* decoder name, e.g. "h264" */
+    const char *codec;     /* codec name of the stream (ffprobe's codec_name), e.g. "h264" */
     int rotation;          /* display-matrix rotation in degrees (metadata; not applied) */
     int sar_num, sar_den;  /* sample aspect ratio (0/1 when unknown) */
     int tb_num, tb_den;    /* stream time base of `pts` (seconds = pts * num / den) */
@@ -75,6 +75,8 @@ typedef struct dm_h5_video {
                                     * size, attr size "source"); else the network input size
                                     * (depth.output_size model: attr size "model") */
     dm_h5_selection sel;           /* frame selection / scaling; source_frame = row * step */
+    int stream_index;              /* container index of the decoded video stream (ffprobe's
+                                    * "index"); -1 when unknown (failed at probe) */
 } dm_h5_video;
 
 /* Which datasets exist and how they are stored. */

@@ -46,7 +46,9 @@ typedef struct dm_h5r_video {
     int64_t frames;            /* T: rows of every dataset (0 when the video failed at probe) */
     int fps_num, fps_den;      /* nominal frame rate = num / den frames per second */
     int width, height;         /* decoded, upright frame size W, H (pixels) */
-    char codec[64];            /* FFmpeg decoder name */
+    char codec[64];            /* codec name of the stream (ffprobe's codec_name) */
+    int stream_index;          /* container index of the decoded stream; -1 when unknown
+                                * (failed at probe, or a file written before the attribute) */
     int rotation;              /* degrees applied to make frames upright */
     int sar_num, sar_den;      /* sample aspect ratio (0/1 when unknown) */
     char status[16];           /* "pending" | "ok" | "failed" */

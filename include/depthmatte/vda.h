@@ -123,7 +123,8 @@ dm_status vda_window_shift(vda_ctx *c);
 /* Intermediate tensors of the last window, for tests (valid until the next run / free). */
 typedef struct vda_taps {
     const dm_tensor *input;  /* (32, 3, h, w) preprocessed window (on the backend) */
-    const dm_tensor *mm_in0; /* (32, 192, ph, pw) input of motion module 0 */
+    const dm_tensor *mm_in0; /* (32, 192, ph, pw) input of motion module 0; NULL unless
+                              * vda_ctx_keep_taps was called before the window ran */
     const dm_tensor *mm_out[4]; /* (32, C, h_i, w_i): layer_3, layer_4, path_4, path_3 */
     const dm_tensor *head;   /* (32, 1, h, w) model output (>= 0) at model size */
 } vda_taps;
@@ -137,6 +138,12 @@ void vda_ctx_source_dims(const vda_ctx *c, int *h, int *w);
  * holds exactly the CPU's float32 input, not the device's input rounded to its precision; from
  * a CPU `src` the preprocessed slots are copied. DM_ERR_SHAPE when the sizes differ. */
 dm_status vda_ctx_copy_input(vda_ctx *dst, const vda_ctx *src);
+
+/* Makes every later window keep the taps that are not part of the forward pass itself (today
+ * mm_in0, a copy of layer_3 before motion module 0: (32, 192, ph, pw), 34 MB and one copy per
+ * window at 518, so contexts start without it). Allocates once, outside the buffer plan;
+ * call it after vda_ctx_init, before the windows of interest. DM_ERR_NOMEM. */
+dm_status vda_ctx_keep_taps(vda_ctx *c);
 
 void vda_ctx_taps(const vda_ctx *c, vda_taps *t);
 

@@ -31,6 +31,12 @@ dm_status h5u_mpi_fail(const char *path, int err, const char *call, const char *
             return h5u_mpi_fail((path), mpi_err_, #expr, __FILE__, __LINE__, __func__);        \
     } while (0)
 
+/* Removes the stale "<path>-<jobid>-<pid>.lock" files (8 bytes, regular) that Open MPI's
+ * sharedfp/lockedfile component leaves beside `path` when a job ends in MPI_Abort
+ * (h5_stale.c); any other file is left alone. Call on one rank before the collective open.
+ * Returns the number removed. */
+int h5u_remove_stale_mpi_locks(const char *path);
+
 /* Silences HDF5's automatic error-stack printing (we report through dm_error_set). */
 void h5u_quiet(void);
 

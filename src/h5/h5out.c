@@ -214,6 +214,7 @@ static dm_status create_video(dm_h5_file *f, hid_t videos_grp, int idx, const dm
     if (!st) st = h5u_attr_i64(p, g, "width", v->width);
     if (!st) st = h5u_attr_i64(p, g, "height", v->height);
     if (!st) st = h5u_attr_str(p, g, "codec", v->codec);
+    if (!st) st = h5u_attr_i64(p, g, "stream_index", v->stream_index);
     if (!st) st = h5u_attr_i64(p, g, "rotation", v->rotation);
     if (!st) st = h5u_attr_i64(p, g, "sar_num", v->sar_num);
     if (!st) st = h5u_attr_i64(p, g, "sar_den", v->sar_den);
@@ -307,6 +308,11 @@ static dm_status open_file(dm_h5_file *f, int create) {
     const char *p = f->path;
     hid_t fapl;
     h5u_quiet();
+    /* Open MPI's lock files of an aborted earlier job on this output (h5_stale.c); rank 0
+     * removes them before it enters the collective open that creates this job's own */
+    int rank = 0;
+    MPI_Comm_rank(f->comm, &rank);
+    if (rank == 0) h5u_remove_stale_mpi_locks(p);
     H5_CHECK(p, fapl = H5Pcreate(H5P_FILE_ACCESS));
     H5_CHECK(p, H5Pset_fapl_mpio(fapl, f->comm, MPI_INFO_NULL));
     /* Metadata writes collective: one rank writes, no per-rank metadata cache divergence. */
@@ -407,6 +413,15 @@ static dm_status resume_video(dm_h5_file *f, int idx, const dm_h5_video *v) {
                             "has %s (%lld frames, %dx%d)",
                             p, name, src, (long long)frames, (long long)w, (long long)h,
                             v->source, (long long)want_frames, v->width, v->height);
+    htri_t has_si;
+    int64_t si = -1;
+    H5_CHECK(p, has_si = H5Aexists(hv->group, "stream_index"));
+    if (has_si > 0 && (st = h5u_read_i64(p, hv->group, "stream_index", &si))) return st;
+    if (!failed && has_si > 0 && si >= 0 && si != v->stream_index)
+        return dm_error_set(DM_ERR_FORMAT,
+                            "%s: resume mismatch: /%s holds video stream %lld of %s, the job "
+                            "decodes stream %d (video_stream changed?)",
+                            p, name, (long long)si, src, v->stream_index);
     if (!failed && step != (v->sel.frame_step > 0 ? v->sel.frame_step : 1))
         return dm_error_set(DM_ERR_FORMAT,
                             "%s: resume mismatch: /%s keeps every %lld-th source "

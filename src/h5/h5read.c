@@ -374,6 +374,9 @@ dm_status dm_h5r_video_info(const dm_h5r_file *f, int index, dm_h5r_video *v) {
     if (!st) st = attr_int(f, g, where, "width", &v->width);
     if (!st) st = attr_int(f, g, where, "height", &v->height);
     if (!st) st = attr_str_opt(f, g, "codec", v->codec, sizeof v->codec);
+    int64_t si = -1;
+    if (!st) st = attr_i64_opt(f, g, "stream_index", -1, &si);
+    v->stream_index = (int)si;
     if (!st) st = attr_int(f, g, where, "rotation", &v->rotation);
     if (!st) st = attr_int(f, g, where, "sar_num", &v->sar_num);
     if (!st) st = attr_int(f, g, where, "sar_den", &v->sar_den);

@@ -36,7 +36,8 @@ struct vda_ctx {
     dptt_ctx head;
     dm_tensor input;     /* (32, 3, h, w) window input on the backend (image_cubic_normalize) */
     dm_tensor rgb_dev;   /* (1, src_h, src_w, 3) u8 frame uploaded to a device backend */
-    dm_tensor mm0_in;    /* (32, 192, ph, pw) tap */
+    dm_tensor mm0_in;    /* (32, 192, ph, pw) tap; allocated (outside the plan) and filled only
+                          * after vda_ctx_keep_taps: 34 MB and one copy per window at 518 */
     dm_tensor raw_dev;   /* (32, 1, src_h, src_w) resized depth on a device backend */
     buf_plan plan;       /* the memory of every planned activation above and in enc/head */
     /* (32, src_h, src_w, 3) host copy of the window's u8 frames on a device backend (NULL on
@@ -144,8 +145,8 @@ dm_status vda_ctx_init(vda_ctx **out, const vda_model *m, dm_backend *be, int sr
     c->m = m, c->be = be, c->src_h = src_h, c->src_w = src_w;
     vda_input_size(src_h, src_w, input_size, &c->h, &c->w);
     const int T = VDA_WINDOW, ph = c->h / VIT_PATCH, pw = c->w / VIT_PATCH;
-    const int64_t s_in[] = {T, 3, c->h, c->w}, s_mm[] = {T, m->head.mm[0].channels, ph, pw},
-                  s_raw[] = {T, 1, src_h, src_w}, s_rgb[] = {1, src_h, src_w, 3};
+    const int64_t s_in[] = {T, 3, c->h, c->w}, s_raw[] = {T, 1, src_h, src_w},
+                  s_rgb[] = {1, src_h, src_w, 3};
     bp_init(&c->plan);
     /* feat[i] feeds the head's reassemble stage i */
     const int feat_last[VIT_NTAPS] = {VDA_PH_HEAD + DPTT_PH_REASSEMBLE,
@@ -156,8 +157,7 @@ dm_status vda_ctx_init(vda_ctx **out, const vda_model *m, dm_backend *be, int sr
     if ((st = dinov2_ctx_init_plan(&c->enc, &m->enc, be, T, c->h, c->w, &c->plan, VDA_PH_ENC,
                                    feat_last)) ||
         (st = dptt_ctx_init_plan(&c->head, &m->head, be, T, ph, pw, &c->plan, VDA_PH_HEAD)) ||
-        (st = dm_alloc(be, &c->input, dm_backend_storage_dtype(be), 4, s_in)) ||
-        (st = bp_alloc(&c->plan, be, &c->mm0_in, 4, s_mm, VDA_PH_HEAD, VDA_PH_END)))
+        (st = dm_alloc(be, &c->input, dm_backend_storage_dtype(be), 4, s_in)))
         goto fail;
     if (be->device != DM_DEVICE_CPU &&
         ((st = dm_alloc(be, &c->rgb_dev, DM_DTYPE_U8, 4, s_rgb)) ||
@@ -217,7 +217,9 @@ dm_status vda_window_run(vda_ctx *c, float *raw) {
     if ((st = dinov2_forward(&c->enc, &c->m->enc, c->be, &c->input))) return st;
     const dm_tensor *feats[4] = {&c->enc.feat[0], &c->enc.feat[1], &c->enc.feat[2],
                                  &c->enc.feat[3]};
-    if ((st = dptt_forward(&c->head, &c->m->head, c->be, feats, &c->mm0_in))) return st;
+    if ((st = dptt_forward(&c->head, &c->m->head, c->be, feats,
+                           c->mm0_in.data ? &c->mm0_in : NULL)))
+        return st;
     /* forward(): interpolate to the input size (identity: the head already outputs 14ph x
      * 14pw) and ReLU (no-op: output_conv2 ends in ReLU). infer_video_depth then resizes to
      * the source size, bilinear, align_corners True. */
@@ -298,9 +300,16 @@ dm_status vda_ctx_copy_input(vda_ctx *dst, const vda_ctx *src) {
     return st ? st : dm_synchronize(be);
 }
 
+dm_status vda_ctx_keep_taps(vda_ctx *c) {
+    if (c->mm0_in.data) return DM_OK;
+    const int64_t s_mm[] = {VDA_WINDOW, c->m->head.mm[0].channels, c->h / VIT_PATCH,
+                            c->w / VIT_PATCH};
+    return dm_alloc(c->be, &c->mm0_in, dm_backend_storage_dtype(c->be), 4, s_mm);
+}
+
 void vda_ctx_taps(const vda_ctx *c, vda_taps *t) {
     t->input = &c->input;
-    t->mm_in0 = &c->mm0_in;
+    t->mm_in0 = c->mm0_in.data ? &c->mm0_in : NULL;
     t->mm_out[0] = &c->head.dpt.layer[2];
     t->mm_out[1] = &c->head.dpt.layer[3];
     t->mm_out[2] = &c->head.dpt.path[3];

@@ -77,7 +77,7 @@ static dm_status open_output(pl_ctx *c, dm_h5_file **f) {
                              vi->width,      vi->height,        vi->codec,   vi->rotation,
                              vi->sar_num,    vi->sar_den,       vi->time_base_num,
                              vi->time_base_den, !in->ok,        in->ok ? NULL : in->error,
-                             0, 0, {0}};
+                             0, 0, {0}, in->ok ? vi->stream_index : -1};
         v[i].sel = (dm_h5_selection){vi->images,        vi->frame_step,     c->job.max_res,
                                      vi->source_frames, vi->source_fps_num, vi->source_fps_den,
                                      vi->source_width,  vi->source_height};

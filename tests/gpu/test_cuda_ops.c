@@ -32,7 +32,8 @@
  * output, shows up as NaN.
  * Non-finite inputs: cases with `nonfinite` salt one input with NaN, +inf and -inf where the
  * op's contract says what happens (activation and binary propagate as IEEE arithmetic does,
- * matting_compose keeps NaN); there NaN and the sign of inf must agree with the CPU op
+ * every activation keeps NaN as PyTorch does, also fused into conv2d / linear with a NaN/inf
+ * bias, matting_compose keeps NaN); there NaN and the sign of inf must agree with the CPU op
  * (tc_opts.match_nonfinite).
  * Exits 77 (loud skip) when no CUDA device is visible or the build has no CUDA; an op whose
  * CPU reference is still missing is skipped loudly. NOT YET RUN ON A GPU (see docs/gpu.md). */
@@ -1078,6 +1079,15 @@ static const op_case k_cases[] = {
     CONV("r50 downsample 1x1 s2", 1, 64, 128, 19, 33, 1, 2, 0, 1, 1, 1, DM_ACT_NONE),
     CONV("r50 3x3 s2 relu", 1, 32, 32, 19, 33, 3, 2, 1, 1, 1, 1, DM_ACT_RELU),
     CONV("r50 dilated dense 3x3 d2", 1, 64, 64, 5, 8, 3, 1, 2, 2, 1, 1, DM_ACT_RELU),
+    /* NaN / +inf / -inf in the bias: the fused activations (cuDNN's bias+ReLU with
+     * CUDNN_PROPAGATE_NAN for f32, our epilogue kernel otherwise) must keep NaN as PyTorch
+     * does (relu(NaN) = NaN, hardswish(-inf) = NaN), independent of the convolution algorithm */
+    {"conv2d", "3x3 bias relu, NaN/inf bias", setup_conv2d, call_conv2d,
+     A(2, 16, 32, 17, 19, 3, 1, 1, 1, 1, 1, DM_ACT_RELU), .nonfinite = 3},
+    {"conv2d", "depthwise 3x3 s2 hardswish, NaN/inf bias", setup_conv2d, call_conv2d,
+     A(1, 72, 72, 32, 30, 3, 2, 1, 1, 72, 1, DM_ACT_HARDSWISH), .nonfinite = 3},
+    {"conv2d", "1x1 hardsigmoid, NaN/inf bias", setup_conv2d, call_conv2d,
+     A(2, 40, 64, 9, 16, 1, 1, 0, 1, 1, 1, DM_ACT_HARDSIGMOID), .nonfinite = 3},
     /* conv_transpose2d: DPT's resize layers (k4 s4, k2 s2); a = {N, Cin, Cout, H, W, k, s, pad} */
     {"conv_transpose2d", "k4 s4 p0", setup_convt, call_convt, A(1, 48, 48, 9, 7, 4, 4, 0)},
     {"conv_transpose2d", "k2 s2 p0", setup_convt, call_convt, A(2, 32, 16, 6, 5, 2, 2, 0)},
@@ -1090,6 +1100,11 @@ static const op_case k_cases[] = {
     LIN("fc1 bias gelu", 2, 37, 384, 1536, 1, DM_ACT_GELU),
     LIN("relu no bias", 3, 5, 64, 40, 0, DM_ACT_RELU),
     LIN("odd K N", 1, 33, 36, 20, 1, DM_ACT_TANH),
+    /* NaN / +inf / -inf in the bias through the GEMM epilogue and the activation after it */
+    {"linear", "relu, NaN/inf bias", setup_linear, call_linear, A(3, 5, 64, 40, 1, DM_ACT_RELU),
+     .nonfinite = 3},
+    {"linear", "gelu, NaN/inf bias", setup_linear, call_linear, A(2, 37, 384, 96, 1, DM_ACT_GELU),
+     .nonfinite = 3},
     /* norms; layernorm a = {rows, C}, d[0] = mean offset; groupnorm a = {N, C, H, W, G} */
     {"layernorm", "plain", setup_layernorm, call_layernorm, A(101, 384)},
     {"layernorm", "mean-offset", setup_layernorm, call_layernorm, A(64, 384), .d = {20.0}},

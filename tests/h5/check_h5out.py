@@ -58,6 +58,7 @@ with h5py.File(path, "r") as f:
         check(g["pts"][:rows].tolist() == [i * 512 for i in range(rows)], vid + " pts")
     g0, g1, g2 = (f["videos"][k] for k in ("00000", "00001", "00002"))
     check(s(g0.attrs["status"]) == "ok" and s(g0.attrs["codec"]) == "h264", "video 0 attrs")
+    check([int(g.attrs["stream_index"]) for g in (g0, g1, g2)] == [2, 0, -1], "stream_index attrs")
     check(int(g0.attrs["fps_num"]) == 24 and int(g0["pts"].attrs["time_base_den"]) == 12288, "fps/tb")
     check(s(g1.attrs["status"]) == "failed" and "decode failed" in s(g1.attrs["error"]), "video 1 failed")
     check(s(g2.attrs["status"]) == "failed" and "Invalid data" in s(g2.attrs["error"]), "video 2 failed")

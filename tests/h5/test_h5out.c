@@ -13,14 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "depthmatte/h5out.h"
 #include "tensor_compare.h"
 
 #define NV 3
 static const dm_h5_video videos[NV] = {
-    {"a.mp4", 10, 24, 1, 6, 4, "h264", 0, 1, 1, 1, 12288, 0, NULL, 0, 0, {0}},
-    {"b.mkv", 7, 30000, 1001, 5, 3, "ffv1", 90, 1, 1, 1, 1000, 0, NULL, 0, 0, {0}},
+    {"a.mp4", 10, 24, 1, 6, 4, "h264", 0, 1, 1, 1, 12288, 0, NULL, 0, 0, {0}, 2},
+    {"b.mkv", 7, 30000, 1001, 5, 3, "ffv1", 90, 1, 1, 1, 1000, 0, NULL, 0, 0, {0}, 0},
     {"c.txt",
      0,
      0,
@@ -37,7 +38,8 @@ static const dm_h5_video videos[NV] = {
      "c.txt: Invalid data found when processing input",
      0,
      0,
-     {0}},
+     {0},
+     -1},
 };
 
 static uint8_t alpha_val(int v, int t, int y, int x) { return (uint8_t)(v * 31 + t * 7 + y * 3 + x); }
@@ -135,8 +137,26 @@ int main(int argc, char **argv) {
     dm_h5_layout l = layout();
     dm_h5_meta meta = {"inputs: [a.mp4, b.mkv, c.txt]\n", size};
     dm_h5_file *f = NULL;
+    /* Open MPI's sharedfp/lockedfile leaves "<file>-<jobid>-<pid>.lock" (8 bytes) after an
+     * MPI_Abort: the next open removes it, and nothing that merely looks alike */
+    char stale[4][1100];
+    const char *suffix[4] = {"-1630863361-3550.lock", "-777-888.lock", "-12x-4.lock",
+                             "-1-2.lock.keep"};
+    const int size_of[4] = {8, 9, 8, 8};
+    for (int i = 0; i < 4; i++) snprintf(stale[i], sizeof stale[i], "%s%s", path, suffix[i]);
+    if (rank == 0)
+        for (int i = 0; i < 4; i++) {
+            FILE *lf = fopen(stale[i], "wb");
+            CHECK(lf != NULL);
+            if (lf) fwrite("\0\0\0\0\0\0\0\0\0", 1, (size_t)size_of[i], lf), fclose(lf);
+        }
     dm_status st = dm_h5_create(path, MPI_COMM_WORLD, &meta, &l, videos, NV, &f);
     CHECK_OK(st);
+    if (rank == 0) {
+        CHECK(access(stale[0], F_OK) != 0); /* the stale lock file: removed */
+        for (int i = 1; i < 4; i++) CHECK(access(stale[i], F_OK) == 0 && !remove(stale[i]));
+        printf("stale Open MPI lock file removed, look-alikes kept\n");
+    }
     if (st) MPI_Abort(MPI_COMM_WORLD, 1);
     CHECK(dm_h5_video_failed(f, 2) && !dm_h5_video_failed(f, 0));
 
@@ -216,6 +236,15 @@ int main(int argc, char **argv) {
     f = NULL;
     st = dm_h5_open_resume(path, MPI_COMM_WORLD, &meta, &l, changed, NV, &f);
     CHECK(st == DM_ERR_FORMAT && strstr(dm_error_message(), "resume mismatch"));
+    if (rank == 0) printf("expected refusal: %s\n", dm_error_message());
+    dm_h5_close(f);
+    /* Another video stream of the same file (video_stream changed): refused, naming both */
+    memcpy(changed, videos, sizeof changed);
+    changed[0].stream_index = 1;
+    f = NULL;
+    st = dm_h5_open_resume(path, MPI_COMM_WORLD, &meta, &l, changed, NV, &f);
+    CHECK(st == DM_ERR_FORMAT && strstr(dm_error_message(), "video stream 2") &&
+          strstr(dm_error_message(), "stream 1"));
     if (rank == 0) printf("expected refusal: %s\n", dm_error_message());
     dm_h5_close(f);
     /* Depth stored at another grid (depth.output_size model vs source): refused, naming the

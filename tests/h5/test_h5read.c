@@ -23,14 +23,14 @@
 
 #define NV 3
 static const dm_h5_video rel_videos[NV] = {
-    {"a.mp4", 7, 24, 1, 6, 4, "h264", 0, 1, 1, 1, 12288, 0, NULL, 0, 0, {0}},
+    {"a.mp4", 7, 24, 1, 6, 4, "h264", 0, 1, 1, 1, 12288, 0, NULL, 0, 0, {0}, 3},
     /* rows = every 3rd of 14 source frames of a 10x6 source scaled to 5x3 (target_fps, max_res) */
     {"b.mkv", 5, 10000, 1001, 5, 3, "ffv1", 90, 1, 1, 1, 1000, 0, NULL, 4, 2,
-     {0, 3, 6, 14, 30000, 1001, 10, 6}},
-    {"c.txt", 0, 0, 0, 0, 0, "", 0, 0, 1, 0, 1, 1, "c.txt: Invalid data found", 0, 0, {0}},
+     {0, 3, 6, 14, 30000, 1001, 10, 6}, 0},
+    {"c.txt", 0, 0, 0, 0, 0, "", 0, 0, 1, 0, 1, 1, "c.txt: Invalid data found", 0, 0, {0}, -1},
 };
 static const dm_h5_video met_video = {"m.mp4", 4, 25,    1, 3,    2, "h264", 0,  1,
-                                      1,       1, 90000, 0, NULL, 0, 0,      {0}};
+                                      1,       1, 90000, 0, NULL, 0, 0,      {0}, 0};
 
 static uint8_t alpha_val(int v, int t, int y, int x) { return (uint8_t)(v * 31 + t * 7 + y * 3 + x); }
 static uint8_t fgr_val(int v, int t, int y, int x, int c) { return (uint8_t)(v * 5 + t * 11 + y * 13 + x * 17 + c * 19); }
@@ -135,6 +135,7 @@ static void check_rel(const char *path) {
     CHECK(!strcmp(v.id, "00000") && !strcmp(v.source, "a.mp4") && v.frames == 7);
     CHECK(v.fps_num == 24 && v.fps_den == 1 && v.width == 6 && v.height == 4);
     CHECK(!strcmp(v.codec, "h264") && v.rotation == 0 && v.sar_num == 1 && v.sar_den == 1);
+    CHECK(v.stream_index == 3);
     CHECK(!strcmp(v.status, "ok") && v.error[0] == 0);
     CHECK(v.tb_num == 1 && v.tb_den == 12288);
     CHECK(v.depth.present && v.depth.ndims == 3 && v.depth.dtype == DM_DTYPE_F16);
@@ -195,6 +196,7 @@ static void check_rel(const char *path) {
     CHECK_OK(dm_h5r_video_info(f, 1, &v));
     CHECK(v.frames == 5 && v.width == 5 && v.height == 3 && v.rotation == 90);
     CHECK(v.fps_num == 10000 && v.fps_den == 1001 && !strcmp(v.codec, "ffv1"));
+    CHECK(v.stream_index == 0);
     CHECK(v.frame_step == 3 && v.max_res == 6 && v.source_frames == 14 &&
           v.source_fps_num == 30000 && v.source_fps_den == 1001 && v.source_width == 10 &&
           v.source_height == 6);

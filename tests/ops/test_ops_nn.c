@@ -1,6 +1,7 @@
 /* Op tests for the CPU ops linear, layernorm, groupnorm, attention, conv_transpose2d, permute,
  * resize: each op on random inputs against a naive double-precision loop written from the PyTorch
- * definition. Usage: test_ops_nn <op>. Tolerances: float32 accumulation over K terms has a typical
+ * definition; `nonfinite`: the activations (alone and fused into conv2d / linear) on NaN, +-inf
+ * and signed zeros against hand-derived PyTorch results. Usage: test_ops_nn <op>. Tolerances: float32 accumulation over K terms has a typical
  * error of ~sqrt(K) * 6e-8 * scale (scale = largest |reference|); the bound used is 1e-6 * sqrt(K)
  * * scale, about 15x that, which a wrong index or a missing term exceeds by orders of magnitude
  * (checked by perturbing the ops while writing them). */
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "depthmatte/backend.h"
+#include "depthmatte/backend_emu.h"
 #include "tensor_compare.h"
 
 static uint64_t rng_state = 0x1234567;
@@ -157,10 +159,42 @@ static void attention_case(dm_backend *be, int B, int Hd, int Tq, int Tk, int D,
     dm_tensor_free(&q), dm_tensor_free(&k), dm_tensor_free(&v), dm_tensor_free(&o);
 }
 
+/* attention_qkv (B, T, 3C) -> (B, T, C) against the ops it stands for, run on the whole batch
+ * at once (split permute, attention, merge permute): bitwise equal. C = heads * D large
+ * enough that one item's workspace (4 T C floats, 21 MB here) exceeds half the op's 32 MiB
+ * chunk bound, so the batch of 3 runs as 3 chunks (attention_qkv.c). */
+static void attention_qkv_case(dm_backend *be, int B, int T, int heads, int D, const char *name) {
+    const int C = heads * D;
+    dm_tensor qkv = mk(3, B, T, 3 * C, 0), o = mk(3, B, T, C, 0);
+    dm_tensor h = mk(4, 3 * B, heads, T, D), att = mk(4, B, heads, T, D), want = mk(3, B, T, C, 0);
+    fill(&qkv, 2.f, 0.f);
+    CHECK_OK(dm_attention_qkv(be, &qkv, heads, 1.f / sqrtf((float)D), &o));
+    const int64_t s5[5] = {B, T, 3, heads, D}, sh[5] = {3, B, heads, T, D},
+                  s4[4] = {B, heads, T, D}, sm[4] = {B, T, heads, D};
+    const int split[5] = {2, 0, 3, 1, 4}, merge[4] = {0, 2, 1, 3};
+    dm_tensor qkv5, h5, q, k, v, att4, m4;
+    dm_tensor_view(&qkv5, qkv.data, DM_DTYPE_F32, 5, s5);
+    dm_tensor_view(&h5, h.data, DM_DTYPE_F32, 5, sh);
+    const int64_t part = (int64_t)B * T * C;
+    dm_tensor_view(&q, dm_f32(&h), DM_DTYPE_F32, 4, s4);
+    dm_tensor_view(&k, dm_f32(&h) + part, DM_DTYPE_F32, 4, s4);
+    dm_tensor_view(&v, dm_f32(&h) + 2 * part, DM_DTYPE_F32, 4, s4);
+    dm_tensor_view(&att4, att.data, DM_DTYPE_F32, 4, s4);
+    dm_tensor_view(&m4, want.data, DM_DTYPE_F32, 4, sm);
+    CHECK_OK(dm_permute(be, &qkv5, split, &h5));
+    CHECK_OK(dm_attention(be, &q, &k, &v, 1.f / sqrtf((float)D), &att4));
+    CHECK_OK(dm_permute(be, &att4, merge, &m4));
+    CHECK(tc_compare(name, dm_f32(&o), dm_f32(&want), (size_t)part, 0.0, NULL));
+    dm_tensor_free(&qkv), dm_tensor_free(&o), dm_tensor_free(&h), dm_tensor_free(&att);
+    dm_tensor_free(&want);
+}
+
 static void test_attention(dm_backend *be) {
     attention_case(be, 6, 8, 32, 32, 24, "attention short (VDA-like)");
     attention_case(be, 1, 6, 101, 101, 64, "attention 101 tokens");
     attention_case(be, 1, 2, 700, 650, 64, "attention long, row blocks");
+    attention_qkv_case(be, 3, 40, 128, 256, "attention_qkv 3 chunks = whole batch, bitwise");
+    attention_qkv_case(be, 7, 33, 6, 64, "attention_qkv one chunk = whole batch, bitwise");
 }
 
 static void test_conv_transpose(dm_backend *be) {
@@ -312,10 +346,155 @@ static void test_resize(dm_backend *be) {
     resize_case(be, DM_RESIZE_BILINEAR, 3, 36, 64, 72, 128, 0, 0, 0, "bilinear size x2");
 }
 
+/* ---- non-finite inputs of the activations ------------------------------------------------- */
+
+/* Inputs and hand-derived PyTorch 2.x results (F.relu, F.hardsigmoid, F.hardswish,
+ * torch.sigmoid, torch.tanh, F.gelu): NaN in gives NaN out in every activation (PyTorch's
+ * clamp_min / clamp propagate NaN; fmaxf(NaN, 0) would give 0); relu(-inf) = 0,
+ * hardsigmoid(+inf) = min(max(inf, 0), 6) / 6 = 1, hardswish(+inf) = inf * 6 / 6 = inf,
+ * hardswish(-inf) = -inf * 0 / 6 = NaN, hardswish(-4) = -4 * 0 / 6 = -0, relu(-0) = -0,
+ * sigmoid(-inf) = 1 / (1 + inf) = 0, tanh(+-inf) = +-1, gelu(-inf) = 0.5 * -inf * 0 = NaN,
+ * gelu(+inf) = inf (the formula, and PyTorch's scalar path; its vectorised CPU erf gives NaN).
+ * Checked against torch 2.15 on CPU, bit for bit, for relu/hardsigmoid/hardswish. NaN marks an
+ * expected NaN; FIN marks a finite value not checked here (libm's exp/tanh/erf, covered by the
+ * other op tests). */
+#define NV 10
+#define FIN 12345.f
+static const float k_nf_in[NV] = {NAN, INFINITY, -INFINITY, -4.f, -3.f, -1.f, -0.f, 0.f, 2.f, 7.f};
+static const struct {
+    dm_act act;
+    const char *name;
+    float want[NV];
+} k_nf_cases[] = {
+    {DM_ACT_RELU, "relu", {NAN, INFINITY, 0.f, 0.f, 0.f, 0.f, -0.f, 0.f, 2.f, 7.f}},
+    {DM_ACT_HARDSIGMOID, "hardsigmoid",
+     {NAN, 1.f, 0.f, 0.f, 0.f, 2.f / 6.f, 0.5f, 0.5f, 5.f / 6.f, 1.f}},
+    {DM_ACT_HARDSWISH, "hardswish",
+     {NAN, INFINITY, NAN, -0.f, -0.f, -2.f / 6.f, -0.f, 0.f, 10.f / 6.f, 7.f}},
+    {DM_ACT_SIGMOID, "sigmoid", {NAN, 1.f, 0.f, FIN, FIN, FIN, 0.5f, 0.5f, FIN, FIN}},
+    {DM_ACT_TANH, "tanh", {NAN, 1.f, -1.f, FIN, FIN, FIN, -0.f, 0.f, FIN, FIN}},
+    {DM_ACT_GELU, "gelu", {NAN, INFINITY, NAN, FIN, FIN, FIN, -0.f, 0.f, FIN, FIN}},
+};
+
+static float round_p(float v, dm_dtype p) {
+    if (p == DM_DTYPE_F16) return dm_f16_to_f32(dm_f32_to_f16(v));
+    if (p == DM_DTYPE_BF16) return dm_bf16_to_f32(dm_f32_to_bf16(v));
+    return v;
+}
+
+/* got[i] against want (at stride 1): NaN where want is NaN, else the same bits (signed zeros
+ * too, unless any_zero_sign: a fused epilogue adds a +0 bias, -0 + 0 = +0). */
+static void nf_check(const char *what, const float *got, const float *want, int n, dm_dtype p,
+                     int any_zero_sign) {
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        if (want[i] == FIN) continue;
+        const float w = round_p(want[i], p);
+        int ok;
+        if (isnan(w)) ok = isnan(got[i]);
+        else if (w == 0.f && any_zero_sign) ok = got[i] == 0.f;
+        else ok = memcmp(&got[i], &w, sizeof w) == 0;
+        if (!ok) {
+            if (bad++ < 4)
+                fprintf(stderr, "  %s: input %g gives %g, want %g\n", what, (double)k_nf_in[i],
+                        (double)got[i], (double)w);
+        }
+    }
+    printf("%-56s %s\n", what, bad ? "FAIL" : "ok");
+    if (bad) tc_failure_count++;
+}
+
+/* Host tensor h on backend be (an upload for a device backend). */
+static dm_tensor nf_put(dm_backend *be, const dm_tensor *h) {
+    dm_tensor d;
+    CHECK_OK(dm_alloc(be, &d, DM_DTYPE_F32, h->ndim, h->shape));
+    CHECK_OK(dm_copy(be, h, &d));
+    return d;
+}
+
+static dm_tensor nf_get(dm_backend *be, const dm_tensor *d) {
+    dm_tensor h;
+    if (dm_tensor_alloc(&h, DM_DTYPE_F32, d->ndim, d->shape)) abort();
+    CHECK_OK(dm_copy(be, d, &h));
+    return h;
+}
+
+/* Every activation of k_nf_cases on backend be (precision p): dm_activation; conv2d 1x1 dense
+ * and depthwise with the activation fused (bias {0, NaN}: channel 1 all NaN); linear with bias
+ * {0, NaN} and without bias. One weight 1 per output, so each output is act(x + bias) exactly. */
+static void nf_backend(dm_backend *be, dm_dtype p, const char *bname) {
+    dm_tensor x = mk(4, 1, 1, 1, NV), x2 = mk(4, 1, 2, 1, NV), xl = mk(2, NV, 1, 0, 0);
+    dm_tensor w = mk(4, 2, 1, 1, 1), b = mk(1, 2, 0, 0, 0), wl = mk(2, 2, 1, 0, 0);
+    for (int i = 0; i < NV; i++)
+        dm_f32(&x)[i] = dm_f32(&x2)[i] = dm_f32(&x2)[NV + i] = dm_f32(&xl)[i] = k_nf_in[i];
+    dm_f32(&w)[0] = dm_f32(&w)[1] = dm_f32(&wl)[0] = dm_f32(&wl)[1] = 1.f;
+    dm_f32(&b)[0] = 0.f, dm_f32(&b)[1] = NAN;
+    dm_tensor dx = nf_put(be, &x), dx2 = nf_put(be, &x2), dxl = nf_put(be, &xl);
+    dm_tensor dw = nf_put(be, &w), db = nf_put(be, &b), dwl = nf_put(be, &wl);
+    dm_tensor y = mk(4, 1, 1, 1, NV), yc = mk(4, 1, 2, 1, NV), yl = mk(2, NV, 2, 0, 0);
+    dm_tensor dy = nf_put(be, &y), dyc = nf_put(be, &yc), dyl = nf_put(be, &yl);
+    float nan_row[NV], col[NV];
+    for (int i = 0; i < NV; i++) nan_row[i] = NAN;
+    for (size_t c = 0; c < sizeof k_nf_cases / sizeof k_nf_cases[0]; c++) {
+        const dm_act act = k_nf_cases[c].act;
+        const float *want = k_nf_cases[c].want;
+        char what[128];
+        snprintf(what, sizeof what, "%s %s activation", bname, k_nf_cases[c].name);
+        CHECK_OK(dm_activation(be, &dx, act, &dy));
+        dm_tensor h = nf_get(be, &dy);
+        nf_check(what, dm_f32(&h), want, NV, p, 0);
+        dm_tensor_free(&h);
+        for (int dw_case = 0; dw_case < 2; dw_case++) {
+            const dm_conv2d_params cp = dm_conv2d_params_make(1, 0, dw_case ? 2 : 1, act);
+            CHECK_OK(dm_conv2d(be, dw_case ? &dx2 : &dx, &dw, &db, &cp, &dyc));
+            h = nf_get(be, &dyc);
+            snprintf(what, sizeof what, "%s %s conv2d 1x1%s bias 0", bname, k_nf_cases[c].name,
+                     dw_case ? " depthwise" : "");
+            nf_check(what, dm_f32(&h), want, NV, p, 1);
+            snprintf(what, sizeof what, "%s %s conv2d 1x1%s bias NaN", bname, k_nf_cases[c].name,
+                     dw_case ? " depthwise" : "");
+            nf_check(what, dm_f32(&h) + NV, nan_row, NV, p, 1);
+            dm_tensor_free(&h);
+        }
+        for (int with_b = 0; with_b < 2; with_b++) {
+            CHECK_OK(dm_linear(be, &dxl, &dwl, with_b ? &db : NULL, act, &dyl));
+            h = nf_get(be, &dyl);
+            for (int i = 0; i < NV; i++) col[i] = dm_f32(&h)[2 * i];
+            snprintf(what, sizeof what, "%s %s linear%s", bname, k_nf_cases[c].name,
+                     with_b ? " bias 0" : "");
+            nf_check(what, col, want, NV, p, 1);
+            if (with_b) {
+                for (int i = 0; i < NV; i++) col[i] = dm_f32(&h)[2 * i + 1];
+                snprintf(what, sizeof what, "%s %s linear bias NaN", bname, k_nf_cases[c].name);
+                nf_check(what, col, nan_row, NV, p, 1);
+            }
+            dm_tensor_free(&h);
+        }
+    }
+    dm_tensor *all[] = {&x, &x2, &xl, &w, &b, &wl, &y, &yc, &yl,
+                        &dx, &dx2, &dxl, &dw, &db, &dwl, &dy, &dyc, &dyl};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dm_tensor_free(all[i]);
+}
+
+/* The CPU backend and the emulated device (its ops are the CPU ones, outputs rounded to
+ * f16/bf16: NaN and inf survive the rounding). */
+static void test_nonfinite(dm_backend *be) {
+    nf_backend(be, DM_DTYPE_F32, "cpu");
+    const dm_dtype precs[3] = {DM_DTYPE_F32, DM_DTYPE_F16, DM_DTYPE_BF16};
+    const char *names[3] = {"emu f32", "emu f16", "emu bf16"};
+    for (int i = 0; i < 3; i++) {
+        dm_backend *emu = NULL;
+        CHECK_OK(dm_backend_emu_create(2, precs[i], NULL, &emu));
+        nf_backend(emu, precs[i], names[i]);
+        dm_backend_destroy(emu);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr,
-                "usage: %s linear|layernorm|groupnorm|attention|conv_transpose2d|permute|resize\n",
+                "usage: %s linear|layernorm|groupnorm|attention|conv_transpose2d|permute|resize|"
+                "nonfinite\n",
                 argv[0]);
         return 2;
     }
@@ -327,8 +506,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "attention")) test_attention(be);
     else if (!strcmp(argv[1], "conv_transpose2d")) test_conv_transpose(be);
     else if (!strcmp(argv[1], "permute")) test_permute(be);
-    else if (!strcmp(argv[1], "resize"))
-        test_resize(be);
+    else if (!strcmp(argv[1], "resize")) test_resize(be);
+    else if (!strcmp(argv[1], "nonfinite"))
+        test_nonfinite(be);
     else {
         fprintf(stderr, "unknown op %s\n", argv[1]);
         tc_failure_count++;

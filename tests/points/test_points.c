@@ -44,7 +44,7 @@ static double scene_z(int c, int r) {
 }
 
 static dm_status write_scene(const char *path, dm_dtype dtype, int metric) {
-    dm_h5_video v = {"scene.mkv", T, 8, 1, W, H, "ffv1", 0, 1, 1, 1, 8, 0, NULL, 0, 0, {0}};
+    dm_h5_video v = {"scene.mkv", T, 8, 1, W, H, "ffv1", 0, 1, 1, 1, 8, 0, NULL, 0, 0, {0}, 0};
     dm_h5_layout l = {0, DM_DTYPE_U8, 0, 1, dtype, "", "",
                       metric ? "video_depth_anything_small_metric" : "video_depth_anything_small",
                       "", 2, 0, metric, 0, NULL};

@@ -51,13 +51,22 @@ void cpu_bias_act(float *v, int64_t n, float bias, dm_act act);
 /* Checks that t is an F32 CPU tensor with ndim dims; names op and argument in the error. */
 dm_status cpu_check_f32(const dm_tensor *t, int ndim, const char *op, const char *arg);
 
-/* Elementwise activation, PyTorch definitions. */
+/* min(max(v, 0), 6) that returns NaN for NaN, as PyTorch's clamp does (fminf/fmaxf return
+ * the other operand and would turn NaN into 0). */
+static inline float cpu_clamp06(float v) {
+    v = v < 0.f ? 0.f : v;
+    return v > 6.f ? 6.f : v;
+}
+
+/* Elementwise activation, PyTorch definitions, non-finite values included: NaN stays NaN in
+ * every activation; relu(+inf) = +inf, relu(-inf) = 0; hardsigmoid(+-inf) = 1 / 0;
+ * hardswish(+inf) = +inf, hardswish(-inf) = -inf * 0 = NaN (torch 2.x, CPU and CUDA). */
 static inline float cpu_act(float v, dm_act act) {
     switch (act) {
     case DM_ACT_NONE: return v;
-    case DM_ACT_RELU: return v > 0.f ? v : 0.f;
-    case DM_ACT_HARDSWISH: return v * fminf(fmaxf(v + 3.f, 0.f), 6.f) / 6.f;
-    case DM_ACT_HARDSIGMOID: return fminf(fmaxf(v + 3.f, 0.f), 6.f) / 6.f;
+    case DM_ACT_RELU: return v < 0.f ? 0.f : v;
+    case DM_ACT_HARDSWISH: return v * cpu_clamp06(v + 3.f) / 6.f;
+    case DM_ACT_HARDSIGMOID: return cpu_clamp06(v + 3.f) / 6.f;
     case DM_ACT_SIGMOID: return 1.f / (1.f + expf(-v));
     case DM_ACT_TANH: return tanhf(v);
     case DM_ACT_GELU: return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));

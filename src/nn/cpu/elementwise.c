@@ -5,8 +5,10 @@
 
 /* The clamp-type activations are written with comparisons instead of fminf/fmaxf: GCC
  * does not inline fminf/fmaxf without -ffinite-math-only (they are PLT calls that block
- * vectorisation), and for every non-NaN input both forms give the same float; a NaN input
- * still gives NaN (NaN * 0). Division by 6 (not multiplication by 1/6) as PyTorch does. */
+ * vectorisation). Each comparison is written so that it is false for NaN (`t < 0 ? 0 : t`),
+ * so NaN passes through as in PyTorch (relu, hardsigmoid, hardswish and clamp return NaN for
+ * NaN; fmaxf(NaN, 0) would return 0 and hide it from the non-finite guard). Division by 6
+ * (not multiplication by 1/6) as PyTorch does. */
 void cpu_bias_act(float *v, int64_t n, float bias, dm_act act) {
     switch (act) {
     case DM_ACT_NONE:
@@ -16,22 +18,22 @@ void cpu_bias_act(float *v, int64_t n, float bias, dm_act act) {
     case DM_ACT_RELU:
         for (int64_t i = 0; i < n; i++) {
             float t = v[i] + bias;
-            v[i] = t > 0.f ? t : 0.f;
+            v[i] = t < 0.f ? 0.f : t;
         }
         return;
     case DM_ACT_HARDSWISH:
         for (int64_t i = 0; i < n; i++) {
             float t = v[i] + bias, c = t + 3.f;
-            c = c > 0.f ? c : 0.f;
-            c = c < 6.f ? c : 6.f;
+            c = c < 0.f ? 0.f : c;
+            c = c > 6.f ? 6.f : c;
             v[i] = t * c / 6.f;
         }
         return;
     case DM_ACT_HARDSIGMOID:
         for (int64_t i = 0; i < n; i++) {
             float c = v[i] + bias + 3.f;
-            c = c > 0.f ? c : 0.f;
-            c = c < 6.f ? c : 6.f;
+            c = c < 0.f ? 0.f : c;
+            c = c > 6.f ? 6.f : c;
             v[i] = c / 6.f;
         }
         return;

@@ -103,12 +103,19 @@ static inline int fits32(int64_t n) {
     return n < 0x7fffffffLL - (1LL << 28);
 }
 
-/* PyTorch definitions, identical to cpu_act() in src/nn/cpu/cpu_ops.h (exact erf GELU). */
+/* min(max(v, 0), 6) that keeps NaN (fminf/fmaxf return the non-NaN operand). */
+__device__ __forceinline__ float clamp06_f32(float v) {
+    v = v < 0.f ? 0.f : v;
+    return v > 6.f ? 6.f : v;
+}
+
+/* PyTorch definitions, identical to cpu_act() in src/nn/cpu/cpu_ops.h (exact erf GELU; NaN
+ * stays NaN in every activation, as in PyTorch). */
 __device__ __forceinline__ float act_f32(float v, int act) {
     switch (act) {
-    case DM_ACT_RELU: return v > 0.f ? v : 0.f;
-    case DM_ACT_HARDSWISH: return v * fminf(fmaxf(v + 3.f, 0.f), 6.f) / 6.f;
-    case DM_ACT_HARDSIGMOID: return fminf(fmaxf(v + 3.f, 0.f), 6.f) / 6.f;
+    case DM_ACT_RELU: return v < 0.f ? 0.f : v;
+    case DM_ACT_HARDSWISH: return v * clamp06_f32(v + 3.f) / 6.f;
+    case DM_ACT_HARDSIGMOID: return clamp06_f32(v + 3.f) / 6.f;
     case DM_ACT_SIGMOID: return 1.f / (1.f + expf(-v));
     case DM_ACT_TANH: return tanhf(v);
     case DM_ACT_GELU: return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));

@@ -6,10 +6,12 @@
  * The bias then runs along the rows of the column-major result, which is what cuBLASLt's BIAS
  * epilogue adds.
  *
- * Epilogues: bias and ReLU are fused (CUBLASLT_EPILOGUE_BIAS / RELU / RELU_BIAS). GELU is NOT
- * taken from cuBLASLt: its GELU epilogue is the tanh approximation, while DINOv2 and VDA use
- * exact erf GELU (nn.GELU()), so GELU and the other activations run in our elementwise kernel
- * after the GEMM (one extra pass over y).
+ * Epilogues: the bias is fused (CUBLASLT_EPILOGUE_BIAS). No activation is taken from cuBLASLt:
+ * its GELU epilogue is the tanh approximation, while DINOv2 and VDA use exact erf GELU
+ * (nn.GELU()), and what its RELU epilogues give for NaN is not documented (a max(x, 0) would
+ * turn NaN into 0 and hide it from the non-finite guard; PyTorch's relu keeps NaN). So every
+ * activation runs in our elementwise kernel after the GEMM (one extra pass over y; no model
+ * runs linear + ReLU).
  * Dtypes: compute dtype = x's dtype, or the backend's precision (f16/bf16) for an f32 x
  * (runtime.precision; x and w converted into scratch), f32 accumulation
  * (CUBLAS_COMPUTE_32F: strict f32, no TF32). The output may be x's dtype or f32 (a supported
@@ -113,15 +115,13 @@ done:
  * shapes per DA-V2 frame, all hits after the first frame); only the bias pointer is set per
  * call. */
 static dm_status lt_matmul(cuda_ctx *ctx, const void *w, const void *x, dm_dtype cd, void *d,
-                           dm_dtype dt, const void *bias, int relu, uint64_t M, uint64_t N,
+                           dm_dtype dt, const void *bias, uint64_t M, uint64_t N,
                            uint64_t K) {
     dm_status st = DM_OK;
     void *ws;
     if ((st = cuda_scratch(ctx, CUDA_SLOT_WORKSPACE, LT_WORKSPACE, &ws))) return st;
     const size_t ws_size = LT_WORKSPACE; /* the slot may be larger; plans assume this much */
-    const cublasLtEpilogue_t epi =
-        bias ? (relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
-             : (relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT);
+    const cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     const uint32_t aa = align_of(w), ab = align_of(x), ad = align_of(d);
     const uint64_t key[8] = {M,
                              N,
@@ -191,11 +191,8 @@ dm_status linear_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, co
     if (!direct && (st = cuda_scratch(ctx, CUDA_SLOT_C, (size_t)(M * N) * dm_dtype_size(cd), &d)))
         return st;
     if (b && (st = cuda_as_dtype(ctx, b, dt, CUDA_SLOT_B, &bp))) return st; /* bias type = D's */
-    const int relu = act == DM_ACT_RELU;
-    if ((st = lt_matmul(ctx, wp, xp, cd, d, dt, bp, relu, (uint64_t)M, (uint64_t)N,
-                        (uint64_t)K)))
+    if ((st = lt_matmul(ctx, wp, xp, cd, d, dt, bp, (uint64_t)M, (uint64_t)N, (uint64_t)K)))
         return st;
-    const dm_act rest = (act == DM_ACT_RELU || act == DM_ACT_NONE) ? DM_ACT_NONE : act;
-    if (direct && rest == DM_ACT_NONE) return DM_OK;
-    return cuda_activation(ctx->stream, d, dt, y->data, y->dtype, M * N, rest);
+    if (direct && act == DM_ACT_NONE) return DM_OK;
+    return cuda_activation(ctx->stream, d, dt, y->data, y->dtype, M * N, act);
 }
