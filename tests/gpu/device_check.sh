@@ -306,7 +306,7 @@ pl_run() {
   "${mpirun[@]}" "$p/bin/depthmatte" run "$w/job_$1.yaml" >"$w/run_$1.log" 2>&1
   rc=$?
   sed "s/^/[$1] /" "$w/run_$1.log"
-  echo "RESULT e2e job=$1 exit=$rc seconds=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') summary="$(grep -m1 '^rank 0 device:' "$w/run_$1.log")"
+  echo "RESULT e2e job=$1 exit=$rc seconds=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') summary='$(grep -m1 '^rank 0 device:' "$w/run_$1.log")'"
   return $rc
 }
 step_pipeline() {
