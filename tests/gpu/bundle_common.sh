@@ -1,5 +1,5 @@
 # Sourced by prepare_device_check.sh and device_check.sh: which shared libraries the pipeline
-# bundle (docs/gpu.md, "The pipeline call") takes from the machine it runs on, and which it
+# bundle (docs/gpu.md, "The prepared device check") takes from the machine it runs on, and which it
 # replaces with stand-ins (tests/gpu/make_stub_lib.py). One list, so the bundle that is made and
 # the check that it loads nothing else from the system cannot drift apart.
 

@@ -54,10 +54,10 @@ while [ $# -gt 0 ]; do
     *) echo "device_check: unknown option $1" >&2; usage ;;
   esac
 done
-# the device call's 540 s minus margin; a dry run on a loaded 2-core machine needs longer
 # the pipeline kit: the kit itself on the device; beside it in a dry run (prepare makes both)
 pkit=$kit
 [ "$dry" = 1 ] && pkit=$kit-pipe
+# the device call's 540 s minus margin; a dry run on a loaded 2-core machine needs longer
 [ -n "$deadline" ] || deadline=$([ "$dry" = 1 ] && echo 1100 || echo 470)
 [[ $deadline =~ ^[0-9]+$ ]] || { echo "device_check: --deadline needs seconds" >&2; exit 2; }
 for s in ${steps//,/ }; do
@@ -272,7 +272,7 @@ step_bench() {
 }
 
 # --- pipeline: the relocated bundle, depthmatte selftest, mpirun run cuda vs cpu ----------------
-# The second device call (docs/gpu.md "The pipeline call"): depthmatte built on the development
+# The second device call (docs/gpu.md "The prepared device check"): depthmatte built on the development
 # machine with CUDA, every library it loads and the Open MPI runtime, all from the unpacked
 # bundle ($bdir/pipe/pipeline: nothing of MPI/HDF5/FFmpeg is installed on the device). The dry
 # run runs the same steps from the same unpacked bundle with the same mpirun invocation: a cpu
@@ -425,7 +425,7 @@ step_pipeline() {
 export -f step_env step_kit step_build step_selftest step_ctest step_ctest_wrap step_bench step_pipeline pl_job pl_run
 export dry kit pkit bdir logs py repo work cudnn_root site out blaslt cuda_ld
 want_step env && run_step env 30 step_env
-run_step kit $([ "$dry" = 1 ] && echo 400 || echo 60) step_kit || { echo "device_check: no kit, stopping" >&2; exit 1; }
+run_step kit $([ "$dry" = 1 ] && echo 750 || echo 60) step_kit || { echo "device_check: no kit, stopping" >&2; exit 1; }
 if want_step build; then
   run_step build $([ "$dry" = 1 ] && echo 900 || echo 150) step_build || echo "device_check: build failed; later steps will fail" >&2
 fi

@@ -265,7 +265,8 @@ if [ "$pipeline" = 1 ]; then
   nstub=$(grep -c . "$pman.stubs" || true)
   say "pipeline bundle: $nlib libraries ($nstub stand-ins for $(mib "$stub_raw") MiB left out) + Open MPI runtime, $(mib "$raw_pipe") MiB raw; xz $xz_level..."
   t0=$(date +%s)
-  tar -C "$sys" -cf - pipeline | xz -T0 "$xz_level" >"$pkit/pipeline.tar.xz"
+  # 32 MiB blocks: xz -9 would otherwise make one 192 MiB block, i.e. one thread
+  tar -C "$sys" -cf - pipeline | xz -T0 --block-size=32MiB "$xz_level" >"$pkit/pipeline.tar.xz"
   xz_pipe=$(bytes_of "$pkit/pipeline.tar.xz")
   {
     echo "pipeline_libraries $nlib"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CTest devcheck_stub_lib: the stand-in libraries of the pipeline bundle (make_stub_lib.py,
-# docs/gpu.md "The pipeline call") satisfy a BIND_NOW program's NEEDED entry and symbol
+# docs/gpu.md "The prepared device check") satisfy a BIND_NOW program's NEEDED entry and symbol
 # references, fail loudly (one line naming library and symbol, abort) when called, and a library
 # with symbol versions is refused. Needs gcc, readelf, python3; exits 77 (SKIPPED) without.
 set -u
