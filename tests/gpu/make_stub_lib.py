@@ -57,6 +57,11 @@ def main():
             objs.append((name, size))
         elif kind == "TLS":
             tls.append((name, size))
+    clash = {"fprintf", "abort", "stderr"} & {n for n in funcs + [o for o, _ in objs]}
+    if clash:  # the stand-in's own message would call itself
+        print(f"make_stub_lib: {real} exports {', '.join(sorted(clash))}; not stubbed",
+              file=sys.stderr)
+        return 1
     lib = os.path.basename(real)
     src = [
         "#include <stdio.h>",
