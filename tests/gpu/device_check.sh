@@ -8,19 +8,24 @@
 #             a skipped test is a failure here
 #   bench     benchmarks/gpu/run_gpu_bench.sh: ours vs official PyTorch (eager, autocast,
 #             torch.compile), frames/s, peak device memory, agreement
-#   pipeline  only if the kit carries the pipeline bundle: depthmatte selftest and one real
-#             `depthmatte run` under mpirun with runtime.backend cuda vs cpu, compared
+#   pipeline  with the pipeline kit (the second device call: --kit .devkit-pipe --steps pipeline):
+#             the relocated bundle's libraries and Open MPI, depthmatte selftest, one real
+#             `depthmatte run` under mpirun with runtime.backend cuda vs cpu (/ranks records,
+#             runtime.verify, the guard's counters, compare_h5.py)
 # Every step runs under `timeout` inside one overall deadline and writes one summary line even
 # when it fails; logs and the summary go to $OUT (summary.txt, results.txt, logs.tar.gz).
 #
 #   tests/gpu/device_check.sh [--dry-run] [--kit DIR] [--out DIR] [--deadline S] [--steps LIST]
 #
 # --dry-run  runs every step that needs no GPU, on any machine (CTest test devcheck_dry_run):
-#            kit creation and size check (prepare_device_check.sh, fast xz), the device build
-#            with the same flags, argument handling of the GPU programs, `ctest -L gpu` (every
-#            test must skip with 77 here), the benchmarks at tiny sizes on the CPU (PyTorch side
-#            SKIPPED where torch is absent). Exit 0 only if each of those passed.
-# --kit      the kit made by prepare_device_check.sh (default .devkit; --dry-run makes one)
+#            both kits' creation and size checks (prepare_device_check.sh, fast xz), the device
+#            build with the same flags, argument handling of the GPU programs, `ctest -L gpu`
+#            (every test must skip with 77 here), the benchmarks at tiny sizes on the CPU
+#            (PyTorch side SKIPPED where torch is absent), and the pipeline step from the unpacked
+#            bundle (cpu and emulated runs; cuda must fail with one "no GPU" line). Exit 0 only
+#            if each of those passed.
+# --kit      a kit made by prepare_device_check.sh: .devkit (default) for the engine steps,
+#            .devkit-pipe for the pipeline step; --dry-run makes DIR and DIR-pipe
 # --out      results folder (default $OUT, else build-device/out)
 # --deadline overall seconds for all steps (default 470: the device call's timeout_s is 540;
 #            1100 for --dry-run)
@@ -35,7 +40,7 @@ out=${OUT:-}
 deadline=""
 steps=env,build,selftest,ctest,bench,pipeline
 usage() {
-  sed -n '16,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '18,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -49,6 +54,9 @@ while [ $# -gt 0 ]; do
     *) echo "device_check: unknown option $1" >&2; usage ;;
   esac
 done
+# the pipeline kit: the kit itself on the device; beside it in a dry run (prepare makes both)
+pkit=$kit
+[ "$dry" = 1 ] && pkit=$kit-pipe
 # the device call's 540 s minus margin; a dry run on a loaded 2-core machine needs longer
 [ -n "$deadline" ] || deadline=$([ "$dry" = 1 ] && echo 1100 || echo 470)
 [[ $deadline =~ ^[0-9]+$ ]] || { echo "device_check: --deadline needs seconds" >&2; exit 2; }
@@ -124,6 +132,8 @@ if [ "$dry" = 0 ]; then
     xargs -r -n1 dirname | sort -u | tr '\n' ':')
   export LD_LIBRARY_PATH="/usr/local/cuda/lib64:${extra}${LD_LIBRARY_PATH:-}"
 fi
+cuda_ld=${LD_LIBRARY_PATH:-} # the pipeline step's CUDA libraries (device); none in a dry run
+[ "$dry" = 1 ] && cuda_ld=""
 # a toolkit without cuBLAS (nvcc only): link the PyTorch wheel's libcublasLt.so.13 instead
 blaslt=""
 if [ "$dry" = 0 ] && ! ls /usr/local/cuda/lib64/libcublasLt.so* >/dev/null 2>&1; then
@@ -154,14 +164,27 @@ step_env() {
 step_kit() {
   if [ "$dry" = 1 ]; then
     # same script as for a real call, fast compression (size figure slightly above xz -9)
-    bash "$repo/tests/gpu/prepare_device_check.sh" --kit "$kit" --build "$work/build-devcheck" \
-      --xz -0 ${DM_DRY_NO_PIPELINE:+--no-pipeline} || return 1
+    bash "$repo/tests/gpu/prepare_device_check.sh" --kit "$kit" --pipe-kit "$pkit" \
+      --build "$work/build-devcheck" --xz -0 ${DM_DRY_NO_PIPELINE:+--no-pipeline} || return 1
   fi
-  [ -f "$kit/engine.tar.xz" ] || { echo "NOTE no kit at $kit: run tests/gpu/prepare_device_check.sh first"; return 1; }
-  rm -rf "$bdir/kit" && mkdir -p "$bdir/kit"
-  tar -C "$bdir/kit" -xJf "$kit/engine.tar.xz" || return 1
-  if [ -f "$kit/pipeline.tar.xz" ]; then tar -C "$bdir/kit" -xJf "$kit/pipeline.tar.xz" || return 1; fi
-  echo "NOTE $(sed -n 's/^total_bytes \([0-9]*\).*/\1/p' "$kit/manifest.txt" | awk '{printf "%.1f MiB carried", $1/1048576}')$( [ -f "$kit/pipeline.tar.xz" ] && echo ", pipeline bundle included" || echo ", pipeline bundle left out (manifest)")"
+  local s note=""
+  for s in ${steps//,/ }; do
+    case $s in
+      env | pipeline) ;;
+      *) [ -f "$kit/engine.tar.xz" ] || { echo "NOTE no engine kit at $kit (step $s needs it): run tests/gpu/prepare_device_check.sh first"; return 1; } ;;
+    esac
+  done
+  rm -rf "$bdir/kit" "$bdir/pipe" && mkdir -p "$bdir/kit" "$bdir/pipe"
+  if [ -f "$kit/engine.tar.xz" ]; then
+    tar -C "$bdir/kit" -xJf "$kit/engine.tar.xz" || return 1
+    note="engine kit $(sed -n 's/^total_bytes \([0-9]*\).*/\1/p' "$kit/manifest.txt" | awk '{printf "%.1f MiB", $1/1048576}')"
+  fi
+  if [ -f "$pkit/pipeline.tar.xz" ]; then
+    tar -C "$bdir/pipe" -xJf "$pkit/pipeline.tar.xz" || return 1
+    note="${note:+$note, }pipeline kit $(sed -n 's/^total_bytes \([0-9]*\).*/\1/p' "$pkit/manifest.txt" | awk '{printf "%.1f MiB", $1/1048576}')"
+  fi
+  [ -n "$note" ] || { echo "NOTE no kit at $kit: run tests/gpu/prepare_device_check.sh first"; return 1; }
+  echo "NOTE $note (each with the tree; limit 64 MiB per call)"
 }
 
 # --- build -----------------------------------------------------------------------------------
@@ -248,58 +271,161 @@ step_bench() {
   bash "$repo/benchmarks/gpu/run_gpu_bench.sh" "${args[@]}"
 }
 
-# --- pipeline: depthmatte selftest + mpirun run cuda vs cpu ------------------------------------
-step_pipeline() {
-  local p=$bdir/kit/pipeline
-  if [ ! -x "$p/bin/depthmatte" ]; then
-    echo "NOTE SKIPPED: $(sed -n 's/^pipeline_left_out //p' "$kit/manifest.txt" | head -1)"
-    echo "$(sed -n 's/^pipeline_left_out //p' "$kit/manifest.txt")"
-    return 77
-  fi
-  export LD_LIBRARY_PATH="$p/lib:$bdir/kit/engine/lib:${LD_LIBRARY_PATH:-}"
-  export OPAL_PREFIX=$p/ompi OPAL_PKGLIBDIR=$p/ompi/lib OPAL_PKGDATADIR=$p/ompi/share/openmpi
-  export OPAL_SYSCONFDIR=$p/ompi/etc OMPI_MCA_mca_base_component_path=$p/ompi/lib
-  export PMIX_MCA_mca_base_component_path=$p/ompi/pmix OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-  mkdir -p "$p/ompi/etc"
-  local mpirun=("$p/bin/mpirun" --oversubscribe -np 1)
-  "${mpirun[@]}" "$p/bin/depthmatte" --version || { echo "NOTE mpirun/depthmatte from the bundle do not start"; return 1; }
-  if [ "$dry" = 1 ]; then
-    echo "NOTE bundle starts (mpirun -np 1 depthmatte --version)"
-    return 0
-  fi
-  "$p/bin/depthmatte" selftest --backend cuda --precision float32 || { echo "NOTE depthmatte selftest failed"; return 1; }
-  local w=$bdir/e2e
-  mkdir -p "$w"
-  "$bdir/tests/dm_make_recipe_weights" "$kit/shared/golden/da2_vits/recipe.json" "$w/da2.safetensors" || return 1
-  for be in cpu cuda; do
-    cat >"$w/job_$be.yaml" <<EOF
+# --- pipeline: the relocated bundle, depthmatte selftest, mpirun run cuda vs cpu ----------------
+# The second device call (docs/gpu.md "The prepared device check"): depthmatte built on the development
+# machine with CUDA, every library it loads and the Open MPI runtime, all from the unpacked
+# bundle ($bdir/pipe/pipeline: nothing of MPI/HDF5/FFmpeg is installed on the device). The dry
+# run runs the same steps from the same unpacked bundle with the same mpirun invocation: a cpu
+# reference, an emulated-device run in its place of the cuda one (device rules, runtime.verify,
+# the /ranks records), and the cuda run, which must fail with one clear "no GPU" line.
+# pl_job NAME BACKEND FRAMES [INPUT_SIZE]: writes $w/job_NAME.yaml (output $w/out_NAME.h5)
+pl_job() {
+  cat >"$w/job_$1.yaml" <<EOF
 inputs:
-  - $kit/shared/videos/05_default_juggle.mp4
-max_frames: 48
+  - $pkit/shared/videos/05_default_juggle.mp4
+max_frames: $3
 output:
-  path: $w/out_$be.h5
+  path: $w/out_$1.h5
   overwrite: true
 matting:
-  weights: $kit/shared/models/rvm_mobilenetv3.safetensors
+  weights: $pkit/shared/models/rvm_mobilenetv3.safetensors
 depth:
   model: da2_vits
-  weights: $w/da2.safetensors
+  weights: $w/da2.safetensors${4:+
+  input_size: $4}
 runtime:
-  backend: $be
+  backend: $2
+  precision: float32
+  verify: first_frame
 EOF
-    local t0=$(date +%s)
-    "${mpirun[@]}" "$p/bin/depthmatte" run "$w/job_$be.yaml" || { echo "NOTE depthmatte run ($be) failed"; return 1; }
-    echo "RESULT e2e impl=ours backend=$be frames=48 seconds=$(($(date +%s) - t0))"
+}
+# pl_run NAME: runs job NAME under the bundle's mpirun; log $w/run_NAME.log (echoed)
+pl_run() {
+  local t0 rc
+  t0=$(date +%s.%N)
+  "${mpirun[@]}" "$p/bin/depthmatte" run "$w/job_$1.yaml" >"$w/run_$1.log" 2>&1
+  rc=$?
+  sed "s/^/[$1] /" "$w/run_$1.log"
+  echo "RESULT e2e job=$1 exit=$rc seconds=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') summary='$(grep -m1 '^rank 0 device:' "$w/run_$1.log")'"
+  return $rc
+}
+step_pipeline() {
+  p=$bdir/pipe/pipeline
+  if [ ! -x "$p/bin/depthmatte" ]; then
+    if [ "$dry" = 1 ] && [ -n "${DM_DRY_NO_PIPELINE:-}" ]; then
+      echo "NOTE SKIPPED: DM_DRY_NO_PIPELINE set, no pipeline kit made"
+      return 77
+    fi
+    if [ -f "$kit/engine.tar.xz" ] && [ "$dry" = 0 ]; then
+      echo "NOTE SKIPPED: runs in the second device call (--kit .devkit-pipe --steps pipeline, docs/gpu.md)"
+      return 77
+    fi
+    echo "NOTE no pipeline bundle in $pkit: run tests/gpu/prepare_device_check.sh (it makes .devkit-pipe)"
+    return 1
+  fi
+  . "$repo/tests/gpu/bundle_common.sh"
+  cat "$pkit/manifest.txt"
+  # Only the bundle, plus the device's CUDA libraries (toolkit, PyTorch wheels): nothing of the
+  # development machine's MPI/HDF5/FFmpeg may be found through LD_LIBRARY_PATH here.
+  export LD_LIBRARY_PATH="$p/lib${cuda_ld:+:$cuda_ld}"
+  export OPAL_PREFIX=$p/ompi OPAL_PKGLIBDIR=$p/ompi/lib OPAL_PKGDATADIR=$p/ompi/share/openmpi
+  export OPAL_SYSCONFDIR=$p/ompi/etc OMPI_MCA_mca_base_component_path=$p/ompi/lib
+  export PMIX_PREFIX=$p/ompi PMIX_PKGLIBDIR=$p/ompi/pmix PMIX_MCA_mca_base_component_path=$p/ompi/pmix
+  export HWLOC_PLUGINS_PATH=$p/hwloc OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  mkdir -p "$p/ompi/etc" "$p/hwloc" # hwloc: no plugins (the device has none to find)
+  # --bind-to none: Open MPI binds 1-2 ranks to one core by default, and OpenMP would then run
+  # the CPU reference on one thread of the device's 16 cores
+  mpirun=("$p/bin/mpirun" --oversubscribe --bind-to none -np 1)
+  local bins=("$p"/bin/*) bad missing
+  bad=$(dm_bundle_outside "$p/lib" "${bins[@]}" "$p"/ompi/lib/*.so "$p"/ompi/pmix/*.so)
+  missing=$(ldd "${bins[@]}" 2>/dev/null | grep 'not found' | sort -u)
+  if [ -n "$bad" ] || [ -n "$missing" ]; then
+    echo "outside the bundle: $bad"
+    echo "not found: $missing"
+    echo "NOTE the bundle's programs would load libraries from elsewhere or miss some: $(echo "$bad $missing" | tr -s ' \n' ' ' | cut -c1-200)"
+    return 1
+  fi
+  # Relocation: every object that mpirun and depthmatte load at run time (dlopen'ed Open MPI,
+  # PMIx and hwloc components included) comes from the bundle, the system's glibc/compiler
+  # runtime or CUDA (LD_DEBUG=files: one "calling init" line per loaded object).
+  rm -rf "$bdir/pipe/ld" && mkdir -p "$bdir/pipe/ld"
+  LD_DEBUG=files LD_DEBUG_OUTPUT=$bdir/pipe/ld/trace "${mpirun[@]}" "$p/bin/depthmatte" --version ||
+    { echo "NOTE mpirun/depthmatte from the bundle do not start"; return 1; }
+  local inits outside
+  inits=$(cat "$bdir/pipe/ld"/trace.* | sed -n 's/.*calling init: \([^ ]*\).*/\1/p' | sort -u)
+  outside=$(echo "$inits" | grep -v "^$p/" | grep -v -E "$dm_bundle_system_re" | grep -v -E "$dm_bundle_cuda_re" || true)
+  echo "loaded at start: $(echo "$inits" | grep -c "^$p/") objects from the bundle, $(echo "$inits" | grep -vc "^$p/") from the system (glibc, compiler runtime, CUDA)"
+  if [ -n "$outside" ]; then
+    echo "$outside"
+    echo "NOTE relocation broken: loaded from the system: $(echo "$outside" | tr '\n' ' ' | cut -c1-200)"
+    return 1
+  fi
+  # a Python with h5py for the /ranks and output checks (the device's PyTorch env has one)
+  local pyh5="" c
+  for c in $py python3 /usr/bin/python3; do
+    if "$c" -c 'import h5py, numpy' 2>/dev/null; then pyh5=$c; break; fi
   done
-  $py "$repo/tests/gpu/compare_h5.py" "$w/out_cpu.h5" "$w/out_cuda.h5"
+  w=$bdir/pipe/e2e
+  mkdir -p "$w"
+  "$p/bin/dm_make_recipe_weights" "$pkit/shared/golden/da2_vits/recipe.json" "$w/da2.safetensors" ||
+    { echo "NOTE dm_make_recipe_weights from the bundle failed"; return 1; }
+  # 24 frames: DA-V2's CUDA Graph is captured at frame 2 and replayed from frame 3; the CPU
+  # reference of 24 frames at 518x924 is the longest part of the step (~15-30 s on 16 cores)
+  local frames=24 size="" ref=cpu dev=cuda
+  if [ "$dry" = 1 ]; then
+    # a few frames at a small depth input (2 loaded cores); emulated stands in for cuda
+    frames=4 size=70 dev=emulated
+  else
+    nvidia-smi -L
+    "$p/bin/depthmatte" selftest --backend cuda --precision float32 ||
+      { echo "NOTE depthmatte selftest --backend cuda (from the bundle) failed"; return 1; }
+  fi
+  pl_job "$ref" cpu $frames $size
+  pl_job "$dev" "$dev" $frames $size
+  # the device run first: its /ranks checks stand alone if the CPU reference runs out of time
+  pl_run "$dev" || { echo "NOTE depthmatte run ($dev) failed"; return 1; }
+  pl_run "$ref" || { echo "NOTE depthmatte run ($ref) failed"; return 1; }
+  if [ "$dry" = 1 ]; then
+    # no GPU here: selftest and the cuda job must each say so in one line, exit non-zero, and
+    # the job must leave no output file
+    "$p/bin/depthmatte" selftest --backend cuda --precision float32 >"$w/selftest_cuda.log" 2>&1
+    local rc=$?
+    cat "$w/selftest_cuda.log"
+    [ $rc = 2 ] && [ "$(grep -c -- '--backend cuda: ' "$w/selftest_cuda.log")" = 1 ] ||
+      { echo "NOTE depthmatte selftest --backend cuda without a GPU: exit $rc, want 2 and one line"; return 1; }
+    pl_job cuda cuda $frames $size
+    pl_run cuda && { echo "NOTE runtime.backend: cuda passed without a GPU"; return 1; }
+    local n
+    n=$(grep -c 'runtime.backend cuda: ' "$w/run_cuda.log")
+    [ "$n" = 1 ] || { echo "NOTE runtime.backend: cuda without a GPU: $n 'no GPU' lines, want 1"; return 1; }
+    [ ! -e "$w/out_cuda.h5" ] || { echo "NOTE the failed cuda job left $w/out_cuda.h5"; return 1; }
+    echo "RESULT e2e job=cuda no-GPU answer: $(grep 'runtime.backend cuda' "$w/run_cuda.log")"
+  fi
+  if [ -z "$pyh5" ]; then
+    if [ "$dry" = 1 ]; then
+      echo "SKIPPED: no Python with h5py here: /ranks and the $ref/$dev comparison not checked"
+      echo "NOTE bundle relocated and runs ($ref, $dev; cuda refused clearly); h5 checks SKIPPED (no h5py)"
+      return 0
+    fi
+    echo "NOTE no Python with h5py on the device: /ranks and the comparison cannot be checked"
+    return 1
+  fi
+  local fail=0
+  "$pyh5" "$repo/tests/gpu/ranks_h5.py" "$w/out_$dev.h5" --backend "$dev" --frames $frames --models 2 || fail=1
+  "$pyh5" "$repo/tests/gpu/ranks_h5.py" "$w/out_$ref.h5" --backend cpu --frames $frames || fail=1
+  "$pyh5" "$repo/tests/gpu/compare_h5.py" "$w/out_$ref.h5" "$w/out_$dev.h5" || fail=1
+  local verified
+  verified=$(grep -m1 '^rank 0 device:' "$w/run_$dev.log" | sed 's/^rank 0 device: //' | cut -c1-120)
+  echo "NOTE $dev vs $ref, $frames frames: $( [ $fail = 0 ] && echo PASS || echo FAIL); $verified"
+  return $fail
 }
 
 # --- run ---------------------------------------------------------------------------------------
-export -f step_env step_kit step_build step_selftest step_ctest step_ctest_wrap step_bench step_pipeline
-export dry kit bdir logs py repo work cudnn_root site out blaslt
+export -f step_env step_kit step_build step_selftest step_ctest step_ctest_wrap step_bench step_pipeline pl_job pl_run
+export dry kit pkit bdir logs py repo work cudnn_root site out blaslt cuda_ld
 want_step env && run_step env 30 step_env
-run_step kit $([ "$dry" = 1 ] && echo 400 || echo 60) step_kit || { echo "device_check: no kit, stopping" >&2; exit 1; }
+run_step kit $([ "$dry" = 1 ] && echo 750 || echo 60) step_kit || { echo "device_check: no kit, stopping" >&2; exit 1; }
 if want_step build; then
   run_step build $([ "$dry" = 1 ] && echo 900 || echo 150) step_build || echo "device_check: build failed; later steps will fail" >&2
 fi
@@ -308,7 +434,7 @@ if want_step selftest; then
 fi
 want_step ctest && run_step ctest_gpu $([ "$dry" = 1 ] && echo 300 || echo 130) step_ctest_wrap
 want_step bench && run_step bench 300 step_bench
-want_step pipeline && run_step pipeline 90 step_pipeline
+want_step pipeline && run_step pipeline $([ "$dry" = 1 ] && echo 400 || echo 110) step_pipeline
 echo "# total $(($(date +%s) - t_start)) s of the ${deadline} s deadline; logs: $out/logs.tar.gz" | tee -a "$summary"
 cat "$out/results.txt"
 echo

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Prepares the one GPU device check (tests/gpu/device_check.sh, docs/gpu.md) on a machine
-# without a GPU: fills the ignored folder .devkit/ of the repository with everything the device
-# machine lacks, measures it against the device call's 64 MiB, and prints the exact `run` call.
+# Prepares the GPU device check (tests/gpu/device_check.sh, docs/gpu.md) on a machine without a
+# GPU: fills two ignored folders of the repository with everything the device machine lacks, one
+# per device call, measures each against the call's 64 MiB, and prints the exact `run` calls.
 #
-#   tests/gpu/prepare_device_check.sh [--kit DIR] [--build DIR] [--limit-mib N] [--xz LEVEL]
-#                                     [--no-pipeline] [--official-git KIND=GITDIR ...]
+#   tests/gpu/prepare_device_check.sh [--kit DIR] [--pipe-kit DIR] [--build DIR] [--limit-mib N]
+#                                     [--xz LEVEL] [--no-pipeline] [--official-git KIND=GITDIR ...]
 #
-# What goes into the kit (DIR, default .devkit):
+# The first kit (DIR, default .devkit: engine build, selftest, GPU tests, benchmarks):
 #   shared/     the golden files the GPU tests use (copied from ../shared or $DM_SHARED), the RVM
-#               weights and one real clip (the e2e job's input)
+#               weights and one real clip
 #   official/   da2/ rvm/ vda/: the .py files of the official PyTorch code the GPU benchmarks
 #               import, exported with `git --git-dir=GITDIR archive` from mirrors of
 #               DepthAnything/Depth-Anything-V2, PeterL1n/RobustVideoMatting and
@@ -17,16 +17,22 @@
 #   engine.tar.xz    sysroot for the engine-only build on the device: OpenBLAS and cJSON shared
 #                    libraries, headers and pkg-config files from this machine's Debian packages,
 #                    and pkg-config (pkgconf) itself
-#   pipeline.tar.xz  the depthmatte CLI built here with CUDA (--build, same flags as the device
-#                    build) plus every shared library it loads that is not glibc or CUDA (MPI,
-#                    HDF5, FFmpeg, libyaml, OpenSSL, ... and their dependencies) and the Open MPI
-#                    runtime (orterun, components, PMIx components, help files). Left out, with
-#                    the figures printed, when the kit would not fit under --limit-mib.
-#   manifest.txt     sizes (raw and compressed), commit, what was left out and why
-# Exit: 0 ready (possibly without the pipeline part: see manifest), 1 error.
+#   manifest.txt     sizes (raw and compressed), commit
+# The pipeline kit (--pipe-kit, default .devkit-pipe; not with --no-pipeline): the second call
+#   pipeline.tar.xz  bin/ depthmatte and dm_make_recipe_weights built here with CUDA (--build,
+#                    Release, sm_90 + PTX), orterun (mpirun); lib/ every shared library those
+#                    load except glibc, the compiler runtime and CUDA (tests/gpu/bundle_common.sh),
+#                    with stand-ins (tests/gpu/make_stub_lib.py) for the codec/ICU libraries the
+#                    check never calls; ompi/ the Open MPI runtime (components, PMIx components,
+#                    help files)
+#   shared/          the clip, the RVM weights, the DA-V2 recipe
+#   manifest.txt     sizes, the stand-ins, the largest files
+# Each kit with the tree must fit --limit-mib (default 64), or the script fails naming the sizes.
+# Exit: 0 ready, 1 error (nothing to call), 2 usage error.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 kit=$repo/.devkit
+pkit=$repo/.devkit-pipe
 build=$repo/build-devcheck
 limit_mib=64
 xz_level=-9
@@ -37,12 +43,13 @@ declare -A official_git=(
   [vda]=/work/.mirror/DepthAnything+Video-Depth-Anything/repo
 )
 usage() {
-  sed -n '4,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '6,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
   case $1 in
     --kit) kit=$(realpath -m "$2"); shift 2 ;;
+    --pipe-kit) pkit=$(realpath -m "$2"); shift 2 ;;
     --build) build=$(realpath -m "$2"); shift 2 ;;
     --limit-mib) limit_mib=$2; shift 2 ;;
     --xz) xz_level=$2; shift 2 ;;
@@ -171,25 +178,58 @@ tar -C "$sys" -cf - engine | xz -T0 "$xz_level" >"$kit/engine.tar.xz"
 echo "engine_raw_bytes $raw_engine" >>"$manifest"
 echo "engine_xz_bytes $(bytes_of "$kit/engine.tar.xz")" >>"$manifest"
 
-# --- 4. pipeline: depthmatte (CUDA) + its runtime libraries + Open MPI runtime ---------------
+# --- 4. size check of the first kit against the device call's limit ---------------------------
 tree_bytes=$(cd "$repo" && git ls-files -co --exclude-standard -z | xargs -0 du -cb 2>/dev/null | awk '/total$/ { s += $1 } END { print s + 0 }')
 echo "tree_bytes $tree_bytes" >>"$manifest"
 limit_bytes=$((limit_mib * 1048576))
+total=$((tree_bytes + $(bytes_of "$kit")))
+echo "total_bytes $total (limit $limit_bytes)" >>"$manifest"
+[ "$total" -le "$limit_bytes" ] || die "the first call carries $(mib "$total") MiB > $limit_mib MiB (tree $(mib "$tree_bytes") MiB + $kit)"
+cat "$manifest"
+say "kit ready: $kit ($(mib "$total") MiB with the tree, limit $limit_mib MiB)"
+
+# --- 5. the pipeline kit (second call): depthmatte (CUDA) + every library it loads + Open MPI --
+# It does not fit beside the first kit (docs/gpu.md), so it is a kit of its own for a second
+# device call: pipeline.tar.xz (bin/, lib/, ompi/), the clip, the RVM weights, the DA-V2 recipe
+# (the DA-V2 weights are made from it on the device), manifest.txt.
 if [ "$pipeline" = 1 ]; then
+  # shellcheck source=tests/gpu/bundle_common.sh
+  . "$repo/tests/gpu/bundle_common.sh"
+  case $pkit/ in
+    "$repo"/*) git -C "$repo" check-ignore -q "$pkit/x" || die "$pkit is not ignored by git (.gitignore has /.devkit-pipe/)" ;;
+  esac
+  rm -rf "$pkit"
+  mkdir -p "$pkit/shared"
+  pman=$pkit/manifest.txt
+  {
+    echo "# depthmatte pipeline kit (second device call), $(date -u +%FT%TZ)"
+    grep -E '^(commit|host) ' "$manifest"
+  } >"$pman"
+  for f in videos/05_default_juggle.mp4 models/rvm_mobilenetv3.safetensors golden/da2_vits/recipe.json; do
+    [ -f "$shared/$f" ] || die "missing $shared/$f (set DM_SHARED)"
+    mkdir -p "$pkit/shared/$(dirname "$f")"
+    cp "$shared/$f" "$pkit/shared/$f"
+  done
+  echo "shared_bytes $(bytes_of "$pkit/shared")" >>"$pman"
   # Same flags as the device build (device_check.sh), plus the pipeline.
-  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDM_WITH_CUDA=ON \
-    "-DCMAKE_CUDA_ARCHITECTURES=90-real;90-virtual" >"$kit/pipeline_build.log" 2>&1 ||
-    die "cmake of $build failed (see $kit/pipeline_build.log)"
-  cmake --build "$build" -j "${JOBS:-2}" --target depthmatte >>"$kit/pipeline_build.log" 2>&1 ||
-    die "build of depthmatte failed (see $kit/pipeline_build.log)"
+  cuda=ON
+  if ! command -v nvcc >/dev/null; then
+    cuda=OFF
+    say "WARNING: no nvcc here: depthmatte is built WITHOUT CUDA; this kit cannot check a GPU"
+    echo "depthmatte_cuda OFF (no nvcc where the kit was made: only good for the dry run)" >>"$pman"
+  fi
+  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDM_WITH_CUDA=$cuda \
+    "-DCMAKE_CUDA_ARCHITECTURES=90-real;90-virtual" >"$pkit/pipeline_build.log" 2>&1 ||
+    die "cmake of $build failed (see $pkit/pipeline_build.log)"
+  cmake --build "$build" -j "${JOBS:-2}" --target depthmatte dm_make_recipe_weights \
+    >>"$pkit/pipeline_build.log" 2>&1 || die "build of depthmatte failed (see $pkit/pipeline_build.log)"
+  rm -f "$pkit/pipeline_build.log"
   p=$sys/pipeline
-  mkdir -p "$p/bin" "$p/lib" "$p/ompi/lib" "$p/ompi/pmix" "$p/ompi/share"
-  cp "$build/depthmatte" "$p/bin/"
-  [ -x "$build/dm_selftest" ] && cp "$build/dm_selftest" "$p/bin/"
-  orterun=$(readlink -f "$(command -v mpirun)")
-  cp "$orterun" "$p/bin/mpirun"
+  mkdir -p "$p/bin" "$p/lib" "$p/ompi/lib" "$p/ompi/pmix" "$p/ompi/share" "$p/ompi/etc"
+  cp "$build/depthmatte" "$build/tests/dm_make_recipe_weights" "$p/bin/"
+  cp "$(readlink -f "$(command -v mpirun)")" "$p/bin/mpirun"
   cp "$(command -v orted)" "$p/bin/" 2>/dev/null || true
-  ompi_pkglib=$(ompi_info --path pkglibdir --parsable 2>/dev/null | sed -n 's/^path:pkglibdir://p')
+  ompi_pkglib=$(ompi_info --path pkglibdir --parsable 2>/dev/null | sed -n 's/^path:pkglibdir://p' | head -1)
   [ -d "$ompi_pkglib" ] || ompi_pkglib=/usr/lib/x86_64-linux-gnu/openmpi/lib/openmpi3
   # Only the components a one-node run needs (shared memory, TCP, self); the others pull in
   # InfiniBand/UCX/libfabric stacks the device machine has no use for.
@@ -199,63 +239,67 @@ if [ "$pipeline" = 1 ]; then
       *) cp "$c" "$p/ompi/lib/" ;;
     esac
   done
-  pmix_dir=$(dirname "$(ldconfig -p | awk '/libpmix.so.2 / {print $NF; exit}')")
   pmix_comp=$(find /usr/lib/x86_64-linux-gnu -path '*pmix*/lib/pmix' -type d 2>/dev/null | head -1)
-  [ -n "$pmix_comp" ] && cp "$pmix_comp"/*.so "$p/ompi/pmix/" 2>/dev/null || true
-  cp -r /usr/share/openmpi "$p/ompi/share/" 2>/dev/null || true
-  [ -d /usr/share/pmix ] && cp -r /usr/share/pmix "$p/ompi/share/" || true
-  # Every shared library those load, except glibc (the device's is newer) and CUDA (the
-  # device's own toolkit and PyTorch wheels provide cudart, cuBLASLt, cuDNN).
+  if [ -n "$pmix_comp" ]; then cp "$pmix_comp"/*.so "$p/ompi/pmix/"; fi
+  cp -r /usr/share/openmpi "$p/ompi/share/"
+  if [ -d /usr/share/pmix ]; then cp -r /usr/share/pmix "$p/ompi/share/"; fi
   objs=("$p"/bin/* "$p"/ompi/lib/*.so "$p"/ompi/pmix/*.so)
-  ldd "${objs[@]}" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
-    grep -v -E '/(libc|libm|libdl|libpthread|librt|libresolv|libmvec|libutil|ld-linux-x86-64)\.so' |
-    grep -v -E 'libcuda|libcudart|libcublas|libcudnn|libnvidia|libnvrtc' |
-    while read -r l; do [ -e "$sys/engine/lib/$(basename "$l")" ] || cp -L "$l" "$p/lib/"; done
-  [ -n "$pmix_dir" ] && [ -f "$pmix_dir/libpmix.so.2" ] && cp -L "$pmix_dir/libpmix.so.2" "$p/lib/" || true
-  missing=$(LD_LIBRARY_PATH=$p/lib:$sys/engine/lib ldd "${objs[@]}" 2>/dev/null | grep 'not found' | grep -v -E 'libcuda|libcublas|libcudnn' | sort -u || true)
-  [ -z "$missing" ] || die "pipeline bundle misses libraries: $missing"
+  # Stand-ins first (libraries NEEDED but never called on the check's path, bundle_common.sh),
+  # so that their own dependencies drop out of the closure below.
+  stub_raw=0
+  : >"$pman.stubs"
+  for l in $(ldd "${objs[@]}" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u | grep -E "$dm_bundle_stub_re" || true); do
+    python3 "$repo/tests/gpu/make_stub_lib.py" "$l" "$p/lib" >>"$pman.stubs" || die "stand-in for $l failed"
+    stub_raw=$((stub_raw + $(bytes_of "$(readlink -f "$l")")))
+  done
+  # Every other library those load (the closure, with the stand-ins in place), except the
+  # system and CUDA libraries of bundle_common.sh.
+  dm_bundle_outside "$p/lib" "${objs[@]}" | awk '$3 ~ /^\// {print $3}' |
+    while read -r l; do cp -L "$l" "$p/lib/"; done
+  pmix_lib=$(ldconfig -p | awk '/libpmix.so.2 / && !f {print $NF; f = 1}')
+  if [ -n "$pmix_lib" ] && [ ! -e "$p/lib/libpmix.so.2" ]; then cp -L "$pmix_lib" "$p/lib/libpmix.so.2"; fi
+  outside=$(dm_bundle_outside "$p/lib" "${objs[@]}")
+  [ -z "$outside" ] || die "the pipeline bundle would still load from this system: $outside"
   raw_pipe=$(bytes_of "$p")
-  nlib=$(ls "$p/lib" | wc -l)
-  say "pipeline bundle: $nlib libraries + Open MPI runtime, $(mib "$raw_pipe") MiB raw; compressing (xz -0 first)..."
-  tar -C "$sys" -cf - pipeline | xz -T0 -0 >"$kit/pipeline.tar.xz"
-  xz_pipe=$(bytes_of "$kit/pipeline.tar.xz")
-  # xz -9 is ~17 % smaller than xz -0 here (2026-12-01: 51.3 vs 61.8 MiB) and takes 10x longer:
-  # recompress only when the result could fit (then the size check below uses the real figure)
-  rest=$((tree_bytes + $(bytes_of "$kit") - xz_pipe))
-  if [ "$xz_level" != -0 ] && [ $((rest + xz_pipe * 80 / 100)) -le "$limit_bytes" ]; then
-    say "could fit: recompressing with xz $xz_level..."
-    tar -C "$sys" -cf - pipeline | xz -T0 "$xz_level" >"$kit/pipeline.tar.xz"
-    xz_pipe=$(bytes_of "$kit/pipeline.tar.xz")
-  elif [ "$xz_level" != -0 ]; then
-    say "cannot fit even at 80 % of the xz -0 size: not recompressing with xz $xz_level"
-  fi
+  nlib=$(find "$p/lib" -name '*.so*' | wc -l)
+  nstub=$(grep -c . "$pman.stubs" || true)
+  say "pipeline bundle: $nlib libraries ($nstub stand-ins for $(mib "$stub_raw") MiB left out) + Open MPI runtime, $(mib "$raw_pipe") MiB raw; xz $xz_level..."
+  t0=$(date +%s)
+  # 32 MiB blocks: xz -9 would otherwise make one 192 MiB block, i.e. one thread
+  tar -C "$sys" -cf - pipeline | xz -T0 --block-size=32MiB "$xz_level" >"$pkit/pipeline.tar.xz"
+  xz_pipe=$(bytes_of "$pkit/pipeline.tar.xz")
   {
     echo "pipeline_libraries $nlib"
+    sed 's/^make_stub_lib: /pipeline_stand_in /' "$pman.stubs"
+    echo "pipeline_left_out_bytes $stub_raw"
     echo "pipeline_raw_bytes $raw_pipe"
-    echo "pipeline_xz_bytes $xz_pipe ($( [ "$rest" ] && [ $((rest + xz_pipe)) -le "$limit_bytes" ] && echo "xz $xz_level" || echo "xz -0"))"
-    echo "pipeline_largest $(du -b "$p"/lib/* | sort -n | tail -8 | awk '{n=$2; sub(".*/","",n); printf "%s=%.1fMiB ", n, $1/1048576}')"
-  } >>"$manifest"
+    echo "pipeline_xz_bytes $xz_pipe (xz $xz_level, $(($(date +%s) - t0)) s)"
+    echo "pipeline_largest $(du -b "$p"/lib/* "$p"/bin/* | sort -n | tail -8 | awk '{n=$2; sub(".*/","",n); printf "%s=%.1fMiB ", n, $1/1048576}')"
+  } >>"$pman"
+  rm -f "$pman.stubs"
+  ptotal=$((tree_bytes + $(bytes_of "$pkit")))
+  echo "total_bytes $ptotal (limit $limit_bytes)" >>"$pman"
+  cat "$pman"
+  [ "$ptotal" -le "$limit_bytes" ] ||
+    die "the pipeline call would carry $(mib "$ptotal") MiB > $limit_mib MiB (tree $(mib "$tree_bytes"), pipeline.tar.xz $(mib "$xz_pipe") of $(mib "$raw_pipe") MiB raw, clip + weights $(mib "$(bytes_of "$pkit/shared")")): trim the bundle (bundle_common.sh) before calling"
+  say "pipeline kit ready: $pkit ($(mib "$ptotal") MiB with the tree, limit $limit_mib MiB)"
 fi
 
-# --- 5. size check against the device call's limit ------------------------------------------
-rm -f "$kit/pipeline_build.log"
-total=$((tree_bytes + $(bytes_of "$kit")))
-if [ -f "$kit/pipeline.tar.xz" ] && [ "$total" -gt "$limit_bytes" ]; then
-  without=$((total - xz_pipe))
-  msg="pipeline bundle left out: tree + kit = $(mib "$total") MiB > $limit_mib MiB (pipeline.tar.xz $(mib "$xz_pipe") MiB of it, $(mib "$raw_pipe") MiB raw; without it $(mib "$without") MiB)"
-  say "$msg"
-  echo "pipeline_left_out $msg" >>"$manifest"
-  rm -f "$kit/pipeline.tar.xz"
-  total=$without
-fi
-echo "total_bytes $total (limit $limit_bytes)" >>"$manifest"
-[ "$total" -le "$limit_bytes" ] || die "even without the pipeline the call carries $(mib "$total") MiB > $limit_mib MiB"
-cat "$manifest"
-say "kit ready: $kit ($(mib "$total") MiB with the tree, limit $limit_mib MiB)"
 cat <<EOF
 
-Device call (paste into the device tool's run; docs/gpu.md):
-  command:   bash tests/gpu/device_check.sh --kit .devkit
+Device calls (the device tool's run, in this order; docs/gpu.md "The prepared device check").
+Both fit the 900 s of device time: <= 2 machine starts (60-120 s each) + 480 s + 150 s.
+1. engine build, selftest, GPU tests, benchmarks:
+  command:   bash tests/gpu/device_check.sh --kit .devkit --deadline 420
   carry:     [".devkit"]
-  timeout_s: 540
+  timeout_s: 480
 EOF
+if [ "$pipeline" = 1 ]; then
+  cat <<EOF
+2. the pipeline under mpirun, CUDA vs CPU (right after 1: the machine stays warm 30 s):
+  command:   bash tests/gpu/device_check.sh --kit .devkit-pipe --steps pipeline --deadline 120
+  carry:     [".devkit-pipe"]
+  timeout_s: 150
+EOF
+fi
+echo "(then give_back)"
