@@ -17,3 +17,6 @@ dm_add_test(test_cuda_ops_emu_fault SOURCES gpu/test_cuda_ops.c gpu/op_filter.c
 dm_add_test(test_op_filter SOURCES gpu/test_op_filter.c gpu/op_filter.c LABELS unit TIMEOUT 60)
 # The CUDA backend's pure diagnostics (cuDNN status categories, driver-too-old message).
 dm_add_test(test_cuda_diag SOURCES gpu/test_cuda_diag.c LABELS unit TIMEOUT 60)
+# The fused conv epilogues' pure parts (activation chains vs the CPU activations, eligibility,
+# plan-cache key and ring): src/nn/conv_fuse.c, in every build.
+dm_add_test(test_conv_fuse SOURCES gpu/test_conv_fuse.c LABELS unit TIMEOUT 60)

@@ -269,10 +269,11 @@ dm_status conv2d_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, co
                          p->dilation_w, g, (int)cd};
     cuda_conv_algo *algo;
     if ((st = fwd_algo(ctx, key, cd, dt, dims, &algo))) return st;
-    void *ws = NULL;
-    if (algo->workspace && (st = cuda_scratch(ctx, CUDA_SLOT_WORKSPACE, algo->workspace, &ws)))
-        return st;
     const float one = 1.f, zero = 0.f;
+    const int xs4[4] = {N, Cin, H, W}, ws4[4] = {Cout, Cin / g, kh, kw},
+              ys4[4] = {N, Cout, Ho, Wo};
+    int fused = 0;
+    void *ws = NULL;
 
     if (algo->nhwc) {
         /* NHWC: x -> (N, H, W, C) and w -> (K, R, S, C/g) in the compute dtype (permute converts
@@ -285,9 +286,17 @@ dm_status conv2d_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, co
         if ((st = cuda_scratch(ctx, CUDA_SLOT_X, (size_t)dm_tensor_numel(x) * esz, &xn)) ||
             (st = cuda_scratch(ctx, CUDA_SLOT_K, (size_t)dm_tensor_numel(w) * esz, &wn)) ||
             (st = cuda_scratch(ctx, CUDA_SLOT_V, (size_t)dm_tensor_numel(y) * esz, &yn)) ||
-            (st = conv_target(ctx, y, cd, &out)) ||
             (st = cuda_permute(ctx->stream, x->data, x->dtype, xn, cd, 4, xs, to_nhwc)) ||
             (st = cuda_permute(ctx->stream, w->data, w->dtype, wn, cd, 4, wsh, to_nhwc)))
+            return st;
+        /* fused graph in NHWC into the NHWC scratch (cd); the permute back converts to y's
+         * dtype, so bias and activation cost no pass of their own */
+        if ((st = cuda_conv_fused(ctx, xn, wn, b, yn, cd, cd, xs4, ws4, ys4, p, 1, &fused)))
+            return st;
+        if (fused) return cuda_permute(ctx->stream, yn, cd, y->data, y->dtype, 4, ys, to_nchw);
+        if ((st = conv_target(ctx, y, cd, &out)) ||
+            (algo->workspace &&
+             (st = cuda_scratch(ctx, CUDA_SLOT_WORKSPACE, algo->workspace, &ws))))
             return st;
         CUDNN_CHECK(cudnnConvolutionForward(ctx->cudnn, &one, ctx->x_desc, xn, ctx->w_desc, wn,
                                             ctx->conv_desc, (cudnnConvolutionFwdAlgo_t)algo->algo,
@@ -303,12 +312,21 @@ dm_status conv2d_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, co
         (st = cuda_as_dtype(ctx, x, cd, CUDA_SLOT_X, &xp)))
         return st;
 
-    /* Fused path: cuDNN's bias+activation kernel supports ReLU (identity needs one specific
-     * algorithm); we use it for the all-f32 case and fall back if cuDNN declines. z = y with
-     * alpha2 = 0: cuDNN documents z as unused then (the GPU op test starts y as NaN bytes, so a
-     * read of z would show). */
+    /* Fused graph (conv_fused.c): conv -> bias -> activation straight into y (any float
+     * dtype), NCHW as the tensors are; declined keys fall through to the paths below. */
+    if ((st = cuda_conv_fused(ctx, xp, wp, b, y->data, y->dtype, cd, xs4, ws4, ys4, p, 0,
+                              &fused)))
+        return st;
+    if (fused) return DM_OK;
+    if (algo->workspace && (st = cuda_scratch(ctx, CUDA_SLOT_WORKSPACE, algo->workspace, &ws)))
+        return st;
+
+    /* Legacy fused path, when the graph was declined: cuDNN's bias+activation kernel supports
+     * ReLU (identity needs one specific algorithm); we use it for the all-f32 case and fall back
+     * if cuDNN declines. z = y with alpha2 = 0: cuDNN documents z as unused then (the GPU op
+     * test starts y as NaN bytes, so a read of z would show). Off with DM_CUDNN_FUSED=0. */
     if (p->act == DM_ACT_RELU && b && cd == DM_DTYPE_F32 && y->dtype == DM_DTYPE_F32 &&
-        b->dtype == DM_DTYPE_F32) {
+        b->dtype == DM_DTYPE_F32 && cuda_conv_fused_enabled(ctx)) {
         CUDNN_CHECK(cudnnSetTensor4dDescriptor(ctx->b_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1,
                                                Cout, 1, 1));
         CUDNN_CHECK(cudnnSetActivationDescriptor(ctx->act_desc, CUDNN_ACTIVATION_RELU,
