@@ -1,7 +1,11 @@
-/* Convolutions of the CUDA backend through cuDNN 9's C API (legacy convolution calls of
- * cudnn_cnn.h; the graph API / cudnn_frontend is not used):
- *   conv2d           cudnnConvolutionForward (cross-correlation, as PyTorch), or
- *                    cudnnConvolutionBiasActivationForward when the call is f32 + bias + ReLU;
+/* Convolutions of the CUDA backend through cuDNN 9's C API:
+ *   conv2d           with a bias and/or an activation: first the fused graph of conv_fused.c
+ *                    (cuDNN backend API: conv -> bias -> activation in one plan, cached per
+ *                    shape; declined shapes remembered); otherwise, and without bias and
+ *                    activation, cudnnConvolutionForward (cross-correlation, as PyTorch), or
+ *                    cudnnConvolutionBiasActivationForward when the call is f32 + bias + ReLU
+ *                    and the graph was declined, with our epilogue kernel (cuda_bias_act) for
+ *                    bias, activation and an output dtype that differs from the compute dtype;
  *   conv_transpose2d cudnnConvolutionBackwardData, the same formulation PyTorch uses: a
  *                    transposed conv is the data gradient of the conv whose filter has the
  *                    ConvTranspose2d weight layout (Cin, Cout, kh, kw) = cuDNN's (K, C, R, S).
@@ -9,16 +13,16 @@
  * transposes internally where it pays. When NCHW has no algorithm at all (f16/bf16 grouped or
  * depthwise convolutions through the legacy API may have none), the convolution runs in NHWC:
  * x and w are permuted into scratch, the result permuted back (three extra passes, only on that
- * path); with neither, a clear DM_ERR_UNSUPPORTED naming the convolution. The math type is the
+ * path; the fused graph then runs in NHWC too and the permute back converts to y's dtype);
+ * with neither, a clear DM_ERR_UNSUPPORTED naming the convolution. The math type is the
  * one the heuristic chose the algorithm with (f32: always CUDNN_FMA_MATH, no TF32).
  * Why not NHWC throughout: the engine's feature maps are NCHW; NHWC end to end needs the RVM
  * model to keep NHWC activations (model code), and a transpose pair around every convolution
  * costs more than cuDNN's internal transforms. The compute dtype is x's dtype, or the backend's
  * precision for an f32 x (runtime.precision); x and w of another dtype are converted into
- * scratch first. Bias, activations other than ReLU, and an output dtype that
- * differs from x's go through our epilogue kernel (cuda_bias_act) after the convolution.
+ * scratch first. DM_CUDNN_FUSED=0 turns both fused paths off (conv + epilogue kernel only).
  * f32 uses CUDNN_FMA_MATH (no TF32) so results match the CPU reference to rounding.
- * Algorithms come from cuDNN's heuristics (…_v7), preferring deterministic ones, cached per
+ * Algorithms come from cuDNN's heuristics (..._v7), preferring deterministic ones, cached per
  * shape; when the heuristic offers none, the classic algorithms are tried (accepted when cuDNN's
  * workspace query succeeds for them). Not yet run on a GPU. */
 #include <string.h>

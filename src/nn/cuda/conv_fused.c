@@ -26,7 +26,7 @@
 #include "depthmatte/backend_cuda.h"
 #include "nn/conv_fuse.h"
 
-#define MAX_DESCS 40
+#define MAX_DESCS 48
 #define MAX_SCALARS 2
 #define MAX_CFGS 8
 
@@ -312,25 +312,36 @@ static cudnnStatus_t build_plan(cudnnHandle_t h, const fused_shape *s, fused_pla
     const int f32 = s->cd == CUDNN_DATA_FLOAT;
     const cudnnBackendHeurMode_t modes[2] = {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK};
     cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
+    /* heuristic, engine-config and rejected plan descriptors are temporary (destroyed here);
+     * the chosen config and its plan join fp's list */
     for (int pass = 0; pass < 2; pass++) /* deterministic engines first */
         for (int mi = 0; mi < 2; mi++) {
-            cudnnBackendDescriptor_t heur, cfg[MAX_CFGS];
+            cudnnBackendDescriptor_t heur = NULL, cfg[MAX_CFGS] = {NULL};
             int64_t n = 0;
-            TRY(mk(fp, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur));
-            TRY(set1(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                     &graph));
-            TRY(set1(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, &modes[mi]));
-            if (cudnnBackendFinalize(heur) != CUDNN_STATUS_SUCCESS) continue;
-            for (int i = 0; i < MAX_CFGS; i++)
-                TRY(mk(fp, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfg[i]));
-            if (cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                         CUDNN_TYPE_BACKEND_DESCRIPTOR, MAX_CFGS, &n,
-                                         cfg) != CUDNN_STATUS_SUCCESS)
-                n = 0;
-            for (int64_t i = 0; i < n && i < MAX_CFGS; i++) {
+            int ncfg = 0, chosen = -1;
+            if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur) !=
+                CUDNN_STATUS_SUCCESS)
+                return CUDNN_STATUS_ALLOC_FAILED;
+            if (set1(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                     &graph) == CUDNN_STATUS_SUCCESS &&
+                set1(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, &modes[mi]) ==
+                    CUDNN_STATUS_SUCCESS &&
+                cudnnBackendFinalize(heur) == CUDNN_STATUS_SUCCESS) {
+                while (ncfg < MAX_CFGS &&
+                       cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
+                                                    &cfg[ncfg]) == CUDNN_STATUS_SUCCESS)
+                    ncfg++;
+                if (cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                             CUDNN_TYPE_BACKEND_DESCRIPTOR, ncfg, &n,
+                                             cfg) != CUDNN_STATUS_SUCCESS)
+                    n = 0;
+            }
+            for (int64_t i = 0; chosen < 0 && i < n && i < ncfg; i++) {
                 if (!cfg_ok(cfg[i], f32, pass)) continue;
                 cudnnBackendDescriptor_t plan;
-                TRY(mk(fp, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan));
+                if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR,
+                                                 &plan) != CUDNN_STATUS_SUCCESS)
+                    break;
                 int64_t w = 0, nw = 0;
                 if (set1(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, &h) ==
                         CUDNN_STATUS_SUCCESS &&
@@ -340,13 +351,21 @@ static cudnnStatus_t build_plan(cudnnHandle_t h, const fused_shape *s, fused_pla
                     cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
                                              CUDNN_TYPE_INT64, 1, &nw,
                                              &w) == CUDNN_STATUS_SUCCESS &&
-                    w >= 0) {
+                    w >= 0 && fp->nd + 2 <= MAX_DESCS) {
+                    chosen = (int)i;
+                    fp->d[fp->nd++] = cfg[i];
+                    fp->d[fp->nd++] = plan;
                     fp->plan = plan;
                     fp->has_bias = s->has_bias;
                     *ws = (size_t)w;
-                    return CUDNN_STATUS_SUCCESS;
+                } else {
+                    cudnnBackendDestroyDescriptor(plan);
                 }
             }
+            for (int i = 0; i < ncfg; i++)
+                if (i != chosen) cudnnBackendDestroyDescriptor(cfg[i]);
+            cudnnBackendDestroyDescriptor(heur);
+            if (chosen >= 0) return CUDNN_STATUS_SUCCESS;
         }
     return last == CUDNN_STATUS_SUCCESS ? CUDNN_STATUS_NOT_SUPPORTED : last;
 }
