@@ -125,6 +125,7 @@ typedef struct dm_cuda_fused_stats {
     long long declined;  /* keys cuDNN declined (no engine, finalize or execution failure) */
     long long runs;      /* conv2d calls that ran fused */
     long long fallbacks; /* eligible calls that took the unfused path because of a decline */
+    char last_decline[320]; /* the latest declined key and the cuDNN call + status; "" none */
 } dm_cuda_fused_stats;
 
 /* Fills *out for backend be. Errors: DM_ERR_ARG (not a CUDA backend), DM_ERR_UNSUPPORTED (a

@@ -1316,6 +1316,7 @@ static void special_conv_fused(const op_case *c) {
     CHECK_OK(dm_cuda_conv_fused_stats(g_gpu, &sm));
     printf("conv2d_fused on:  enabled %d plans %lld declined %lld runs %lld fallbacks %lld\n",
            sm.enabled, sm.plans, sm.declined, sm.runs, sm.fallbacks);
+    if (sm.last_decline[0]) printf("conv2d_fused latest decline: %s\n", sm.last_decline);
     CHECK(sm.enabled == 1 && sm.plans + sm.declined >= 1);
 }
 

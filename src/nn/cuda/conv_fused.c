@@ -40,11 +40,13 @@ typedef struct fused_plan {
     float scalar[MAX_SCALARS]; /* by-value scalars: the variant pack points at these */
     int nscalar;
     int has_bias;
+    const char *fail; /* the cuDNN call that failed while building (decline reason) */
 } fused_plan;
 
 typedef struct cuda_fused {
     conv_fuse_cache cache;
-    int enabled; /* DM_CUDNN_FUSED at the backend's first convolution */
+    int enabled;            /* DM_CUDNN_FUSED at the backend's first convolution */
+    char last_decline[320]; /* the latest declined key and why (dm_cuda_fused_stats) */
 } cuda_fused;
 
 static void plan_free(fused_plan *fp) {
@@ -79,7 +81,10 @@ static cuda_fused *fused_of(cuda_ctx *ctx) {
 #define TRY(expr)                                                                                  \
     do {                                                                                           \
         cudnnStatus_t s_ = (expr);                                                                 \
-        if (s_ != CUDNN_STATUS_SUCCESS) return s_;                                                 \
+        if (s_ != CUDNN_STATUS_SUCCESS) {                                                          \
+            if (!fp->fail) fp->fail = #expr; /* the innermost failing call */                      \
+            return s_;                                                                             \
+        }                                                                                          \
     } while (0)
 
 static cudnnStatus_t mk(fused_plan *fp, cudnnBackendDescriptorType_t t,
@@ -190,7 +195,11 @@ static int cfg_ok(cudnnBackendDescriptor_t cfg, int f32, int pass) {
 
 /* Builds the operation graph of `s` into fp and finalizes the first acceptable engine config
  * into fp->plan; *ws = its workspace. Returns the first failing cuDNN status. */
-static cudnnStatus_t build_plan(cudnnHandle_t h, const fused_shape *s, fused_plan *fp, size_t *ws) {
+/* Builds and finalizes the operation graph of `s` into fp (*graph). h may be NULL: cuDNN 9.19
+ * finalizes a graph without a handle (the attribute is deprecated) and without a device, which
+ * the unit test uses; plans need both. */
+static cudnnStatus_t build_graph(cudnnHandle_t h, const fused_shape *s, fused_plan *fp,
+                                 cudnnBackendDescriptor_t *graph_out) {
     cudnnBackendDescriptor_t tx, tw, tb = NULL, tconv, ty, ops[8];
     int nops = 0, uid = UID_VIRT;
     const bool virt = true, real = false;
@@ -306,9 +315,17 @@ static cudnnStatus_t build_plan(cudnnHandle_t h, const fused_shape *s, fused_pla
     TRY(mk(fp, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
     TRY(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS,
                                  CUDNN_TYPE_BACKEND_DESCRIPTOR, nops, ops));
-    TRY(set1(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, &h));
+    if (h) TRY(set1(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, &h));
     TRY(cudnnBackendFinalize(graph));
+    *graph_out = graph;
+    return CUDNN_STATUS_SUCCESS;
+}
 
+/* Builds the graph of `s` and finalizes the first acceptable engine config into fp->plan;
+ * *ws = its workspace. Returns the first failing cuDNN status (fp->fail names the call). */
+static cudnnStatus_t build_plan(cudnnHandle_t h, const fused_shape *s, fused_plan *fp, size_t *ws) {
+    cudnnBackendDescriptor_t graph;
+    TRY(build_graph(h, s, fp, &graph));
     const int f32 = s->cd == CUDNN_DATA_FLOAT;
     const cudnnBackendHeurMode_t modes[2] = {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK};
     cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
@@ -339,8 +356,8 @@ static cudnnStatus_t build_plan(cudnnHandle_t h, const fused_shape *s, fused_pla
             for (int64_t i = 0; chosen < 0 && i < n && i < ncfg; i++) {
                 if (!cfg_ok(cfg[i], f32, pass)) continue;
                 cudnnBackendDescriptor_t plan;
-                if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR,
-                                                 &plan) != CUDNN_STATUS_SUCCESS)
+                if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) !=
+                    CUDNN_STATUS_SUCCESS)
                     break;
                 int64_t w = 0, nw = 0;
                 if (set1(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, &h) ==
@@ -367,6 +384,7 @@ static cudnnStatus_t build_plan(cudnnHandle_t h, const fused_shape *s, fused_pla
             cudnnBackendDestroyDescriptor(heur);
             if (chosen >= 0) return CUDNN_STATUS_SUCCESS;
         }
+    if (!fp->fail) fp->fail = "no engine config of CUDNN_HEUR_MODE_A / FALLBACK finalized";
     return last == CUDNN_STATUS_SUCCESS ? CUDNN_STATUS_NOT_SUPPORTED : last;
 }
 #undef TRY
@@ -444,6 +462,11 @@ dm_status cuda_conv_fused(cuda_ctx *ctx, const void *x, const void *w, const dm_
         cudnnStatus_t st = fp ? build_plan(ctx->cudnn, &s, fp, &wsz) : CUDNN_STATUS_ALLOC_FAILED;
         void *evicted = NULL;
         if (st != CUDNN_STATUS_SUCCESS) {
+            snprintf(f->last_decline, sizeof f->last_decline,
+                     "%s x (%d, %d, %d, %d) w (%d, %d, %d, %d) s%d p%d d%d act %d %s: %s: %s",
+                     dm_dtype_name(cd), xs[0], xs[1], xs[2], xs[3], ws4[0], ws4[1], ws4[2], ws4[3],
+                     p->stride_h, p->pad_h, p->dilation_h, (int)p->act, nhwc ? "NHWC" : "NCHW",
+                     fp && fp->fail ? fp->fail : "?", cudnnGetErrorString(st));
             plan_free(fp);
             e = conv_fuse_cache_put(&f->cache, &key, NULL, 0, 1, &evicted);
             f->cache.declined++;
@@ -464,6 +487,10 @@ dm_status cuda_conv_fused(cuda_ctx *ctx, const void *x, const void *w, const dm_
     const cudnnStatus_t s = execute(ctx, e->plan, x, w, bp, y, ws);
     if (s != CUDNN_STATUS_SUCCESS) {
         /* the plan stays allocated (freed with the cache), marked declined: unfused from now */
+        snprintf(f->last_decline, sizeof f->last_decline,
+                 "%s x (%d, %d, %d, %d) w (%d, %d, %d, %d) act %d %s: cudnnBackendExecute: %s",
+                 dm_dtype_name(cd), xs[0], xs[1], xs[2], xs[3], ws4[0], ws4[1], ws4[2], ws4[3],
+                 (int)p->act, nhwc ? "NHWC" : "NCHW", cudnnGetErrorString(s));
         e->declined = 1;
         f->cache.declined++;
         f->cache.fallbacks++;
@@ -486,5 +513,29 @@ dm_status dm_cuda_conv_fused_stats(dm_backend *be, dm_cuda_fused_stats *out) {
     out->declined = f->cache.declined;
     out->runs = f->cache.runs;
     out->fallbacks = f->cache.fallbacks;
+    snprintf(out->last_decline, sizeof out->last_decline, "%s", f->last_decline);
     return DM_OK;
+}
+
+int cuda_conv_fused_graph_check(const int xs[4], const int ws4[4], const int ys[4],
+                                const dm_conv2d_params *p, int has_bias, dm_dtype cd, dm_dtype bt,
+                                dm_dtype yt, int nhwc, char *why, size_t why_size) {
+    fused_shape s;
+    memset(&s, 0, sizeof s);
+    for (int i = 0; i < 4; i++)
+        s.x[i] = xs[i], s.w[i] = ws4[i], s.y[i] = ys[i];
+    s.pad[0] = p->pad_h, s.pad[1] = p->pad_w;
+    s.stride[0] = p->stride_h, s.stride[1] = p->stride_w;
+    s.dil[0] = p->dilation_h, s.dil[1] = p->dilation_w;
+    s.cd = dt_of(cd), s.bt = dt_of(bt), s.yt = dt_of(yt);
+    s.has_bias = has_bias, s.nhwc = nhwc, s.act = p->act;
+    s.ax = s.aw = s.ab = s.ay = 16;
+    fused_plan *fp = calloc(1, sizeof *fp);
+    if (!fp) return (int)CUDNN_STATUS_ALLOC_FAILED;
+    cudnnBackendDescriptor_t graph;
+    const cudnnStatus_t st = build_graph(NULL, &s, fp, &graph);
+    snprintf(why, why_size, "%s: %s", fp->fail ? fp->fail : "graph finalized",
+             cudnnGetErrorString(st));
+    plan_free(fp);
+    return (int)st;
 }

@@ -265,6 +265,14 @@ dm_status cuda_conv_fused(cuda_ctx *ctx, const void *x, const void *w, const dm_
                           const int ys[4], const dm_conv2d_params *p, int nhwc, int *done);
 /* 0 when DM_CUDNN_FUSED=0 turned every fused convolution path off for this backend. */
 int cuda_conv_fused_enabled(cuda_ctx *ctx);
+/* Host-only check of the fused graph of one convolution (conv_fused.c), no handle and no
+ * device needed: builds every descriptor (tensors, convolution, pointwise chain, by-value
+ * scalars) and finalizes the operation graph. Returns 0 (CUDNN_STATUS_SUCCESS) or the cuDNN
+ * status, with the failing call and status in why. Shapes as cuda_conv_fused; alignments 16.
+ * For tests/gpu/test_conv_fused_graph.c. */
+int cuda_conv_fused_graph_check(const int xs[4], const int ws4[4], const int ys[4],
+                                const dm_conv2d_params *p, int has_bias, dm_dtype cd,
+                                dm_dtype bt, dm_dtype yt, int nhwc, char *why, size_t why_size);
 /* Destroys the fused plans (conv_fused.c); called by the backend's destroy. */
 void cuda_conv_fused_free(cuda_ctx *ctx);
 
