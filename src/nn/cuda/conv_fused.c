@@ -16,7 +16,9 @@
  * layout, pointer alignments) with all its descriptors; a key for which nothing finalizes, or
  * whose execution fails, is remembered as declined and takes the unfused path from then on
  * (asked once per key, never a hard error). DM_CUDNN_FUSED=0 turns fusion off (read once per
- * backend). Built against cuDNN 9.19 headers; NOT YET RUN ON A GPU (docs/gpu.md). */
+ * backend). A plan keeps the variant pack of its last pointer set and reuses it while the
+ * pointers stay. The descriptors and the graph finalize on the host without a device
+ * (tests/gpu/test_conv_fused_graph.c); engine choice and execution need a GPU. Built against cuDNN 9.19 headers; NOT YET RUN ON A GPU (docs/gpu.md). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +42,10 @@ typedef struct fused_plan {
     float scalar[MAX_SCALARS]; /* by-value scalars: the variant pack points at these */
     int nscalar;
     int has_bias;
-    const char *fail; /* the cuDNN call that failed while building (decline reason) */
+    const char *fail;               /* the cuDNN call that failed while building (decline reason) */
+    cudnnBackendDescriptor_t vp;    /* variant pack of the last call (NULL: none) */
+    void *vp_ptrs[4 + MAX_SCALARS]; /* its data pointers */
+    void *vp_ws;                    /* its workspace */
 } fused_plan;
 
 typedef struct cuda_fused {
@@ -51,6 +56,7 @@ typedef struct cuda_fused {
 
 static void plan_free(fused_plan *fp) {
     if (!fp) return;
+    if (fp->vp) cudnnBackendDestroyDescriptor(fp->vp);
     for (int i = fp->nd - 1; i >= 0; i--)
         cudnnBackendDestroyDescriptor(fp->d[i]);
     free(fp);
@@ -395,10 +401,14 @@ static cudnnDataType_t dt_of(dm_dtype t) {
 }
 
 /* Runs plan e on the pointers; CUDNN status of the first failing call. */
-static cudnnStatus_t execute(cuda_ctx *ctx, const fused_plan *fp, const void *x, const void *w,
+/* Runs plan fp on the pointers; cuDNN status of the first failing call. The variant pack of
+ * the last pointer set is kept with the plan and reused while the pointers stay the same (a
+ * model's buffers are sized once per context), so the steady-state frame loop creates no
+ * descriptor. */
+static cudnnStatus_t execute(cuda_ctx *ctx, fused_plan *fp, const void *x, const void *w,
                              const void *b, void *y, void *ws) {
-    int64_t uids[4 + MAX_SCALARS];
     void *ptrs[4 + MAX_SCALARS];
+    int64_t uids[4 + MAX_SCALARS];
     int n = 0;
     uids[n] = UID_X, ptrs[n++] = (void *)x;
     uids[n] = UID_W, ptrs[n++] = (void *)w;
@@ -406,19 +416,27 @@ static cudnnStatus_t execute(cuda_ctx *ctx, const fused_plan *fp, const void *x,
     if (fp->has_bias) uids[n] = UID_B, ptrs[n++] = (void *)b;
     for (int i = 0; i < fp->nscalar; i++) /* by-value scalars: host pointers */
         uids[n] = UID_SCALAR + i, ptrs[n++] = (void *)&fp->scalar[i];
+    if (fp->vp && fp->vp_ws == ws && !memcmp(fp->vp_ptrs, ptrs, (size_t)n * sizeof ptrs[0]))
+        return cudnnBackendExecute(ctx->cudnn, fp->plan, fp->vp);
+    if (fp->vp) cudnnBackendDestroyDescriptor(fp->vp);
+    fp->vp = NULL;
     cudnnBackendDescriptor_t vp;
     cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp);
     if (s != CUDNN_STATUS_SUCCESS) return s;
     if ((s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n,
-                                      uids)) == CUDNN_STATUS_SUCCESS &&
+                                      uids)) != CUDNN_STATUS_SUCCESS ||
         (s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
-                                      CUDNN_TYPE_VOID_PTR, n, ptrs)) == CUDNN_STATUS_SUCCESS &&
+                                      CUDNN_TYPE_VOID_PTR, n, ptrs)) != CUDNN_STATUS_SUCCESS ||
         (s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1,
-                                      &ws)) == CUDNN_STATUS_SUCCESS &&
-        (s = cudnnBackendFinalize(vp)) == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendExecute(ctx->cudnn, fp->plan, vp);
-    cudnnBackendDestroyDescriptor(vp);
-    return s;
+                                      &ws)) != CUDNN_STATUS_SUCCESS ||
+        (s = cudnnBackendFinalize(vp)) != CUDNN_STATUS_SUCCESS) {
+        cudnnBackendDestroyDescriptor(vp);
+        return s;
+    }
+    fp->vp = vp;
+    memcpy(fp->vp_ptrs, ptrs, (size_t)n * sizeof ptrs[0]);
+    fp->vp_ws = ws;
+    return cudnnBackendExecute(ctx->cudnn, fp->plan, vp);
 }
 
 int cuda_conv_fused_enabled(cuda_ctx *ctx) {
