@@ -199,8 +199,6 @@ static int cfg_ok(cudnnBackendDescriptor_t cfg, int f32, int pass) {
     return ok;
 }
 
-/* Builds the operation graph of `s` into fp and finalizes the first acceptable engine config
- * into fp->plan; *ws = its workspace. Returns the first failing cuDNN status. */
 /* Builds and finalizes the operation graph of `s` into fp (*graph). h may be NULL: cuDNN 9.19
  * finalizes a graph without a handle (the attribute is deprecated) and without a device, which
  * the unit test uses; plans need both. */
@@ -220,8 +218,8 @@ static cudnnStatus_t build_graph(cudnnHandle_t h, const fused_shape *s, fused_pl
         const int64_t bd[4] = {1, s->y[1], 1, 1};
         TRY(mk_tensor(fp, UID_B, s->bt, bd, s->nhwc, s->ab, real, false, &tb));
     }
-    /* the convolution writes y itself when nothing follows (never: eligibility needs a bias
-     * or an activation), else a virtual f32 tensor */
+    /* the convolution's output: a virtual f32 tensor (a bias or an activation always follows:
+     * conv_fuse_eligible) */
     TRY(mk_tensor(fp, uid++, CUDNN_DATA_FLOAT, s->y, s->nhwc, 16, virt, false, &tconv));
 
     cudnnBackendDescriptor_t conv;
