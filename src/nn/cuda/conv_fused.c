@@ -11,14 +11,17 @@
  * scratch, conv_cudnn.c). Engine configs from CUDNN_HEUR_MODE_A, then CUDNN_HEUR_MODE_FALLBACK;
  * f32 rejects configs whose engine notes say TENSOR_CORE (TF32), DOWN_CONVERT_INPUTS or
  * REDUCED_PRECISION_REDUCTION (strict float32, as the legacy path's CUDNN_FMA_MATH); f16/bf16
- * reject REDUCED_PRECISION_REDUCTION (f32 accumulation); deterministic engines first. The first
+ * reject REDUCED_PRECISION_REDUCTION (f32 accumulation); deterministic engines with the
+ * STRICT_NAN_PROP note first, then deterministic ones, then any; pointwise ops ask for
+ * CUDNN_PROPAGATE_NAN (deprecated attribute, not fatal if refused). The first
  * config that finalizes is the plan, cached per key (conv_fuse_key: shapes, params, dtypes,
  * layout, pointer alignments) with all its descriptors; a key for which nothing finalizes, or
  * whose execution fails, is remembered as declined and takes the unfused path from then on
  * (asked once per key, never a hard error). DM_CUDNN_FUSED=0 turns fusion off (read once per
  * backend). A plan keeps the variant pack of its last pointer set and reuses it while the
  * pointers stay. The descriptors and the graph finalize on the host without a device
- * (tests/gpu/test_conv_fused_graph.c); engine choice and execution need a GPU. Built against cuDNN 9.19 headers; NOT YET RUN ON A GPU (docs/gpu.md). */
+ * (tests/gpu/test_conv_fused_graph.c); engine choice and execution need a GPU. Built against
+ * cuDNN 9.19 headers; NOT YET RUN ON A GPU (docs/gpu.md). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +152,10 @@ static cudnnStatus_t mk_pointwise(fused_plan *fp, cudnnPointwiseMode_t mode, con
     TRY(mk(fp, CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw));
     TRY(set1(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, &mode));
     TRY(set1(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, &prec));
+    /* NaN propagates as in IEEE arithmetic (the CPU ops' rule). The attribute is deprecated
+     * since cuDNN 9 (accepted by 9.19): a refusal is not fatal, the GPU NaN cases decide */
+    const cudnnNanPropagation_t nanp = CUDNN_PROPAGATE_NAN;
+    (void)set1(pw, CUDNN_ATTR_POINTWISE_NAN_PROPAGATION, CUDNN_TYPE_NAN_PROPOGATION, &nanp);
     if (clip) {
         TRY(set1(pw, CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP, CUDNN_TYPE_DOUBLE, &clip[0]));
         TRY(set1(pw, CUDNN_ATTR_POINTWISE_RELU_UPPER_CLIP, CUDNN_TYPE_DOUBLE, &clip[1]));
@@ -173,8 +180,9 @@ typedef struct fused_shape {
     dm_act act;
 } fused_shape;
 
-/* Engine config acceptable for dtype class f32 (strict) or reduced precision, pass 0 also
- * requiring a deterministic engine. */
+/* Engine config acceptable for dtype class f32 (strict) or reduced precision. Passes: 0 wants
+ * a deterministic engine with the STRICT_NAN_PROP note (NaN through the pointwise chain as IEEE
+ * arithmetic: the CPU op's rule), 1 a deterministic one, 2 any. */
 static int cfg_ok(cudnnBackendDescriptor_t cfg, int f32, int pass) {
     cudnnBackendDescriptor_t eng;
     if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) != CUDNN_STATUS_SUCCESS)
@@ -187,16 +195,18 @@ static int cfg_ok(cudnnBackendDescriptor_t cfg, int f32, int pass) {
         cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
                                  CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &n,
                                  notes) == CUDNN_STATUS_SUCCESS;
+    int strict_nan = 0;
     for (int64_t i = 0; ok && i < n && i < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; i++) {
         const cudnnBackendNumericalNote_t m = notes[i];
+        if (m == CUDNN_NUMERICAL_NOTE_STRICT_NAN_PROP) strict_nan = 1;
         if (m == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION ||
             (f32 && (m == CUDNN_NUMERICAL_NOTE_TENSOR_CORE ||
                      m == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)) ||
-            (pass == 0 && m == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC))
+            (pass < 2 && m == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC))
             ok = 0;
     }
     cudnnBackendDestroyDescriptor(eng);
-    return ok;
+    return ok && (pass > 0 || strict_nan);
 }
 
 /* Builds and finalizes the operation graph of `s` into fp (*graph). h may be NULL: cuDNN 9.19
@@ -335,7 +345,7 @@ static cudnnStatus_t build_plan(cudnnHandle_t h, const fused_shape *s, fused_pla
     cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
     /* heuristic, engine-config and rejected plan descriptors are temporary (destroyed here);
      * the chosen config and its plan join fp's list */
-    for (int pass = 0; pass < 2; pass++) /* deterministic engines first */
+    for (int pass = 0; pass < 3; pass++) /* strict-NaN deterministic, deterministic, any */
         for (int mi = 0; mi < 2; mi++) {
             cudnnBackendDescriptor_t heur = NULL, cfg[MAX_CFGS] = {NULL};
             int64_t n = 0;
