@@ -1290,7 +1290,7 @@ static void special_conv_fused(const op_case *c) {
     dm_backend *off = NULL;
     CHECK_OK(dm_backend_cuda_create(0, DM_DTYPE_F32, &off));
     if (!off) {
-        unsetenv("DM_CUDNN_FUSED");
+        if (!caller_off) unsetenv("DM_CUDNN_FUSED");
         return;
     }
     dm_backend *saved = g_gpu;
