@@ -125,6 +125,8 @@ typedef struct dm_cuda_fused_stats {
     long long declined;  /* keys cuDNN declined (no engine, finalize or execution failure) */
     long long runs;      /* conv2d calls that ran fused */
     long long fallbacks; /* eligible calls that took the unfused path because of a decline */
+    double build_s;      /* wall seconds spent building plans (heuristics, finalize, runtime
+                          * compilation), declined keys included */
     char last_decline[320]; /* the latest declined key and the cuDNN call + status; "" none */
 } dm_cuda_fused_stats;
 

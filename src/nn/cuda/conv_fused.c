@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cuda_common.h"
 #include "depthmatte/backend_cuda.h"
@@ -55,6 +56,7 @@ typedef struct cuda_fused {
     conv_fuse_cache cache;
     int enabled;            /* DM_CUDNN_FUSED at the backend's first convolution */
     char last_decline[320]; /* the latest declined key and why (dm_cuda_fused_stats) */
+    double build_s;         /* seconds spent building plans (heuristics, finalize, compile) */
 } cuda_fused;
 
 static void plan_free(fused_plan *fp) {
@@ -485,7 +487,11 @@ dm_status cuda_conv_fused(cuda_ctx *ctx, const void *x, const void *w, const dm_
         s.ax = key.v[20], s.aw = key.v[21], s.ab = key.v[22], s.ay = key.v[23];
         fused_plan *fp = calloc(1, sizeof *fp);
         size_t wsz = 0;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         cudnnStatus_t st = fp ? build_plan(ctx->cudnn, &s, fp, &wsz) : CUDNN_STATUS_ALLOC_FAILED;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        f->build_s += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         void *evicted = NULL;
         if (st != CUDNN_STATUS_SUCCESS) {
             snprintf(f->last_decline, sizeof f->last_decline,
@@ -539,6 +545,7 @@ dm_status dm_cuda_conv_fused_stats(dm_backend *be, dm_cuda_fused_stats *out) {
     out->declined = f->cache.declined;
     out->runs = f->cache.runs;
     out->fallbacks = f->cache.fallbacks;
+    out->build_s = f->build_s;
     snprintf(out->last_decline, sizeof out->last_decline, "%s", f->last_decline);
     return DM_OK;
 }
