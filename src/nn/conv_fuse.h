@@ -102,7 +102,10 @@ typedef struct conv_fuse_entry {
     int declined;
 } conv_fuse_entry;
 
-#define CONV_FUSE_CACHE 128
+/* Ring size. An evicted plan is destroyed, and a CUDA Graph captured with it would then replay
+ * freed kernels: 256 keys is above the convolution shapes of RVM, DA-V2 and VDA together
+ * (about 100 per input size and precision), so a model's steady-state keys are never evicted. */
+#define CONV_FUSE_CACHE 256
 
 typedef struct conv_fuse_cache {
     conv_fuse_entry e[CONV_FUSE_CACHE];
