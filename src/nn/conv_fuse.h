@@ -102,9 +102,9 @@ typedef struct conv_fuse_entry {
     int declined;
 } conv_fuse_entry;
 
-/* Ring size. An evicted plan is destroyed, and a CUDA Graph captured with it would then replay
- * freed kernels: 256 keys is above the convolution shapes of RVM, DA-V2 and VDA together
- * (about 100 per input size and precision), so a model's steady-state keys are never evicted. */
+/* Ring size: 256 keys, above the convolution shapes of RVM, DA-V2 and VDA together (about 100
+ * per input size and precision). Evicted plans are not destroyed at once (conv_fused.c keeps
+ * them until the backend is destroyed: a CUDA Graph captured with one may still replay it). */
 #define CONV_FUSE_CACHE 256
 
 typedef struct conv_fuse_cache {
@@ -120,7 +120,7 @@ typedef struct conv_fuse_cache {
 conv_fuse_entry *conv_fuse_cache_find(conv_fuse_cache *c, const conv_fuse_key *key);
 
 /* Stores (key, plan, workspace, declined) in the ring slot `next` and returns it; the plan of an
- * entry it replaces is returned in *evicted (NULL if none) for the caller to destroy. */
+ * entry it replaces is returned in *evicted (NULL if none) for the caller to dispose of. */
 conv_fuse_entry *conv_fuse_cache_put(conv_fuse_cache *c, const conv_fuse_key *key, void *plan,
                                      size_t workspace, int declined, void **evicted);
 

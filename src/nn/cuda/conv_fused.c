@@ -57,6 +57,10 @@ typedef struct cuda_fused {
     int enabled;            /* DM_CUDNN_FUSED at the backend's first convolution */
     char last_decline[320]; /* the latest declined key and why (dm_cuda_fused_stats) */
     double build_s;         /* seconds spent building plans (heuristics, finalize, compile) */
+    /* plans evicted from the ring: kept until the backend is destroyed, because a CUDA Graph
+     * captured earlier may still replay their kernels */
+    fused_plan **retired;
+    int nretired, cap_retired;
 } cuda_fused;
 
 static void plan_free(fused_plan *fp) {
@@ -72,8 +76,27 @@ void cuda_conv_fused_free(cuda_ctx *ctx) {
     if (!f) return;
     for (int i = 0; i < CONV_FUSE_CACHE; i++)
         if (f->cache.e[i].key.v[0]) plan_free(f->cache.e[i].plan);
+    for (int i = 0; i < f->nretired; i++)
+        plan_free(f->retired[i]);
+    free(f->retired);
     free(f);
     ctx->fused = NULL;
+}
+
+/* Keeps an evicted plan alive until destroy (freed at once only if the list cannot grow, which
+ * leaves a captured graph that used it invalid: a host out-of-memory case). */
+static void retire(cuda_fused *f, fused_plan *fp) {
+    if (f->nretired == f->cap_retired) {
+        const int cap = f->cap_retired ? 2 * f->cap_retired : 64;
+        fused_plan **r = realloc(f->retired, (size_t)cap * sizeof *r);
+        if (!r) {
+            plan_free(fp);
+            return;
+        }
+        f->retired = r;
+        f->cap_retired = cap;
+    }
+    f->retired[f->nretired++] = fp;
 }
 
 static cuda_fused *fused_of(cuda_ctx *ctx) {
@@ -507,7 +530,7 @@ dm_status cuda_conv_fused(cuda_ctx *ctx, const void *x, const void *w, const dm_
             e = conv_fuse_cache_put(&f->cache, &key, fp, wsz, 0, &evicted);
             f->cache.plans++;
         }
-        plan_free(evicted);
+        if (evicted) retire(f, evicted);
         if (e->declined) return DM_OK;
     }
     void *ws = NULL;
