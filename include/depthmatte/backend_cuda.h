@@ -137,6 +137,23 @@ dm_status dm_cuda_graph_launch(dm_backend *be, dm_cuda_graph *g);
 /* Releases a graph (NULL is ignored). */
 void dm_cuda_graph_free(dm_cuda_graph *g);
 
+/* Counters of the fused conv2d epilogues (cuDNN graph API: conv -> bias -> activation, see
+ * docs/gpu.md) of one CUDA backend since its creation. */
+typedef struct dm_cuda_fused_stats {
+    int enabled;         /* 0: DM_CUDNN_FUSED=0 in the environment turned fusion off */
+    long long plans;     /* execution plans built (one per distinct shape/dtype/alignment key) */
+    long long declined;  /* keys cuDNN declined (no engine, finalize or execution failure) */
+    long long runs;      /* conv2d calls that ran fused */
+    long long fallbacks; /* eligible calls that took the unfused path because of a decline */
+    double build_s;      /* wall seconds spent building plans (heuristics, finalize, runtime
+                          * compilation), declined keys included */
+    char last_decline[320]; /* the latest declined key and the cuDNN call + status; "" none */
+} dm_cuda_fused_stats;
+
+/* Fills *out for backend be. Errors: DM_ERR_ARG (not a CUDA backend), DM_ERR_UNSUPPORTED (a
+ * build without CUDA). */
+dm_status dm_cuda_conv_fused_stats(dm_backend *be, dm_cuda_fused_stats *out);
+
 /* ---- pure helpers (no CUDA needed: built and unit-tested in every configuration) ---------- */
 
 /* 1 when a cuDNN status code is in cuDNN 9's NOT_SUPPORTED category (CUDNN_STATUS_CATEGORY(s)

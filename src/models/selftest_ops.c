@@ -580,6 +580,16 @@ static const st_case k_cases[] = {
      {1, 32, 16, 12, 10, 3, 1, 1, 1, 4, 1, DM_ACT_SIGMOID}, {0, 0}},
     {"conv2d", "3x3 GRU tanh", run_conv2d,
      {1, 40, 20, 9, 16, 3, 1, 1, 1, 1, 1, DM_ACT_TANH}, {0, 0}},
+    /* bias + activation at the shapes of the CUDA backend's fused epilogues (cuDNN graph:
+     * MobileNetV3's depthwise convs, squeeze-excite 1x1 on 1x1 maps, bias-only projections) */
+    {"conv2d", "depthwise 3x3 s2 bias hardswish", run_conv2d,
+     {1, 72, 72, 20, 18, 3, 2, 1, 1, 72, 1, DM_ACT_HARDSWISH}, {0, 0}},
+    {"conv2d", "depthwise 5x5 bias relu", run_conv2d,
+     {1, 72, 72, 16, 12, 5, 1, 2, 1, 72, 1, DM_ACT_RELU}, {0, 0}},
+    {"conv2d", "1x1 on 1x1 bias relu (SE)", run_conv2d,
+     {2, 96, 24, 1, 1, 1, 1, 0, 1, 1, 1, DM_ACT_RELU}, {0, 0}},
+    {"conv2d", "1x1 bias only (projection)", run_conv2d,
+     {1, 64, 32, 9, 16, 1, 1, 0, 1, 1, 1, A_NONE}, {0, 0}},
     {"conv2d", "14x14 s14 patch embed", run_conv2d,
      {1, 3, 384, 42, 56, 14, 14, 0, 1, 1, 1, A_NONE}, {0, 0}},
     {"conv2d", "3x3 64ch DPT no bias", run_conv2d,

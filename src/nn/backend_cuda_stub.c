@@ -3,6 +3,8 @@
  * fall back to the CPU backend. The real implementation is src/nn/cuda/. */
 #ifndef DM_HAVE_CUDA
 
+#include <string.h>
+
 #include "depthmatte/backend_cuda.h"
 #include "depthmatte/tensor.h"
 
@@ -125,6 +127,12 @@ dm_status dm_cuda_graph_launch(dm_backend *be, dm_cuda_graph *g) {
 
 void dm_cuda_graph_free(dm_cuda_graph *g) {
     (void)g; /* no graph can exist without CUDA */
+}
+
+dm_status dm_cuda_conv_fused_stats(dm_backend *be, dm_cuda_fused_stats *out) {
+    (void)be;
+    if (out) memset(out, 0, sizeof *out);
+    return no_cuda();
 }
 
 #else

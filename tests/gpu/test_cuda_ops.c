@@ -1001,6 +1001,7 @@ static void special_graph(const op_case *c) {
 
 /* defined after the table, which it walks */
 static void special_conv_nhwc(const op_case *c);
+static void special_conv_fused(const op_case *c);
 
 static void special_device(const op_case *c) {
     (void)c;
@@ -1044,6 +1045,13 @@ static void special_device(const op_case *c) {
     {"conv2d", what " mixed f16 x, f32 w/b/y", setup_conv2d, call_conv2d, A(__VA_ARGS__),      \
      .precs = P_F16, .mixed = IN_F32(1) | IN_F32(2) | OUT_F32(0)}
 /* linear case plus f16/bf16 inputs straight into an f32 output */
+/* the same with NaN, +inf and -inf in the bias (input 2): every output of those channels is
+ * non-finite before the activation, so NaN and the sign of inf after it must agree with the CPU
+ * op whatever the convolution algorithm (the fused cuDNN epilogue's non-finite rules) */
+#define CONV_NF(what, ...)                                                                     \
+    {"conv2d", what " NaN/inf bias", setup_conv2d, call_conv2d, A(__VA_ARGS__), .nonfinite = 3}, \
+    {"conv2d", what " NaN/inf bias, mixed f16 x, f32 w/b/y", setup_conv2d, call_conv2d,        \
+     A(__VA_ARGS__), .precs = P_F16, .mixed = IN_F32(1) | IN_F32(2) | OUT_F32(0), .nonfinite = 3}
 #define LIN(what, ...)                                                                         \
     {"linear", what, setup_linear, call_linear, A(__VA_ARGS__)},                               \
     {"linear", what " ->f32 y", setup_linear, call_linear, A(__VA_ARGS__), .precs = P_HALF,    \
@@ -1088,6 +1096,39 @@ static const op_case k_cases[] = {
      A(1, 72, 72, 32, 30, 3, 2, 1, 1, 72, 1, DM_ACT_HARDSWISH), .nonfinite = 3},
     {"conv2d", "1x1 hardsigmoid, NaN/inf bias", setup_conv2d, call_conv2d,
      A(2, 40, 64, 9, 16, 1, 1, 0, 1, 1, 1, DM_ACT_HARDSIGMOID), .nonfinite = 3},
+    /* fused epilogues (cuDNN graph: conv -> bias -> activation, src/nn/cuda/conv_fused.c): bias
+     * with every activation the models' convolutions use, at their shapes: MobileNetV3 stem
+     * (3 -> 16, s2, hardswish), depthwise 5x5 s1 / s2, squeeze-excite 1x1 convs on 1x1 maps
+     * (relu, hardsigmoid), LR-ASPP 1x1 sigmoid, ConvGRU 3x3 (sigmoid gates, tanh candidate),
+     * bias only (1x1 projections), GELU (no conv uses it; the chain maps it to cuDNN's erf
+     * GELU_FWD); NaN/inf in the bias for each activation */
+    CONV("fused stem 3x3 s2 hardswish", 1, 3, 16, 64, 48, 3, 2, 1, 1, 1, 1, DM_ACT_HARDSWISH),
+    CONV("fused depthwise 5x5 relu", 1, 72, 72, 16, 12, 5, 1, 2, 1, 72, 1, DM_ACT_RELU),
+    CONV("fused depthwise 5x5 s2 hardswish", 1, 96, 96, 16, 12, 5, 2, 2, 1, 96, 1,
+         DM_ACT_HARDSWISH),
+    CONV("fused depthwise dilated 3x3 d2 hardswish", 1, 40, 40, 11, 9, 3, 1, 2, 2, 40, 1,
+         DM_ACT_HARDSWISH),
+    CONV("fused SE 1x1 on 1x1 relu", 2, 96, 24, 1, 1, 1, 1, 0, 1, 1, 1, DM_ACT_RELU),
+    CONV("fused SE 1x1 on 1x1 hardsigmoid", 2, 24, 96, 1, 1, 1, 1, 0, 1, 1, 1,
+         DM_ACT_HARDSIGMOID),
+    CONV("fused lraspp 1x1 sigmoid", 1, 96, 64, 6, 8, 1, 1, 0, 1, 1, 1, DM_ACT_SIGMOID),
+    CONV("fused gru 3x3 sigmoid", 1, 80, 80, 12, 9, 3, 1, 1, 1, 1, 1, DM_ACT_SIGMOID),
+    CONV("fused gru 3x3 tanh", 1, 80, 40, 12, 9, 3, 1, 1, 1, 1, 1, DM_ACT_TANH),
+    CONV("fused 1x1 bias only", 1, 64, 32, 9, 16, 1, 1, 0, 1, 1, 1, DM_ACT_NONE),
+    CONV("fused 3x3 s2 bias only", 1, 32, 48, 13, 17, 3, 2, 1, 1, 1, 1, DM_ACT_NONE),
+    CONV("fused 3x3 gelu", 1, 16, 24, 10, 9, 3, 1, 1, 1, 1, 1, DM_ACT_GELU),
+    CONV_NF("fused 3x3 none", 2, 16, 16, 9, 11, 3, 1, 1, 1, 1, 1, DM_ACT_NONE),
+    CONV_NF("fused 3x3 relu", 2, 16, 16, 9, 11, 3, 1, 1, 1, 1, 1, DM_ACT_RELU),
+    CONV_NF("fused 3x3 hardswish", 2, 16, 16, 9, 11, 3, 1, 1, 1, 1, 1, DM_ACT_HARDSWISH),
+    CONV_NF("fused 3x3 hardsigmoid", 2, 16, 16, 9, 11, 3, 1, 1, 1, 1, 1, DM_ACT_HARDSIGMOID),
+    CONV_NF("fused 3x3 sigmoid", 2, 16, 16, 9, 11, 3, 1, 1, 1, 1, 1, DM_ACT_SIGMOID),
+    CONV_NF("fused 3x3 tanh", 2, 16, 16, 9, 11, 3, 1, 1, 1, 1, 1, DM_ACT_TANH),
+    CONV_NF("fused 3x3 gelu", 2, 16, 16, 9, 11, 3, 1, 1, 1, 1, 1, DM_ACT_GELU),
+    CONV_NF("fused depthwise 3x3 s2 hardswish", 1, 32, 32, 14, 10, 3, 2, 1, 1, 32, 1,
+            DM_ACT_HARDSWISH),
+    /* after the conv2d cases, so that the main backend's counters cover all of them */
+    {"conv2d_fused", "every conv2d case with fusion off (DM_CUDNN_FUSED=0); fused-path counters",
+     .special = special_conv_fused},
     /* conv_transpose2d: DPT's resize layers (k4 s4, k2 s2); a = {N, Cin, Cout, H, W, k, s, pad} */
     {"conv_transpose2d", "k4 s4 p0", setup_convt, call_convt, A(1, 48, 48, 9, 7, 4, 4, 0)},
     {"conv_transpose2d", "k2 s2 p0", setup_convt, call_convt, A(2, 32, 16, 6, 5, 2, 2, 0)},
@@ -1252,6 +1293,52 @@ static void special_conv_nhwc(const op_case *c) {
     dm_backend_destroy(nhwc);
 }
 
+/* The unfused path (our epilogue kernel after cuDNN's convolution) on every conv2d case,
+ * through a second backend created with DM_CUDNN_FUSED=0, so that a mismatch of the fused
+ * cases above is told apart from one of the convolution itself; then the counters of both:
+ * fusion off must never run fused, and on the main backend (after the conv2d cases) the graph
+ * path must have been tried (plans or declines, printed: how many shapes cuDNN fused). */
+static void special_conv_fused(const op_case *c) {
+    (void)c; /* (not run by the -b cpu / -b emu runners: CUDA only) */
+    const char *env = getenv("DM_CUDNN_FUSED");
+    const int caller_off = env && !strcmp(env, "0"); /* the whole run was started with it off */
+    setenv("DM_CUDNN_FUSED", "0", 1);
+    dm_backend *off = NULL;
+    CHECK_OK(dm_backend_cuda_create(0, DM_DTYPE_F32, &off));
+    if (!off) {
+        if (!caller_off) unsetenv("DM_CUDNN_FUSED");
+        return;
+    }
+    dm_backend *saved = g_gpu;
+    g_gpu = off;
+    for (int i = 0; i < k_ncases; i++)
+        if (!strcmp(k_cases[i].op, "conv2d"))
+            for (int pi = 0; pi < 3; pi++)
+                if (!k_cases[i].precs || (k_cases[i].precs & (1u << k_precs[pi])))
+                    run_case(&k_cases[i], i, k_precs[pi]);
+    g_gpu = saved;
+    dm_cuda_fused_stats so, sm;
+    CHECK_OK(dm_cuda_conv_fused_stats(off, &so));
+    if (!caller_off) unsetenv("DM_CUDNN_FUSED"); /* read at a backend's first convolution */
+    printf("conv2d_fused off: enabled %d plans %lld declined %lld runs %lld fallbacks %lld\n",
+           so.enabled, so.plans, so.declined, so.runs, so.fallbacks);
+    CHECK(so.enabled == 0 && so.plans == 0 && so.runs == 0);
+    dm_backend_destroy(off);
+    /* the main backend: run the table's first fused case once more (relu f32: eligible
+     * everywhere) so that its counters have seen a conv2d even under -o conv2d_fused */
+    for (int i = 0; i < k_ncases; i++)
+        if (!strcmp(k_cases[i].op, "conv2d") && k_cases[i].a[10] && !k_cases[i].mixed) {
+            run_case(&k_cases[i], i, DM_DTYPE_F32);
+            break;
+        }
+    CHECK_OK(dm_cuda_conv_fused_stats(g_gpu, &sm));
+    printf("conv2d_fused on:  enabled %d plans %lld declined %lld runs %lld fallbacks %lld, "
+           "%.2f s building plans\n",
+           sm.enabled, sm.plans, sm.declined, sm.runs, sm.fallbacks, sm.build_s);
+    if (sm.last_decline[0]) printf("conv2d_fused latest decline: %s\n", sm.last_decline);
+    CHECK(caller_off ? sm.enabled == 0 && sm.runs == 0
+                     : sm.enabled == 1 && sm.plans + sm.declined >= 1);
+}
 
 static void usage(void) {
     printf("usage: test_cuda_ops [-o OP[,OP...]] [-t f32|f16|bf16[,...]] [-l] [-h]\n"

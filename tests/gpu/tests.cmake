@@ -22,3 +22,9 @@ dm_add_test(test_cuda_diag SOURCES gpu/test_cuda_diag.c LABELS unit TIMEOUT 60)
 # versioned library is refused. Seconds; 77 without gcc/readelf/python3.
 add_test(NAME devcheck_stub_lib COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/gpu/test_stub_lib.sh)
 set_tests_properties(devcheck_stub_lib PROPERTIES LABELS "unit" TIMEOUT 120 SKIP_RETURN_CODE 77)
+# The fused conv epilogues' pure parts (activation chains vs the CPU activations, eligibility,
+# plan-cache key and ring): src/nn/conv_fuse.c, in every build.
+dm_add_test(test_conv_fuse SOURCES gpu/test_conv_fuse.c LABELS unit TIMEOUT 60)
+# The fused conv graphs' cuDNN descriptors finalize on the host (CUDA builds, no GPU needed;
+# exit 77 without CUDA): src/nn/cuda/conv_fused.c.
+dm_add_test(test_conv_fused_graph SOURCES gpu/test_conv_fused_graph.c LABELS unit TIMEOUT 120)

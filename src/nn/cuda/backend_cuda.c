@@ -294,6 +294,7 @@ static void destroy_cuda(dm_backend *be) {
     if (ctx->conv_desc) cudnnDestroyConvolutionDescriptor(ctx->conv_desc);
     if (ctx->act_desc) cudnnDestroyActivationDescriptor(ctx->act_desc);
     cuda_lt_cache_free(ctx);
+    cuda_conv_fused_free(ctx);
     for (int i = 0; i < CUDA_STAGE_COUNT; i++) {
         if (ctx->stage[i].done) cudaEventDestroy(ctx->stage[i].done); /* stream synced above */
         if (ctx->stage[i].host) cudaFreeHost(ctx->stage[i].host);

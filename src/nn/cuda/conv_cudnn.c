@@ -1,7 +1,11 @@
-/* Convolutions of the CUDA backend through cuDNN 9's C API (legacy convolution calls of
- * cudnn_cnn.h; the graph API / cudnn_frontend is not used):
- *   conv2d           cudnnConvolutionForward (cross-correlation, as PyTorch), or
- *                    cudnnConvolutionBiasActivationForward when the call is f32 + bias + ReLU;
+/* Convolutions of the CUDA backend through cuDNN 9's C API:
+ *   conv2d           with a bias and/or an activation: first the fused graph of conv_fused.c
+ *                    (cuDNN backend API: conv -> bias -> activation in one plan, cached per
+ *                    shape; declined shapes remembered); otherwise, and without bias and
+ *                    activation, cudnnConvolutionForward (cross-correlation, as PyTorch), or
+ *                    cudnnConvolutionBiasActivationForward when the call is f32 + bias + ReLU
+ *                    and the graph was declined, with our epilogue kernel (cuda_bias_act) for
+ *                    bias, activation and an output dtype that differs from the compute dtype;
  *   conv_transpose2d cudnnConvolutionBackwardData, the same formulation PyTorch uses: a
  *                    transposed conv is the data gradient of the conv whose filter has the
  *                    ConvTranspose2d weight layout (Cin, Cout, kh, kw) = cuDNN's (K, C, R, S).
@@ -9,16 +13,16 @@
  * transposes internally where it pays. When NCHW has no algorithm at all (f16/bf16 grouped or
  * depthwise convolutions through the legacy API may have none), the convolution runs in NHWC:
  * x and w are permuted into scratch, the result permuted back (three extra passes, only on that
- * path); with neither, a clear DM_ERR_UNSUPPORTED naming the convolution. The math type is the
+ * path; the fused graph then runs in NHWC too and the permute back converts to y's dtype);
+ * with neither, a clear DM_ERR_UNSUPPORTED naming the convolution. The math type is the
  * one the heuristic chose the algorithm with (f32: always CUDNN_FMA_MATH, no TF32).
  * Why not NHWC throughout: the engine's feature maps are NCHW; NHWC end to end needs the RVM
  * model to keep NHWC activations (model code), and a transpose pair around every convolution
  * costs more than cuDNN's internal transforms. The compute dtype is x's dtype, or the backend's
  * precision for an f32 x (runtime.precision); x and w of another dtype are converted into
- * scratch first. Bias, activations other than ReLU, and an output dtype that
- * differs from x's go through our epilogue kernel (cuda_bias_act) after the convolution.
+ * scratch first. DM_CUDNN_FUSED=0 turns both fused paths off (conv + epilogue kernel only).
  * f32 uses CUDNN_FMA_MATH (no TF32) so results match the CPU reference to rounding.
- * Algorithms come from cuDNN's heuristics (…_v7), preferring deterministic ones, cached per
+ * Algorithms come from cuDNN's heuristics (..._v7), preferring deterministic ones, cached per
  * shape; when the heuristic offers none, the classic algorithms are tried (accepted when cuDNN's
  * workspace query succeeds for them). Not yet run on a GPU. */
 #include <string.h>
@@ -269,10 +273,11 @@ dm_status conv2d_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, co
                          p->dilation_w, g, (int)cd};
     cuda_conv_algo *algo;
     if ((st = fwd_algo(ctx, key, cd, dt, dims, &algo))) return st;
-    void *ws = NULL;
-    if (algo->workspace && (st = cuda_scratch(ctx, CUDA_SLOT_WORKSPACE, algo->workspace, &ws)))
-        return st;
     const float one = 1.f, zero = 0.f;
+    const int xs4[4] = {N, Cin, H, W}, ws4[4] = {Cout, Cin / g, kh, kw},
+              ys4[4] = {N, Cout, Ho, Wo};
+    int fused = 0;
+    void *ws = NULL;
 
     if (algo->nhwc) {
         /* NHWC: x -> (N, H, W, C) and w -> (K, R, S, C/g) in the compute dtype (permute converts
@@ -285,9 +290,17 @@ dm_status conv2d_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, co
         if ((st = cuda_scratch(ctx, CUDA_SLOT_X, (size_t)dm_tensor_numel(x) * esz, &xn)) ||
             (st = cuda_scratch(ctx, CUDA_SLOT_K, (size_t)dm_tensor_numel(w) * esz, &wn)) ||
             (st = cuda_scratch(ctx, CUDA_SLOT_V, (size_t)dm_tensor_numel(y) * esz, &yn)) ||
-            (st = conv_target(ctx, y, cd, &out)) ||
             (st = cuda_permute(ctx->stream, x->data, x->dtype, xn, cd, 4, xs, to_nhwc)) ||
             (st = cuda_permute(ctx->stream, w->data, w->dtype, wn, cd, 4, wsh, to_nhwc)))
+            return st;
+        /* fused graph in NHWC into the NHWC scratch (cd); the permute back converts to y's
+         * dtype, so bias and activation cost no pass of their own */
+        if ((st = cuda_conv_fused(ctx, xn, wn, b, yn, cd, cd, xs4, ws4, ys4, p, 1, &fused)))
+            return st;
+        if (fused) return cuda_permute(ctx->stream, yn, cd, y->data, y->dtype, 4, ys, to_nchw);
+        if ((st = conv_target(ctx, y, cd, &out)) ||
+            (algo->workspace &&
+             (st = cuda_scratch(ctx, CUDA_SLOT_WORKSPACE, algo->workspace, &ws))))
             return st;
         CUDNN_CHECK(cudnnConvolutionForward(ctx->cudnn, &one, ctx->x_desc, xn, ctx->w_desc, wn,
                                             ctx->conv_desc, (cudnnConvolutionFwdAlgo_t)algo->algo,
@@ -303,12 +316,21 @@ dm_status conv2d_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, co
         (st = cuda_as_dtype(ctx, x, cd, CUDA_SLOT_X, &xp)))
         return st;
 
-    /* Fused path: cuDNN's bias+activation kernel supports ReLU (identity needs one specific
-     * algorithm); we use it for the all-f32 case and fall back if cuDNN declines. z = y with
-     * alpha2 = 0: cuDNN documents z as unused then (the GPU op test starts y as NaN bytes, so a
-     * read of z would show). */
+    /* Fused graph (conv_fused.c): conv -> bias -> activation straight into y (any float
+     * dtype), NCHW as the tensors are; declined keys fall through to the paths below. */
+    if ((st = cuda_conv_fused(ctx, xp, wp, b, y->data, y->dtype, cd, xs4, ws4, ys4, p, 0,
+                              &fused)))
+        return st;
+    if (fused) return DM_OK;
+    if (algo->workspace && (st = cuda_scratch(ctx, CUDA_SLOT_WORKSPACE, algo->workspace, &ws)))
+        return st;
+
+    /* Legacy fused path, when the graph was declined: cuDNN's bias+activation kernel supports
+     * ReLU (identity needs one specific algorithm); we use it for the all-f32 case and fall back
+     * if cuDNN declines. z = y with alpha2 = 0: cuDNN documents z as unused then (the GPU op
+     * test starts y as NaN bytes, so a read of z would show). Off with DM_CUDNN_FUSED=0. */
     if (p->act == DM_ACT_RELU && b && cd == DM_DTYPE_F32 && y->dtype == DM_DTYPE_F32 &&
-        b->dtype == DM_DTYPE_F32) {
+        b->dtype == DM_DTYPE_F32 && cuda_conv_fused_enabled(ctx)) {
         CUDNN_CHECK(cudnnSetTensor4dDescriptor(ctx->b_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1,
                                                Cout, 1, 1));
         CUDNN_CHECK(cudnnSetActivationDescriptor(ctx->act_desc, CUDNN_ACTIVATION_RELU,

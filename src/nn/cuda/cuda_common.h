@@ -114,6 +114,7 @@ typedef struct cuda_ctx {
     int cc_major;        /* compute capability major (tensor-core attention needs >= 8) */
     int conv_force_nhwc; /* DM_CUDA_CONV_FORCE_NHWC=1 at creation: f16/bf16 convolutions take the
                           * NHWC path (so that the GPU op test exercises it) */
+    struct cuda_fused *fused; /* conv_fused.c: fused conv epilogue plans (created on first use) */
 } cuda_ctx;
 
 static inline cuda_ctx *cuda_ctx_of(dm_backend *be) {
@@ -252,6 +253,28 @@ dm_status linear_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, co
                       dm_act act, dm_tensor *y);
 /* Destroys every cached cuBLASLt plan (linear_cublaslt.c); called by the backend's destroy. */
 void cuda_lt_cache_free(cuda_ctx *ctx);
+/* Fused conv -> bias -> activation through cuDNN's graph API (conv_fused.c). x (N, Cin, H, W)
+ * and w (Cout, Cin/g, kh, kw) in the compute dtype cd, y (N, Cout, Ho, Wo) of dtype yt, all
+ * packed in NCHW (nhwc 0) or NHWC (nhwc 1) memory order (dims xs, ws4, ys always in N, C, H, W
+ * order); b (Cout) or NULL. Sets *done = 1 when the fused plan ran; *done = 0 (DM_OK) when the
+ * call is not eligible, fusion is off (DM_CUDNN_FUSED=0) or cuDNN declined this key (remembered:
+ * asked once per key): the caller then runs the unfused path. Errors only for a workspace that
+ * cannot be allocated. */
+dm_status cuda_conv_fused(cuda_ctx *ctx, const void *x, const void *w, const dm_tensor *b,
+                          void *y, dm_dtype yt, dm_dtype cd, const int xs[4], const int ws4[4],
+                          const int ys[4], const dm_conv2d_params *p, int nhwc, int *done);
+/* 0 when DM_CUDNN_FUSED=0 turned every fused convolution path off for this backend. */
+int cuda_conv_fused_enabled(cuda_ctx *ctx);
+/* Host-only check of the fused graph of one convolution (conv_fused.c), no handle and no
+ * device needed: builds every descriptor (tensors, convolution, pointwise chain, by-value
+ * scalars) and finalizes the operation graph. Returns 0 (CUDNN_STATUS_SUCCESS) or the cuDNN
+ * status, with the failing call and status in why. Shapes as cuda_conv_fused; alignments 16.
+ * For tests/gpu/test_conv_fused_graph.c. */
+int cuda_conv_fused_graph_check(const int xs[4], const int ws4[4], const int ys[4],
+                                const dm_conv2d_params *p, int has_bias, dm_dtype cd,
+                                dm_dtype bt, dm_dtype yt, int nhwc, char *why, size_t why_size);
+/* Destroys the fused plans (conv_fused.c); called by the backend's destroy. */
+void cuda_conv_fused_free(cuda_ctx *ctx);
 
 #ifdef __cplusplus
 }
