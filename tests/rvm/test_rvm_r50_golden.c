@@ -202,6 +202,7 @@ static void run_case(const rvm_model *m, dm_backend *be, const char *file, const
 
 int main(int argc, char **argv) {
     if (tc_backend_parse(argc, argv, &g_opts)) return 2;
+    g_opts.tol_model = DM_TOL_RVM_R50; /* reduced-precision bounds of this network */
     const char *rpath = tc_shared_path("golden/rvm_r50/recipe.json");
     if (access(rpath, R_OK) != 0) return tc_skip("golden/rvm_r50/recipe.json not found");
     dm_recipe r;
