@@ -38,30 +38,74 @@
  *      tests/vda/test_vda_window.c, tests/rvm/test_rvm_golden.c), whose own f32 noise is
  *      <= 1.1e-5 std (DA-V2), 4.6e-6 std (VDA), 1.4e-5 abs (RVM): a correct f32 backend is
  *      another summation order of the same kind and must stay inside them too.
- *    - float16 / bfloat16: issue 10 section 3 asks for max <= 1e-2 std and mean <= 1e-3 std
- *      (golden README section 5). That is below what the precision's rounding alone produces:
- *      rounding a value y to the precision errs by up to u |y| (mean ~u |y| / 2), i.e. it
- *      scales with the values' magnitude (rms), not their spread (std) - VDA's depth sits at
- *      5.5 +- 0.95, so the final f16 store alone costs ~1e-3 std mean - and 100+ ops each
- *      rounding their output compound it. Measured on the emulated backend (every op output
- *      rounded to the precision, accumulation f32: the error model of a real f16/bf16 device)
- *      with the selftest's networks (2026-12-01, LayerScale folded at load): mean 0.8-2.0 u
- *      rms, max 4.3-14.5 u rms for RVM fgr/pha, DA-V2 and VDA, f16 and bf16 alike (errors
- *      scale with u as they should); in units of std: f16 VDA mean 2.9e-3 std, max 1.6e-2
- *      std; bf16 max up to 0.15 std. So: max <= 32 u rms, mean <= 4 u rms: 2.2-7x (max) and
- *      2-5x (mean) the measured error (tightest: RVM pha bf16 max 14.5 u rms, DA-V2 bf16 mean
- *      2.0 u rms). Before the folding (two more roundings per block) DA-V2 bf16 reached max
- *      15.2 / mean 2.4 u rms: the bounds leave room for such differences. For a centred output
- *      (rms = std) in f16 that is 1.6e-2 std / 2.0e-3 std, 1.6x / 2x the issue's bounds; in
- *      bf16 8x more, as its unit roundoff. The issue's bounds cannot be met by a correct
- *      device in bf16 at all (one rounding of the output already averages ~u/2 |y| >= 2e-3 std
- *      when |y| >= std), nor in f16 by these networks (measured above).
- *      Consequence: in bf16 a wrong op that moves a few output elements by less than 12.5 % of
- *      the rms passes the network rows (the mean bound, 1.6 % of the rms, still sees a wrong
- *      op that moves many); the op rows and the float32 run (1e-4 std) are the strict checks
- *      of op correctness, the f16/bf16 runs check the reduced-precision paths. The emulated
- *      backend with one op perturbed (5 % of its largest magnitude on every third element) is
- *      caught by every network using that op in float32 and float16 (tests/selftest).
+ *    - float16 / bfloat16: the larger of two bounds, each a floor for a correct device:
+ *      (a) max 32 u rms, mean 4 u rms (rms of the reference). Rounding a value y to the
+ *      precision errs by up to u |y| (mean ~u |y| / 2): it scales with the values' magnitude,
+ *      not their spread - VDA's depth sits at 5.5 +- 0.95, so the final f16 store alone costs
+ *      ~1e-3 std mean - and 100+ ops each rounding their output compound it. Measured on the
+ *      emulated backend with the selftest's networks (recipe weights, tiny inputs; 2026-12-01,
+ *      LayerScale folded at load): mean 0.8-2.0 u rms, max 4.3-14.5 u rms for RVM fgr/pha,
+ *      DA-V2 and VDA, f16 and bf16 alike (errors scale with u as they should); in units of std:
+ *      f16 VDA mean 2.9e-3 std, max 1.6e-2 std; bf16 max up to 0.15 std. 32 / 4 u rms is
+ *      2.2-7x (max) and 2-5x (mean) that (tightest: RVM pha bf16 max 14.5 u rms, DA-V2 bf16
+ *      mean 2.0 u rms; before the folding DA-V2 bf16 reached 15.2 / 2.4 u rms).
+ *      (b) section 4's bounds in units of std, derived from the official PyTorch code's own
+ *      error in that precision on the golden inputs (real frames, RVM's trained weights).
+ *      (a) alone is too tight for real data: RVM pha on the golden frames (rms = 1.06 std)
+ *      errs by 3.0e-2 std in emulated f16 (58 u rms; the official model.half() 5.8e-2 std), so
+ *      runtime.verify with (a) alone would stop a correct f16 matting job on its first frame.
+ *      (b) alone is too tight where outputs sit far from zero (the selftest's VDA: mean
+ *      2.9e-3 std > 1e-3 std). So: max <= max(32 u rms, B_max std), mean <= max(4 u rms,
+ *      B_mean std). In bf16 a wrong op that moves a few output elements by less than these
+ *      bounds passes the network rows (the mean bound still sees a wrong op that moves many);
+ *      the op rows and the float32 run (1e-4 std) are the strict checks of op correctness, the
+ *      f16/bf16 runs check the reduced-precision paths. The emulated backend with one op
+ *      perturbed (5 % of its largest magnitude on every third element) is caught by every
+ *      network using that op in float32 and float16 (tests/selftest, test_tol_lowp).
+ * 4. Reduced precision against the golden tensors (issue 10's open decision, settled with the
+ *    measurements of benchmarks/precision, benchmarks/RESULTS.md "Reduced precision"). Issue
+ *    10 asked for max <= 1e-2 std and mean <= 1e-3 std. The official PyTorch code, run on the
+ *    goldens' inputs in its own reduced-precision mode (RVM: model.to(dtype), the official
+ *    inference.py `dtype`; VDA: torch.autocast, infer_video_depth(fp32=False), its
+ *    output_conv2 in float32 as on a GPU; DA-V2 has none: autocast as VDA, same encoder and
+ *    head), errs against the float32 golden by E (largest over the golden's tensors, max and
+ *    mean separately; table below, benchmarks/precision/derive_bounds.py). Rule: where
+ *    E <= the issue's bound, the issue's bound stays; where the official code itself exceeds
+ *    it, the bound is 2 E (rounded up to 2 digits): the official error is one sample of the
+ *    rounding noise of one valid placement of roundings; another valid placement (fused
+ *    epilogues rounding once or twice, another summation order, f16 vs f32 storage of an
+ *    intermediate) is another sample of the same size, and 2x covers the spread between
+ *    implementations. Never "whatever we measured": ours is listed beside it as the check.
+ *
+ *    E (official, mode), B (bound), ours (emulated backend, for comparison), all "max / mean"
+ *    in units of std(golden):
+ *      RVM MobileNetV3, DGF + no refiner (sequence, sequence_noDGF), official model.to(dtype):
+ *        f16   E 5.77e-2 / 2.10e-3   B 0.12 / 4.3e-3     ours 3.13e-2 / 1.74e-3
+ *        bf16  E 0.261 / 1.84e-2     B 0.53 / 3.7e-2     ours 0.283 / 1.32e-2
+ *      RVM MobileNetV3, fast guided filter (sequence_fgf), official model.to(dtype):
+ *        f16   E 2.45 / 6.16e-3      B 4.9 / 1.3e-2      ours 0.387 / 5.15e-3
+ *        bf16  E 6.08 / 0.385        B 13 / 0.77         ours 6.53 / 0.127
+ *      RVM ResNet50, frame 0 (rvm_r50 sequence, sequence_noDGF), official model.to(dtype):
+ *        f16   E 3.44e-2 / 2.07e-3   B 6.9e-2 / 4.2e-3   ours 2.66e-2 / 2.02e-3
+ *        bf16  E 0.295 / 2.55e-2     B 0.59 / 5.2e-2     ours 0.205 / 1.85e-2
+ *      DA-V2 Small (case_square, case_wide), official under torch.autocast:
+ *        f16   E 1.32e-2 / 2.00e-3   B 2.7e-2 / 4.0e-3   ours 1.57e-2 / 2.50e-3
+ *        bf16  E 0.114 / 1.37e-2     B 0.23 / 2.8e-2     ours 9.11e-2 / 1.55e-2
+ *      VDA Small (window, video), official under torch.autocast:
+ *        f16   E 7.13e-3 / 9.52e-4   B 1e-2 / 1e-3 (the issue's)   ours 8.20e-3 / 1.12e-3 FAILS
+ *        bf16  E 6.95e-2 / 9.51e-3   B 0.14 / 2.0e-2     ours 6.77e-2 / 9.14e-3
+ *    DM_TOL_RVM (the pipeline's RVM, either backbone; the MobileNetV3 golden test) is the
+ *    larger of MobileNetV3 and ResNet50.
+ *    Findings (not widened, open): VDA f16 - ours exceeds the issue's mean bound (1.12e-3 std)
+ *    where the official autocast meets it (9.5e-4); ours equals the official model.half() in
+ *    mean error within 3 % on every window tensor (depth 1.13e-3 std): the difference is that
+ *    autocast keeps the residual stream, norms, softmax and elementwise ops in float32 and
+ *    rounds only matmul / conv outputs. A device that stores every activation in f16 cannot
+ *    meet 1e-3 here (the encoder's residual stream in f32 alone: 1.06e-3; the head's norms and
+ *    residual adds are the rest). The DA-V2 encoder taps show the same (feat_11 max 1.09e-2 std
+ *    ours and model.half(), 2.7e-3 autocast). The FGF refiner is ill-conditioned in reduced
+ *    precision (var = box(x^2) - box(x)^2 + 1e-5 from rounded box means): its max bound is
+ *    vacuous, the mean bound bites.
  */
 #include <math.h>
 
@@ -72,8 +116,27 @@
 #define TOL_LOW_ROUNDINGS 4.0 /* section 2: 2 output roundings, x2 */
 #define TOL_NET_F32_STD 1e-4  /* section 3 */
 #define TOL_NET_RVM_F32_ABS 1e-4
-#define TOL_NET_LOW_MAX_RMS_U 32.0 /* section 3, in units of u * rms */
+#define TOL_NET_LOW_MAX_RMS_U 32.0 /* section 3 (a), in units of u * rms */
 #define TOL_NET_LOW_MEAN_RMS_U 4.0
+
+/* Section 4: {max, mean} in units of std(reference); [model][0] float16, [model][1] bfloat16. */
+static const double TOL_LOWP_STD[DM_TOL_MODEL_COUNT][2][2] = {
+    [DM_TOL_RVM] = {{0.12, 4.3e-3}, {0.59, 5.2e-2}}, /* max of MobileNetV3 and ResNet50 */
+    [DM_TOL_DA2] = {{2.7e-2, 4.0e-3}, {0.23, 2.8e-2}},
+    [DM_TOL_VDA] = {{1e-2, 1e-3}, {0.14, 2.0e-2}}, /* f16: the issue's (official meets it) */
+    [DM_TOL_RVM_FGF] = {{4.9, 1.3e-2}, {13.0, 0.77}},
+    [DM_TOL_RVM_R50] = {{6.9e-2, 4.2e-3}, {0.59, 5.2e-2}},
+};
+
+void dm_tol_lowp_std(dm_dtype precision, dm_tol_model model, double *max_std, double *mean_std) {
+    const int p = precision == DM_DTYPE_F16 ? 0 : precision == DM_DTYPE_BF16 ? 1 : -1;
+    if (p < 0 || (int)model < 0 || model >= DM_TOL_MODEL_COUNT) {
+        *max_std = *mean_std = -1;
+        return;
+    }
+    *max_std = TOL_LOWP_STD[model][p][0];
+    *mean_std = TOL_LOWP_STD[model][p][1];
+}
 
 double dm_unit_roundoff(dm_dtype precision) {
     switch (precision) {
@@ -101,10 +164,13 @@ void dm_tol_network(dm_dtype precision, dm_tol_model model, double ref_std, doub
                     double *max_tol, double *mean_tol) {
     if (precision == DM_DTYPE_F16 || precision == DM_DTYPE_BF16) {
         const double u = dm_unit_roundoff(precision);
-        *max_tol = TOL_NET_LOW_MAX_RMS_U * u * ref_rms;
-        *mean_tol = TOL_NET_LOW_MEAN_RMS_U * u * ref_rms;
+        double max_std, mean_std;
+        dm_tol_lowp_std(precision, model, &max_std, &mean_std);
+        *max_tol = fmax(TOL_NET_LOW_MAX_RMS_U * u * ref_rms, max_std * ref_std);
+        *mean_tol = fmax(TOL_NET_LOW_MEAN_RMS_U * u * ref_rms, mean_std * ref_std);
         return;
     }
-    *max_tol = model == DM_TOL_RVM ? TOL_NET_RVM_F32_ABS : TOL_NET_F32_STD * ref_std;
+    const int rvm = model == DM_TOL_RVM || model == DM_TOL_RVM_FGF || model == DM_TOL_RVM_R50;
+    *max_tol = rvm ? TOL_NET_RVM_F32_ABS : TOL_NET_F32_STD * ref_std;
     *mean_tol = -1;
 }

@@ -8,7 +8,8 @@
 
 /* Compares n device values with the reference; on a mismatch an error naming the stage. */
 /* The bounds are selftest's network bounds (include/depthmatte/tolerance.h, one place):
- * float32 1e-4 * std (RVM 1e-4 absolute), float16/bfloat16 max 32 u rms and mean 4 u rms. */
+ * float32 1e-4 * std (RVM 1e-4 absolute), float16/bfloat16 the larger of max 32 u rms / mean
+ * 4 u rms and the official-derived per-network bounds (tolerance.c sections 3-4). */
 dm_status pl_verify_compare(const dm_backend *be, dm_tol_model model, const char *stage,
                             const char *path, int64_t frame, const float *got, const float *ref,
                             size_t n) {

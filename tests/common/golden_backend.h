@@ -12,9 +12,14 @@
  *                      3x or more above the observed CPU error and >= 10x below the error of any
  *                      semantic mistake (golden README section 5). A TF32 leak (relative 2^-11
  *                      per product) exceeds it, which is the point.
- *   CUDA f16 / bf16    max |ours - golden| <= 1e-2 * std(golden) and
- *                      mean |ours - golden| <= 1e-3 * std(golden) (issue 10's rule: weights and
- *                      activations rounded to 11 resp. 8 significant bits, float32 accumulation).
+ *   f16 / bf16         max |ours - golden| <= B_max * std(golden) and
+ *                      mean |ours - golden| <= B_mean * std(golden), B = dm_tol_lowp_std of the
+ *                      test's network (tc_backend_opts.tol_model): issue 10's 1e-2 / 1e-3 where
+ *                      the official PyTorch code in that precision meets it on these goldens,
+ *                      else 2x the official code's own error (the one table and its derivation:
+ *                      src/nn/tolerance.c section 4; figures benchmarks/RESULTS.md "Reduced
+ *                      precision"). The same bounds (or the u * rms floor of section 3 where
+ *                      larger) are runtime.verify's and selftest's network bounds.
  *   Any backend        a NaN or Inf in ours fails.
  * Header-only (static inline), like vda_test_util.h. */
 #ifndef DM_TESTS_GOLDEN_BACKEND_H
@@ -28,17 +33,17 @@
 #include "depthmatte/backend_cuda.h"
 #include "depthmatte/backend_emu.h"
 #include "depthmatte/tensor.h"
+#include "depthmatte/tolerance.h"
 #include "tensor_compare.h"
 
 #define TC_CUDA_F32_FACTOR 1.0 /* see the header comment */
-#define TC_LOWP_MAX_STD 1e-2   /* f16/bf16: max abs error / std(golden) */
-#define TC_LOWP_MEAN_STD 1e-3  /* f16/bf16: mean abs error / std(golden) */
 
 typedef struct tc_backend_opts {
-    int cuda;           /* 0: CPU backend, 1: a device backend (CUDA, or emulated below) */
-    int emulated;       /* 1: the emulated device backend (backend_emu.h) instead of CUDA */
-    dm_dtype precision; /* CUDA compute dtype: F32, F16 or BF16 */
-    int device;         /* CUDA device index */
+    int cuda;               /* 0: CPU backend, 1: a device backend (CUDA, or emulated below) */
+    int emulated;           /* 1: the emulated device backend (backend_emu.h) instead of CUDA */
+    dm_dtype precision;     /* CUDA compute dtype: F32, F16 or BF16 */
+    int device;             /* CUDA device index */
+    dm_tol_model tol_model; /* the network of the test (f16/bf16 bounds); set after parsing */
 } tc_backend_opts;
 
 static inline const char *tc_precision_name(dm_dtype p) {
@@ -77,6 +82,7 @@ static inline int tc_backend_parse(int argc, char **argv, tc_backend_opts *o) {
     o->emulated = 0;
     o->precision = DM_DTYPE_F32;
     o->device = 0;
+    o->tol_model = DM_TOL_MODEL_COUNT; /* none yet: the test names its network */
     if (b && *b) {
         if (!strcmp(b, "cuda"))
             o->cuda = 1;
@@ -112,8 +118,10 @@ static inline int tc_backend_create(const tc_backend_opts *o, int cpu_threads, d
     *be = NULL;
     if (o->emulated) {
         dm_status est = dm_backend_emu_create(cpu_threads, o->precision, NULL, be);
-        if (est) fprintf(stderr, "cannot create the emulated backend: %s\n", dm_error_message());
-        else printf("backend emulated, precision %s\n", tc_precision_name(o->precision));
+        if (est)
+            fprintf(stderr, "cannot create the emulated backend: %s\n", dm_error_message());
+        else
+            printf("backend emulated, precision %s\n", tc_precision_name(o->precision));
         return est ? 1 : 0;
     }
     if (!o->cuda) {
@@ -189,12 +197,19 @@ static inline int tc_compare_golden(const tc_backend_opts *o, const char *name, 
     if (!o->cuda) return tc_compare(name, got, want, n, cpu_tol, NULL);
     if (o->precision == DM_DTYPE_F32)
         return tc_compare(name, got, want, n, cpu_tol * TC_CUDA_F32_FACTOR, NULL);
+    double max_std, mean_std;
+    dm_tol_lowp_std(o->precision, o->tol_model, &max_std, &mean_std);
+    if (max_std < 0) {
+        fprintf(stderr, "FAIL %s: the test names no network (tc_backend_opts.tol_model)\n", name);
+        tc_failure_count++;
+        return 0;
+    }
     const double sd = tc_std(want, n);
     tc_result r;
-    int pass = tc_compare(name, got, want, n, TC_LOWP_MAX_STD * sd, &r);
-    if (r.mean_abs > TC_LOWP_MEAN_STD * sd) {
-        printf("%-28s mean_abs %.3e > %.3e (%.0e*std): FAIL\n", name, r.mean_abs,
-               TC_LOWP_MEAN_STD * sd, TC_LOWP_MEAN_STD);
+    int pass = tc_compare(name, got, want, n, max_std * sd, &r);
+    if (r.mean_abs > mean_std * sd) {
+        printf("%-28s mean_abs %.3e > %.3e (%.2g*std): FAIL\n", name, r.mean_abs, mean_std * sd,
+               mean_std);
         tc_failure_count++;
         pass = 0;
     }

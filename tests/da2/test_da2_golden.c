@@ -105,6 +105,7 @@ static void run_case(dm_backend *be, const da2_model *m, const char *rel, int in
 int main(int argc, char **argv) {
     tc_backend_opts o;
     if (tc_backend_parse(argc, argv, &o)) return 2;
+    o.tol_model = DM_TOL_DA2; /* reduced-precision bounds of this network */
     dm_backend *be = NULL;
     int rc = tc_backend_create(&o, 2, &be);
     if (rc) return rc;

@@ -13,7 +13,9 @@
  * names its output folder (a developer check: needs torch). Always asserted: the recurrent
  * state changes frame 1 (zero state gives another alpha), a reset reproduces frame 0.
  * Also: a ResNet50 file loaded as MobileNetV3 (and the real MobileNetV3 file as ResNet50) is
- * refused with an error naming the variant; rvm_required_ops adds maxpool2d for ResNet50. */
+ * refused with an error naming the variant; rvm_required_ops adds maxpool2d for ResNet50.
+ * [--backend cpu|cuda|emulated] [--precision P] (tests/common/golden_backend.h): the same checks
+ * on a device backend, asserted with that header's rule for the precision. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@
 #include "depthmatte/recipe.h"
 #include "depthmatte/rvm.h"
 #include "depthmatte/safetensors.h"
+#include "golden_backend.h"
 #include "models/rvm_internal.h"
 #include "tensor_compare.h"
 
@@ -31,6 +34,10 @@
  * is <= 1.4e-5); the same bound is applied to the feature taps (f4 max 2.86, so it is also
  * <= 3.5e-5 relative to the largest value). */
 #define RVM_TOL 1e-4
+
+/* The backend rule (--backend/--precision, tests/common/golden_backend.h): on a device backend
+ * the asserted comparisons use tc_compare_golden's bounds for its precision. */
+static tc_backend_opts g_opts;
 
 /* Compares `got` with g[key] (elements [off, off + numel(got)) of it); asserted unless
  * `report_only` (then one line marked "not asserted"). */
@@ -46,7 +53,7 @@ static void compare_part(dm_st_file *g, const char *file, const char *key, int64
     }
     CHECK(off + n <= dm_tensor_numel(&want));
     if (off + n <= dm_tensor_numel(&want) && !report_only) {
-        CHECK(tc_compare(name, got, dm_f32(&want) + off, n, RVM_TOL, NULL));
+        CHECK(tc_compare_golden(&g_opts, name, got, dm_f32(&want) + off, n, RVM_TOL));
     } else if (off + n <= dm_tensor_numel(&want)) {
         double d = 0;
         for (int64_t i = 0; i < n; i++) {
@@ -58,8 +65,8 @@ static void compare_part(dm_st_file *g, const char *file, const char *key, int64
     dm_tensor_free(&want);
 }
 
-static void compare_tensor(dm_st_file *g, const char *file, const char *key, const dm_tensor *got,
-                           int report_only) {
+static void compare_tensor(dm_backend *be, dm_st_file *g, const char *file, const char *key,
+                           const dm_tensor *got, int report_only) {
     dm_st_entry *e = dm_st_find(g, key);
     CHECK(got && e && e->ndim == got->ndim);
     if (!got || !e || e->ndim != got->ndim) return;
@@ -67,7 +74,10 @@ static void compare_tensor(dm_st_file *g, const char *file, const char *key, con
     for (int d = 0; d < got->ndim; d++)
         same &= e->shape[d] == got->shape[d];
     CHECK(same);
-    if (same) compare_part(g, file, key, 0, dm_f32(got), dm_tensor_numel(got), key, report_only);
+    dm_tensor host = {0}; /* a device tap: its float32 host copy */
+    const float *v = same ? tc_host_f32(be, got, &host) : NULL;
+    if (v) compare_part(g, file, key, 0, v, dm_tensor_numel(got), key, report_only);
+    dm_tensor_free(&host);
 }
 
 static void run_case(const rvm_model *m, dm_backend *be, const char *file, const char *tag,
@@ -108,22 +118,30 @@ static void run_case(const rvm_model *m, dm_backend *be, const char *file, const
     for (int t = 0; s && fgr_g.data && pha_g.data && t < T; t++) {
         const uint8_t *rgb = (const uint8_t *)su8->data + (size_t)t * H * W * 3;
         if (t == 0 && taps) {
-            /* frame 0 in two halves, reading the features in between */
-            dm_tensor in;
+            /* frame 0 in two halves, reading the features in between; on a device backend
+             * through the state's device input and outputs (as rvm_forward_u8) */
+            const int dev = be->device != DM_DEVICE_CPU;
+            dm_tensor in, *x = dev ? &s->src : &src;
             dm_tensor_view(&in, (void *)rgb, DM_DTYPE_U8, 4, is);
-            CHECK_OK(dm_image_from_u8(be, &in, &src));
-            CHECK_OK(rvm_forward_features(s, &src));
+            CHECK_OK(dm_image_from_u8(be, &in, x));
+            CHECK_OK(rvm_forward_features(s, x));
             const rvm_level *lv = s->lv;
             dm_tensor f1 = rvm_view(&s->cat[1], m->dec_c[1], m->feat_c[0], lv[1].h, lv[1].w);
             dm_tensor f2 = rvm_view(&s->cat[2], m->dec_c[0], m->feat_c[1], lv[2].h, lv[2].w);
             dm_tensor f3 = rvm_view(&s->cat[3], m->feat_c[3], m->feat_c[2], lv[3].h, lv[3].w);
             dm_tensor aspp = rvm_view(&s->u[4], 0, m->feat_c[3], lv[4].h, lv[4].w);
-            compare_tensor(&g, file, "frame0_f1", &f1, 0);
-            compare_tensor(&g, file, "frame0_f2", &f2, 0);
-            compare_tensor(&g, file, "frame0_f3", &f3, 0);
-            compare_tensor(&g, file, "frame0_f4", &s->f4, 0);
-            compare_tensor(&g, file, "frame0_aspp", &aspp, 0);
-            CHECK_OK(rvm_forward_tail(s, &src, &fgr, &pha));
+            compare_tensor(be, &g, file, "frame0_f1", &f1, 0);
+            compare_tensor(be, &g, file, "frame0_f2", &f2, 0);
+            compare_tensor(be, &g, file, "frame0_f3", &f3, 0);
+            compare_tensor(be, &g, file, "frame0_f4", &s->f4, 0);
+            compare_tensor(be, &g, file, "frame0_aspp", &aspp, 0);
+            if (!dev) {
+                CHECK_OK(rvm_forward_tail(s, x, &fgr, &pha));
+            } else {
+                CHECK_OK(rvm_forward_tail(s, x, &s->out_fgr, &s->out_pha));
+                CHECK_OK(dm_copy(be, &s->out_fgr, &fgr));
+                CHECK_OK(dm_copy(be, &s->out_pha, &pha));
+            }
         } else {
             CHECK_OK(rvm_forward_u8(s, rgb, dm_f32(&fgr), dm_f32(&pha)));
         }
@@ -142,8 +160,8 @@ static void run_case(const rvm_model *m, dm_backend *be, const char *file, const
     for (int i = 1; s && i <= 4; i++) {
         char key[8];
         snprintf(key, sizeof key, "r%d", i);
-        compare_tensor(&g, file, key, rvm_state_recurrent(s, i), 1);
-        if (have_official) compare_tensor(&o, opath, key, rvm_state_recurrent(s, i), 0);
+        compare_tensor(be, &g, file, key, rvm_state_recurrent(s, i), 1);
+        if (have_official) compare_tensor(be, &o, opath, key, rvm_state_recurrent(s, i), 0);
     }
     if (!have_official)
         printf("%s: frames >= 1 and r1..r4 checked against the golden only as a report (set "
@@ -182,7 +200,9 @@ static void run_case(const rvm_model *m, dm_backend *be, const char *file, const
     dm_st_close(&g);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (tc_backend_parse(argc, argv, &g_opts)) return 2;
+    g_opts.tol_model = DM_TOL_RVM_R50; /* reduced-precision bounds of this network */
     const char *rpath = tc_shared_path("golden/rvm_r50/recipe.json");
     if (access(rpath, R_OK) != 0) return tc_skip("golden/rvm_r50/recipe.json not found");
     dm_recipe r;
@@ -194,7 +214,12 @@ int main(void) {
     CHECK_OK(dm_recipe_write_safetensors(&r, path));
     dm_recipe_free(&r);
 
-    dm_backend *be = dm_backend_cpu_create(0);
+    dm_backend *be = NULL;
+    int rc = tc_backend_create(&g_opts, 0, &be);
+    if (rc) {
+        unlink(path);
+        return rc;
+    }
     rvm_model *m = NULL;
     CHECK_OK(rvm_model_load_variant(&m, path, RVM_VARIANT_RESNET50, be));
     if (m) {

@@ -11,3 +11,6 @@ add_test(NAME test_selftest_cli
                  ${_dm_selftest_cli})
 set_tests_properties(test_selftest_cli PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "unit"
                      ENVIRONMENT "OMP_NUM_THREADS=1")
+# The reduced-precision network bounds (runtime.verify's, selftest's) on the golden inputs: a
+# correct emulated f16/bf16 run passes, one perturbed op fails (src/nn/tolerance.c 3-4).
+dm_add_test(test_tol_lowp SOURCES selftest/test_tol_lowp.c LABELS unit model TIMEOUT 300)

@@ -95,6 +95,7 @@ static void memory_run(vda_model *m, dm_backend *be, long heap[2], long peak[2])
 int main(int argc, char **argv) {
     tc_backend_opts o;
     if (tc_backend_parse(argc, argv, &o)) return 2;
+    o.tol_model = DM_TOL_VDA; /* reduced-precision bounds of this network */
     dm_backend *be = NULL;
     int rc = tc_backend_create(&o, 2, &be);
     if (rc) return rc;

@@ -115,6 +115,7 @@ static double max_diff(const float *a, const float *b, size_t n) {
 int main(int argc, char **argv) {
     tc_backend_opts o;
     if (tc_backend_parse(argc, argv, &o)) return 2;
+    o.tol_model = DM_TOL_VDA; /* reduced-precision bounds of this network */
     dm_backend *be = NULL;
     int rc = tc_backend_create(&o, 2, &be);
     if (rc) return rc;
