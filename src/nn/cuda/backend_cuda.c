@@ -148,6 +148,9 @@ static dm_status alloc_cuda(dm_backend *be, dm_tensor *t, dm_dtype dtype, int nd
                             const int64_t *shape) {
     cuda_ctx *ctx = cuda_ctx_of(be);
     memset(t, 0, sizeof *t);
+    if (ctx->capturing) /* cudaMalloc is not capturable (thread-local capture mode) */
+        return dm_error_set(DM_ERR_BACKEND, "cuda alloc: device allocation during CUDA Graph "
+                            "capture: allocate buffers before capturing");
     if (ndim < 0 || ndim > DM_MAX_DIMS)
         return dm_error_set(DM_ERR_ARG, "cuda alloc: ndim %d out of range", ndim);
     t->dtype = dtype;
@@ -215,6 +218,9 @@ static dm_status copy_cuda(dm_backend *be, const dm_tensor *src, dm_tensor *dst)
         return dm_error_set(DM_ERR_SHAPE, "copy: numel %lld vs %lld", (long long)n,
                             (long long)dm_tensor_numel(dst));
     const int src_gpu = src->device == DM_DEVICE_CUDA, dst_gpu = dst->device == DM_DEVICE_CUDA;
+    if (ctx->capturing && (!src_gpu || !dst_gpu)) /* a host side would be baked into the graph */
+        return dm_error_set(DM_ERR_BACKEND, "copy: host<->device copy during CUDA Graph capture "
+                            "(copy inputs before dm_graph_launch and outputs after it)");
     if (src->dtype == dst->dtype) {
         if (!src_gpu && !dst_gpu) {
             memmove(dst->data, src->data, dm_tensor_nbytes(src));
@@ -256,6 +262,8 @@ static dm_status copy_cuda(dm_backend *be, const dm_tensor *src, dm_tensor *dst)
 
 static dm_status synchronize_cuda(dm_backend *be) {
     cuda_ctx *ctx = cuda_ctx_of(be);
+    if (ctx->capturing) /* would invalidate the capture */
+        return dm_error_set(DM_ERR_BACKEND, "cuda: synchronisation during CUDA Graph capture");
     CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
     return DM_OK;
 }
@@ -318,6 +326,23 @@ static int supports_cuda(const dm_backend *be, dm_op_id op, dm_dtype dtype) {
     return dtype == DM_DTYPE_F32 || dtype == DM_DTYPE_F16 || dtype == DM_DTYPE_BF16;
 }
 
+/* The op table's graph entries (depthmatte/graph.h) are the CUDA Graphs of graph.c. */
+static dm_status graph_end_cuda(dm_backend *be, void **impl) {
+    dm_cuda_graph *g = NULL;
+    dm_status st = dm_cuda_graph_end(be, &g);
+    *impl = g;
+    return st;
+}
+
+static dm_status graph_launch_cuda(dm_backend *be, void *impl) {
+    return dm_cuda_graph_launch(be, (dm_cuda_graph *)impl);
+}
+
+static void graph_free_cuda(dm_backend *be, void *impl) {
+    (void)be;
+    dm_cuda_graph_free((dm_cuda_graph *)impl);
+}
+
 static const dm_backend_ops cuda_ops = {
     .name = "cuda",
     .supports = supports_cuda,
@@ -346,6 +371,10 @@ static const dm_backend_ops cuda_ops = {
     .image_cubic_normalize = image_cubic_normalize_cuda,
     .synchronize = synchronize_cuda,
     .destroy = destroy_cuda,
+    .graph_begin = dm_cuda_graph_begin,
+    .graph_end = graph_end_cuda,
+    .graph_launch = graph_launch_cuda,
+    .graph_free = graph_free_cuda,
 };
 
 static dm_status ctx_init(cuda_ctx *ctx) {
