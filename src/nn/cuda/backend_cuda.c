@@ -41,7 +41,7 @@ dm_status permute_cuda(dm_backend *be, const dm_tensor *x, const int *perm, dm_t
 
 dm_status cuda_scratch(cuda_ctx *ctx, cuda_slot slot, size_t bytes, void **ptr) {
     if (bytes > ctx->slot_size[slot]) {
-        if (ctx->capturing) /* cudaMalloc / synchronisation are illegal while capturing */
+        if (ctx->capturing && (ctx->capture_failed = 1)) /* cudaMalloc / sync: not capturable */
             return dm_error_set(DM_ERR_BACKEND, "cuda: scratch %d must grow to %zu bytes during "
                                 "CUDA Graph capture: run the forward once before capturing it",
                                 (int)slot, bytes);
@@ -96,7 +96,7 @@ dm_status cuda_as_dtype(cuda_ctx *ctx, const dm_tensor *t, dm_dtype dtype, cuda_
 
 dm_status cuda_upload(cuda_ctx *ctx, void *dst, const void *src, size_t bytes) {
     if (!bytes) return DM_OK;
-    if (ctx->capturing)
+    if (ctx->capturing && (ctx->capture_failed = 1))
         return dm_error_set(DM_ERR_BACKEND, "cuda: host->device copy during CUDA Graph capture "
                             "(upload inputs before dm_cuda_graph_launch, not inside the graph)");
     struct cudaPointerAttributes attr;
@@ -148,7 +148,7 @@ static dm_status alloc_cuda(dm_backend *be, dm_tensor *t, dm_dtype dtype, int nd
                             const int64_t *shape) {
     cuda_ctx *ctx = cuda_ctx_of(be);
     memset(t, 0, sizeof *t);
-    if (ctx->capturing) /* cudaMalloc is not capturable (thread-local capture mode) */
+    if (ctx->capturing && (ctx->capture_failed = 1)) /* cudaMalloc: not capturable */
         return dm_error_set(DM_ERR_BACKEND, "cuda alloc: device allocation during CUDA Graph "
                             "capture: allocate buffers before capturing");
     if (ndim < 0 || ndim > DM_MAX_DIMS)
@@ -218,7 +218,7 @@ static dm_status copy_cuda(dm_backend *be, const dm_tensor *src, dm_tensor *dst)
         return dm_error_set(DM_ERR_SHAPE, "copy: numel %lld vs %lld", (long long)n,
                             (long long)dm_tensor_numel(dst));
     const int src_gpu = src->device == DM_DEVICE_CUDA, dst_gpu = dst->device == DM_DEVICE_CUDA;
-    if (ctx->capturing && (!src_gpu || !dst_gpu)) /* a host side would be baked into the graph */
+    if (ctx->capturing && (!src_gpu || !dst_gpu) && (ctx->capture_failed = 1)) /* host side */
         return dm_error_set(DM_ERR_BACKEND, "copy: host<->device copy during CUDA Graph capture "
                             "(copy inputs before dm_graph_launch and outputs after it)");
     if (src->dtype == dst->dtype) {
@@ -262,7 +262,7 @@ static dm_status copy_cuda(dm_backend *be, const dm_tensor *src, dm_tensor *dst)
 
 static dm_status synchronize_cuda(dm_backend *be) {
     cuda_ctx *ctx = cuda_ctx_of(be);
-    if (ctx->capturing) /* would invalidate the capture */
+    if (ctx->capturing && (ctx->capture_failed = 1)) /* would invalidate the capture */
         return dm_error_set(DM_ERR_BACKEND, "cuda: synchronisation during CUDA Graph capture");
     CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
     return DM_OK;
