@@ -42,8 +42,7 @@ dm_status dm_graph_end(dm_backend *be, dm_graph **out) {
 
 dm_status dm_graph_launch(dm_backend *be, dm_graph *g) {
     if (!g) return dm_error_set(DM_ERR_ARG, "dm_graph_launch: NULL graph");
-    if (g->be != be)
-        return dm_error_set(DM_ERR_ARG, "dm_graph_launch: graph of another backend");
+    if (g->be != be) return dm_error_set(DM_ERR_ARG, "dm_graph_launch: graph of another backend");
     return be->ops->graph_launch(be, g->impl);
 }
 

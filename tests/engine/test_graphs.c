@@ -76,7 +76,8 @@ static void test_engine(void) {
     CHECK_OK(dm_alloc(be, &y, DM_DTYPE_F32, 1, s));
     CHECK_OK(dm_alloc(be, &z, DM_DTYPE_F32, 1, s));
     float in[N], out[N], want[N];
-    for (int i = 0; i < N; i++) in[i] = (float)(i - 5) * 0.5f;
+    for (int i = 0; i < N; i++)
+        in[i] = (float)(i - 5) * 0.5f;
     upload(be, &x, in);
     /* y = relu(x); z = y * x: recorded, not run (y, z stay zero) */
     const int64_t ops0 = dm_backend_emu_op_count(be);
@@ -88,14 +89,17 @@ static void test_engine(void) {
     CHECK_OK(dm_graph_end(be, &g));
     CHECK(g != NULL && dm_backend_emu_op_count(be) == ops0 + 2);
     download(be, &z, out);
-    for (int i = 0; i < N; i++) CHECK(out[i] == 0.f);
+    for (int i = 0; i < N; i++)
+        CHECK(out[i] == 0.f);
     /* replay on two sets of inputs: what the eager ops give */
     for (int rep = 0; rep < 2; rep++) {
-        for (int i = 0; i < N; i++) in[i] = (float)(i - 4 - rep) * (rep ? -0.25f : 0.5f);
+        for (int i = 0; i < N; i++)
+            in[i] = (float)(i - 4 - rep) * (rep ? -0.25f : 0.5f);
         upload(be, &x, in);
         CHECK_OK(dm_graph_launch(be, g));
         download(be, &z, out);
-        for (int i = 0; i < N; i++) want[i] = (in[i] > 0 ? in[i] : 0.f) * in[i];
+        for (int i = 0; i < N; i++)
+            want[i] = (in[i] > 0 ? in[i] : 0.f) * in[i];
         CHECK(same(out, want, N));
     }
     CHECK(dm_backend_emu_launch_count(be) == 2);
@@ -113,12 +117,24 @@ static void test_engine(void) {
         CHECK_OK(dm_activation(be, &x, DM_ACT_RELU, &y)); /* fine, recorded */
         dm_status st = DM_OK;
         switch (k) {
-        case 0: st = dm_alloc(be, &extra, DM_DTYPE_F32, 1, s); break;
-        case 1: st = dm_copy(be, &h, &x); break;  /* upload */
-        case 2: st = dm_copy(be, &x, &h); break;  /* download */
-        case 3: st = dm_synchronize(be); break;
-        case 4: st = dm_image_from_u8(be, &hrgb, &img); break;
-        case 5: st = dm_graph_launch(be, g); break;
+        case 0:
+            st = dm_alloc(be, &extra, DM_DTYPE_F32, 1, s);
+            break;
+        case 1:
+            st = dm_copy(be, &h, &x);
+            break; /* upload */
+        case 2:
+            st = dm_copy(be, &x, &h);
+            break; /* download */
+        case 3:
+            st = dm_synchronize(be);
+            break;
+        case 4:
+            st = dm_image_from_u8(be, &hrgb, &img);
+            break;
+        case 5:
+            st = dm_graph_launch(be, g);
+            break;
         }
         CHECK(st == DM_ERR_BACKEND);
         CHECK(strstr(dm_error_message(), "during graph capture") != NULL);
@@ -144,8 +160,8 @@ typedef struct toy {
     dm_backend *be;
     dm_tensor x, pool, y; /* x (N) input, pool (3 N) ring of three slots, y (N) output */
     int frame;
-    int ring;  /* 1: writes slot frame % 3 (a host-side index) */
-    int act;   /* 1: relu on even frames, tanh on odd ones (a host-side parameter) */
+    int ring;          /* 1: writes slot frame % 3 (a host-side index) */
+    int act;           /* 1: relu on even frames, tanh on odd ones (a host-side parameter) */
     int upload_inside; /* 1: uploads its input inside the body (not capturable) */
     float host_in[N];
 } toy;
@@ -173,8 +189,7 @@ static dm_status toy_body(void *arg) {
 }
 
 /* Runs 5 frames of the toy with graphs on or off into out[5][N]; returns the runner's counts. */
-static dm_graph_runner toy_run(int ring, int act, int upload_inside, int graphs,
-                               float out[5][N]) {
+static dm_graph_runner toy_run(int ring, int act, int upload_inside, int graphs, float out[5][N]) {
     toy t = {0};
     t.be = emu();
     t.ring = ring, t.act = act, t.upload_inside = upload_inside;
@@ -188,7 +203,8 @@ static dm_graph_runner toy_run(int ring, int act, int upload_inside, int graphs,
     unsetenv("DM_CUDA_GRAPHS");
     CHECK(r.enabled == graphs);
     for (t.frame = 0; t.frame < 5; t.frame++) {
-        for (int i = 0; i < N; i++) t.host_in[i] = (float)((i * 7 + t.frame * 3) % 11) - 5.f;
+        for (int i = 0; i < N; i++)
+            t.host_in[i] = (float)((i * 7 + t.frame * 3) % 11) - 5.f;
         if (!upload_inside) upload(t.be, &t.x, t.host_in);
         CHECK_OK(dm_graph_runner_run(&r, 0, toy_body, &t));
         download(t.be, &t.y, out[t.frame]);
@@ -215,7 +231,8 @@ static void test_runner(void) {
         CHECK(r.replays == 3);
         CHECK(same(got[0], ref[0], N) && same(got[1], ref[1], N)); /* eager, captured */
         int differs = 0;
-        for (int f = 2; f < 5; f++) differs += !same(got[f], ref[f], N);
+        for (int f = 2; f < 5; f++)
+            differs += !same(got[f], ref[f], N);
         printf("non-replayable toy (%s): %d of 3 replayed frames differ from eager\n",
                k == 0 ? "ring slot baked" : "activation baked", differs);
         /* ring: replays keep writing slot 1 and reading slot 0 (frame 0's values) */
@@ -374,7 +391,8 @@ static void test_vda(const uint8_t *const *frames) {
         if (!g && m) { /* one window, eager */
             vda_ctx *c = NULL;
             const uint8_t *win[VDA_WINDOW];
-            for (int i = 0; i < VDA_WINDOW; i++) win[i] = frames[i % 3];
+            for (int i = 0; i < VDA_WINDOW; i++)
+                win[i] = frames[i % 3];
             float *raw = malloc(sizeof(float) * VDA_WINDOW * H * W);
             CHECK_OK(vda_ctx_init(&c, m, be, H, W, 28));
             const int64_t ops = dm_backend_emu_op_count(be);
@@ -389,7 +407,8 @@ static void test_vda(const uint8_t *const *frames) {
     }
     graphs_env(1);
     printf("vda stream: %lld ops per frame eager (frame 12); %lld encoder graph launches; "
-           "graphs == eager: %s\n", (long long)ops_frame, (long long)launches,
+           "graphs == eager: %s\n",
+           (long long)ops_frame, (long long)launches,
            same(out[0], out[1], (size_t)T * H * W) ? "bitwise" : "NO");
     /* frame 1 with graphs counts the encoder twice (recorded, then replayed) */
     printf("vda stream: encoder graph %lld ops, head and copies eager %lld ops per frame\n",
@@ -426,7 +445,8 @@ int main(void) {
     }
     test_da2(frames);
     test_vda(frames);
-    for (int i = 0; i < 3; i++) free(f[i]);
+    for (int i = 0; i < 3; i++)
+        free(f[i]);
     printf("%s\n", tc_failure_count ? "FAIL" : "PASS");
     return tc_failure_count != 0;
 }
