@@ -141,6 +141,7 @@ static void test_engine(void) {
         dm_graph *bad = NULL;
         CHECK(dm_graph_end(be, &bad) == DM_ERR_BACKEND && bad == NULL);
     }
+    dm_graph_free(g);
     CHECK(dm_graph_end(be, &g) == DM_ERR_ARG && g == NULL); /* no capture: g reset */
     /* a host tensor given to an op is refused at capture time, as eagerly */
     CHECK_OK(dm_graph_begin(be));
