@@ -40,7 +40,7 @@ struct vda_stream {
     int refs[VDA_STREAM_CACHE]; /* list entries per slot */
     int64_t id;                 /* frames done */
     /* On a backend with graphs: the per-frame encoder (normalise rgb_dev -> input, ViT-S at
-     * batch 1, ~190 launches) as one graph. The head is not captured: its motion modules read
+     * batch 1, 122 ops) as one graph. The head is not captured: its motion modules read
      * the cache pools through slot lists that change every frame (host-side indices, baked
      * into a graph; docs/gpu.md "CUDA Graphs"). */
     dm_graph_runner graph;
