@@ -208,6 +208,16 @@ typedef struct dm_backend_ops {
     /* Waits until queued work is done (no-op on CPU). */
     dm_status (*synchronize)(dm_backend *be);
     void (*destroy)(dm_backend *be);
+    /* Graph capture (a CUDA Graph, or its emulation): all four NULL when the backend has none
+     * (dm_backend_supports_graphs; the CPU backend runs every op at once). graph_begin starts
+     * recording the ops called on be (recorded, not run); graph_end stops it and returns the
+     * backend's graph object in *impl (NULL and DM_ERR_BACKEND when an op inside the capture
+     * was refused: an allocation, a host<->device copy, a synchronisation); graph_launch
+     * replays it on be; graph_free releases it. Wrapped by depthmatte/graph.h (dm_graph_*). */
+    dm_status (*graph_begin)(dm_backend *be);
+    dm_status (*graph_end)(dm_backend *be, void **impl);
+    dm_status (*graph_launch)(dm_backend *be, void *impl);
+    void (*graph_free)(dm_backend *be, void *impl);
 } dm_backend_ops;
 
 struct dm_backend {
@@ -247,6 +257,10 @@ int dm_backend_supports(const dm_backend *be, dm_op_id op, dm_dtype dtype);
  * op lists they need (rvm_required_ops, da2_required_ops, vda_required_ops). */
 int dm_backend_supports_all(const dm_backend *be, const dm_op_id *ops, int n, char *missing,
                             size_t size);
+
+/* 1 when `be` can capture a sequence of ops into a graph and replay it (the graph_* entries of
+ * its op table: CUDA Graphs on CUDA, a recording on the emulated backend), else 0 (CPU). */
+int dm_backend_supports_graphs(const dm_backend *be);
 
 /* Short name of an op ("conv2d", "linear", ...); "?" when out of range. */
 const char *dm_op_name(dm_op_id op);

@@ -118,8 +118,10 @@ typedef struct dm_cuda_graph dm_cuda_graph;
  * the ops called until dm_cuda_graph_end are recorded, not run. Everything the captured ops
  * need must exist beforehand: run the forward once eagerly with the same shapes first, so that
  * scratch buffers, cuDNN algorithms and cuBLASLt plans are in place (a scratch buffer that would
- * have to grow, a host<->device copy or a synchronisation inside the capture fails with
- * DM_ERR_BACKEND). The graph reads and writes the very device buffers the ops were given:
+ * have to grow, an allocation, a host<->device copy or a synchronisation inside the capture
+ * fails with DM_ERR_BACKEND and spoils the capture: dm_cuda_graph_end then fails too). These
+ * are the CUDA backend's op-table graph entries: models use the backend-neutral
+ * depthmatte/graph.h. The graph reads and writes the very device buffers the ops were given:
  * upload new inputs into the same input tensors before each dm_cuda_graph_launch. Errors:
  * DM_ERR_ARG (not a CUDA backend, already capturing), DM_ERR_BACKEND (CUDA). Source: CUDA
  * Programming Guide, "CUDA Graphs", stream capture. */
@@ -127,8 +129,8 @@ dm_status dm_cuda_graph_begin(dm_backend *be);
 
 /* Ends the capture begun by dm_cuda_graph_begin and instantiates it into *out (free with
  * dm_cuda_graph_free). Always leaves capture mode, also when an op failed during the capture;
- * then *out is NULL and the result is DM_ERR_BACKEND (capture invalidated) or DM_ERR_ARG (no
- * capture running). */
+ * then *out is NULL and the result is DM_ERR_BACKEND (capture invalidated, or an op refused)
+ * or DM_ERR_ARG (no capture running). */
 dm_status dm_cuda_graph_end(dm_backend *be, dm_cuda_graph **out);
 
 /* Replays graph g on be's stream (asynchronously, ordered with the backend's other work). */

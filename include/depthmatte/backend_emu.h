@@ -13,6 +13,16 @@
  * that stores tensors in reduced precision and accumulates in f32, for testing tolerances and
  * the pipeline's reduced-precision paths (non-finite guard, float32 recompute).
  *
+ * Graphs (depthmatte/graph.h), emulated faithfully: between graph_begin and graph_end every
+ * op is checked (device tensors) and RECORDED, not run, its tensor descriptors and parameters
+ * copied by value, as a CUDA graph bakes in the pointers and parameters it was captured with;
+ * an allocation, a host<->device copy (image_from_u8 included), a synchronisation or a launch
+ * inside the capture is refused (DM_ERR_BACKEND) and spoils it, as on CUDA; a launch replays
+ * the record through the same op entries (rounding and faults included). So a forward that
+ * changes a host-side value between frames (a pointer, an offset, a parameter) gives other
+ * numbers when replayed, here as on a GPU. Not emulated: scratch buffers that would have to
+ * grow inside a capture (the CPU ops allocate their workspace at replay).
+ *
  * Fault injection, for tests that must prove a wrong device is caught (selftest,
  * runtime.verify, the non-finite guard): `perturb` = "OP" (an op name of dm_op_name) makes that
  * op's (first) output wrong by 5 % of its largest magnitude on every third element;
@@ -46,5 +56,15 @@ void dm_backend_emu_memory(const dm_backend *be, size_t *host_bytes, size_t *dev
  * model's frame loop allocates nothing once its context is sized (every buffer from *_ctx_init,
  * the same code path as on CUDA, where an allocation would also break CUDA Graph capture). */
 int64_t dm_backend_emu_alloc_count(const dm_backend *be);
+
+/* Ops called on an emulated backend since its creation: each op run eagerly, recorded into a
+ * graph or replayed from one counts once (device<->device and host<->device copies included,
+ * allocations not); -1 for any other backend. What one forward costs in kernel launches on a
+ * device without graphs (docs/gpu.md "CUDA Graphs" counts them per model). */
+int64_t dm_backend_emu_op_count(const dm_backend *be);
+
+/* Graph launches (dm_graph_launch) on an emulated backend since its creation; -1 for another
+ * backend. */
+int64_t dm_backend_emu_launch_count(const dm_backend *be);
 
 #endif

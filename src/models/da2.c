@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "depthmatte/backend_cuda.h"
 #include "depthmatte/da2.h"
+#include "depthmatte/graph.h"
 #include "depthmatte/safetensors.h"
 #include "models/da2_weights.h"
 #include "models/dinov2.h"
@@ -26,11 +26,12 @@ struct da2_ctx {
     dm_tensor input;       /* (B, 3, h, w) network input on the backend (image_cubic_normalize) */
     dm_tensor rgb_dev;     /* (B, src_h, src_w, 3) u8 frames uploaded to a device backend */
     dm_tensor depth_dev;   /* (B, 1, src_h, src_w) resized depth (device; on the CPU when B > 1) */
-    /* CUDA Graph of the fixed-shape forward (normalise all B slots, encoder, head) on a CUDA
-     * backend: next forward eager (0), captured (1), replayed (graph != NULL); -1: off
-     * (other backends, DM_CUDA_GRAPHS=0, or a capture that failed: eager from then on) */
-    int graph_state;
-    dm_cuda_graph *graph;
+    /* Graph of the fixed-shape forward (normalise all B slots, encoder, head, and the resize
+     * to the source size unless the model size is wanted: the runner's key) on a backend with
+     * graphs (CUDA, emulated); `graphed`: this context takes that path (u8 uploads first) */
+    int graphed;
+    int graph_resize; /* the body's variant of this call (the runner's key) */
+    dm_graph_runner graph;
     int64_t nonfinite[1024]; /* NaN/Inf count per frame of the last forward (on the backend) */
 };
 
@@ -119,7 +120,7 @@ void da2_ctx_free(da2_ctx *c) {
     dm_tensor_free(&c->input);
     dm_tensor_free(&c->rgb_dev);
     dm_tensor_free(&c->depth_dev);
-    dm_cuda_graph_free(c->graph);
+    dm_graph_runner_free(&c->graph);
     free(c);
 }
 
@@ -142,8 +143,8 @@ dm_status da2_ctx_init_batch(da2_ctx **out, const da2_model *m, dm_backend *be, 
     if (!c) return dm_error_set(DM_ERR_NOMEM, "da2: out of memory");
     c->m = m, c->be = be, c->src_h = src_h, c->src_w = src_w, c->batch = batch;
     da2_input_size(src_h, src_w, input_size, &c->h, &c->w);
-    const char *graphs = getenv("DM_CUDA_GRAPHS"); /* docs/gpu.md: 0 disables the capture */
-    c->graph_state = be->device == DM_DEVICE_CUDA && !(graphs && graphs[0] == '0') ? 0 : -1;
+    dm_graph_runner_init(&c->graph, be, 1); /* DM_CUDA_GRAPHS=0: off (docs/gpu.md) */
+    c->graphed = be->device != DM_DEVICE_CPU && c->graph.enabled;
     const int64_t s_in[] = {batch, 3, c->h, c->w};
     dm_status st;
     if ((st = dinov2_ctx_init(&c->enc, &m->enc, be, batch, c->h, c->w)) ||
@@ -237,50 +238,30 @@ int da2_ctx_batch(const da2_ctx *c) {
     return c->batch;
 }
 
-/* Preprocesses frames 0..n-1 into the input slots and runs the forward over all B slots (the
- * slots past n keep older inputs: every frame of a batch is computed independently, so they
- * only cost time). */
-/* The fixed-shape part of a CUDA forward: all B slots normalised from rgb_dev (slots past the
- * frames of a partial batch hold older frames: they only cost time), encoder, head. */
-static dm_status graph_body(da2_ctx *c) {
+/* The fixed-shape part of a device forward: all B slots normalised from rgb_dev (slots past
+ * the frames of a partial batch hold older frames: they only cost time), encoder, head, and
+ * the resize of all B to the source size when wanted. Captured once, replayed per batch. */
+static dm_status graph_body(void *arg) {
+    da2_ctx *c = arg;
     const int64_t s_rgb[] = {c->batch, c->src_h, c->src_w, 3};
     dm_tensor frames = dm_tensor_sub(&c->rgb_dev, 0, 4, s_rgb);
     dm_status st = dm_image_cubic_normalize(c->be, &frames, &k_norm, &c->input);
-    return st ? st : da2_forward(c, &c->input, NULL);
+    if (!st) st = da2_forward(c, &c->input, NULL);
+    if (!st && c->graph_resize)
+        st = dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &c->depth_dev);
+    return st;
 }
 
-/* ViT-S at batch 1 is launch-bound (~15 kernels per block): on CUDA the per-frame forward is
- * run eagerly once (scratch buffers, cuDNN algorithms and cuBLASLt plans come into being),
- * captured as a CUDA Graph on the second frame and replayed from then on (the u8 uploads stay
- * outside: dm_cuda_graph_begin). A capture that fails (an op that would allocate, copy from the
- * host or synchronise) leaves capture mode; that frame and all later ones run eagerly, with the
- * same results. */
-static dm_status cuda_forward(da2_ctx *c) {
-    if (c->graph) return dm_cuda_graph_launch(c->be, c->graph);
-    if (c->graph_state <= 0) {
-        if (c->graph_state == 0) c->graph_state = 1;
-        return graph_body(c);
-    }
-    dm_status st = dm_cuda_graph_begin(c->be);
-    if (!st) {
-        st = graph_body(c); /* recorded, not run */
-        const dm_status end = dm_cuda_graph_end(c->be, &c->graph);
-        if (!st) st = end;
-    }
-    if (st || !c->graph) {
-        dm_cuda_graph_free(c->graph);
-        c->graph = NULL;
-        c->graph_state = -1;
-        return graph_body(c);
-    }
-    return dm_cuda_graph_launch(c->be, c->graph);
-}
-
-static dm_status forward_frames(da2_ctx *c, const uint8_t *const *rgb, int n) {
+/* ViT-S at batch 1 is launch-bound (~15 kernels per block): on a backend with graphs the u8
+ * frames are uploaded (outside the graph), then the forward runs through the graph runner:
+ * eager on the first batch (scratch buffers, cuDNN algorithms and cuBLASLt plans come into
+ * being), captured on the second, replayed from then on; a capture that fails leaves all later
+ * batches eager, with the same results. Elsewhere preprocessing and forward run eagerly. */
+static dm_status forward_frames(da2_ctx *c, const uint8_t *const *rgb, int n, int resize) {
     if (n < 1 || n > c->batch)
         return dm_error_set(DM_ERR_ARG, "da2: %d frames for a batch of %d", n, c->batch);
     dm_status st;
-    if (c->graph_state >= 0) { /* CUDA: upload the u8 frames, then the (graphed) forward */
+    if (c->graphed) {
         const int64_t s_one[] = {1, c->src_h, c->src_w, 3};
         const int64_t per = 3 * (int64_t)c->src_h * c->src_w;
         for (int i = 0; i < n; i++) {
@@ -288,10 +269,13 @@ static dm_status forward_frames(da2_ctx *c, const uint8_t *const *rgb, int n) {
             dm_tensor_view(&frame, (void *)rgb[i], DM_DTYPE_U8, 4, s_one);
             if ((st = dm_copy(c->be, &frame, &slot))) return st;
         }
-        return cuda_forward(c);
+        c->graph_resize = resize;
+        return dm_graph_runner_run(&c->graph, (uint64_t)resize, graph_body, c);
     }
     if ((st = preprocess_frames(c, rgb, n))) return st;
-    return da2_forward(c, &c->input, NULL);
+    if ((st = da2_forward(c, &c->input, NULL))) return st;
+    if (resize) st = dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &c->depth_dev);
+    return st;
 }
 
 /* Counts each of the first n frames of t (n, ...) where t lives (dm_count_nonfinite). */
@@ -310,23 +294,23 @@ static dm_status count_frames(da2_ctx *c, const dm_tensor *t, int n) {
 
 dm_status da2_infer_u8_batch(da2_ctx *c, const uint8_t *const *rgb, int n, float *depth,
                              int model_size) {
-    dm_status st = forward_frames(c, rgb, n);
-    if (st) return st;
     const int64_t s_out[] = {n, 1, model_size ? c->h : c->src_h, model_size ? c->w : c->src_w};
     dm_tensor out;
     dm_tensor_view(&out, depth, DM_DTYPE_F32, 4, s_out);
+    /* the CPU resizes a full batch straight into the caller's buffer; otherwise all B are
+     * resized on the backend (into depth_dev) and the first n frames copied (downloaded) */
+    const int direct = c->be->device == DM_DEVICE_CPU && c->batch == n;
+    dm_status st = forward_frames(c, rgb, n, !model_size && !direct);
+    if (st) return st;
     if (model_size) { /* the head output itself, first n frames, one download */
         dm_tensor head = dm_tensor_sub(&c->head.out, 0, 4, s_out);
         if ((st = count_frames(c, &head, n))) return st;
         return dm_copy(c->be, &head, &out);
     }
-    if (c->be->device == DM_DEVICE_CPU && c->batch == n) {
+    if (direct) {
         st = dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &out);
         return st ? st : count_frames(c, &out, n);
     }
-    /* resize all B on the backend, count there, then copy (download) the first n frames */
-    if ((st = dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &c->depth_dev)))
-        return st;
     dm_tensor first = dm_tensor_sub(&c->depth_dev, 0, 4, s_out);
     if ((st = count_frames(c, &first, n))) return st;
     return dm_copy(c->be, &first, &out);

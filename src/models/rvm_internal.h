@@ -9,6 +9,7 @@
 #ifndef DM_MODELS_RVM_INTERNAL_H
 #define DM_MODELS_RVM_INTERNAL_H
 
+#include "depthmatte/graph.h"
 #include "depthmatte/rvm.h"
 #include "depthmatte/safetensors.h"
 
@@ -111,6 +112,12 @@ struct rvm_state {
     dm_tensor zero;                 /* non-CPU backends: host zeros for rvm_state_reset */
     int64_t nonfinite;              /* NaN/Inf in pha (+ fgr) of the last rvm_forward_u8 */
     dm_tensor ckpt[5];              /* ckpt[1..4]: r1..r4 at the last rvm_state_checkpoint */
+    /* rvm_forward_u8 on a backend with graphs: rvm_forward(src, out_fgr?, out_pha) captured
+     * once per (fgr wanted, refiner) and replayed. It reads and writes the recurrent state in
+     * place (h slices of u[1..4]), so every replay continues the sequence; a reset writes
+     * zeros into the same buffers outside the graph. */
+    dm_graph_runner graph;
+    int graph_fgr; /* the body's variant of this call */
 };
 
 /* Channel-slice view of a (1, C, h, w) buffer: channels [c0, c0 + c) with spatial size h x w

@@ -228,6 +228,7 @@ dm_status rvm_state_init(rvm_state **out, const rvm_model *m, dm_backend *be, in
         st = dm_error_set(DM_ERR_ARG, "rvm_state_init: internal size %dx%d too small (frame "
                           "%dx%d, ratio %g)", s->lv[0].w, s->lv[0].h, width, height, ratio);
     if (!st) st = state_alloc(s);
+    dm_graph_runner_init(&s->graph, be, 1); /* DM_CUDA_GRAPHS=0: off (docs/gpu.md) */
     if (st) {
         rvm_state_free(s);
         return st;
@@ -303,6 +304,7 @@ void rvm_state_free(rvm_state *s) {
                         &s->coef_a, &s->coef_b, &s->tmp4, &s->out_fgr, &s->out_pha,
                         &s->zero};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dm_tensor_free(all[i]);
+    dm_graph_runner_free(&s->graph);
     free(s);
 }
 
@@ -343,6 +345,12 @@ dm_status rvm_forward(rvm_state *s, const dm_tensor *src, dm_tensor *fgr, dm_ten
     return st ? st : rvm_forward_tail(s, src, fgr, pha);
 }
 
+/* The graph body of rvm_forward_u8: the whole network on the state's fixed device buffers. */
+static dm_status u8_body(void *arg) {
+    rvm_state *s = arg;
+    return rvm_forward(s, &s->src, s->graph_fgr ? &s->out_fgr : NULL, &s->out_pha);
+}
+
 dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *pha) {
     if (!rgb || !pha) return dm_error_set(DM_ERR_ARG, "rvm_forward_u8: rgb or pha is NULL");
     const int64_t ishape[4] = {1, s->H, s->W, 3}, fshape[4] = {1, 3, s->H, s->W},
@@ -354,13 +362,23 @@ dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *ph
     dm_status st = dm_image_from_u8(s->be, &in, &s->src);
     if (st) return st;
     /* the outputs where the backend computes them (host views on the CPU, device tensors
-     * elsewhere), counted for the non-finite guard there, then one download each (dm_copy
-     * into host memory waits for it) */
+     * elsewhere), counted there for the non-finite guard, then one download each (dm_copy
+     * into host memory waits for it). On a device the forward between upload and downloads
+     * is one graph where the backend has them: eager on the first frame (zero state or not:
+     * the state is data in fixed buffers), captured on the second, replayed after; the key is
+     * what changes the op sequence. */
     const int dev = s->be->device != DM_DEVICE_CPU;
     dm_tensor *of = fgr ? (dev ? &s->out_fgr : &f) : NULL, *op = dev ? &s->out_pha : &p;
+    if (!dev) {
+        st = rvm_forward(s, &s->src, of, op);
+    } else {
+        s->graph_fgr = fgr != NULL;
+        const uint64_t key = (uint64_t)(fgr != NULL) | (uint64_t)s->refiner << 1;
+        st = dm_graph_runner_run(&s->graph, key, u8_body, s);
+    }
     int64_t bad_fgr = 0;
     s->nonfinite = 0;
-    if ((st = rvm_forward(s, &s->src, of, op)) || (st = dm_count_nonfinite(s->be, op, &s->nonfinite)) ||
+    if (st || (st = dm_count_nonfinite(s->be, op, &s->nonfinite)) ||
         (of && (st = dm_count_nonfinite(s->be, of, &bad_fgr))))
         return st;
     s->nonfinite += bad_fgr;

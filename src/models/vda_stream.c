@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "depthmatte/graph.h"
 #include "models/dinov2.h"
 #include "models/dpt_temporal.h"
 #include "models/vda_internal.h"
@@ -39,6 +40,11 @@ struct vda_stream {
     int refs[VDA_STREAM_CACHE]; /* list entries per slot */
     int64_t id;                 /* frames done */
     int64_t nonfinite;          /* NaN/Inf in the depth of the last push (on the backend) */
+    /* On a backend with graphs: the per-frame encoder (normalise rgb_dev -> input, ViT-S at
+     * batch 1, 122 ops) as one graph. The head is not captured: its motion modules read
+     * the cache pools through slot lists that change every frame (host-side indices, baked
+     * into a graph; docs/gpu.md "CUDA Graphs"). */
+    dm_graph_runner graph;
 };
 
 int64_t vda_stream_nonfinite(const vda_stream *s) {
@@ -56,6 +62,7 @@ void vda_stream_free(vda_stream *s) {
     dm_tensor_free(&s->input);
     dm_tensor_free(&s->rgb_dev);
     dm_tensor_free(&s->out_dev);
+    dm_graph_runner_free(&s->graph);
     free(s);
 }
 
@@ -72,6 +79,7 @@ dm_status vda_stream_init(vda_stream **out, const vda_model *m, dm_backend *be, 
     vda_stream *s = calloc(1, sizeof *s);
     if (!s) return dm_error_set(DM_ERR_NOMEM, "vda_stream: out of memory");
     s->m = m, s->be = be, s->src_h = src_h, s->src_w = src_w;
+    dm_graph_runner_init(&s->graph, be, 1); /* DM_CUDA_GRAPHS=0: off (docs/gpu.md) */
     vda_input_size(src_h, src_w, input_size, &s->h, &s->w);
     const dinov2_weights *ew = vda_model_encoder(m);
     const dptt_weights *hw = vda_model_head(m);
@@ -156,6 +164,13 @@ static dm_status stream_head(vda_stream *s, const int *slots, int n, int slot_ne
     return dpt_output(d, dw, be);
 }
 
+/* The graph body of a device frame: normalise the uploaded frame, encoder. */
+static dm_status encoder_body(void *arg) {
+    vda_stream *s = arg;
+    dm_status st = dm_image_cubic_normalize(s->be, &s->rgb_dev, &vda_norm_params, &s->input);
+    return st ? st : dinov2_forward(&s->enc, vda_model_encoder(s->m), s->be, &s->input);
+}
+
 dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth) {
     dm_backend *be = s->be;
     dm_status st;
@@ -163,11 +178,14 @@ dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth) {
     const int64_t s_rgb[] = {1, s->src_h, s->src_w, 3};
     dm_tensor frame;
     dm_tensor_view(&frame, (void *)rgb, DM_DTYPE_U8, 4, s_rgb);
-    if (be->device != DM_DEVICE_CPU && (st = dm_copy(be, &frame, &s->rgb_dev))) return st;
-    st = dm_image_cubic_normalize(be, be->device != DM_DEVICE_CPU ? &s->rgb_dev : &frame,
-                                  &vda_norm_params, &s->input);
-    if (st) return st;
-    if ((st = dinov2_forward(&s->enc, vda_model_encoder(s->m), be, &s->input))) return st;
+    if (be->device != DM_DEVICE_CPU) {
+        if ((st = dm_copy(be, &frame, &s->rgb_dev)) ||
+            (st = dm_graph_runner_run(&s->graph, 0, encoder_body, s)))
+            return st;
+    } else if ((st = dm_image_cubic_normalize(be, &frame, &vda_norm_params, &s->input)) ||
+               (st = dinov2_forward(&s->enc, vda_model_encoder(s->m), be, &s->input))) {
+        return st;
+    }
     /* a free slot for this frame's states: never one of the window's (those have refs) */
     int slot_new = 0;
     while (slot_new < VDA_STREAM_CACHE && s->refs[slot_new])

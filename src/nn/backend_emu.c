@@ -16,7 +16,32 @@ typedef struct emu_ctx {
     emu_fault fault;
     size_t alloc_host, alloc_device; /* bytes allocated so far (dm_backend_emu_memory) */
     int64_t allocs; /* alloc op calls (device allocations) since creation */
+    int64_t op_calls; /* ops run or recorded (copies included, allocations not) */
+    int64_t launches; /* graph launches */
+    /* graph capture (graph_begin .. graph_end): ops are appended to rec, not run */
+    int capturing, capture_failed;
+    struct emu_rec *rec;
+    int nrec, caprec;
 } emu_ctx;
+
+/* One recorded op: its tensors copied by value (a CUDA graph bakes in the pointers and shapes
+ * it was given, not the caller's structs) and every parameter by value. */
+typedef struct emu_rec {
+    dm_op_id op;
+    dm_tensor t[5];
+    unsigned char has[5]; /* t[i] given (optional arguments may be NULL) */
+    dm_conv2d_params conv;
+    dm_image_norm_params norm;
+    int iv[DM_MAX_DIMS]; /* integer parameters (k, s, pad, heads, act, mode, ...; perm) */
+    float fv;
+    double dv[2];
+} emu_rec;
+
+/* The recording a graph replays. */
+typedef struct emu_graph {
+    emu_rec *rec;
+    int nrec;
+} emu_graph;
 
 static emu_ctx *ctx_of(const dm_backend *be) {
     return (emu_ctx *)be->impl;
@@ -74,6 +99,54 @@ static dm_status finish(dm_backend *be, dm_op_id op, dm_status st, dm_tensor *y)
     return st;
 }
 
+
+/* A refusal inside a capture: what a CUDA stream capture cannot hold. The capture is spoiled
+ * (graph_end fails), as an illegal call invalidates a CUDA capture. */
+static dm_status refuse(dm_backend *be, const char *what) {
+    ctx_of(be)->capture_failed = 1;
+    return dm_error_set(DM_ERR_BACKEND, "emulated backend: %s during graph capture (run it "
+                        "before the capture, or outside the graph)", what);
+}
+
+/* During a capture: appends op with its tensors ts[0..n) (NULL = absent) copied by value and
+ * returns the record for the caller's parameters; NULL (and the capture spoiled) on OOM. */
+static emu_rec *rec_add(dm_backend *be, dm_op_id op, const dm_tensor *const *ts, int n) {
+    emu_ctx *c = ctx_of(be);
+    if (c->nrec == c->caprec) {
+        const int cap = c->caprec ? 2 * c->caprec : 256;
+        emu_rec *r = realloc(c->rec, sizeof *r * (size_t)cap);
+        if (!r) {
+            c->capture_failed = 1;
+            dm_error_set(DM_ERR_NOMEM, "emulated backend: graph recording out of memory");
+            return NULL;
+        }
+        c->rec = r;
+        c->caprec = cap;
+    }
+    emu_rec *r = &c->rec[c->nrec++];
+    memset(r, 0, sizeof *r);
+    r->op = op;
+    for (int i = 0; i < n; i++)
+        if (ts[i]) {
+            r->t[i] = *ts[i];
+            r->t[i].owns_data = 0;
+            r->has[i] = 1;
+        }
+    return r;
+}
+
+#define TS(...) \
+    (const dm_tensor *const[]){__VA_ARGS__}, \
+        (int)(sizeof((const dm_tensor *const[]){__VA_ARGS__}) / sizeof(const dm_tensor *))
+
+/* Counts the op; while capturing, records it (tensors ...) and leaves the block's parameter
+ * statements to fill `r`, then returns. */
+#define CAPTURE(op_id, ...) \
+    emu_rec *r = NULL; \
+    ctx_of(be)->op_calls++; \
+    if (ctx_of(be)->capturing && !(r = rec_add(be, op_id, TS(__VA_ARGS__)))) return DM_ERR_NOMEM; \
+    if (r)
+
 #define DEV(t, name) \
     if ((st = on_device(t, opn, name, 0))) return st
 #define DEV_OPT(t, name) \
@@ -87,6 +160,10 @@ static dm_status conv2d_emu(dm_backend *be, const dm_tensor *x, const dm_tensor 
     DEV(w, "w");
     DEV_OPT(b, "b");
     DEV(y, "y");
+    CAPTURE(DM_OP_CONV2D, x, w, b, y) {
+        r->conv = *p;
+        return DM_OK;
+    }
     dm_tensor hx = host(x), hw = host(w), hb = host(b), hy = host(y);
     st = conv2d_cpu(ctx_of(be)->cpu, &hx, &hw, b ? &hb : NULL, p, &hy);
     return finish(be, DM_OP_CONV2D, st, y);
@@ -100,6 +177,10 @@ static dm_status conv_transpose2d_emu(dm_backend *be, const dm_tensor *x, const 
     DEV(w, "w");
     DEV_OPT(b, "b");
     DEV(y, "y");
+    CAPTURE(DM_OP_CONV_TRANSPOSE2D, x, w, b, y) {
+        r->iv[0] = stride, r->iv[1] = pad;
+        return DM_OK;
+    }
     dm_tensor hx = host(x), hw = host(w), hb = host(b), hy = host(y);
     st = conv_transpose2d_cpu(ctx_of(be)->cpu, &hx, &hw, b ? &hb : NULL, stride, pad, &hy);
     return finish(be, DM_OP_CONV_TRANSPOSE2D, st, y);
@@ -113,6 +194,10 @@ static dm_status linear_emu(dm_backend *be, const dm_tensor *x, const dm_tensor 
     DEV(w, "w");
     DEV_OPT(b, "b");
     DEV(y, "y");
+    CAPTURE(DM_OP_LINEAR, x, w, b, y) {
+        r->iv[0] = (int)act;
+        return DM_OK;
+    }
     dm_tensor hx = host(x), hw = host(w), hb = host(b), hy = host(y);
     st = linear_cpu(ctx_of(be)->cpu, &hx, &hw, b ? &hb : NULL, act, &hy);
     return finish(be, DM_OP_LINEAR, st, y);
@@ -126,6 +211,10 @@ static dm_status layernorm_emu(dm_backend *be, const dm_tensor *x, const dm_tens
     DEV_OPT(gamma, "gamma");
     DEV_OPT(beta, "beta");
     DEV(y, "y");
+    CAPTURE(DM_OP_LAYERNORM, x, gamma, beta, y) {
+        r->fv = eps;
+        return DM_OK;
+    }
     dm_tensor hx = host(x), hg = host(gamma), hb = host(beta), hy = host(y);
     st = layernorm_cpu(ctx_of(be)->cpu, &hx, gamma ? &hg : NULL, beta ? &hb : NULL, eps, &hy);
     return finish(be, DM_OP_LAYERNORM, st, y);
@@ -140,6 +229,10 @@ static dm_status groupnorm_emu(dm_backend *be, const dm_tensor *x, int groups,
     DEV_OPT(gamma, "gamma");
     DEV_OPT(beta, "beta");
     DEV(y, "y");
+    CAPTURE(DM_OP_GROUPNORM, x, gamma, beta, y) {
+        r->iv[0] = groups, r->fv = eps;
+        return DM_OK;
+    }
     dm_tensor hx = host(x), hg = host(gamma), hb = host(beta), hy = host(y);
     st = groupnorm_cpu(ctx_of(be)->cpu, &hx, groups, gamma ? &hg : NULL, beta ? &hb : NULL, eps,
                        &hy);
@@ -151,6 +244,10 @@ static dm_status activation_emu(dm_backend *be, const dm_tensor *x, dm_act act, 
     dm_status st;
     DEV(x, "x");
     DEV(y, "y");
+    CAPTURE(DM_OP_ACTIVATION, x, y) {
+        r->iv[0] = (int)act;
+        return DM_OK;
+    }
     dm_tensor hx = host(x), hy = host(y);
     st = activation_cpu(ctx_of(be)->cpu, &hx, act, &hy);
     return finish(be, DM_OP_ACTIVATION, st, y);
@@ -163,6 +260,10 @@ static dm_status binary_emu(dm_backend *be, const dm_tensor *a, const dm_tensor 
     DEV(a, "a");
     DEV(b, "b");
     DEV(y, "y");
+    CAPTURE(DM_OP_BINARY, a, b, y) {
+        r->iv[0] = (int)op;
+        return DM_OK;
+    }
     dm_tensor ha = host(a), hb = host(b), hy = host(y);
     st = binary_cpu(ctx_of(be)->cpu, &ha, &hb, op, &hy);
     return finish(be, DM_OP_BINARY, st, y);
@@ -176,6 +277,10 @@ static dm_status attention_emu(dm_backend *be, const dm_tensor *q, const dm_tens
     DEV(k, "k");
     DEV(v, "v");
     DEV(o, "o");
+    CAPTURE(DM_OP_ATTENTION, q, k, v, o) {
+        r->fv = scale;
+        return DM_OK;
+    }
     dm_tensor hq = host(q), hk = host(k), hv = host(v), ho = host(o);
     st = attention_cpu(ctx_of(be)->cpu, &hq, &hk, &hv, scale, &ho);
     return finish(be, DM_OP_ATTENTION, st, o);
@@ -187,6 +292,10 @@ static dm_status resize_emu(dm_backend *be, const dm_tensor *x, dm_resize_mode m
     dm_status st;
     DEV(x, "x");
     DEV(y, "y");
+    CAPTURE(DM_OP_RESIZE, x, y) {
+        r->iv[0] = (int)mode, r->iv[1] = align_corners, r->dv[0] = scale_h, r->dv[1] = scale_w;
+        return DM_OK;
+    }
     dm_tensor hx = host(x), hy = host(y);
     st = resize_cpu(ctx_of(be)->cpu, &hx, mode, align_corners, scale_h, scale_w, &hy);
     return finish(be, DM_OP_RESIZE, st, y);
@@ -197,6 +306,10 @@ static dm_status avgpool2d_emu(dm_backend *be, const dm_tensor *x, int k, int s,
     dm_status st;
     DEV(x, "x");
     DEV(y, "y");
+    CAPTURE(DM_OP_AVGPOOL2D, x, y) {
+        r->iv[0] = k, r->iv[1] = s;
+        return DM_OK;
+    }
     dm_tensor hx = host(x), hy = host(y);
     st = avgpool2d_cpu(ctx_of(be)->cpu, &hx, k, s, &hy);
     return finish(be, DM_OP_AVGPOOL2D, st, y);
@@ -207,6 +320,7 @@ static dm_status global_avgpool2d_emu(dm_backend *be, const dm_tensor *x, dm_ten
     dm_status st;
     DEV(x, "x");
     DEV(y, "y");
+    CAPTURE(DM_OP_GLOBAL_AVGPOOL2D, x, y) return DM_OK;
     dm_tensor hx = host(x), hy = host(y);
     st = global_avgpool2d_cpu(ctx_of(be)->cpu, &hx, &hy);
     return finish(be, DM_OP_GLOBAL_AVGPOOL2D, st, y);
@@ -218,6 +332,10 @@ static dm_status maxpool2d_emu(dm_backend *be, const dm_tensor *x, int k, int s,
     dm_status st;
     DEV(x, "x");
     DEV(y, "y");
+    CAPTURE(DM_OP_MAXPOOL2D, x, y) {
+        r->iv[0] = k, r->iv[1] = s, r->iv[2] = pad;
+        return DM_OK;
+    }
     dm_tensor hx = host(x), hy = host(y);
     st = maxpool2d_cpu(ctx_of(be)->cpu, &hx, k, s, pad, &hy);
     return finish(be, DM_OP_MAXPOOL2D, st, y);
@@ -229,6 +347,10 @@ static dm_status attention_qkv_emu(dm_backend *be, const dm_tensor *qkv, int hea
     dm_status st;
     DEV(qkv, "qkv");
     DEV(o, "o");
+    CAPTURE(DM_OP_ATTENTION_QKV, qkv, o) {
+        r->iv[0] = heads, r->fv = scale;
+        return DM_OK;
+    }
     dm_tensor hq = host(qkv), ho = host(o);
     st = attention_qkv_cpu(ctx_of(be)->cpu, &hq, heads, scale, &ho);
     return finish(be, DM_OP_ATTENTION_QKV, st, o);
@@ -241,6 +363,10 @@ static dm_status image_cubic_normalize_emu(dm_backend *be, const dm_tensor *rgb,
     dm_status st;
     DEV(rgb, "rgb");
     DEV(y, "y");
+    CAPTURE(DM_OP_IMAGE_CUBIC_NORMALIZE, rgb, y) {
+        r->norm = *p;
+        return DM_OK;
+    }
     dm_tensor hr = host(rgb), hy = host(y);
     st = image_cubic_normalize_cpu(ctx_of(be)->cpu, &hr, p, &hy);
     return finish(be, DM_OP_IMAGE_CUBIC_NORMALIZE, st, y);
@@ -251,6 +377,8 @@ static dm_status count_nonfinite_emu(dm_backend *be, const dm_tensor *t, int64_t
     const char *opn = "count_nonfinite";
     dm_status st;
     *count = 0;
+    /* on CUDA the count is a download of the result: not something a graph can hold */
+    if (ctx_of(be)->capturing) return refuse(be, "count_nonfinite (a download of the count)");
     DEV(t, "t");
     dm_tensor ht = host(t);
     return count_nonfinite_cpu(ctx_of(be)->cpu, &ht, count);
@@ -264,6 +392,7 @@ static dm_status channel_affine_emu(dm_backend *be, const dm_tensor *x, const dm
     DEV_OPT(scale, "scale");
     DEV_OPT(shift, "shift");
     DEV(y, "y");
+    CAPTURE(DM_OP_CHANNEL_AFFINE, x, scale, shift, y) return DM_OK;
     dm_tensor hx = host(x), hs = host(scale), hh = host(shift), hy = host(y);
     st = channel_affine_cpu(ctx_of(be)->cpu, &hx, scale ? &hs : NULL, shift ? &hh : NULL, &hy);
     return finish(be, DM_OP_CHANNEL_AFFINE, st, y);
@@ -274,6 +403,8 @@ static dm_status image_from_u8_emu(dm_backend *be, const dm_tensor *rgb, dm_tens
     const char *opn = "image_from_u8";
     dm_status st;
     DEV(y, "y");
+    ctx_of(be)->op_calls++;
+    if (ctx_of(be)->capturing) return refuse(be, "image_from_u8 (an upload of a host frame)");
     dm_tensor hy = host(y);
     st = image_from_u8_cpu(ctx_of(be)->cpu, rgb, &hy);
     return finish(be, DM_OP_IMAGE_FROM_U8, st, y);
@@ -286,6 +417,10 @@ static dm_status guided_coeffs_emu(dm_backend *be, const dm_tensor *m, float eps
     DEV(m, "m");
     DEV(a, "a");
     DEV(b, "b");
+    CAPTURE(DM_OP_GUIDED_COEFFS, m, a, b) {
+        r->fv = eps;
+        return DM_OK;
+    }
     dm_tensor hm = host(m), ha = host(a), hb = host(b);
     st = guided_coeffs_cpu(ctx_of(be)->cpu, &hm, eps, &ha, &hb);
     if (!st && be->precision != DM_DTYPE_F32) st = finish(be, DM_OP_COUNT, st, b);
@@ -301,6 +436,7 @@ static dm_status matting_compose_emu(dm_backend *be, const dm_tensor *a, const d
     DEV(src, "src");
     DEV_OPT(fgr, "fgr");
     DEV(pha, "pha");
+    CAPTURE(DM_OP_MATTING_COMPOSE, a, b, src, fgr, pha) return DM_OK;
     dm_tensor ha = host(a), hb = host(b), hs = host(src), hf = host(fgr), hp = host(pha);
     st = matting_compose_cpu(ctx_of(be)->cpu, a ? &ha : NULL, &hb, &hs, fgr ? &hf : NULL, &hp);
     if (!st && fgr) st = finish(be, DM_OP_COUNT, st, fgr);
@@ -312,6 +448,10 @@ static dm_status permute_emu(dm_backend *be, const dm_tensor *x, const int *perm
     dm_status st;
     DEV(x, "x");
     DEV(y, "y");
+    CAPTURE(DM_OP_PERMUTE, x, y) {
+        for (int i = 0; i < x->ndim; i++) r->iv[i] = perm[i];
+        return DM_OK;
+    }
     dm_tensor hx = host(x), hy = host(y);
     st = permute_cpu(ctx_of(be)->cpu, &hx, perm, &hy);
     return finish(be, DM_OP_PERMUTE, st, y);
@@ -324,6 +464,7 @@ static dm_status concat_emu(dm_backend *be, const dm_tensor *a, const dm_tensor 
     DEV(a, "a");
     DEV(b, "b");
     DEV(y, "y");
+    CAPTURE(DM_OP_CONCAT, a, b, y) return DM_OK;
     dm_tensor ha = host(a), hb = host(b), hy = host(y);
     st = concat_cpu(ctx_of(be)->cpu, &ha, &hb, &hy);
     return finish(be, DM_OP_CONCAT, st, y);
@@ -340,6 +481,13 @@ static dm_status copy_emu(dm_backend *be, const dm_tensor *src, dm_tensor *dst) 
             return dm_error_set(DM_ERR_UNSUPPORTED, "copy: the emulated backend copies host "
                                 "and emulated tensors only");
     }
+    if (ctx_of(be)->capturing) {
+        if (src->device != DM_DEVICE_EMU || dst->device != DM_DEVICE_EMU)
+            return refuse(be, "a host<->device copy");
+        ctx_of(be)->op_calls++;
+        return rec_add(be, DM_OP_COPY, TS(src, dst)) ? DM_OK : DM_ERR_NOMEM;
+    }
+    ctx_of(be)->op_calls++;
     dm_tensor hs = host(src), hd = host(dst);
     dm_status st = copy_cpu(ctx_of(be)->cpu, &hs, &hd);
     if (st || dst->device != DM_DEVICE_EMU || src->device == DM_DEVICE_EMU) return st;
@@ -348,6 +496,7 @@ static dm_status copy_emu(dm_backend *be, const dm_tensor *src, dm_tensor *dst) 
 
 static dm_status alloc_emu(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
                            const int64_t *shape) {
+    if (ctx_of(be)->capturing) return refuse(be, "a device allocation");
     ctx_of(be)->allocs++;
     dm_status st = dm_tensor_alloc(t, dtype, ndim, shape);
     if (st) return st;
@@ -358,6 +507,99 @@ static dm_status alloc_emu(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndi
     const size_t esz = dtype == DM_DTYPE_F32 ? dm_dtype_size(be->precision) : dm_dtype_size(dtype);
     c->alloc_device += (size_t)dm_tensor_numel(t) * esz;
     return st;
+}
+
+/* Waits for nothing (the ops ran already) but is refused inside a capture, as on CUDA. */
+static dm_status synchronize_emu(dm_backend *be) {
+    return ctx_of(be)->capturing ? refuse(be, "a synchronisation") : DM_OK;
+}
+
+/* ---- graphs: record during the capture, replay the record on launch -------------------- */
+
+static dm_status graph_begin_emu(dm_backend *be) {
+    emu_ctx *c = ctx_of(be);
+    if (c->capturing) return dm_error_set(DM_ERR_ARG, "emulated backend: already capturing");
+    c->capturing = 1;
+    c->capture_failed = 0;
+    c->nrec = 0;
+    return DM_OK;
+}
+
+static dm_status graph_end_emu(dm_backend *be, void **impl) {
+    emu_ctx *c = ctx_of(be);
+    *impl = NULL;
+    if (!c->capturing) return dm_error_set(DM_ERR_ARG, "emulated backend: no capture running");
+    c->capturing = 0;
+    if (c->capture_failed)
+        return dm_error_set(DM_ERR_BACKEND, "emulated backend: graph capture failed (an op "
+                            "inside the capture allocated, copied to or from the host, "
+                            "synchronised or failed)");
+    emu_graph *g = calloc(1, sizeof *g);
+    if (!g) return dm_error_set(DM_ERR_NOMEM, "emulated backend: out of memory");
+    g->nrec = c->nrec;
+    g->rec = c->nrec ? malloc(sizeof *g->rec * (size_t)c->nrec) : NULL;
+    if (c->nrec && !g->rec) {
+        free(g);
+        return dm_error_set(DM_ERR_NOMEM, "emulated backend: out of memory");
+    }
+    if (c->nrec) memcpy(g->rec, c->rec, sizeof *g->rec * (size_t)c->nrec);
+    c->nrec = 0;
+    *impl = g;
+    return DM_OK;
+}
+
+/* One recorded op, run now through the same entry as an eager call (rounding and faults
+ * included). */
+static dm_status replay_one(dm_backend *be, emu_rec *r) {
+#define T(i) (r->has[i] ? &r->t[i] : NULL)
+    switch (r->op) {
+    case DM_OP_CONV2D: return conv2d_emu(be, T(0), T(1), T(2), &r->conv, T(3));
+    case DM_OP_CONV_TRANSPOSE2D:
+        return conv_transpose2d_emu(be, T(0), T(1), T(2), r->iv[0], r->iv[1], T(3));
+    case DM_OP_LINEAR: return linear_emu(be, T(0), T(1), T(2), (dm_act)r->iv[0], T(3));
+    case DM_OP_LAYERNORM: return layernorm_emu(be, T(0), T(1), T(2), r->fv, T(3));
+    case DM_OP_GROUPNORM: return groupnorm_emu(be, T(0), r->iv[0], T(1), T(2), r->fv, T(3));
+    case DM_OP_ACTIVATION: return activation_emu(be, T(0), (dm_act)r->iv[0], T(1));
+    case DM_OP_BINARY: return binary_emu(be, T(0), T(1), (dm_binary_op)r->iv[0], T(2));
+    case DM_OP_ATTENTION: return attention_emu(be, T(0), T(1), T(2), r->fv, T(3));
+    case DM_OP_RESIZE:
+        return resize_emu(be, T(0), (dm_resize_mode)r->iv[0], r->iv[1], r->dv[0], r->dv[1], T(1));
+    case DM_OP_AVGPOOL2D: return avgpool2d_emu(be, T(0), r->iv[0], r->iv[1], T(1));
+    case DM_OP_GLOBAL_AVGPOOL2D: return global_avgpool2d_emu(be, T(0), T(1));
+    case DM_OP_MAXPOOL2D: return maxpool2d_emu(be, T(0), r->iv[0], r->iv[1], r->iv[2], T(1));
+    case DM_OP_ATTENTION_QKV: return attention_qkv_emu(be, T(0), r->iv[0], r->fv, T(1));
+    case DM_OP_IMAGE_CUBIC_NORMALIZE: return image_cubic_normalize_emu(be, T(0), &r->norm, T(1));
+    case DM_OP_CHANNEL_AFFINE: return channel_affine_emu(be, T(0), T(1), T(2), T(3));
+    case DM_OP_GUIDED_COEFFS: return guided_coeffs_emu(be, T(0), r->fv, T(1), T(2));
+    case DM_OP_MATTING_COMPOSE: return matting_compose_emu(be, T(0), T(1), T(2), T(3), T(4));
+    case DM_OP_PERMUTE: return permute_emu(be, T(0), r->iv, T(1));
+    case DM_OP_CONCAT: return concat_emu(be, T(0), T(1), T(2));
+    case DM_OP_COPY: return copy_emu(be, T(0), T(1));
+    default: break;
+    }
+#undef T
+    return dm_error_set(DM_ERR_ARG, "emulated backend: op %s cannot be replayed",
+                        dm_op_name(r->op));
+}
+
+static dm_status graph_launch_emu(dm_backend *be, void *impl) {
+    emu_ctx *c = ctx_of(be);
+    emu_graph *g = impl;
+    if (c->capturing) return refuse(be, "a graph launch");
+    c->launches++;
+    for (int i = 0; i < g->nrec; i++) {
+        dm_status st = replay_one(be, &g->rec[i]);
+        if (st) return st;
+    }
+    return DM_OK;
+}
+
+static void graph_free_emu(dm_backend *be, void *impl) {
+    (void)be;
+    emu_graph *g = impl;
+    if (!g) return;
+    free(g->rec);
+    free(g);
 }
 
 /* The CPU ops take f32 only; reduced precision is emulated by rounding (header). */
@@ -371,6 +613,7 @@ static void destroy_emu(dm_backend *be) {
     emu_ctx *c = ctx_of(be);
     if (!c) return;
     dm_backend_destroy(c->cpu);
+    free(c->rec);
     free(c);
     be->impl = NULL;
 }
@@ -401,8 +644,12 @@ static const dm_backend_ops emu_ops = {
     .attention_qkv = attention_qkv_emu,
     .image_cubic_normalize = image_cubic_normalize_emu,
     .count_nonfinite = count_nonfinite_emu,
-    .synchronize = NULL,
+    .synchronize = synchronize_emu,
     .destroy = destroy_emu,
+    .graph_begin = graph_begin_emu,
+    .graph_end = graph_end_emu,
+    .graph_launch = graph_launch_emu,
+    .graph_free = graph_free_emu,
 };
 
 static dm_status parse_fault(const char *spec, emu_ctx *c) {
@@ -473,4 +720,14 @@ dm_status dm_backend_emu_create(int threads, dm_dtype precision, const char *per
 int64_t dm_backend_emu_alloc_count(const dm_backend *be) {
     if (!be || be->ops != &emu_ops || !be->impl) return -1;
     return ctx_of(be)->allocs;
+}
+
+int64_t dm_backend_emu_op_count(const dm_backend *be) {
+    if (!be || be->ops != &emu_ops || !be->impl) return -1;
+    return ctx_of(be)->op_calls;
+}
+
+int64_t dm_backend_emu_launch_count(const dm_backend *be) {
+    if (!be || be->ops != &emu_ops || !be->impl) return -1;
+    return ctx_of(be)->launches;
 }

@@ -1,2 +1,3 @@
 dm_add_test(test_engine_basics SOURCES engine/test_engine_basics.c LABELS unit op)
 dm_add_test(test_device_models SOURCES engine/test_device_models.c LABELS unit model TIMEOUT 600)
+dm_add_test(test_graphs SOURCES engine/test_graphs.c LABELS unit model TIMEOUT 900)

@@ -5,12 +5,17 @@
  *   sequence_fgf    2 frames 128x72,  fast guided filter, downsample 0.5
  *   sequence_noDGF  2 frames 128x72,  downsample 1 (no refiner)
  * Runs on the CPU backend by default; `--backend cuda --precision P` runs the same cases on the
- * CUDA backend with the tolerance rule of tests/common/golden_backend.h (ctest label gpu). */
+ * CUDA backend with the tolerance rule of tests/common/golden_backend.h (ctest label gpu).
+ * On a backend with graphs (CUDA, emulated) rvm_forward_u8 runs frame 0 eagerly, captures
+ * frame 1 and replays the rest (rvm_model.c): every frame, and frame 0 again after a reset
+ * (replayed on the zero state), must then equal a second run with graphs off bit for bit. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "depthmatte/backend.h"
+#include "depthmatte/graph.h"
 #include "depthmatte/rvm.h"
 #include "depthmatte/safetensors.h"
 #include "golden_backend.h"
@@ -52,8 +57,12 @@ static void run_case(const tc_backend_opts *oo, const rvm_model *m, dm_backend *
     rvm_state *s = NULL;
     CHECK_OK(rvm_state_init(&s, m, be, H, W, gc->ratio));
     if (s) CHECK_OK(rvm_state_set_refiner(s, gc->refiner));
-    float *fgr = malloc(sizeof(float) * 3 * H * W), *pha = malloc(sizeof(float) * H * W);
+    /* every frame's outputs kept: fgr (T, 3, H, W) then pha (T, H, W), for the eager rerun */
+    const size_t hw = (size_t)H * W;
+    float *all = malloc(sizeof(float) * (size_t)(T + 1) * 4 * hw);
+    float *fgr = NULL, *pha = NULL;
     for (int t = 0; s && fgr_g.data && pha_g.data && t < T; t++) {
+        fgr = all + (size_t)t * 3 * hw, pha = all + (size_t)(T + 1) * 3 * hw + (size_t)t * hw;
         CHECK_OK(rvm_forward_u8(s, (const uint8_t *)su8->data + (size_t)t * H * W * 3, fgr, pha));
         char name[128];
         snprintf(name, sizeof name, "%s fgr[%d]", gc->file, t);
@@ -85,18 +94,48 @@ static void run_case(const tc_backend_opts *oo, const rvm_model *m, dm_backend *
         dm_tensor_free(&host);
         dm_tensor_free(&rg);
     }
-    /* after a reset the first frame must reproduce frame 0 exactly (state fully cleared) */
+    /* after a reset the first frame must reproduce frame 0 exactly (state fully cleared);
+     * with graphs it is a replay on the zero state (foreground wanted: same graph) */
+    float *fgr2 = all + (size_t)T * 3 * hw, *pha2 = all + (size_t)(T + 1) * 3 * hw + (size_t)T * hw;
     if (s && T > 1) {
-        float *pha2 = malloc(sizeof(float) * H * W);
         CHECK_OK(rvm_state_reset(s));
-        CHECK_OK(rvm_forward_u8(s, su8->data, NULL, pha2));
+        CHECK_OK(rvm_forward_u8(s, su8->data, fgr2, pha2));
         char name[128];
         snprintf(name, sizeof name, "%s pha[0] after reset", gc->file);
         CHECK(tc_compare_golden(o, name, pha2, dm_f32(&pha_g), H * W, RVM_TOL));
-        free(pha2);
     }
-    free(fgr);
-    free(pha);
+    if (s && T > 1 && dm_backend_supports_graphs(be) && !getenv("DM_CUDA_GRAPHS")) {
+        /* the same frames with graphs off (the runner reads the variable at rvm_state_init) */
+        setenv("DM_CUDA_GRAPHS", "0", 1);
+        rvm_state *e = NULL;
+        CHECK_OK(rvm_state_init(&e, m, be, H, W, gc->ratio));
+        unsetenv("DM_CUDA_GRAPHS");
+        if (e) CHECK_OK(rvm_state_set_refiner(e, gc->refiner));
+        float *ef = malloc(sizeof(float) * 4 * hw), *ep = ef + 3 * hw;
+        for (int t = 0; e && t <= T; t++) {
+            if (t == T) CHECK_OK(rvm_state_reset(e));
+            CHECK_OK(rvm_forward_u8(e, (const uint8_t *)su8->data + (size_t)(t % T) * hw * 3, ef,
+                                    ep));
+            const float *gf = all + (size_t)t * 3 * hw,
+                        *gp = all + (size_t)(T + 1) * 3 * hw + (size_t)t * hw;
+            double d = 0;
+            for (size_t i = 0; i < 3 * hw; i++) {
+                const double x = fabs((double)gf[i] - ef[i]);
+                if (!(x <= d)) d = x; /* NaN counts as the largest */
+            }
+            for (size_t i = 0; i < hw; i++) {
+                const double x = fabs((double)gp[i] - ep[i]);
+                if (!(x <= d)) d = x;
+            }
+            printf("%s frame %d%s (graph %s) vs eager: max |diff| %.3g\n", gc->file, t % T,
+                   t == T ? " after reset" : "",
+                   t == 0 ? "run: eager" : t == 1 ? "run: captured + replayed" : "run: replayed", d);
+            CHECK(d == 0.0);
+        }
+        free(ef);
+        rvm_state_free(e);
+    }
+    free(all);
     rvm_state_free(s);
     dm_tensor_free(&fgr_g);
     dm_tensor_free(&pha_g);

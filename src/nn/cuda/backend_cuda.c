@@ -41,7 +41,7 @@ dm_status permute_cuda(dm_backend *be, const dm_tensor *x, const int *perm, dm_t
 
 dm_status cuda_scratch(cuda_ctx *ctx, cuda_slot slot, size_t bytes, void **ptr) {
     if (bytes > ctx->slot_size[slot]) {
-        if (ctx->capturing) /* cudaMalloc / synchronisation are illegal while capturing */
+        if (ctx->capturing && (ctx->capture_failed = 1)) /* cudaMalloc / sync: not capturable */
             return dm_error_set(DM_ERR_BACKEND, "cuda: scratch %d must grow to %zu bytes during "
                                 "CUDA Graph capture: run the forward once before capturing it",
                                 (int)slot, bytes);
@@ -96,7 +96,7 @@ dm_status cuda_as_dtype(cuda_ctx *ctx, const dm_tensor *t, dm_dtype dtype, cuda_
 
 dm_status cuda_upload(cuda_ctx *ctx, void *dst, const void *src, size_t bytes) {
     if (!bytes) return DM_OK;
-    if (ctx->capturing)
+    if (ctx->capturing && (ctx->capture_failed = 1))
         return dm_error_set(DM_ERR_BACKEND, "cuda: host->device copy during CUDA Graph capture "
                             "(upload inputs before dm_cuda_graph_launch, not inside the graph)");
     struct cudaPointerAttributes attr;
@@ -148,6 +148,9 @@ static dm_status alloc_cuda(dm_backend *be, dm_tensor *t, dm_dtype dtype, int nd
                             const int64_t *shape) {
     cuda_ctx *ctx = cuda_ctx_of(be);
     memset(t, 0, sizeof *t);
+    if (ctx->capturing && (ctx->capture_failed = 1)) /* cudaMalloc: not capturable */
+        return dm_error_set(DM_ERR_BACKEND, "cuda alloc: device allocation during CUDA Graph "
+                            "capture: allocate buffers before capturing");
     if (ndim < 0 || ndim > DM_MAX_DIMS)
         return dm_error_set(DM_ERR_ARG, "cuda alloc: ndim %d out of range", ndim);
     t->dtype = dtype;
@@ -215,6 +218,9 @@ static dm_status copy_cuda(dm_backend *be, const dm_tensor *src, dm_tensor *dst)
         return dm_error_set(DM_ERR_SHAPE, "copy: numel %lld vs %lld", (long long)n,
                             (long long)dm_tensor_numel(dst));
     const int src_gpu = src->device == DM_DEVICE_CUDA, dst_gpu = dst->device == DM_DEVICE_CUDA;
+    if (ctx->capturing && (!src_gpu || !dst_gpu) && (ctx->capture_failed = 1)) /* host side */
+        return dm_error_set(DM_ERR_BACKEND, "copy: host<->device copy during CUDA Graph capture "
+                            "(copy inputs before dm_graph_launch and outputs after it)");
     if (src->dtype == dst->dtype) {
         if (!src_gpu && !dst_gpu) {
             memmove(dst->data, src->data, dm_tensor_nbytes(src));
@@ -256,6 +262,8 @@ static dm_status copy_cuda(dm_backend *be, const dm_tensor *src, dm_tensor *dst)
 
 static dm_status synchronize_cuda(dm_backend *be) {
     cuda_ctx *ctx = cuda_ctx_of(be);
+    if (ctx->capturing && (ctx->capture_failed = 1)) /* would invalidate the capture */
+        return dm_error_set(DM_ERR_BACKEND, "cuda: synchronisation during CUDA Graph capture");
     CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
     return DM_OK;
 }
@@ -319,6 +327,23 @@ static int supports_cuda(const dm_backend *be, dm_op_id op, dm_dtype dtype) {
     return dtype == DM_DTYPE_F32 || dtype == DM_DTYPE_F16 || dtype == DM_DTYPE_BF16;
 }
 
+/* The op table's graph entries (depthmatte/graph.h) are the CUDA Graphs of graph.c. */
+static dm_status graph_end_cuda(dm_backend *be, void **impl) {
+    dm_cuda_graph *g = NULL;
+    dm_status st = dm_cuda_graph_end(be, &g);
+    *impl = g;
+    return st;
+}
+
+static dm_status graph_launch_cuda(dm_backend *be, void *impl) {
+    return dm_cuda_graph_launch(be, (dm_cuda_graph *)impl);
+}
+
+static void graph_free_cuda(dm_backend *be, void *impl) {
+    (void)be;
+    dm_cuda_graph_free((dm_cuda_graph *)impl);
+}
+
 static const dm_backend_ops cuda_ops = {
     .name = "cuda",
     .supports = supports_cuda,
@@ -349,6 +374,10 @@ static const dm_backend_ops cuda_ops = {
     .count_nonfinite = dm_cuda_count_nonfinite,
     .synchronize = synchronize_cuda,
     .destroy = destroy_cuda,
+    .graph_begin = dm_cuda_graph_begin,
+    .graph_end = graph_end_cuda,
+    .graph_launch = graph_launch_cuda,
+    .graph_free = graph_free_cuda,
 };
 
 static dm_status ctx_init(cuda_ctx *ctx) {

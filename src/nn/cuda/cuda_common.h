@@ -110,6 +110,7 @@ typedef struct cuda_ctx {
     int stage_next;
     cudaEvent_t upload_done; /* direct uploads from caller-pinned memory */
     int capturing; /* inside dm_cuda_graph_begin/end: no allocation, no synchronisation */
+    int capture_failed; /* an op was refused inside the capture: dm_cuda_graph_end fails */
     int attn_smem_ok[8]; /* tensor-core attention: dynamic shared memory opted in per variant */
     int cc_major;        /* compute capability major (tensor-core attention needs >= 8) */
     int conv_force_nhwc; /* DM_CUDA_CONV_FORCE_NHWC=1 at creation: f16/bf16 convolutions take the

@@ -2,8 +2,10 @@
  * fixed-shape forward (ViT-S at batch 1 is launch-bound: ~15 launches per block) is recorded
  * once with cudaStreamBeginCapture and replayed per frame with one cudaGraphLaunch. While
  * capturing, cuda_scratch refuses to grow and cuda_upload refuses host copies (ctx->capturing),
- * so a forward that was not run eagerly first fails cleanly instead of capturing a cudaMalloc.
- * Not yet run on a GPU (tests/gpu/test_cuda_ops -o graph). */
+ * so a forward that was not run eagerly first fails cleanly instead of capturing a cudaMalloc;
+ * any such refusal spoils the capture (dm_cuda_graph_end fails: the graph would lack the op).
+ * These are the CUDA backend's op-table graph entries (depthmatte/graph.h). Not yet run on a
+ * GPU (tests/gpu/test_cuda_ops -o graph; the emulated backend's recording runs the same case). */
 #include <stdlib.h>
 
 #include "cuda_common.h"
@@ -30,6 +32,7 @@ dm_status dm_cuda_graph_begin(dm_backend *be) {
     CUDA_CHECK(cudaSetDevice(ctx->device));
     CUDA_CHECK(cudaStreamBeginCapture(ctx->stream, cudaStreamCaptureModeThreadLocal));
     ctx->capturing = 1;
+    ctx->capture_failed = 0;
     return DM_OK;
 }
 
@@ -41,6 +44,11 @@ dm_status dm_cuda_graph_end(dm_backend *be, dm_cuda_graph **out) {
     cudaGraph_t graph = NULL;
     cudaError_t e = cudaStreamEndCapture(ctx->stream, &graph);
     ctx->capturing = 0;
+    if (e == cudaSuccess && ctx->capture_failed) { /* an op was refused: the graph lacks it */
+        if (graph) cudaGraphDestroy(graph);
+        return dm_error_set(DM_ERR_BACKEND, "dm_cuda_graph_end: capture failed: an op inside "
+                            "the capture was refused (allocation, host copy, synchronisation)");
+    }
     if (e != cudaSuccess || !graph) {
         (void)cudaGetLastError();
         if (graph) cudaGraphDestroy(graph);
