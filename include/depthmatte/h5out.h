@@ -176,6 +176,13 @@ int dm_h5_video_failed(const dm_h5_file *f, int video);
 /* Collective: writes the /ranks table from every rank's `mine` (gathered inside). */
 dm_status dm_h5_write_stats(dm_h5_file *f, const dm_h5_rank_stats *mine);
 
+/* Collective: adds each rank's per-video counts mine[v] (one per video of the file), summed
+ * over the ranks (MPI_Allreduce), to the int64 attribute `name` of /videos/<id> (created at 0
+ * when absent: a file written before it existed, or its first run), for every video. Used for
+ * recomputed_frames (the non-finite guard's float32 recomputes, docs/output.md); summed over
+ * the runs that wrote the file (a resumed chunk's frames may count twice). */
+dm_status dm_h5_add_video_counts(dm_h5_file *f, const char *name, const int64_t *mine);
+
 /* Collective: ends the run: videos not failed get status "ok", root attr complete = 1 when no
  * video failed (else 0), root attr failed_videos = their count, then flush. */
 dm_status dm_h5_finish(dm_h5_file *f);

@@ -680,6 +680,26 @@ dm_status dm_h5_write_stats(dm_h5_file *f, const dm_h5_rank_stats *mine) {
     return st;
 }
 
+dm_status dm_h5_add_video_counts(dm_h5_file *f, const char *name, const int64_t *mine) {
+    const char *p = f->path;
+    const int n = f->n_videos;
+    int64_t *sum = calloc(n > 0 ? (size_t)n : 1, sizeof *sum);
+    if (!sum) return dm_error_set(DM_ERR_NOMEM, "%s: out of memory", p);
+    dm_status st = DM_OK;
+    const int rc = MPI_Allreduce(mine, sum, n, MPI_INT64_T, MPI_SUM, f->comm);
+    if (rc != MPI_SUCCESS)
+        st = h5u_mpi_fail(p, rc, "MPI_Allreduce(video counts)", __FILE__, __LINE__, __func__);
+    for (int v = 0; v < n && !st; v++) {
+        int64_t before = 0;
+        const htri_t has = H5Aexists(f->videos[v].group, name);
+        if (has < 0) st = h5u_fail(p, "H5Aexists", __FILE__, __LINE__, __func__);
+        if (!st && has > 0) st = h5u_read_i64(p, f->videos[v].group, name, &before);
+        if (!st) st = h5u_attr_i64(p, f->videos[v].group, name, before + sum[v]);
+    }
+    free(sum);
+    return st;
+}
+
 dm_status dm_h5_finish(dm_h5_file *f) {
     const char *p = f->path;
     int64_t failed = 0;

@@ -375,7 +375,9 @@ dm_status dm_pipeline_run(const char *job_path, const char *const *sets, int n_s
         dm_h5_rank_stats *s = pl_worker_stats(w);
         s->total_s = pl_now() - t0;
         pl_summary(&c, s, MPI_COMM_WORLD);
-        dm_status s2 = dm_h5_write_stats(f, s);
+        dm_status s2 = dm_h5_add_video_counts(f, "recomputed_frames",
+                                              pl_worker_video_recomputed(w));
+        if (!s2) s2 = dm_h5_write_stats(f, s);
         /* Interrupted: statuses stay "pending" and complete = 0 (the rows written are done). */
         if (!s2 && !res->interrupted) s2 = dm_h5_finish(f);
         if (s2) res->report = res->fatal = 1, st = s2;

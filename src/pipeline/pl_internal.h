@@ -142,6 +142,8 @@ void pl_worker_end_chunk(pl_worker *w);
 
 /* Statistics of this rank so far (frames, seconds per stage). */
 dm_h5_rank_stats *pl_worker_stats(pl_worker *w);
+/* Frames this rank recomputed in float32, per video (n_inputs entries). */
+const int64_t *pl_worker_video_recomputed(const pl_worker *w);
 
 /* 1 when the job's depth model is a Video Depth Anything model (either depth.mode). */
 static inline int pl_is_vda_model(const dm_job *job) {

@@ -111,6 +111,7 @@ typedef struct pl_stage_env {
     const pl_ctx *c;         /* job, inputs, plan */
     dm_backend *be;          /* the rank's backend (CPU, CUDA or emulated) */
     dm_h5_rank_stats *stats; /* inference_s, verify_s, verified/recomputed frames */
+    int64_t *video_recomputed; /* (n_inputs) frames recomputed in float32, per video */
     size_t max_px;           /* largest source frame (pixels) of this rank's units */
 } pl_stage_env;
 

@@ -136,6 +136,7 @@ static dm_status guard(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64
         if (st) return st;
         if (!still) {
             env->stats->recomputed_frames++;
+            env->video_recomputed[u->video]++;
             fprintf(stderr,
                     "depthmatte: %s: frame %lld: %lld NaN/Inf RVM values in %s; recomputed in "
                     "float32\n",

@@ -143,6 +143,7 @@ static dm_status check_window(vda_stage *v, const pl_unit *u) {
     if (redo && !still) {
         memcpy(v->raw, v->ref_raw, n * sizeof(float));
         env->stats->recomputed_frames += VDA_WINDOW;
+        env->video_recomputed[u->video] += VDA_WINDOW;
         fprintf(stderr,
                 "depthmatte: %s: window %d: %lld NaN/Inf depth values in %s; recomputed "
                 "in float32\n",

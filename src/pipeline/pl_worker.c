@@ -201,7 +201,9 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
     int64_t cap;
     unit_sizes(c, &px, &cap);
     /* The stages, in push order: matting first, then depth (any combination, one decode). */
-    pl_stage_env env = {c, w->be, &w->stats, px};
+    if (!(w->video_recomputed = calloc(c->n_inputs > 0 ? c->n_inputs : 1, sizeof(int64_t))))
+        return dm_error_set(DM_ERR_NOMEM, "out of memory");
+    pl_stage_env env = {c, w->be, &w->stats, w->video_recomputed, px};
     if (job->matting.enabled && (st = pl_stage_rvm_create(&w->stage[w->n_stages++], &env)))
         return st;
     if (job->depth.enabled) {
@@ -294,7 +296,12 @@ void pl_worker_free(pl_worker *w) {
         free(rs->rows.alpha), free(rs->rows.fgr), free(rs->rows.depth), free(rs->pts), free(rs->ts);
     }
     free(w->keep[0].rgb), free(w->keep[1].rgb), free(w->msg), free(w->carry);
+    free(w->video_recomputed);
     free(w);
+}
+
+const int64_t *pl_worker_video_recomputed(const pl_worker *w) {
+    return w->video_recomputed;
 }
 
 dm_h5_rank_stats *pl_worker_stats(pl_worker *w) {

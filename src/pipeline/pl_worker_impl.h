@@ -79,6 +79,7 @@ struct pl_worker {
     size_t msg_cap; /* bytes of each */
     int carry_video, carry_window, carry_ok;
     dm_h5_rank_stats stats;
+    int64_t *video_recomputed; /* (n_inputs) the stages' per-video recompute counts */
 };
 
 /* pl_run_unit.c: the MPI-free part of unit u into w->set[w->cur]: decode + every stage's

@@ -1096,6 +1096,10 @@ def case_device():
         with h5py.File(out) as f:
             return f["ranks/" + col][...]
 
+    def video_attr(out, name):
+        with h5py.File(out) as f:
+            return int(f["videos/00000"].attrs[name])
+
     for tag, key in (("da2", "depth"), ("rvm", "alpha"), ("vda", "depth")):
         matting, vda = tag == "rvm", tag == "vda"
         cj, cout = job(f"{tag}_cpu", "cpu", matting=matting, vda=vda)
@@ -1134,6 +1138,8 @@ def case_device():
     b, done = rows(hout, "depth")
     rec = ranks(hout, "recomputed_frames")
     check(int(rec.sum()) == 8, f"f16 + NaN: 8 frames recomputed (/ranks {rec})")
+    check(video_attr(hout, "recomputed_frames") == 8 and video_attr(cout, "recomputed_frames") == 0,
+          "f16 + NaN: per-video attribute recomputed_frames 8 (CPU run: 0)")
     check(bool(np.all(np.isfinite(b))) and np.array_equal(a, b),
           "f16 + NaN: recomputed rows finite and equal to the CPU float32 run")
     # VDA: a float16 window with NaNs is recomputed in float32 from the same input
@@ -1144,7 +1150,9 @@ def case_device():
     b, _ = rows(vout, "depth")
     check(bool(np.all(np.isfinite(b))) and np.array_equal(a, b),
           "vda f16 + NaN: recomputed windows equal to the CPU float32 run")
-    check(int(ranks(vout, "recomputed_frames").sum()) >= 32, "vda f16 + NaN: windows counted")
+    vrec = int(ranks(vout, "recomputed_frames").sum())
+    check(vrec >= 32 and video_attr(vout, "recomputed_frames") == vrec,
+          f"vda f16 + NaN: windows counted ({vrec}, = the video attribute)")
     # RVM is recurrent: a float16 frame with NaNs is recomputed in float32 from the state it
     # started from (a checkpoint taken before each frame) and the device continues from the
     # reference's new state. With a NaN in every frame's alpha, every frame is the CPU's
@@ -1165,7 +1173,8 @@ def case_device():
           f"mean {d.mean():.4f} levels)")
     rec = ranks(mout, "recomputed_frames")
     # 8 rows + the 2 warm-up frames of the second chunk (its state feeds its rows)
-    check(int(rec.sum()) == 10, f"rvm f16 + NaN: rows and warm-up frames counted (/ranks {rec})")
+    check(int(rec.sum()) == 10 and video_attr(mout, "recomputed_frames") == 10,
+          f"rvm f16 + NaN: rows and warm-up frames counted (/ranks {rec}, video attribute)")
     mj, mout = job("rvm_f32_nan", "emulated", matting=True, verify="off")
     rc, _, err = run(2, mj, env_extra={"DM_TEST_EMU_FAULT": "matting_compose:nan-always"})
     check(rc != 0 and "RVM output has" in err and "frame 0" in err and clip in err,
