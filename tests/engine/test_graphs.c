@@ -99,7 +99,7 @@ static void test_engine(void) {
         CHECK_OK(dm_graph_launch(be, g));
         download(be, &z, out);
         for (int i = 0; i < N; i++)
-            want[i] = (in[i] > 0 ? in[i] : 0.f) * in[i];
+            want[i] = (in[i] < 0 ? 0.f : in[i]) * in[i]; /* relu(-0) = -0 as in PyTorch */
         CHECK(same(out, want, N));
     }
     CHECK(dm_backend_emu_launch_count(be) == 2);

@@ -90,6 +90,9 @@ golden_files=(
   golden/da2_vits/case_wide.safetensors
   golden/vda_vits/recipe.json golden/vda_vits/pe_buffers.safetensors
   golden/vda_vits/window.safetensors golden/vda_vits/video.safetensors
+  golden/vda_vits/stream.safetensors
+  golden/rvm_r50/recipe.json golden/rvm_r50/sequence.safetensors
+  golden/rvm_r50/sequence_noDGF.safetensors
   models/rvm_mobilenetv3.safetensors
   videos/05_default_juggle.mp4
 )
