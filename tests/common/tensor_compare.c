@@ -1,7 +1,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "depthmatte/recipe.h"
 #include "tensor_compare.h"
 
 int tc_failure_count = 0;
@@ -107,6 +109,21 @@ const char *tc_shared_path(const char *rel) {
     static char buf[4096];
     snprintf(buf, sizeof buf, "%s/%s", tc_shared_dir(), rel);
     return buf;
+}
+
+int tc_recipe_file(const char *rel, const char *tag, char *path, size_t size) {
+    dm_recipe r;
+    if (dm_recipe_load(&r, tc_shared_path(rel))) return 0;
+    snprintf(path, size, "%s/dm_test_%s_%d.safetensors",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", tag, (int)getpid());
+    if (strstr(rel, "vda_vits/")) { /* the VDA recipe's fixed buffers come from the golden */
+        char pe[4096]; /* tc_shared_path's buffer is reused */
+        snprintf(pe, sizeof pe, "%s", tc_shared_path("golden/vda_vits/pe_buffers.safetensors"));
+        CHECK_OK(dm_recipe_set_pe_file(&r, pe));
+    }
+    CHECK_OK(dm_recipe_write_safetensors(&r, path));
+    dm_recipe_free(&r);
+    return 1;
 }
 
 int tc_skip(const char *why) {

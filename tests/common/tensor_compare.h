@@ -68,6 +68,12 @@ const char *tc_shared_dir(void);
 /* Builds "<shared>/<rel>" into a static buffer (one at a time). */
 const char *tc_shared_path(const char *rel);
 
+/* Recipe weights of ../shared/<rel> (a recipe.json; the VDA recipe gets the golden
+ * pe_buffers) written to $TMPDIR (or /tmp) as dm_test_<tag>_<pid>.safetensors; the path goes
+ * to path[size]. Returns 1 when written, 0 when the recipe is absent (the caller skips);
+ * a failed write is counted as a test failure. */
+int tc_recipe_file(const char *rel, const char *tag, char *path, size_t size);
+
 /* Prints a loud SKIP line and returns the CTest skip code 77. */
 int tc_skip(const char *why);
 

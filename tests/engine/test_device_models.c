@@ -48,23 +48,6 @@ static double max_abs_diff(const float *a, const float *b, size_t n) {
     return m;
 }
 
-/* Recipe weights of ../shared/golden/<model>/recipe.json written to a temporary file. */
-static int recipe_file(const char *rel, const char *tag, char *path, size_t size) {
-    dm_recipe r;
-    dm_status st = dm_recipe_load(&r, tc_shared_path(rel));
-    if (st) return 0;
-    snprintf(path, size, "%s/dm_devmodels_%s_%d.safetensors",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", tag, (int)getpid());
-    if (!strcmp(tag, "vda") || !strcmp(tag, "vdas")) {
-        char pe[512];
-        snprintf(pe, sizeof pe, "%s", tc_shared_path("golden/vda_vits/pe_buffers.safetensors"));
-        CHECK_OK(dm_recipe_set_pe_file(&r, pe));
-    }
-    CHECK_OK(dm_recipe_write_safetensors(&r, path));
-    dm_recipe_free(&r);
-    return 1;
-}
-
 /* Compares a device result with the CPU one per the rules in the header. */
 static void judge(const char *name, dm_dtype precision, const char *perturb, const float *got,
                   const float *ref, size_t n) {
@@ -131,7 +114,7 @@ static void test_rvm(dm_backend *cpu, const uint8_t *frames[3], const char *wpat
 
 static void test_da2(dm_backend *cpu, const uint8_t *frame) {
     char wpath[512];
-    if (!recipe_file("golden/da2_vits/recipe.json", "da2", wpath, sizeof wpath)) {
+    if (!tc_recipe_file("golden/da2_vits/recipe.json", "da2", wpath, sizeof wpath)) {
         printf("SKIPPED da2 part: golden/da2_vits/recipe.json not found\n");
         return;
     }
@@ -168,7 +151,7 @@ static void test_da2(dm_backend *cpu, const uint8_t *frame) {
  * (48x64 frames, input 42). A frame mixed up with its neighbour would differ by O(std). */
 static void test_da2_batch(dm_backend *cpu, const uint8_t *frames[3]) {
     char wpath[512];
-    if (!recipe_file("golden/da2_vits/recipe.json", "da2b", wpath, sizeof wpath)) return;
+    if (!tc_recipe_file("golden/da2_vits/recipe.json", "da2b", wpath, sizeof wpath)) return;
     dm_backend *emu_be = emu(DM_DTYPE_F32, NULL);
     dm_backend *bes[2] = {cpu, emu_be};
     float one[3][H * W], many[3 * H * W];
@@ -212,7 +195,7 @@ static void test_da2_batch(dm_backend *cpu, const uint8_t *frames[3]) {
 
 static void test_vda(dm_backend *cpu, const uint8_t *frames[3]) {
     char wpath[512];
-    if (!recipe_file("golden/vda_vits/recipe.json", "vda", wpath, sizeof wpath)) {
+    if (!tc_recipe_file("golden/vda_vits/recipe.json", "vda", wpath, sizeof wpath)) {
         printf("SKIPPED vda part: golden/vda_vits/recipe.json not found\n");
         return;
     }
@@ -249,7 +232,7 @@ static void test_vda(dm_backend *cpu, const uint8_t *frames[3]) {
 enum { STREAM_N = 13 };
 static void test_vda_stream(dm_backend *cpu, const uint8_t *frames[3]) {
     char wpath[512];
-    if (!recipe_file("golden/vda_vits/recipe.json", "vdas", wpath, sizeof wpath)) {
+    if (!tc_recipe_file("golden/vda_vits/recipe.json", "vdas", wpath, sizeof wpath)) {
         printf("SKIPPED vda stream part: golden/vda_vits/recipe.json not found\n");
         return;
     }
@@ -328,7 +311,7 @@ int main(void) {
     else
         test_rvm(cpu, frames, mbv3, RVM_VARIANT_MOBILENETV3);
     char r50[512];
-    if (!recipe_file("golden/rvm_r50/recipe.json", "rvm_r50", r50, sizeof r50)) {
+    if (!tc_recipe_file("golden/rvm_r50/recipe.json", "rvm_r50", r50, sizeof r50)) {
         printf("SKIPPED rvm resnet50 part: golden/rvm_r50/recipe.json not found\n");
     } else {
         test_rvm(cpu, frames, r50, RVM_VARIANT_RESNET50);

@@ -251,22 +251,6 @@ static void test_runner(void) {
 
 /* ---- the models' graph paths: graphs on == graphs off, bitwise --------------------------- */
 
-/* Recipe weights of ../shared/golden/<model>/recipe.json written to a temporary file. */
-static int recipe_file(const char *rel, const char *tag, char *path, size_t size) {
-    dm_recipe r;
-    if (dm_recipe_load(&r, tc_shared_path(rel))) return 0;
-    snprintf(path, size, "%s/dm_graphs_%s_%d.safetensors",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", tag, (int)getpid());
-    if (!strcmp(tag, "vda")) {
-        char pe[512];
-        snprintf(pe, sizeof pe, "%s", tc_shared_path("golden/vda_vits/pe_buffers.safetensors"));
-        CHECK_OK(dm_recipe_set_pe_file(&r, pe));
-    }
-    CHECK_OK(dm_recipe_write_safetensors(&r, path));
-    dm_recipe_free(&r);
-    return 1;
-}
-
 /* A backend made with graphs on or off (the runners read DM_CUDA_GRAPHS when a context is
  * made, so the variable is set around the model calls that make them). */
 static void graphs_env(int on) {
@@ -321,7 +305,7 @@ static void test_rvm(const uint8_t *const *frames, const char *wpath, rvm_varian
  * 3 over full and partial batches; graphs vs none. */
 static void test_da2(const uint8_t *const *frames) {
     char wpath[512];
-    if (!recipe_file("golden/da2_vits/recipe.json", "da2", wpath, sizeof wpath)) {
+    if (!tc_recipe_file("golden/da2_vits/recipe.json", "da2", wpath, sizeof wpath)) {
         printf("SKIPPED da2 part: golden/da2_vits/recipe.json not found\n");
         return;
     }
@@ -367,7 +351,7 @@ static void test_da2(const uint8_t *const *frames) {
  * vs none; and the launch figures of a 32-frame window and a stream frame. */
 static void test_vda(const uint8_t *const *frames) {
     char wpath[512];
-    if (!recipe_file("golden/vda_vits/recipe.json", "vda", wpath, sizeof wpath)) {
+    if (!tc_recipe_file("golden/vda_vits/recipe.json", "vda", wpath, sizeof wpath)) {
         printf("SKIPPED vda part: golden/vda_vits/recipe.json not found\n");
         return;
     }
@@ -438,7 +422,7 @@ int main(void) {
     else
         test_rvm(frames, mbv3, RVM_VARIANT_MOBILENETV3);
     char r50[512];
-    if (recipe_file("golden/rvm_r50/recipe.json", "rvm_r50", r50, sizeof r50)) {
+    if (tc_recipe_file("golden/rvm_r50/recipe.json", "rvm_r50", r50, sizeof r50)) {
         test_rvm(frames, r50, RVM_VARIANT_RESNET50);
         unlink(r50);
     } else {
