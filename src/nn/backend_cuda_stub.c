@@ -108,27 +108,6 @@ dm_status dm_cuda_attention_qkv(dm_backend *be, const dm_tensor *qkv, int heads,
     return no_cuda();
 }
 
-dm_status dm_cuda_graph_begin(dm_backend *be) {
-    (void)be;
-    return no_cuda();
-}
-
-dm_status dm_cuda_graph_end(dm_backend *be, dm_cuda_graph **out) {
-    (void)be;
-    if (out) *out = NULL;
-    return no_cuda();
-}
-
-dm_status dm_cuda_graph_launch(dm_backend *be, dm_cuda_graph *g) {
-    (void)be;
-    (void)g;
-    return no_cuda();
-}
-
-void dm_cuda_graph_free(dm_cuda_graph *g) {
-    (void)g; /* no graph can exist without CUDA */
-}
-
 dm_status dm_cuda_conv_fused_stats(dm_backend *be, dm_cuda_fused_stats *out) {
     (void)be;
     if (out) memset(out, 0, sizeof *out);

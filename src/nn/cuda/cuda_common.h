@@ -277,6 +277,36 @@ int cuda_conv_fused_graph_check(const int xs[4], const int ws4[4], const int ys[
 /* Destroys the fused plans (conv_fused.c); called by the backend's destroy. */
 void cuda_conv_fused_free(cuda_ctx *ctx);
 
+/* ---- CUDA Graphs: the op table's graph entries (include/depthmatte/graph.h) -------------- */
+
+/* A captured and instantiated sequence of the backend's work (cudaGraphExec_t). */
+typedef struct dm_cuda_graph dm_cuda_graph;
+
+/* Starts capturing the work queued on be's stream (cudaStreamBeginCapture, thread-local mode):
+ * the ops called until dm_cuda_graph_end are recorded, not run. Everything the captured ops
+ * need must exist beforehand: run the forward once eagerly with the same shapes first, so that
+ * scratch buffers, cuDNN algorithms and cuBLASLt plans are in place (a scratch buffer that would
+ * have to grow, an allocation, a host<->device copy or a synchronisation inside the capture
+ * fails with DM_ERR_BACKEND and spoils the capture: dm_cuda_graph_end then fails too). These
+ * are the CUDA backend's op-table graph entries: models use the backend-neutral
+ * depthmatte/graph.h. The graph reads and writes the very device buffers the ops were given:
+ * upload new inputs into the same input tensors before each dm_cuda_graph_launch. Errors:
+ * DM_ERR_ARG (not a CUDA backend, already capturing), DM_ERR_BACKEND (CUDA). Source: CUDA
+ * Programming Guide, "CUDA Graphs", stream capture. */
+dm_status dm_cuda_graph_begin(dm_backend *be);
+
+/* Ends the capture begun by dm_cuda_graph_begin and instantiates it into *out (free with
+ * dm_cuda_graph_free). Always leaves capture mode, also when an op failed during the capture;
+ * then *out is NULL and the result is DM_ERR_BACKEND (capture invalidated, or an op refused)
+ * or DM_ERR_ARG (no capture running). */
+dm_status dm_cuda_graph_end(dm_backend *be, dm_cuda_graph **out);
+
+/* Replays graph g on be's stream (asynchronously, ordered with the backend's other work). */
+dm_status dm_cuda_graph_launch(dm_backend *be, dm_cuda_graph *g);
+
+/* Releases a graph (NULL is ignored). */
+void dm_cuda_graph_free(dm_cuda_graph *g);
+
 #ifdef __cplusplus
 }
 #endif
