@@ -246,8 +246,18 @@ void dm_backend_destroy(dm_backend *be);
 dm_dtype dm_backend_precision(const dm_backend *be);
 
 /* The dtype models allocate their weights and activations in on this backend (equals the
- * precision on CUDA; f32 on the CPU and on the emulated backend, which rounds instead). */
+ * precision on CUDA and on the emulated backend; f32 on the CPU). */
 dm_dtype dm_backend_storage_dtype(const dm_backend *be);
+
+/* The dtype models keep their residual streams in (a tensor that many ops add small updates
+ * to: a ViT's tokens across its blocks, x = x + attn(norm(x)) ...; the motion modules' hidden
+ * states): f32 on every backend, whatever the precision. Stored in f16 such a stream loses the
+ * low bits of every update (its magnitude grows across blocks while the updates stay small);
+ * PyTorch's autocast keeps it in f32 likewise (an add of an f16 matmul output to an f32 tensor
+ * promotes to f32), which is what the official VDA/DA-V2 reduced-precision modes run
+ * (benchmarks/RESULTS.md "Reduced precision"). The ops read and write mixed dtypes (an f32
+ * stream, f16 weights and activations), accumulating in f32. */
+dm_dtype dm_backend_residual_dtype(const dm_backend *be);
 
 /* 1 when `be` runs op `op` on tensors of `dtype` (see dm_backend_ops.supports), else 0. */
 int dm_backend_supports(const dm_backend *be, dm_op_id op, dm_dtype dtype);

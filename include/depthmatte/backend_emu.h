@@ -7,11 +7,18 @@
  * inputs uploaded, outputs downloaded, device-side views) runs, and is tested, on a machine
  * without a GPU; a forgotten upload or download fails here as it would on the GPU.
  *
- * Precision: with `precision` DM_DTYPE_F16 or DM_DTYPE_BF16 every value that enters the device
- * (copies into its tensors) and every op output is rounded to that dtype (round to nearest
- * even), while storage stays f32 (dm_backend_storage_dtype is f32): the numerics of a device
- * that stores tensors in reduced precision and accumulates in f32, for testing tolerances and
- * the pipeline's reduced-precision paths (non-finite guard, float32 recompute).
+ * Precision and storage, as on CUDA: with `precision` DM_DTYPE_F16 or DM_DTYPE_BF16 the storage
+ * dtype (dm_backend_storage_dtype) is that precision and such tensors really hold 2-byte values;
+ * a tensor allocated in f32 holds f32 (mixed storage: models keep residual streams in f32,
+ * dm_backend_residual_dtype). The CPU ops compute in f32: f16/bf16 arguments are widened into
+ * temporary f32 copies and outputs narrowed back (round to nearest even) after the op, which is
+ * what storing a result in that dtype does. Operands of the ops the CUDA backend runs in its
+ * compute dtype (linear, conv2d, conv_transpose2d, attention, attention_qkv) stored in f32 are
+ * rounded to the precision first, and the convolutions' outputs are rounded to it (CUDA writes
+ * them through a compute-dtype buffer); accumulation is f32 throughout. Uploads into f16/bf16
+ * tensors round. So the numerics of a reduced-precision device, for testing tolerances and the
+ * pipeline's reduced-precision paths (non-finite guard, float32 recompute). Not emulated:
+ * roundings inside one op (the tensor-core attention's f16 probabilities).
  *
  * Graphs (depthmatte/graph.h), emulated faithfully: between graph_begin and graph_end every
  * op is checked (device tensors) and RECORDED, not run, its tensor descriptors and parameters
@@ -43,9 +50,9 @@ dm_status dm_backend_emu_create(int threads, dm_dtype precision, const char *per
                                 dm_backend **out);
 
 /* Memory allocated on the emulated device `be` since its creation (dm_alloc: weights uploaded at
- * load, model contexts), in bytes: *host_bytes as held here (f32 storage, 64-byte rounding),
- * *device_bytes for the same tensors on a device that stores them in the compute precision
- * (4 bytes per f32 element, 2 for f16/bf16: what the CUDA backend allocates). Frees are not
+ * load, model contexts), in bytes: *host_bytes as held here (64-byte rounding),
+ * *device_bytes the tensors' own bytes (2 per f16/bf16 element, 4 per f32 one: what the CUDA
+ * backend allocates for them). Frees are not
  * subtracted, so both bound the device's peak memory in use from above (models allocate once,
  * at init). Op workspaces (im2col, attention scores) are the CPU reference's and not counted.
  * Zeros for any other backend. */

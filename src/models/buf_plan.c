@@ -10,7 +10,12 @@ void bp_init(buf_plan *p) {
 
 dm_status bp_alloc(buf_plan *p, dm_backend *be, dm_tensor *t, int ndim, const int64_t *shape,
                    int first, int last) {
-    if (!p) return dm_alloc(be, t, dm_backend_storage_dtype(be), ndim, shape);
+    return bp_alloc_dtype(p, be, t, dm_backend_storage_dtype(be), ndim, shape, first, last);
+}
+
+dm_status bp_alloc_dtype(buf_plan *p, dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
+                         const int64_t *shape, int first, int last) {
+    if (!p) return dm_alloc(be, t, dtype, ndim, shape);
     if (p->err) return p->err;
     if (ndim < 1 || ndim > DM_MAX_DIMS || first > last)
         return p->err = dm_error_set(DM_ERR_ARG,
@@ -31,7 +36,8 @@ dm_status bp_alloc(buf_plan *p, dm_backend *be, dm_tensor *t, int ndim, const in
         r->shape[i] = shape[i];
         n *= shape[i];
     }
-    r->t = t, r->ndim = ndim, r->first = first, r->last = last;
+    r->t = t, r->dtype = dtype, r->ndim = ndim, r->first = first, r->last = last;
+    n *= (int64_t)dm_dtype_size(dtype);
     r->n = (n + BP_ALIGN - 1) / BP_ALIGN * BP_ALIGN;
     if (r->n == 0) r->n = BP_ALIGN;
     memset(t, 0, sizeof *t);
@@ -77,20 +83,25 @@ dm_status bp_commit(buf_plan *p, dm_backend *be) {
     }
     free(order), free(live);
     const int64_t s[] = {total ? total : BP_ALIGN};
-    dm_status st = dm_alloc(be, &p->arena, dm_backend_storage_dtype(be), 1, s);
+    dm_status st = dm_alloc(be, &p->arena, DM_DTYPE_U8, 1, s);
     if (st) return st;
     for (int i = 0; i < p->n; i++) {
         bp_req *r = &p->req[i];
-        *r->t = dm_tensor_sub(&p->arena, r->off, r->ndim, r->shape);
+        const int64_t nb[] = {r->n};
+        dm_tensor v = dm_tensor_sub(&p->arena, r->off, 1, nb); /* r->n bytes at r->off */
+        v.dtype = r->dtype;
+        v.ndim = r->ndim;
+        memcpy(v.shape, r->shape, sizeof v.shape);
+        *r->t = v;
     }
     return DM_OK;
 }
 
-int64_t bp_arena_elems(const buf_plan *p) {
+int64_t bp_arena_bytes(const buf_plan *p) {
     return dm_tensor_numel(&p->arena) * (p->arena.data != NULL);
 }
 
-int64_t bp_requested_elems(const buf_plan *p) {
+int64_t bp_requested_bytes(const buf_plan *p) {
     int64_t n = 0;
     for (int i = 0; i < p->n; i++)
         n += p->req[i].n;

@@ -17,20 +17,21 @@
 
 typedef struct bp_req {
     dm_tensor *t; /* filled with a view by bp_commit */
+    dm_dtype dtype;
     int ndim;
     int64_t shape[DM_MAX_DIMS];
     int first, last; /* phases, inclusive */
-    int64_t n, off;  /* elements (rounded up to BP_ALIGN), placement */
+    int64_t n, off;  /* bytes (rounded up to BP_ALIGN), placement in bytes */
 } bp_req;
 
 typedef struct buf_plan {
     bp_req *req;
     int n, cap;
     dm_status err;   /* first error of bp_add (reported by bp_commit) */
-    dm_tensor arena; /* 1-D, storage dtype of the backend; owns the memory */
+    dm_tensor arena; /* 1-D, u8 (bytes) on the backend; owns the memory */
 } buf_plan;
 
-#define BP_ALIGN 64 /* elements: every view starts 256 bytes (f32) apart at least */
+#define BP_ALIGN 256 /* bytes: every view starts on a 256-byte boundary of the arena */
 
 void bp_init(buf_plan *p);
 
@@ -39,14 +40,19 @@ void bp_init(buf_plan *p);
 dm_status bp_alloc(buf_plan *p, dm_backend *be, dm_tensor *t, int ndim, const int64_t *shape,
                    int first, int last);
 
+/* As bp_alloc, in `dtype` (e.g. dm_backend_residual_dtype: buffers of several dtypes share one
+ * arena; each view is aligned to BP_ALIGN bytes). */
+dm_status bp_alloc_dtype(buf_plan *p, dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
+                         const int64_t *shape, int first, int last);
+
 /* Places every request, allocates the arena, fills every requested tensor. DM_ERR_NOMEM,
  * DM_ERR_ARG (bad request). */
 dm_status bp_commit(buf_plan *p, dm_backend *be);
 
-/* Elements of the arena (after bp_commit) and the sum of all requests (what separate
- * buffers would need). */
-int64_t bp_arena_elems(const buf_plan *p);
-int64_t bp_requested_elems(const buf_plan *p);
+/* Bytes of the arena (after bp_commit) and the sum of all requests, each rounded up to
+ * BP_ALIGN (what separate buffers would need). */
+int64_t bp_arena_bytes(const buf_plan *p);
+int64_t bp_requested_bytes(const buf_plan *p);
 
 /* Frees the arena and the request list (the views become dangling: free their owners first
  * or zero them). */

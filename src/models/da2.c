@@ -67,7 +67,7 @@ dm_status da2_model_load_st(da2_model **out, dm_st_file *f, dm_backend *be) {
     }
     /* loaded on the host, then moved once onto the backend in its storage dtype */
     if ((st = dm_st_check_all_used(f, ignore)) ||
-        (st = dinov2_each(&m->enc, model_tensor_upload, be)) ||
+        (st = dinov2_upload(&m->enc, be)) ||
         (st = dpt_each(&m->head, model_tensor_upload, be))) {
         da2_model_free(m);
         return st;

@@ -26,6 +26,26 @@ dm_status dinov2_each(dinov2_weights *w, model_tensor_fn fn, void *arg) {
     return st;
 }
 
+typedef struct upload_arg {
+    dm_backend *be;
+    const dinov2_weights *w;
+} upload_arg;
+
+/* The storage dtype, except for the two tables added into the residual stream: kept in its
+ * dtype (autocast keeps these parameters in f32, and interpolate_pos_encoding resizes the
+ * table in f32). */
+static dm_status upload_one(dm_tensor *t, void *arg) {
+    const upload_arg *u = arg;
+    const int stream = t == &u->w->cls_token || t == &u->w->pos_embed;
+    return dm_tensor_upload(u->be, t, stream ? dm_backend_residual_dtype(u->be)
+                                             : dm_backend_storage_dtype(u->be));
+}
+
+dm_status dinov2_upload(dinov2_weights *w, dm_backend *be) {
+    upload_arg u = {be, w};
+    return dinov2_each(w, upload_one, &u);
+}
+
 void dinov2_free(dinov2_weights *w) {
     dinov2_each(w, model_tensor_free, NULL);
 }
@@ -111,9 +131,9 @@ static dm_status make_pos(dinov2_ctx *c, const dinov2_weights *w, dm_backend *be
         return dm_copy(be, &w->pos_embed, &c->pos);
     const int64_t s_grid_tok[] = {1, G, G, C}, s_grid[] = {1, C, G, G}, s_out[] = {1, C, ph, pw},
                   s_out_tok[] = {1, ph, pw, C}, s_cls[] = {1, 1, C};
-    dm_tensor grid_chw, out_chw;
-    if ((st = dm_alloc(be, &grid_chw, dm_backend_storage_dtype(be), 4, s_grid))) return st;
-    if ((st = dm_alloc(be, &out_chw, dm_backend_storage_dtype(be), 4, s_out))) {
+    dm_tensor grid_chw, out_chw; /* in the table's dtype: the resize runs in f32 */
+    if ((st = dm_alloc(be, &grid_chw, w->pos_embed.dtype, 4, s_grid))) return st;
+    if ((st = dm_alloc(be, &out_chw, w->pos_embed.dtype, 4, s_out))) {
         dm_tensor_free(&grid_chw);
         return st;
     }
@@ -158,11 +178,14 @@ dm_status dinov2_ctx_init_plan(dinov2_ctx *c, const dinov2_weights *w, dm_backen
     /* Planned: the working buffers live in `phase` only, feat[i] until feat_last[i] (the
      * head's use); pos is computed here, so it is always allocated on its own. */
     const int ph0 = phase;
+    /* the residual stream (x, its copy after embedding, the position table added to it) in
+     * the residual dtype (f32): the blocks add their f16/bf16 outputs to it in f32 */
+    const dm_dtype rd = dm_backend_residual_dtype(be);
     dm_status st;
-    if ((st = dm_alloc(be, &c->pos, dm_backend_storage_dtype(be), 3, s_pos)) ||
+    if ((st = dm_alloc(be, &c->pos, rd, 3, s_pos)) ||
         (st = bp_alloc(plan, be, &c->patch, 4, s_patch, ph0, ph0)) ||
-        (st = bp_alloc(plan, be, &c->x, 3, s_x, ph0, ph0)) ||
-        (st = bp_alloc(plan, be, &c->embed, 3, s_x, ph0, ph0)) ||
+        (st = bp_alloc_dtype(plan, be, &c->x, rd, 3, s_x, ph0, ph0)) ||
+        (st = bp_alloc_dtype(plan, be, &c->embed, rd, 3, s_x, ph0, ph0)) ||
         (st = bp_alloc(plan, be, &c->xn, 3, s_x, ph0, ph0)) ||
         (st = bp_alloc(plan, be, &c->qkv, 3, s_qkv, ph0, ph0)) ||
         (!c->fused_qkv &&

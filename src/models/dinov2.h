@@ -42,6 +42,11 @@ typedef struct dinov2_weights {
 /* Loads every encoder tensor "<prefix>..." (prefix "pretrained." in DA-V2 and VDA) with shape
  * checks. On error the partially loaded weights are freed. */
 dm_status dinov2_load(dinov2_weights *w, da2_wsrc *src, const char *prefix);
+/* Moves the weights onto backend `be` (dm_tensor_upload, once at load): in its storage dtype,
+ * cls_token and pos_embed in its residual dtype (dm_backend_residual_dtype: they are added to
+ * the residual stream). Errors as dm_tensor_upload. */
+dm_status dinov2_upload(dinov2_weights *w, dm_backend *be);
+
 void dinov2_free(dinov2_weights *w);
 
 /* Calls fn on every weight tensor (free, upload to a device backend; models/model_tensors.h). */

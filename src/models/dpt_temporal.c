@@ -20,6 +20,12 @@ dm_status dptt_each(dptt_weights *w, model_tensor_fn fn, void *arg) {
     return st;
 }
 
+dm_status dptt_upload(dptt_weights *w, dm_backend *be) {
+    dm_status st = dpt_each(&w->dpt, model_tensor_upload, be);
+    for (int i = 0; i < 4 && !st; i++) st = mm_upload(&w->mm[i], be);
+    return st;
+}
+
 dm_status dptt_load(dptt_weights *w, da2_wsrc *src, const char *prefix) {
     memset(w, 0, sizeof *w);
     dm_status st = dpt_load(&w->dpt, src, prefix);

@@ -14,6 +14,10 @@ typedef struct dptt_weights {
     mm_weights mm[4]; /* motion_modules.0..3: 192, 384, 64, 64 channels */
 } dptt_weights;
 
+/* Moves the head's weights onto backend `be` (dpt_each with model_tensor_upload, mm_upload per
+ * motion module), once at load. Errors as dm_tensor_upload. */
+dm_status dptt_upload(dptt_weights *w, dm_backend *be);
+
 /* Loads "<prefix>projects…", "<prefix>scratch…", "<prefix>motion_modules.N…" (prefix "head."). */
 dm_status dptt_load(dptt_weights *w, da2_wsrc *src, const char *prefix);
 void dptt_free(dptt_weights *w);

@@ -25,6 +25,25 @@ dm_status mm_each(mm_weights *w, model_tensor_fn fn, void *arg) {
     return st;
 }
 
+typedef struct upload_arg {
+    dm_backend *be;
+    const mm_weights *w;
+} upload_arg;
+
+/* The storage dtype, except for the positional encodings: added to the normed states in the
+ * residual dtype (a buffer autocast leaves in f32). */
+static dm_status upload_one(dm_tensor *t, void *arg) {
+    const upload_arg *u = arg;
+    const int pe = t == &u->w->attn[0].pe || t == &u->w->attn[1].pe;
+    return dm_tensor_upload(u->be, t, pe ? dm_backend_residual_dtype(u->be)
+                                         : dm_backend_storage_dtype(u->be));
+}
+
+dm_status mm_upload(mm_weights *w, dm_backend *be) {
+    upload_arg u = {be, w};
+    return mm_each(w, upload_one, &u);
+}
+
 void mm_free(mm_weights *w) {
     mm_each(w, model_tensor_free, NULL);
     memset(w, 0, sizeof *w);
@@ -93,11 +112,16 @@ dm_status mm_scratch_init_plan(mm_scratch *s, dm_backend *be, int64_t max_tsc, b
     memset(s, 0, sizeof *s);
     s->cap = max_tsc;
     const int64_t n1[] = {max_tsc}, n4[] = {4 * max_tsc};
-    dm_tensor *one[] = {&s->xn, &s->hs, &s->tmp, &s->q, &s->k, &s->v, &s->qh, &s->kh,
-                        &s->vh, &s->oh};
+    dm_tensor *one[] = {&s->xn, &s->q, &s->k, &s->v, &s->qh, &s->kh, &s->vh, &s->oh};
+    /* the hidden states (the module's residual stream) and tmp (the normed states + pe the
+     * q/k/v projections read) in the residual dtype, f32 */
+    dm_tensor *wide[] = {&s->hs, &s->tmp};
+    const dm_dtype rd = dm_backend_residual_dtype(be);
     dm_status st = DM_OK;
     for (size_t i = 0; i < sizeof one / sizeof one[0] && !st; i++)
         st = bp_alloc(plan, be, one[i], 1, n1, first, last);
+    for (size_t i = 0; i < sizeof wide / sizeof wide[0] && !st; i++)
+        st = bp_alloc_dtype(plan, be, wide[i], rd, 1, n1, first, last);
     if (!st) st = bp_alloc(plan, be, &s->ffh, 1, n4, first, last);
     if (!st) st = bp_alloc(plan, be, &s->ffg, 1, n4, first, last);
     if (st) mm_scratch_free(s);

@@ -45,6 +45,11 @@ typedef struct mm_weights {
 /* Loads "<prefix>temporal_transformer...." (prefix e.g. "head.motion_modules.0.") for C
  * channels; shapes checked. On error everything loaded is freed. */
 dm_status mm_load(mm_weights *w, da2_wsrc *src, const char *prefix, int channels);
+/* Moves the weights onto backend `be` (dm_tensor_upload, once at load): in its storage dtype,
+ * the positional encodings (pe) in its residual dtype (dm_backend_residual_dtype). Errors as
+ * dm_tensor_upload. */
+dm_status mm_upload(mm_weights *w, dm_backend *be);
+
 void mm_free(mm_weights *w);
 
 /* Calls fn on every weight tensor (free, upload to a device backend; models/model_tensors.h). */

@@ -80,8 +80,8 @@ dm_status vda_model_load_st(vda_model **out, dm_st_file *f, dm_backend *be, int 
     }
     /* loaded on the host, then moved once onto the backend in its storage dtype */
     if ((st = dm_st_check_all_used(f, ignore)) ||
-        (st = dinov2_each(&m->enc, model_tensor_upload, be)) ||
-        (st = dptt_each(&m->head, model_tensor_upload, be))) {
+        (st = dinov2_upload(&m->enc, be)) ||
+        (st = dptt_upload(&m->head, be))) {
         vda_model_free(m);
         return st;
     }

@@ -79,26 +79,122 @@ static float round_to(dm_dtype p, float v) {
     return v;
 }
 
-/* After an op: reduced-precision rounding, then the injected fault of that op. */
-static dm_status finish(dm_backend *be, dm_op_id op, dm_status st, dm_tensor *y) {
-    if (st || !y || !y->data || y->dtype != DM_DTYPE_F32) return st;
-    float *v = (float *)y->data;
-    const int64_t n = dm_tensor_numel(y);
-    if (be->precision != DM_DTYPE_F32)
-        for (int64_t i = 0; i < n; i++) v[i] = round_to(be->precision, v[i]);
-    const emu_ctx *c = ctx_of(be);
-    if (c->fault == FAULT_NONE || c->fault_op != op || n == 0) return st;
-    if (c->fault == FAULT_PERTURB) {
-        float mx = 0.f;
-        for (int64_t i = 0; i < n; i++) mx = fmaxf(mx, fabsf(v[i]));
-        const float d = 0.05f * (mx > 0.f ? mx : 1.f);
-        for (int64_t i = 0; i < n; i += 3) v[i] += d;
-    } else if (c->fault == FAULT_NAN_ALWAYS || be->precision != DM_DTYPE_F32) {
-        v[n / 2] = NAN;
+static int narrow(dm_dtype t) {
+    return t == DM_DTYPE_F16 || t == DM_DTYPE_BF16;
+}
+
+/* ---- staging: the CPU ops take f32; tensors stored in f16/bf16 are widened around them ----
+ *
+ * Every op argument goes through an emu_stage: an f32 tensor (and a u8 one) is passed to the
+ * CPU op as it is (its memory, viewed as host memory); an f16/bf16 tensor is widened into a
+ * temporary f32 copy, and an output's copy is narrowed back (round to nearest even) after the
+ * op, which is what storing a result in that dtype does on CUDA. Inputs of the tensor-core ops
+ * (linear, convolutions, attention: STAGE_COMPUTE) stored in f32 are rounded to the precision
+ * first, as the CUDA backend converts such operands to its compute dtype (cuda_compute_dtype,
+ * cuda_as_dtype); biases are not (CUDA adds them in the output's dtype). */
+#define EMU_MAXT 6
+enum { STAGE_IN = 0, STAGE_COMPUTE = 1, STAGE_OUT = 2 };
+
+typedef struct emu_stage {
+    dm_tensor h[EMU_MAXT];        /* what the CPU op sees */
+    const dm_tensor *dev[EMU_MAXT]; /* the device tensor behind h[i] */
+    unsigned char out[EMU_MAXT], tmp[EMU_MAXT]; /* an output; h[i].data is a temporary */
+    int n;
+    dm_status err;
+} emu_stage;
+
+static void widen(const dm_tensor *t, float *dst, int64_t n, dm_dtype round) {
+    const uint16_t *v = (const uint16_t *)t->data;
+    if (t->dtype == DM_DTYPE_F16)
+        for (int64_t i = 0; i < n; i++) dst[i] = dm_f16_to_f32(v[i]);
+    else if (t->dtype == DM_DTYPE_BF16)
+        for (int64_t i = 0; i < n; i++) dst[i] = dm_bf16_to_f32(v[i]);
+    else
+        for (int64_t i = 0; i < n; i++) dst[i] = round_to(round, ((const float *)t->data)[i]);
+}
+
+/* The host view of t for the CPU op (NULL for an absent optional argument). `mode`:
+ * STAGE_IN, STAGE_COMPUTE (round f32 storage to the precision), STAGE_OUT (an output: its
+ * current contents are staged too, for ops that accumulate or write part of it). */
+static dm_tensor *stage(const dm_backend *be, emu_stage *s, const dm_tensor *t, int mode) {
+    if (!t) return NULL;
+    if (s->n == EMU_MAXT) {
+        s->err = dm_error_set(DM_ERR_ARG, "emulated backend: too many op arguments");
+        return NULL;
     }
+    const int i = s->n++;
+    dm_tensor *h = &s->h[i];
+    *h = host(t);
+    s->dev[i] = t;
+    s->out[i] = mode == STAGE_OUT;
+    const int round = mode == STAGE_COMPUTE && t->dtype == DM_DTYPE_F32 &&
+                      be->precision != DM_DTYPE_F32;
+    if (!t->data || (!narrow(t->dtype) && !round)) return h;
+    const int64_t n = dm_tensor_numel(t);
+    float *f = malloc((size_t)(n ? n : 1) * sizeof(float));
+    if (!f) {
+        s->err = dm_error_set(DM_ERR_NOMEM, "emulated backend: out of memory (staging)");
+        h->data = NULL;
+        return h;
+    }
+    widen(t, f, n, round ? be->precision : DM_DTYPE_F32);
+    h->data = f;
+    h->dtype = DM_DTYPE_F32;
+    h->capacity = (size_t)n * sizeof(float);
+    s->tmp[i] = 1;
+    return h;
+}
+
+static void stage_release(emu_stage *s) {
+    for (int i = 0; i < s->n; i++)
+        if (s->tmp[i]) free(s->h[i].data);
+    s->n = 0;
+}
+
+/* After an op: each output rounded to the precision when the op computes in it
+ * (`round_out`: the convolutions, which write through a compute-dtype buffer on CUDA), the
+ * injected fault applied to the first output, the narrow outputs stored back; temporaries
+ * freed. */
+static dm_status finish(dm_backend *be, emu_stage *s, dm_op_id op, dm_status st,
+                        int round_out) {
+    const emu_ctx *c = ctx_of(be);
+    int first = 1;
+    for (int i = 0; i < s->n && !st; i++) {
+        if (!s->out[i] || !s->h[i].data || s->h[i].dtype != DM_DTYPE_F32) continue;
+        float *v = (float *)s->h[i].data;
+        const int64_t n = dm_tensor_numel(&s->h[i]);
+        if (round_out && be->precision != DM_DTYPE_F32)
+            for (int64_t k = 0; k < n; k++) v[k] = round_to(be->precision, v[k]);
+        if (first && c->fault != FAULT_NONE && c->fault_op == op && n > 0) {
+            if (c->fault == FAULT_PERTURB) {
+                float mx = 0.f;
+                for (int64_t k = 0; k < n; k++) mx = fmaxf(mx, fabsf(v[k]));
+                const float d = 0.05f * (mx > 0.f ? mx : 1.f);
+                for (int64_t k = 0; k < n; k += 3) v[k] += d;
+            } else if (c->fault == FAULT_NAN_ALWAYS || be->precision != DM_DTYPE_F32) {
+                v[n / 2] = NAN;
+            }
+        }
+        first = 0;
+        if (s->tmp[i]) { /* store back in the tensor's dtype */
+            const dm_tensor *t = s->dev[i];
+            uint16_t *d = (uint16_t *)t->data;
+            if (t->dtype == DM_DTYPE_F16)
+                for (int64_t k = 0; k < n; k++) d[k] = dm_f32_to_f16(v[k]);
+            else
+                for (int64_t k = 0; k < n; k++) d[k] = dm_f32_to_bf16(v[k]);
+        }
+    }
+    stage_release(s);
     return st;
 }
 
+/* Stages the listed arguments (declared by the caller) and returns on a staging failure. */
+#define STAGED(s) \
+    if ((s).err) { \
+        stage_release(&(s)); \
+        return (s).err; \
+    }
 
 /* A refusal inside a capture: what a CUDA stream capture cannot hold. The capture is spoiled
  * (graph_end fails), as an illegal call invalidates a CUDA capture. */
@@ -164,9 +260,12 @@ static dm_status conv2d_emu(dm_backend *be, const dm_tensor *x, const dm_tensor 
         r->conv = *p;
         return DM_OK;
     }
-    dm_tensor hx = host(x), hw = host(w), hb = host(b), hy = host(y);
-    st = conv2d_cpu(ctx_of(be)->cpu, &hx, &hw, b ? &hb : NULL, p, &hy);
-    return finish(be, DM_OP_CONV2D, st, y);
+    emu_stage s = {0};
+    dm_tensor *hx = stage(be, &s, x, STAGE_COMPUTE), *hw = stage(be, &s, w, STAGE_COMPUTE),
+              *hb = stage(be, &s, b, STAGE_IN), *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = conv2d_cpu(ctx_of(be)->cpu, hx, hw, hb, p, hy);
+    return finish(be, &s, DM_OP_CONV2D, st, 1);
 }
 
 static dm_status conv_transpose2d_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
@@ -181,9 +280,12 @@ static dm_status conv_transpose2d_emu(dm_backend *be, const dm_tensor *x, const 
         r->iv[0] = stride, r->iv[1] = pad;
         return DM_OK;
     }
-    dm_tensor hx = host(x), hw = host(w), hb = host(b), hy = host(y);
-    st = conv_transpose2d_cpu(ctx_of(be)->cpu, &hx, &hw, b ? &hb : NULL, stride, pad, &hy);
-    return finish(be, DM_OP_CONV_TRANSPOSE2D, st, y);
+    emu_stage s = {0};
+    dm_tensor *hx = stage(be, &s, x, STAGE_COMPUTE), *hw = stage(be, &s, w, STAGE_COMPUTE),
+              *hb = stage(be, &s, b, STAGE_IN), *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = conv_transpose2d_cpu(ctx_of(be)->cpu, hx, hw, hb, stride, pad, hy);
+    return finish(be, &s, DM_OP_CONV_TRANSPOSE2D, st, 1);
 }
 
 static dm_status linear_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
@@ -198,9 +300,12 @@ static dm_status linear_emu(dm_backend *be, const dm_tensor *x, const dm_tensor 
         r->iv[0] = (int)act;
         return DM_OK;
     }
-    dm_tensor hx = host(x), hw = host(w), hb = host(b), hy = host(y);
-    st = linear_cpu(ctx_of(be)->cpu, &hx, &hw, b ? &hb : NULL, act, &hy);
-    return finish(be, DM_OP_LINEAR, st, y);
+    emu_stage s = {0};
+    dm_tensor *hx = stage(be, &s, x, STAGE_COMPUTE), *hw = stage(be, &s, w, STAGE_COMPUTE),
+              *hb = stage(be, &s, b, STAGE_IN), *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = linear_cpu(ctx_of(be)->cpu, hx, hw, hb, act, hy);
+    return finish(be, &s, DM_OP_LINEAR, st, 0);
 }
 
 static dm_status layernorm_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *gamma,
@@ -215,9 +320,12 @@ static dm_status layernorm_emu(dm_backend *be, const dm_tensor *x, const dm_tens
         r->fv = eps;
         return DM_OK;
     }
-    dm_tensor hx = host(x), hg = host(gamma), hb = host(beta), hy = host(y);
-    st = layernorm_cpu(ctx_of(be)->cpu, &hx, gamma ? &hg : NULL, beta ? &hb : NULL, eps, &hy);
-    return finish(be, DM_OP_LAYERNORM, st, y);
+    emu_stage s = {0};
+    dm_tensor *hx = stage(be, &s, x, STAGE_IN), *hg = stage(be, &s, gamma, STAGE_IN),
+              *hb = stage(be, &s, beta, STAGE_IN), *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = layernorm_cpu(ctx_of(be)->cpu, hx, hg, hb, eps, hy);
+    return finish(be, &s, DM_OP_LAYERNORM, st, 0);
 }
 
 static dm_status groupnorm_emu(dm_backend *be, const dm_tensor *x, int groups,
@@ -233,10 +341,12 @@ static dm_status groupnorm_emu(dm_backend *be, const dm_tensor *x, int groups,
         r->iv[0] = groups, r->fv = eps;
         return DM_OK;
     }
-    dm_tensor hx = host(x), hg = host(gamma), hb = host(beta), hy = host(y);
-    st = groupnorm_cpu(ctx_of(be)->cpu, &hx, groups, gamma ? &hg : NULL, beta ? &hb : NULL, eps,
-                       &hy);
-    return finish(be, DM_OP_GROUPNORM, st, y);
+    emu_stage s = {0};
+    dm_tensor *hx = stage(be, &s, x, STAGE_IN), *hg = stage(be, &s, gamma, STAGE_IN),
+              *hb = stage(be, &s, beta, STAGE_IN), *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = groupnorm_cpu(ctx_of(be)->cpu, hx, groups, hg, hb, eps, hy);
+    return finish(be, &s, DM_OP_GROUPNORM, st, 0);
 }
 
 static dm_status activation_emu(dm_backend *be, const dm_tensor *x, dm_act act, dm_tensor *y) {
@@ -248,9 +358,11 @@ static dm_status activation_emu(dm_backend *be, const dm_tensor *x, dm_act act, 
         r->iv[0] = (int)act;
         return DM_OK;
     }
-    dm_tensor hx = host(x), hy = host(y);
-    st = activation_cpu(ctx_of(be)->cpu, &hx, act, &hy);
-    return finish(be, DM_OP_ACTIVATION, st, y);
+    emu_stage s = {0};
+    dm_tensor *hx = stage(be, &s, x, STAGE_IN), *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = activation_cpu(ctx_of(be)->cpu, hx, act, hy);
+    return finish(be, &s, DM_OP_ACTIVATION, st, 0);
 }
 
 static dm_status binary_emu(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
@@ -264,9 +376,12 @@ static dm_status binary_emu(dm_backend *be, const dm_tensor *a, const dm_tensor 
         r->iv[0] = (int)op;
         return DM_OK;
     }
-    dm_tensor ha = host(a), hb = host(b), hy = host(y);
-    st = binary_cpu(ctx_of(be)->cpu, &ha, &hb, op, &hy);
-    return finish(be, DM_OP_BINARY, st, y);
+    emu_stage s = {0};
+    dm_tensor *ha = stage(be, &s, a, STAGE_IN), *hb = stage(be, &s, b, STAGE_IN),
+              *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = binary_cpu(ctx_of(be)->cpu, ha, hb, op, hy);
+    return finish(be, &s, DM_OP_BINARY, st, 0);
 }
 
 static dm_status attention_emu(dm_backend *be, const dm_tensor *q, const dm_tensor *k,
@@ -281,9 +396,12 @@ static dm_status attention_emu(dm_backend *be, const dm_tensor *q, const dm_tens
         r->fv = scale;
         return DM_OK;
     }
-    dm_tensor hq = host(q), hk = host(k), hv = host(v), ho = host(o);
-    st = attention_cpu(ctx_of(be)->cpu, &hq, &hk, &hv, scale, &ho);
-    return finish(be, DM_OP_ATTENTION, st, o);
+    emu_stage s = {0};
+    dm_tensor *hq = stage(be, &s, q, STAGE_COMPUTE), *hk = stage(be, &s, k, STAGE_COMPUTE),
+              *hv = stage(be, &s, v, STAGE_COMPUTE), *ho = stage(be, &s, o, STAGE_OUT);
+    STAGED(s);
+    st = attention_cpu(ctx_of(be)->cpu, hq, hk, hv, scale, ho);
+    return finish(be, &s, DM_OP_ATTENTION, st, 0);
 }
 
 static dm_status resize_emu(dm_backend *be, const dm_tensor *x, dm_resize_mode mode,
@@ -296,9 +414,11 @@ static dm_status resize_emu(dm_backend *be, const dm_tensor *x, dm_resize_mode m
         r->iv[0] = (int)mode, r->iv[1] = align_corners, r->dv[0] = scale_h, r->dv[1] = scale_w;
         return DM_OK;
     }
-    dm_tensor hx = host(x), hy = host(y);
-    st = resize_cpu(ctx_of(be)->cpu, &hx, mode, align_corners, scale_h, scale_w, &hy);
-    return finish(be, DM_OP_RESIZE, st, y);
+    emu_stage s = {0};
+    dm_tensor *hx = stage(be, &s, x, STAGE_IN), *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = resize_cpu(ctx_of(be)->cpu, hx, mode, align_corners, scale_h, scale_w, hy);
+    return finish(be, &s, DM_OP_RESIZE, st, 0);
 }
 
 static dm_status avgpool2d_emu(dm_backend *be, const dm_tensor *x, int k, int s, dm_tensor *y) {
@@ -310,9 +430,11 @@ static dm_status avgpool2d_emu(dm_backend *be, const dm_tensor *x, int k, int s,
         r->iv[0] = k, r->iv[1] = s;
         return DM_OK;
     }
-    dm_tensor hx = host(x), hy = host(y);
-    st = avgpool2d_cpu(ctx_of(be)->cpu, &hx, k, s, &hy);
-    return finish(be, DM_OP_AVGPOOL2D, st, y);
+    emu_stage sg = {0};
+    dm_tensor *hx = stage(be, &sg, x, STAGE_IN), *hy = stage(be, &sg, y, STAGE_OUT);
+    STAGED(sg);
+    st = avgpool2d_cpu(ctx_of(be)->cpu, hx, k, s, hy);
+    return finish(be, &sg, DM_OP_AVGPOOL2D, st, 0);
 }
 
 static dm_status global_avgpool2d_emu(dm_backend *be, const dm_tensor *x, dm_tensor *y) {
@@ -321,9 +443,11 @@ static dm_status global_avgpool2d_emu(dm_backend *be, const dm_tensor *x, dm_ten
     DEV(x, "x");
     DEV(y, "y");
     CAPTURE(DM_OP_GLOBAL_AVGPOOL2D, x, y) return DM_OK;
-    dm_tensor hx = host(x), hy = host(y);
-    st = global_avgpool2d_cpu(ctx_of(be)->cpu, &hx, &hy);
-    return finish(be, DM_OP_GLOBAL_AVGPOOL2D, st, y);
+    emu_stage s = {0};
+    dm_tensor *hx = stage(be, &s, x, STAGE_IN), *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = global_avgpool2d_cpu(ctx_of(be)->cpu, hx, hy);
+    return finish(be, &s, DM_OP_GLOBAL_AVGPOOL2D, st, 0);
 }
 
 static dm_status maxpool2d_emu(dm_backend *be, const dm_tensor *x, int k, int s, int pad,
@@ -336,9 +460,11 @@ static dm_status maxpool2d_emu(dm_backend *be, const dm_tensor *x, int k, int s,
         r->iv[0] = k, r->iv[1] = s, r->iv[2] = pad;
         return DM_OK;
     }
-    dm_tensor hx = host(x), hy = host(y);
-    st = maxpool2d_cpu(ctx_of(be)->cpu, &hx, k, s, pad, &hy);
-    return finish(be, DM_OP_MAXPOOL2D, st, y);
+    emu_stage sg = {0};
+    dm_tensor *hx = stage(be, &sg, x, STAGE_IN), *hy = stage(be, &sg, y, STAGE_OUT);
+    STAGED(sg);
+    st = maxpool2d_cpu(ctx_of(be)->cpu, hx, k, s, pad, hy);
+    return finish(be, &sg, DM_OP_MAXPOOL2D, st, 0);
 }
 
 static dm_status attention_qkv_emu(dm_backend *be, const dm_tensor *qkv, int heads,
@@ -351,9 +477,11 @@ static dm_status attention_qkv_emu(dm_backend *be, const dm_tensor *qkv, int hea
         r->iv[0] = heads, r->fv = scale;
         return DM_OK;
     }
-    dm_tensor hq = host(qkv), ho = host(o);
-    st = attention_qkv_cpu(ctx_of(be)->cpu, &hq, heads, scale, &ho);
-    return finish(be, DM_OP_ATTENTION_QKV, st, o);
+    emu_stage s = {0};
+    dm_tensor *hq = stage(be, &s, qkv, STAGE_COMPUTE), *ho = stage(be, &s, o, STAGE_OUT);
+    STAGED(s);
+    st = attention_qkv_cpu(ctx_of(be)->cpu, hq, heads, scale, ho);
+    return finish(be, &s, DM_OP_ATTENTION_QKV, st, 0);
 }
 
 /* rgb is a u8 tensor of the device (the uploaded frame), as on CUDA. */
@@ -367,9 +495,11 @@ static dm_status image_cubic_normalize_emu(dm_backend *be, const dm_tensor *rgb,
         r->norm = *p;
         return DM_OK;
     }
-    dm_tensor hr = host(rgb), hy = host(y);
-    st = image_cubic_normalize_cpu(ctx_of(be)->cpu, &hr, p, &hy);
-    return finish(be, DM_OP_IMAGE_CUBIC_NORMALIZE, st, y);
+    emu_stage s = {0};
+    dm_tensor *hr = stage(be, &s, rgb, STAGE_IN), *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = image_cubic_normalize_cpu(ctx_of(be)->cpu, hr, p, hy);
+    return finish(be, &s, DM_OP_IMAGE_CUBIC_NORMALIZE, st, 0);
 }
 
 /* Counted on the tensor's memory (the emulated device's), as CUDA counts in device memory. */
@@ -380,8 +510,12 @@ static dm_status count_nonfinite_emu(dm_backend *be, const dm_tensor *t, int64_t
     /* on CUDA the count is a download of the result: not something a graph can hold */
     if (ctx_of(be)->capturing) return refuse(be, "count_nonfinite (a download of the count)");
     DEV(t, "t");
-    dm_tensor ht = host(t);
-    return count_nonfinite_cpu(ctx_of(be)->cpu, &ht, count);
+    emu_stage s = {0};
+    dm_tensor *ht = stage(be, &s, t, STAGE_IN);
+    STAGED(s);
+    st = count_nonfinite_cpu(ctx_of(be)->cpu, ht, count);
+    stage_release(&s);
+    return st;
 }
 
 static dm_status channel_affine_emu(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
@@ -393,9 +527,12 @@ static dm_status channel_affine_emu(dm_backend *be, const dm_tensor *x, const dm
     DEV_OPT(shift, "shift");
     DEV(y, "y");
     CAPTURE(DM_OP_CHANNEL_AFFINE, x, scale, shift, y) return DM_OK;
-    dm_tensor hx = host(x), hs = host(scale), hh = host(shift), hy = host(y);
-    st = channel_affine_cpu(ctx_of(be)->cpu, &hx, scale ? &hs : NULL, shift ? &hh : NULL, &hy);
-    return finish(be, DM_OP_CHANNEL_AFFINE, st, y);
+    emu_stage s = {0};
+    dm_tensor *hx = stage(be, &s, x, STAGE_IN), *hs = stage(be, &s, scale, STAGE_IN),
+              *hh = stage(be, &s, shift, STAGE_IN), *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = channel_affine_cpu(ctx_of(be)->cpu, hx, hs, hh, hy);
+    return finish(be, &s, DM_OP_CHANNEL_AFFINE, st, 0);
 }
 
 /* rgb is a host tensor on every backend (backend.h). */
@@ -405,9 +542,11 @@ static dm_status image_from_u8_emu(dm_backend *be, const dm_tensor *rgb, dm_tens
     DEV(y, "y");
     ctx_of(be)->op_calls++;
     if (ctx_of(be)->capturing) return refuse(be, "image_from_u8 (an upload of a host frame)");
-    dm_tensor hy = host(y);
-    st = image_from_u8_cpu(ctx_of(be)->cpu, rgb, &hy);
-    return finish(be, DM_OP_IMAGE_FROM_U8, st, y);
+    emu_stage s = {0};
+    dm_tensor *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = image_from_u8_cpu(ctx_of(be)->cpu, rgb, hy);
+    return finish(be, &s, DM_OP_IMAGE_FROM_U8, st, 0);
 }
 
 static dm_status guided_coeffs_emu(dm_backend *be, const dm_tensor *m, float eps, dm_tensor *a,
@@ -421,10 +560,12 @@ static dm_status guided_coeffs_emu(dm_backend *be, const dm_tensor *m, float eps
         r->fv = eps;
         return DM_OK;
     }
-    dm_tensor hm = host(m), ha = host(a), hb = host(b);
-    st = guided_coeffs_cpu(ctx_of(be)->cpu, &hm, eps, &ha, &hb);
-    if (!st && be->precision != DM_DTYPE_F32) st = finish(be, DM_OP_COUNT, st, b);
-    return finish(be, DM_OP_GUIDED_COEFFS, st, a);
+    emu_stage s = {0};
+    dm_tensor *hm = stage(be, &s, m, STAGE_IN), *ha = stage(be, &s, a, STAGE_OUT),
+              *hb = stage(be, &s, b, STAGE_OUT);
+    STAGED(s);
+    st = guided_coeffs_cpu(ctx_of(be)->cpu, hm, eps, ha, hb);
+    return finish(be, &s, DM_OP_GUIDED_COEFFS, st, 0);
 }
 
 static dm_status matting_compose_emu(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
@@ -437,10 +578,14 @@ static dm_status matting_compose_emu(dm_backend *be, const dm_tensor *a, const d
     DEV_OPT(fgr, "fgr");
     DEV(pha, "pha");
     CAPTURE(DM_OP_MATTING_COMPOSE, a, b, src, fgr, pha) return DM_OK;
-    dm_tensor ha = host(a), hb = host(b), hs = host(src), hf = host(fgr), hp = host(pha);
-    st = matting_compose_cpu(ctx_of(be)->cpu, a ? &ha : NULL, &hb, &hs, fgr ? &hf : NULL, &hp);
-    if (!st && fgr) st = finish(be, DM_OP_COUNT, st, fgr);
-    return finish(be, DM_OP_MATTING_COMPOSE, st, pha);
+    emu_stage s = {0};
+    /* pha first: the injected fault goes to the first output */
+    dm_tensor *hp = stage(be, &s, pha, STAGE_OUT), *ha = stage(be, &s, a, STAGE_IN),
+              *hb = stage(be, &s, b, STAGE_IN), *hs = stage(be, &s, src, STAGE_IN),
+              *hf = stage(be, &s, fgr, STAGE_OUT);
+    STAGED(s);
+    st = matting_compose_cpu(ctx_of(be)->cpu, ha, hb, hs, hf, hp);
+    return finish(be, &s, DM_OP_MATTING_COMPOSE, st, 0);
 }
 
 static dm_status permute_emu(dm_backend *be, const dm_tensor *x, const int *perm, dm_tensor *y) {
@@ -452,9 +597,11 @@ static dm_status permute_emu(dm_backend *be, const dm_tensor *x, const int *perm
         for (int i = 0; i < x->ndim; i++) r->iv[i] = perm[i];
         return DM_OK;
     }
-    dm_tensor hx = host(x), hy = host(y);
-    st = permute_cpu(ctx_of(be)->cpu, &hx, perm, &hy);
-    return finish(be, DM_OP_PERMUTE, st, y);
+    emu_stage s = {0};
+    dm_tensor *hx = stage(be, &s, x, STAGE_IN), *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = permute_cpu(ctx_of(be)->cpu, hx, perm, hy);
+    return finish(be, &s, DM_OP_PERMUTE, st, 0);
 }
 
 static dm_status concat_emu(dm_backend *be, const dm_tensor *a, const dm_tensor *b,
@@ -465,13 +612,17 @@ static dm_status concat_emu(dm_backend *be, const dm_tensor *a, const dm_tensor 
     DEV(b, "b");
     DEV(y, "y");
     CAPTURE(DM_OP_CONCAT, a, b, y) return DM_OK;
-    dm_tensor ha = host(a), hb = host(b), hy = host(y);
-    st = concat_cpu(ctx_of(be)->cpu, &ha, &hb, &hy);
-    return finish(be, DM_OP_CONCAT, st, y);
+    emu_stage s = {0};
+    dm_tensor *ha = stage(be, &s, a, STAGE_IN), *hb = stage(be, &s, b, STAGE_IN),
+              *hy = stage(be, &s, y, STAGE_OUT);
+    STAGED(s);
+    st = concat_cpu(ctx_of(be)->cpu, ha, hb, hy);
+    return finish(be, &s, DM_OP_CONCAT, st, 0);
 }
 
 /* Copies between any pair of host and emulated tensors (with dtype conversion); values
- * entering the device are rounded to its precision (an upload in reduced precision). */
+ * entering an f16/bf16 tensor are rounded to it (an upload in reduced precision), an f32 tensor
+ * keeps them as they are, as on CUDA. */
 static dm_status copy_emu(dm_backend *be, const dm_tensor *src, dm_tensor *dst) {
     if (!src || !dst || !src->data || !dst->data)
         return dm_error_set(DM_ERR_ARG, "copy: NULL tensor");
@@ -489,9 +640,15 @@ static dm_status copy_emu(dm_backend *be, const dm_tensor *src, dm_tensor *dst) 
     }
     ctx_of(be)->op_calls++;
     dm_tensor hs = host(src), hd = host(dst);
-    dm_status st = copy_cpu(ctx_of(be)->cpu, &hs, &hd);
-    if (st || dst->device != DM_DEVICE_EMU || src->device == DM_DEVICE_EMU) return st;
-    return finish(be, DM_OP_COPY, st, dst);
+    dm_status st = copy_cpu(ctx_of(be)->cpu, &hs, &hd); /* converts: f16/bf16 storage rounds */
+    const emu_ctx *c = ctx_of(be);
+    if (st || dst->device != DM_DEVICE_EMU || src->device == DM_DEVICE_EMU ||
+        c->fault == FAULT_NONE || c->fault_op != DM_OP_COPY)
+        return st;
+    emu_stage s = {0}; /* an upload with the injected fault of "copy" */
+    stage(be, &s, dst, STAGE_OUT);
+    STAGED(s);
+    return finish(be, &s, DM_OP_COPY, st, 0);
 }
 
 static dm_status alloc_emu(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
@@ -503,9 +660,7 @@ static dm_status alloc_emu(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndi
     t->device = DM_DEVICE_EMU;
     emu_ctx *c = ctx_of(be);
     c->alloc_host += t->capacity;
-    /* what a device storing this tensor in the compute precision holds (CUDA's storage) */
-    const size_t esz = dtype == DM_DTYPE_F32 ? dm_dtype_size(be->precision) : dm_dtype_size(dtype);
-    c->alloc_device += (size_t)dm_tensor_numel(t) * esz;
+    c->alloc_device += dm_tensor_nbytes(t); /* what CUDA allocates for it (no rounding up) */
     return st;
 }
 
@@ -602,11 +757,11 @@ static void graph_free_emu(dm_backend *be, void *impl) {
     free(g);
 }
 
-/* The CPU ops take f32 only; reduced precision is emulated by rounding (header). */
+/* The CPU ops take f32; f16/bf16 tensors are staged around them (stage, finish). */
 static int supports_emu(const dm_backend *be, dm_op_id op, dm_dtype dtype) {
     (void)be;
     if (op == DM_OP_COPY || op == DM_OP_ALLOC) return 1;
-    return dtype == DM_DTYPE_F32;
+    return dtype == DM_DTYPE_F32 || narrow(dtype);
 }
 
 static void destroy_emu(dm_backend *be) {
@@ -710,7 +865,7 @@ dm_status dm_backend_emu_create(int threads, dm_dtype precision, const char *per
     be->ops = &emu_ops;
     be->device = DM_DEVICE_EMU;
     be->precision = precision;
-    be->storage = DM_DTYPE_F32;
+    be->storage = precision; /* as CUDA: weights and activations stored in the precision */
     be->threads = c->cpu->threads;
     be->impl = c;
     *out = be;

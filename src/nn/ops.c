@@ -187,6 +187,11 @@ dm_dtype dm_backend_storage_dtype(const dm_backend *be) {
     return be ? be->storage : DM_DTYPE_F32;
 }
 
+dm_dtype dm_backend_residual_dtype(const dm_backend *be) {
+    (void)be;
+    return DM_DTYPE_F32;
+}
+
 static const char *const op_names[DM_OP_COUNT] = {
     "conv2d",    "conv_transpose2d", "linear",         "layernorm",     "groupnorm",
     "activation", "binary",          "attention",      "resize",        "avgpool2d",

@@ -4,6 +4,7 @@ dm_add_test(test_recipe SOURCES da2/test_recipe.c LABELS unit model TIMEOUT 60)
 dm_add_test(test_da2_golden SOURCES da2/test_da2_golden.c LABELS model TIMEOUT 300)
 dm_add_gpu_variants(test_da2_golden TIMEOUT 300)
 dm_add_emulated_variant(test_da2_golden TIMEOUT 300)
+dm_add_emulated_lowp_variants(test_da2_golden TIMEOUT 300)
 dm_add_test(test_da2_loader SOURCES da2/test_da2_loader.c LABELS unit model TIMEOUT 300)
 
 # Tool for users / benchmarks: recipe weights -> safetensors (models/make_recipe_weights.c).

@@ -275,16 +275,56 @@ static void test_engine_pieces(void) {
     CHECK_OK(dm_alloc(be, &y, DM_DTYPE_F32, 1, s10));
     CHECK(dm_activation(be, &h, DM_ACT_RELU, &y) == DM_ERR_UNSUPPORTED);
     CHECK(strstr(dm_error_message(), "x is not a tensor of the emulated device") != NULL);
-    /* upload: host values arrive rounded to the device precision; the host buffer is gone */
-    dm_f32(&h)[0] = 1.0f + 1.0f / 4096; /* not representable in f16: rounds to 1 */
-    dm_f32(&h)[1] = 3.0f;
-    CHECK_OK(dm_tensor_upload(be, &h, DM_DTYPE_F32));
-    CHECK(h.device == DM_DEVICE_EMU && dm_f32(&h)[0] == 1.0f && dm_f32(&h)[1] == 3.0f);
+    /* upload into the storage dtype: host values arrive rounded to f16, 2 bytes each; into
+     * f32 they stay as they are (mixed storage, as on CUDA); the host buffer is gone */
+    dm_tensor h32;
+    CHECK_OK(dm_tensor_alloc(&h32, DM_DTYPE_F32, 1, s10));
+    dm_f32(&h)[0] = dm_f32(&h32)[0] = 1.0f + 1.0f / 4096; /* not representable in f16 */
+    dm_f32(&h)[1] = dm_f32(&h32)[1] = 3.0f;
+    CHECK_OK(dm_tensor_upload(be, &h, dm_backend_storage_dtype(be)));
+    CHECK(h.device == DM_DEVICE_EMU && h.dtype == DM_DTYPE_F16 && dm_tensor_nbytes(&h) == 20);
+    CHECK(dm_f16_to_f32(((uint16_t *)h.data)[0]) == 1.0f &&
+          dm_f16_to_f32(((uint16_t *)h.data)[1]) == 3.0f);
+    CHECK_OK(dm_tensor_upload(be, &h32, DM_DTYPE_F32));
+    CHECK(dm_f32(&h32)[0] == 1.0f + 1.0f / 4096);
+    /* an op reads f16 and f32 operands and stores in its output's dtype: 1 + 1/4096 (f32
+     * residual) + 1 (f16) = 2 + 1/4096 kept in f32, rounded to 2 in f16 */
+    dm_tensor sum32, sum16, back;
+    CHECK_OK(dm_alloc(be, &sum32, DM_DTYPE_F32, 1, s10));
+    CHECK_OK(dm_alloc(be, &sum16, DM_DTYPE_F16, 1, s10));
+    CHECK_OK(dm_binary(be, &h32, &h, DM_BINARY_ADD, &sum32));
+    CHECK_OK(dm_binary(be, &h32, &h, DM_BINARY_ADD, &sum16));
+    CHECK_OK(dm_tensor_alloc(&back, DM_DTYPE_F32, 1, s10));
+    CHECK_OK(dm_copy(be, &sum32, &back));
+    CHECK(dm_f32(&back)[0] == 2.0f + 1.0f / 4096 && dm_f32(&back)[1] == 6.0f);
+    CHECK_OK(dm_copy(be, &sum16, &back));
+    CHECK(dm_f32(&back)[0] == 2.0f && dm_f32(&back)[1] == 6.0f);
+    /* a tensor-core op rounds an f32 operand to the precision first (cuda_compute_dtype):
+     * linear of x = 1 + 1/4096 (f32) with weight 1 gives 1, not 1 + 1/4096, even into f32 */
+    {
+        const int64_t s11[] = {1, 1};
+        dm_tensor x, w, y1, hw;
+        CHECK_OK(dm_tensor_alloc(&hw, DM_DTYPE_F32, 2, s11));
+        dm_f32(&hw)[0] = 1.0f + 1.0f / 4096;
+        CHECK_OK(dm_alloc(be, &x, DM_DTYPE_F32, 2, s11));
+        CHECK_OK(dm_copy(be, &hw, &x));
+        dm_f32(&hw)[0] = 1.0f;
+        CHECK_OK(dm_alloc(be, &w, DM_DTYPE_F16, 2, s11));
+        CHECK_OK(dm_copy(be, &hw, &w));
+        CHECK_OK(dm_alloc(be, &y1, DM_DTYPE_F32, 2, s11));
+        CHECK_OK(dm_linear(be, &x, &w, NULL, DM_ACT_NONE, &y1));
+        CHECK_OK(dm_copy(be, &y1, &hw));
+        CHECK(dm_f32(&hw)[0] == 1.0f);
+        dm_tensor_free(&x), dm_tensor_free(&w), dm_tensor_free(&y1), dm_tensor_free(&hw);
+    }
+    dm_tensor_free(&sum32), dm_tensor_free(&sum16), dm_tensor_free(&back), dm_tensor_free(&h32);
     /* supports */
     CHECK(dm_backend_supports(cpu, DM_OP_CONV2D, DM_DTYPE_F32));
     CHECK(!dm_backend_supports(cpu, DM_OP_CONV2D, DM_DTYPE_F16));
     CHECK(dm_backend_supports(be, DM_OP_ATTENTION, DM_DTYPE_F32));
-    CHECK(dm_backend_precision(be) == DM_DTYPE_F16 && dm_backend_storage_dtype(be) == DM_DTYPE_F32);
+    CHECK(dm_backend_precision(be) == DM_DTYPE_F16 && dm_backend_storage_dtype(be) == DM_DTYPE_F16);
+    CHECK(dm_backend_supports(be, DM_OP_ATTENTION, DM_DTYPE_F16));
+    CHECK(dm_backend_residual_dtype(be) == DM_DTYPE_F32);
     CHECK(!strcmp(dm_op_name(DM_OP_MATTING_COMPOSE), "matting_compose"));
     CHECK(!strcmp(dm_op_name(DM_OP_COUNT), "?"));
     /* a bad fault spec is an argument error naming it */

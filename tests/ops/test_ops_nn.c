@@ -404,10 +404,11 @@ static void nf_check(const char *what, const float *got, const float *want, int 
     if (bad) tc_failure_count++;
 }
 
-/* Host tensor h on backend be (an upload for a device backend). */
+/* Host tensor h on backend be (an upload for a device backend), in the backend's storage
+ * dtype (f16/bf16 on a reduced-precision device: every output is stored rounded). */
 static dm_tensor nf_put(dm_backend *be, const dm_tensor *h) {
     dm_tensor d;
-    CHECK_OK(dm_alloc(be, &d, DM_DTYPE_F32, h->ndim, h->shape));
+    CHECK_OK(dm_alloc(be, &d, dm_backend_storage_dtype(be), h->ndim, h->shape));
     CHECK_OK(dm_copy(be, h, &d));
     return d;
 }

@@ -35,7 +35,9 @@ static void check_planner(dm_backend *be) {
             first[i] = (int)(next_u32() % 12);
             last[i] = first[i] + (int)(next_u32() % 4);
             const int64_t s[] = {1 + next_u32() % 300, 1 + next_u32() % 7};
-            CHECK_OK(bp_alloc(&p, be, &t[i], 2, s, first[i], last[i]));
+            /* f32, f16 and u8 buffers in one arena */
+            const dm_dtype dt[] = {DM_DTYPE_F32, DM_DTYPE_F16, DM_DTYPE_U8};
+            CHECK_OK(bp_alloc_dtype(&p, be, &t[i], dt[next_u32() % 3], 2, s, first[i], last[i]));
         }
         CHECK_OK(bp_commit(&p, be));
         const char *base = p.arena.data, *end = base + p.arena.capacity;
@@ -48,7 +50,7 @@ static void check_planner(dm_backend *be) {
                 if (live && a < be_ && b < ae) bad_overlap++;
             }
         }
-        if (bp_arena_elems(&p) > bp_requested_elems(&p)) bigger++;
+        if (bp_arena_bytes(&p) > bp_requested_bytes(&p)) bigger++;
         bp_free(&p);
     }
     printf("planner: 200 random plans of %d buffers: %d out of bounds, %d live overlaps, %d "
@@ -65,9 +67,11 @@ static void check_planner(dm_backend *be) {
         CHECK_OK(bp_alloc(&p, be, &t[k], 1, s, k, k));
     }
     CHECK_OK(bp_commit(&p, be));
-    printf("planner: chain of 10 one-phase buffers of 1000 floats -> arena %lld floats\n",
-           (long long)bp_arena_elems(&p));
-    CHECK(bp_arena_elems(&p) == 1024); /* 1000 rounded to BP_ALIGN */
+    printf("planner: chain of 10 one-phase buffers of 1000 floats -> arena %lld bytes\n",
+           (long long)bp_arena_bytes(&p));
+    CHECK(bp_arena_bytes(&p) == 4096); /* 4000 bytes rounded to BP_ALIGN */
+    CHECK(t[3].dtype == DM_DTYPE_F32 && t[3].ndim == 1 && t[3].shape[0] == 1000 &&
+          t[3].capacity >= 4000);
     bp_free(&p);
 }
 

@@ -5,6 +5,7 @@ dm_add_test(test_vda_window SOURCES vda/test_vda_window.c LABELS model TIMEOUT 3
 dm_add_test(test_vda_video SOURCES vda/test_vda_video.c LABELS model TIMEOUT 1800)
 dm_add_gpu_variants(test_vda_window TIMEOUT 300)
 dm_add_emulated_variant(test_vda_window TIMEOUT 300)
+dm_add_emulated_lowp_variants(test_vda_window TIMEOUT 300)
 dm_add_gpu_variants(test_vda_video TIMEOUT 300)
 dm_add_test(test_vda_memory SOURCES vda/test_vda_memory.c LABELS model TIMEOUT 900)
 # Streaming mode (infer_video_depth_one): golden stream.safetensors, reset, causality, memory.
