@@ -33,8 +33,10 @@ dm_status dm_copy_wait(dm_backend *be, dm_copy_ticket *ticket) {
     if (!ticket) return dm_error_set(DM_ERR_ARG, "dm_copy_wait: NULL ticket");
     if (!ticket->id) return DM_OK;
     if (!dm_backend_supports_async_copy(be))
-        return dm_error_set(DM_ERR_ARG, "dm_copy_wait: a pending ticket on the %s backend, "
-                            "which has no asynchronous copies", be ? be->ops->name : "(null)");
+        return dm_error_set(DM_ERR_ARG,
+                            "dm_copy_wait: a pending ticket on the %s backend, "
+                            "which has no asynchronous copies",
+                            be ? be->ops->name : "(null)");
     dm_status st = be->ops->copy_wait(be, ticket);
     memset(ticket, 0, sizeof *ticket);
     return st;

@@ -64,7 +64,8 @@ static void test_engine(void) {
     CHECK_OK(dm_alloc(be, &x, DM_DTYPE_F32, 1, s));
     CHECK_OK(dm_alloc(be, &y, DM_DTYPE_F32, 1, s));
     float a[N], b[N], out[N], out2[N];
-    for (int i = 0; i < N; i++) a[i] = (float)i - 3.5f, b[i] = 100.f + (float)i;
+    for (int i = 0; i < N; i++)
+        a[i] = (float)i - 3.5f, b[i] = 100.f + (float)i;
     dm_tensor h, h2;
     dm_tensor_view(&h, out, DM_DTYPE_F32, 1, s);
     dm_tensor_view(&h2, out2, DM_DTYPE_F32, 1, s);
@@ -114,7 +115,8 @@ static void test_engine(void) {
     CHECK_OK(dm_copy_async(be, &y, &hh, &t));
     CHECK(half[0] == 0xFFFF); /* poison: a NaN in f16 too */
     CHECK_OK(dm_copy_wait(be, &t));
-    for (int i = 0; i < N; i++) CHECK(half[i] == dm_f32_to_f16(a[i]));
+    for (int i = 0; i < N; i++)
+        CHECK(half[i] == dm_f32_to_f16(a[i]));
 
     /* refused inside a graph capture, which it spoils */
     CHECK_OK(dm_graph_begin(be));
@@ -162,7 +164,7 @@ static void test_rvm(const uint8_t *const *frames, const char *wpath) {
             }
             CHECK_OK(rvm_forward_u8_async(s, frames[f % 3], o, o + 3 * px, &tk[f]));
             CHECK(tk[f].id != 0 && isnan(o[0]) && isnan(o[3 * px])); /* not there yet */
-            if (f > 0) CHECK_OK(dm_copy_wait(be, &tk[f - 1])); /* the frame before */
+            if (f > 0) CHECK_OK(dm_copy_wait(be, &tk[f - 1]));       /* the frame before */
         }
         if (pass && s) {
             CHECK_OK(dm_copy_wait(be, &tk[T - 1]));
@@ -237,7 +239,8 @@ int main(void) {
     else
         test_rvm(frames, mbv3);
     test_da2(frames);
-    for (int i = 0; i < 3; i++) free(f[i]);
+    for (int i = 0; i < 3; i++)
+        free(f[i]);
     printf("%s\n", tc_failure_count ? "FAIL" : "PASS");
     return tc_failure_count != 0;
 }
