@@ -10,14 +10,20 @@
  *   spoiled); the CPU backend copies synchronously (ticket complete at once);
  * - models: two RVM frames with frame 1's downloads still pending while frame 2's forward runs
  *   (counted: ops_overlapped), bitwise equal to the synchronous rvm_forward_u8 sequence; the
- *   same for DA-V2 batches (da2_infer_u8_batch_async). */
+ *   same for DA-V2 batches (da2_infer_u8_batch_async);
+ * - a frame loop of 24 downloads of 4 MiB through two host buffers, the next frame queued
+ *   before the last one is waited for: every frame arrives with its own values.
+ * With --cuda (test_copy_async_cuda, label gpu; exits 77 without a device) the engine part and
+ * the frame loop run on the CUDA backend: copy stream, events and the ring of device stages. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "depthmatte/backend_cuda.h"
 #include "depthmatte/backend_emu.h"
+#include "depthmatte/backend_host.h"
 #include "depthmatte/copy_async.h"
 #include "depthmatte/da2.h"
 #include "depthmatte/graph.h"
@@ -55,9 +61,12 @@ static int all_nan(const float *v, int n) {
     return 1;
 }
 
-static void test_engine(void) {
-    dm_backend *be = emu(), *cpu = dm_backend_cpu_create(1);
+/* be: the emulated backend, or CUDA (--cuda: the checks that need the emulation's poison and
+ * bookkeeping are skipped there; the values must be the same). */
+static void test_engine(dm_backend *be) {
+    dm_backend *cpu = dm_backend_cpu_create(1);
     if (!be || !cpu) return;
+    const int em = be->device == DM_DEVICE_EMU;
     CHECK(dm_backend_supports_async_copy(be) && !dm_backend_supports_async_copy(cpu));
     const int64_t s[] = {N};
     dm_tensor x = {0}, y = {0};
@@ -75,30 +84,34 @@ static void test_engine(void) {
     dm_copy_ticket t = {0};
     CHECK_OK(dm_copy_async(be, &x, &h, &t));
     CHECK(t.id != 0);
-    CHECK(all_nan(out, N)); /* a read before the wait sees poison */
-    upload(be, &x, b);      /* the next frame overwrites the device source */
+    if (em) CHECK(all_nan(out, N)); /* a read before the wait sees poison */
+    upload(be, &x, b);              /* the next frame overwrites the device source */
     CHECK_OK(dm_activation(be, &x, DM_ACT_RELU, &x));
     dm_emu_copy_stats cs;
     dm_backend_emu_copy_stats(be, &cs);
-    CHECK(cs.pending == 1 && cs.enqueued == 1 && cs.ops_overlapped >= 2);
+    if (em) CHECK(cs.pending == 1 && cs.enqueued == 1 && cs.ops_overlapped >= 2);
     CHECK_OK(dm_synchronize(be)); /* does not deliver: only the wait does */
-    CHECK(all_nan(out, N));
+    if (em) CHECK(all_nan(out, N));
     CHECK_OK(dm_copy_wait(be, &t));
     CHECK(t.id == 0 && memcmp(out, a, sizeof a) == 0);
     CHECK_OK(dm_copy_wait(be, &t)); /* a second wait: nothing to do */
 
     /* a host write into the destination before the wait is caught at the wait */
     CHECK_OK(dm_copy_async(be, &x, &h, &t));
-    out[3] = 1.f;
-    CHECK(dm_copy_wait(be, &t) == DM_ERR_ARG);
-    dm_backend_emu_copy_stats(be, &cs);
-    CHECK(cs.early_writes == 1 && cs.pending == 0);
+    if (em) {
+        out[3] = 1.f;
+        CHECK(dm_copy_wait(be, &t) == DM_ERR_ARG);
+        dm_backend_emu_copy_stats(be, &cs);
+        CHECK(cs.early_writes == 1 && cs.pending == 0);
+    } else {
+        CHECK_OK(dm_copy_wait(be, &t));
+    }
     CHECK(memcmp(out, b, sizeof b) == 0); /* delivered all the same: relu(b) = b */
 
     /* a second download into a pending destination (a buffer reused before its wait) */
     CHECK_OK(dm_copy_async(be, &x, &h, &t));
     dm_copy_ticket t2 = {0};
-    CHECK(dm_copy_async(be, &y, &h, &t2) == DM_ERR_ARG && t2.id == 0);
+    if (em) CHECK(dm_copy_async(be, &y, &h, &t2) == DM_ERR_ARG && t2.id == 0);
     /* tickets complete in order: the later one delivers the earlier one too */
     upload(be, &y, a);
     CHECK_OK(dm_copy_async(be, &y, &h2, &t2));
@@ -106,14 +119,14 @@ static void test_engine(void) {
     CHECK(memcmp(out2, a, sizeof a) == 0 && out[5] == b[5]);
     CHECK_OK(dm_copy_wait(be, &t)); /* already delivered */
     dm_backend_emu_copy_stats(be, &cs);
-    CHECK(cs.pending == 0 && cs.max_pending == 2);
+    if (em) CHECK(cs.pending == 0 && cs.max_pending == 2);
 
     /* dtype conversion on the way down (f32 device -> f16 host) */
     uint16_t half[N];
     dm_tensor hh;
     dm_tensor_view(&hh, half, DM_DTYPE_F16, 1, s);
     CHECK_OK(dm_copy_async(be, &y, &hh, &t));
-    CHECK(half[0] == 0xFFFF); /* poison: a NaN in f16 too */
+    if (em) CHECK(half[0] == 0xFFFF); /* poison: a NaN in f16 too */
     CHECK_OK(dm_copy_wait(be, &t));
     for (int i = 0; i < N; i++)
         CHECK(half[i] == dm_f32_to_f16(a[i]));
@@ -138,8 +151,54 @@ static void test_engine(void) {
     CHECK_OK(dm_copy_wait(cpu, &t));
 
     dm_tensor_free(&x), dm_tensor_free(&y);
-    dm_backend_destroy(be), dm_backend_destroy(cpu);
-    printf("engine: async downloads on the emulated backend: ok\n");
+    dm_backend_destroy(cpu);
+    printf("engine: async downloads on the %s backend: done\n", be->ops->name);
+}
+
+/* A frame loop as the pipeline's: frame k computed into one device buffer, its download into
+ * host buffer k % 2, frame k - 1's waited for after frame k was queued; 24 frames of 4 MiB, so
+ * the ring of device stages wraps several times while copies are in flight. Every frame must
+ * arrive with its own values. */
+static void test_frames(dm_backend *be) {
+    enum { M = 1 << 20, K = 24 };
+    const int64_t s[] = {M};
+    dm_tensor x = {0};
+    CHECK_OK(dm_alloc(be, &x, DM_DTYPE_F32, 1, s));
+    float *src = malloc(sizeof(float) * M), *dst[2];
+    dst[0] = dm_backend_host_alloc(be, sizeof(float) * M);
+    dst[1] = dm_backend_host_alloc(be, sizeof(float) * M);
+    if (!x.data || !src || !dst[0] || !dst[1]) {
+        CHECK(!"allocation");
+        return;
+    }
+    dm_copy_ticket t[K];
+    memset(t, 0, sizeof t);
+    int bad = 0;
+    for (int k = 0; k < K; k++) {
+        for (int i = 0; i < M; i++)
+            src[i] = (float)(k * 7 + (i % 1000));
+        dm_tensor h, d;
+        dm_tensor_view(&h, src, DM_DTYPE_F32, 1, s);
+        CHECK_OK(dm_copy(be, &h, &x));
+        CHECK_OK(dm_activation(be, &x, DM_ACT_RELU, &x)); /* the frame's "forward" */
+        dm_tensor_view(&d, dst[k % 2], DM_DTYPE_F32, 1, s);
+        CHECK_OK(dm_copy_async(be, &x, &d, &t[k]));
+        if (k == 0) continue;
+        CHECK_OK(dm_copy_wait(be, &t[k - 1]));
+        const float *o = dst[(k - 1) % 2];
+        for (int i = 0; i < M; i++)
+            bad += o[i] != (float)((k - 1) * 7 + (i % 1000));
+    }
+    CHECK_OK(dm_copy_wait(be, &t[K - 1]));
+    const float *o = dst[(K - 1) % 2];
+    for (int i = 0; i < M; i++)
+        bad += o[i] != (float)((K - 1) * 7 + (i % 1000));
+    CHECK(bad == 0);
+    printf("frames: %d downloads of %d floats through two host buffers: %d wrong values\n", K, M,
+           bad);
+    dm_backend_host_free(be, dst[0]), dm_backend_host_free(be, dst[1]);
+    free(src);
+    dm_tensor_free(&x);
 }
 
 /* RVM: frame k+1's forward runs while frame k's downloads are pending (two host buffers), as
@@ -225,8 +284,22 @@ static void test_da2(const uint8_t *const *frames) {
     unlink(wpath);
 }
 
-int main(void) {
-    test_engine();
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--cuda")) { /* label gpu: the engine part on CUDA */
+        int count = 0;
+        dm_status st = dm_cuda_device_count(&count);
+        if (st || count == 0) return tc_skip(st ? dm_error_message() : "no CUDA device visible");
+        dm_backend *g = NULL;
+        CHECK_OK(dm_backend_cuda_create(0, DM_DTYPE_F32, &g));
+        if (g) test_engine(g), test_frames(g);
+        dm_backend_destroy(g);
+        printf("%s\n", tc_failure_count ? "FAIL" : "PASS");
+        return tc_failure_count != 0;
+    }
+    dm_backend *e = emu();
+    test_engine(e);
+    test_frames(e);
+    dm_backend_destroy(e);
     uint8_t *f[3];
     for (int i = 0; i < 3; i++) {
         f[i] = malloc((size_t)H * W * 3);

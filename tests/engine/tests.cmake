@@ -6,3 +6,7 @@ if(DM_WITH_PIPELINE)
   dm_add_test(test_output_downloads SOURCES engine/test_output_downloads.c LIBS dm_pipeline
               LABELS unit TIMEOUT 60)
 endif()
+# The same engine checks and frame loop on the CUDA backend (copy stream, events, stage ring):
+# label gpu, run by the device check; exits 77 (loud) without a CUDA build or device.
+dm_add_test(test_copy_async_cuda SOURCES engine/test_copy_async.c ARGS --cuda LABELS gpu
+            TIMEOUT 120)
