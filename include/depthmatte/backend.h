@@ -171,7 +171,8 @@ typedef struct dm_backend_ops {
     dm_status (*permute)(dm_backend *be, const dm_tensor *x, const int *perm, dm_tensor *y);
     /* Concatenate along dim 1 (channels for NCHW): y (N, Ca+Cb, ...) = [a, b]. */
     dm_status (*concat)(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
-    /* Copy between tensors of equal numel (may cross devices and convert dtype). */
+    /* Copy between tensors of equal numel (may cross devices and convert dtype). Into host
+     * memory it returns when the values are there; dm_copy_async (copy_async.h) queues it. */
     dm_status (*copy)(dm_backend *be, const dm_tensor *src, dm_tensor *dst);
     /* Allocates a tensor in this backend's memory (zero-filled). */
     dm_status (*alloc)(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
