@@ -17,6 +17,7 @@
 #include "depthmatte/tensor.h"
 
 typedef struct dm_backend dm_backend;
+struct dm_copy_ticket; /* depthmatte/copy_async.h */
 
 /* Pointwise activations, also fused into conv2d/linear. Definitions as in PyTorch:
  * hardswish x*relu6(x+3)/6, hardsigmoid relu6(x+3)/6, gelu exact x*Phi(x) (erf).
@@ -170,7 +171,8 @@ typedef struct dm_backend_ops {
     dm_status (*permute)(dm_backend *be, const dm_tensor *x, const int *perm, dm_tensor *y);
     /* Concatenate along dim 1 (channels for NCHW): y (N, Ca+Cb, ...) = [a, b]. */
     dm_status (*concat)(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_tensor *y);
-    /* Copy between tensors of equal numel (may cross devices and convert dtype). */
+    /* Copy between tensors of equal numel (may cross devices and convert dtype). Into host
+     * memory it returns when the values are there; dm_copy_async (copy_async.h) queues it. */
     dm_status (*copy)(dm_backend *be, const dm_tensor *src, dm_tensor *dst);
     /* Allocates a tensor in this backend's memory (zero-filled). */
     dm_status (*alloc)(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndim,
@@ -218,6 +220,14 @@ typedef struct dm_backend_ops {
     dm_status (*graph_end)(dm_backend *be, void **impl);
     dm_status (*graph_launch)(dm_backend *be, void *impl);
     void (*graph_free)(dm_backend *be, void *impl);
+    /* Asynchronous downloads (depthmatte/copy_async.h, which wraps them): both NULL when the
+     * backend has none (the CPU: dm_copy_async is then a synchronous dm_copy). copy_async
+     * queues the copy of device tensor src into host tensor dst, ordered after the work queued
+     * before it, and fills *ticket (id != 0); copy_wait returns when that copy and every
+     * earlier one have landed. Both refuse to run inside a graph capture. */
+    dm_status (*copy_async)(dm_backend *be, const dm_tensor *src, dm_tensor *dst,
+                            struct dm_copy_ticket *ticket);
+    dm_status (*copy_wait)(dm_backend *be, struct dm_copy_ticket *ticket);
 } dm_backend_ops;
 
 struct dm_backend {

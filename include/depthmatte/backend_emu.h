@@ -30,6 +30,15 @@
  * numbers when replayed, here as on a GPU. Not emulated: scratch buffers that would have to
  * grow inside a capture (the CPU ops allocate their workspace at replay).
  *
+ * Asynchronous downloads (depthmatte/copy_async.h), emulated faithfully: dm_copy_async takes
+ * the value src has at the call (the work queued before it is done, as stream order gives a
+ * device's copy; later ops may overwrite src) and fills the host destination with 0xFF bytes (a
+ * NaN in every float dtype) until dm_copy_wait delivers the value; the wait fails (DM_ERR_ARG)
+ * when the destination was written meanwhile, and a second download into a destination still
+ * pending is refused. So a read of the rows before the wait gives NaN (and a test that compares
+ * them fails), and a reuse of the host buffer before the wait is an error. dm_synchronize does
+ * not deliver a download: only its wait does.
+ *
  * Fault injection, for tests that must prove a wrong device is caught (selftest,
  * runtime.verify, the non-finite guard): `perturb` = "OP" (an op name of dm_op_name) makes that
  * op's (first) output wrong by 5 % of its largest magnitude on every third element;
@@ -73,5 +82,20 @@ int64_t dm_backend_emu_op_count(const dm_backend *be);
 /* Graph launches (dm_graph_launch) on an emulated backend since its creation; -1 for another
  * backend. */
 int64_t dm_backend_emu_launch_count(const dm_backend *be);
+
+/* What the asynchronous downloads of an emulated backend did since its creation (zeros for
+ * another backend): tests use it to show that downloads were queued and waited for where
+ * intended, and that a forward ran while one was still pending (the overlap a device gets). */
+typedef struct dm_emu_copy_stats {
+    int64_t enqueued;       /* dm_copy_async calls */
+    int64_t waits;          /* dm_copy_wait calls that delivered at least one download */
+    int64_t ops_overlapped; /* ops (as dm_backend_emu_op_count) called while a download was
+                               pending: work a device runs beside the copy */
+    int64_t early_writes;   /* host destinations found written before their wait */
+    int pending;            /* downloads queued and not yet waited for, now */
+    int max_pending;        /* the most pending at once */
+} dm_emu_copy_stats;
+
+void dm_backend_emu_copy_stats(const dm_backend *be, dm_emu_copy_stats *out);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "depthmatte/backend.h"
+#include "depthmatte/copy_async.h"
 #include "depthmatte/safetensors.h"
 
 typedef struct da2_model da2_model;
@@ -85,6 +86,15 @@ dm_status da2_infer_u8(da2_ctx *c, const uint8_t *rgb, float *depth);
  * (da2_ctx_input_dims, no resize; depth.output_size model). Host buffers on any backend. */
 dm_status da2_infer_u8_batch(da2_ctx *c, const uint8_t *const *rgb, int n, float *depth,
                              int model_size);
+
+/* da2_infer_u8_batch with the download queued (depthmatte/copy_async.h): on return the forward
+ * and the per-frame non-finite counts are done (da2_ctx_nonfinite is valid) and depth receives
+ * the n frames once dm_copy_wait(backend, ticket) returns; until then it must be neither read
+ * nor written, while the next batch may already run. The rgb frames may be reused on return.
+ * On the CPU backend depth is written at once and *ticket is complete. Errors as
+ * da2_infer_u8_batch (*ticket complete then). */
+dm_status da2_infer_u8_batch_async(da2_ctx *c, const uint8_t *const *rgb, int n, float *depth,
+                                   int model_size, dm_copy_ticket *ticket);
 
 /* Number of NaN/+Inf/-Inf values in frame i (0 <= i < n) of the depth of the last
  * da2_infer_u8_batch, counted on the backend before the download (dm_count_nonfinite: on a

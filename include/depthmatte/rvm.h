@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "depthmatte/backend.h"
+#include "depthmatte/copy_async.h"
 #include "depthmatte/safetensors.h"
 
 typedef struct rvm_model rvm_model;
@@ -133,6 +134,14 @@ dm_status rvm_forward(rvm_state *s, const dm_tensor *src, dm_tensor *fgr, dm_ten
 /* Same on an interleaved 8-bit RGB frame rgb (H, W, 3) (value / 255 as the model input):
  * fgr (3, H, W) planar f32 or NULL, pha (H, W) f32; host (CPU) memory. */
 dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *pha);
+
+/* rvm_forward_u8 with the downloads queued (depthmatte/copy_async.h): on return the frame's
+ * forward and non-finite count are done (rvm_state_nonfinite is valid) and fgr/pha receive
+ * the outputs once dm_copy_wait(backend, ticket) returns; until then they must be neither read
+ * nor written, while later frames may already run. On the CPU backend the outputs are written
+ * at once and *ticket is complete. Errors as rvm_forward_u8 (*ticket complete then). */
+dm_status rvm_forward_u8_async(rvm_state *s, const uint8_t *rgb, float *fgr, float *pha,
+                               dm_copy_ticket *ticket);
 
 /* Number of NaN/+Inf/-Inf values in pha (+ fgr when it was computed) of the last
  * rvm_forward_u8, counted on the backend before the download (dm_count_nonfinite): the

@@ -49,6 +49,7 @@
 #include <stdint.h>
 
 #include "depthmatte/backend.h"
+#include "depthmatte/copy_async.h"
 #include "depthmatte/safetensors.h"
 
 #define VDA_WINDOW 32  /* INFER_LEN: frames per forward pass */
@@ -107,6 +108,12 @@ void vda_window_frames(int k, int64_t frames, int64_t idx[VDA_WINDOW]);
  * then bilinear (align_corners True) to the source size. raw: (32, src_h, src_w) floats on the
  * CPU, >= 0, not yet aligned. */
 dm_status vda_window_run(vda_ctx *c, float *raw);
+
+/* vda_window_run with the download queued (depthmatte/copy_async.h): on return the forward and
+ * the non-finite count are done (vda_ctx_nonfinite is valid) and raw receives the window once
+ * dm_copy_wait(backend, ticket) returns; until then raw must be neither read nor written. On
+ * the CPU backend raw is written at once and *ticket is complete. */
+dm_status vda_window_run_async(vda_ctx *c, float *raw, dm_copy_ticket *ticket);
 
 /* Number of NaN/+Inf/-Inf values in raw of the last vda_window_run, counted on the backend
  * before the download (dm_count_nonfinite): the pipeline's non-finite guard. */
@@ -223,6 +230,13 @@ void vda_stream_reset(vda_stream *s);
  * size). Errors: those of the engine ops (DM_ERR_SHAPE, DM_ERR_UNSUPPORTED, device errors);
  * after an error the stream must be reset. */
 dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth);
+
+/* vda_stream_push with the download queued (depthmatte/copy_async.h): on return the frame is
+ * in the stream (the next push may follow at once) and vda_stream_nonfinite is valid; depth
+ * receives the frame once dm_copy_wait(backend, ticket) returns and must be neither read nor
+ * written before. On the CPU backend depth is written at once and *ticket is complete. */
+dm_status vda_stream_push_async(vda_stream *s, const uint8_t *rgb, float *depth,
+                                dm_copy_ticket *ticket);
 
 /* Number of NaN/+Inf/-Inf values in depth of the last vda_stream_push, counted on the backend
  * before the download (dm_count_nonfinite): the pipeline's non-finite guard. */

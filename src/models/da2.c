@@ -294,18 +294,26 @@ static dm_status count_frames(da2_ctx *c, const dm_tensor *t, int n) {
 
 dm_status da2_infer_u8_batch(da2_ctx *c, const uint8_t *const *rgb, int n, float *depth,
                              int model_size) {
+    dm_copy_ticket t;
+    dm_status st = da2_infer_u8_batch_async(c, rgb, n, depth, model_size, &t);
+    return st ? st : dm_copy_wait(c->be, &t);
+}
+
+dm_status da2_infer_u8_batch_async(da2_ctx *c, const uint8_t *const *rgb, int n, float *depth,
+                                   int model_size, dm_copy_ticket *ticket) {
+    memset(ticket, 0, sizeof *ticket);
     const int64_t s_out[] = {n, 1, model_size ? c->h : c->src_h, model_size ? c->w : c->src_w};
     dm_tensor out;
     dm_tensor_view(&out, depth, DM_DTYPE_F32, 4, s_out);
     /* the CPU resizes a full batch straight into the caller's buffer; otherwise all B are
-     * resized on the backend (into depth_dev) and the first n frames copied (downloaded) */
+     * resized on the backend (into depth_dev) and the first n frames downloaded (queued) */
     const int direct = c->be->device == DM_DEVICE_CPU && c->batch == n;
     dm_status st = forward_frames(c, rgb, n, !model_size && !direct);
     if (st) return st;
     if (model_size) { /* the head output itself, first n frames, one download */
         dm_tensor head = dm_tensor_sub(&c->head.out, 0, 4, s_out);
         if ((st = count_frames(c, &head, n))) return st;
-        return dm_copy(c->be, &head, &out);
+        return dm_copy_async(c->be, &head, &out, ticket);
     }
     if (direct) {
         st = dm_resize(c->be, &c->head.out, DM_RESIZE_BILINEAR, 1, 0, 0, &out);
@@ -313,7 +321,7 @@ dm_status da2_infer_u8_batch(da2_ctx *c, const uint8_t *const *rgb, int n, float
     }
     dm_tensor first = dm_tensor_sub(&c->depth_dev, 0, 4, s_out);
     if ((st = count_frames(c, &first, n))) return st;
-    return dm_copy(c->be, &first, &out);
+    return dm_copy_async(c->be, &first, &out, ticket);
 }
 
 int64_t da2_ctx_nonfinite(const da2_ctx *c, int i) {

@@ -352,6 +352,14 @@ static dm_status u8_body(void *arg) {
 }
 
 dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *pha) {
+    dm_copy_ticket t;
+    dm_status st = rvm_forward_u8_async(s, rgb, fgr, pha, &t);
+    return st ? st : dm_copy_wait(s->be, &t);
+}
+
+dm_status rvm_forward_u8_async(rvm_state *s, const uint8_t *rgb, float *fgr, float *pha,
+                               dm_copy_ticket *ticket) {
+    memset(ticket, 0, sizeof *ticket);
     if (!rgb || !pha) return dm_error_set(DM_ERR_ARG, "rvm_forward_u8: rgb or pha is NULL");
     const int64_t ishape[4] = {1, s->H, s->W, 3}, fshape[4] = {1, 3, s->H, s->W},
                   pshape[4] = {1, 1, s->H, s->W};
@@ -362,8 +370,8 @@ dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *ph
     dm_status st = dm_image_from_u8(s->be, &in, &s->src);
     if (st) return st;
     /* the outputs where the backend computes them (host views on the CPU, device tensors
-     * elsewhere), counted there for the non-finite guard, then one download each (dm_copy
-     * into host memory waits for it). On a device the forward between upload and downloads
+     * elsewhere), counted there for the non-finite guard, then one queued download each
+     * (dm_copy_async: the ticket of the last one completes both). On a device the forward between upload and downloads
      * is one graph where the backend has them: eager on the first frame (zero state or not:
      * the state is data in fixed buffers), captured on the second, replayed after; the key is
      * what changes the op sequence. */
@@ -383,8 +391,9 @@ dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *ph
         return st;
     s->nonfinite += bad_fgr;
     if (!dev) return DM_OK;
-    if (fgr && (st = dm_copy(s->be, &s->out_fgr, &f))) return st;
-    return dm_copy(s->be, &s->out_pha, &p);
+    dm_copy_ticket tf;
+    if (fgr && (st = dm_copy_async(s->be, &s->out_fgr, &f, &tf))) return st;
+    return dm_copy_async(s->be, &s->out_pha, &p, ticket);
 }
 
 int64_t rvm_state_nonfinite(const rvm_state *s) {

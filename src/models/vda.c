@@ -213,7 +213,14 @@ void vda_window_frames(int k, int64_t frames, int64_t idx[VDA_WINDOW]) {
 }
 
 dm_status vda_window_run(vda_ctx *c, float *raw) {
+    dm_copy_ticket t;
+    dm_status st = vda_window_run_async(c, raw, &t);
+    return st ? st : dm_copy_wait(c->be, &t);
+}
+
+dm_status vda_window_run_async(vda_ctx *c, float *raw, dm_copy_ticket *ticket) {
     dm_status st;
+    memset(ticket, 0, sizeof *ticket);
     if ((st = dinov2_forward(&c->enc, &c->m->enc, c->be, &c->input))) return st;
     const dm_tensor *feats[4] = {&c->enc.feat[0], &c->enc.feat[1], &c->enc.feat[2],
                                  &c->enc.feat[3]};
@@ -231,12 +238,11 @@ dm_status vda_window_run(vda_ctx *c, float *raw) {
         st = dm_resize(c->be, &c->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &host);
         return st ? st : dm_count_nonfinite(c->be, &host, &c->nonfinite);
     }
-    /* counted on the device (the non-finite guard), then downloaded */
+    /* counted on the device (the non-finite guard), then the download queued */
     if ((st = dm_resize(c->be, &c->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &c->raw_dev)) ||
-        (st = dm_count_nonfinite(c->be, &c->raw_dev, &c->nonfinite)) ||
-        (st = dm_copy(c->be, &c->raw_dev, &host)))
+        (st = dm_count_nonfinite(c->be, &c->raw_dev, &c->nonfinite)))
         return st;
-    return dm_synchronize(c->be);
+    return dm_copy_async(c->be, &c->raw_dev, &host, ticket);
 }
 
 int64_t vda_ctx_nonfinite(const vda_ctx *c) {

@@ -172,8 +172,16 @@ static dm_status encoder_body(void *arg) {
 }
 
 dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth) {
+    dm_copy_ticket t;
+    dm_status st = vda_stream_push_async(s, rgb, depth, &t);
+    return st ? st : dm_copy_wait(s->be, &t);
+}
+
+dm_status vda_stream_push_async(vda_stream *s, const uint8_t *rgb, float *depth,
+                                dm_copy_ticket *ticket) {
     dm_backend *be = s->be;
     dm_status st;
+    memset(ticket, 0, sizeof *ticket);
     /* infer_video_depth_one's transform on the backend: only the u8 frame travels */
     const int64_t s_rgb[] = {1, s->src_h, s->src_w, 3};
     dm_tensor frame;
@@ -209,9 +217,8 @@ dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth) {
         if (!(st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &host)))
             st = dm_count_nonfinite(be, &host, &s->nonfinite);
     } else if (!(st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &s->out_dev)) &&
-               !(st = dm_count_nonfinite(be, &s->out_dev, &s->nonfinite)) && /* on the device */
-               !(st = dm_copy(be, &s->out_dev, &host))) {
-        st = dm_synchronize(be);
+               !(st = dm_count_nonfinite(be, &s->out_dev, &s->nonfinite))) { /* on the device */
+        st = dm_copy_async(be, &s->out_dev, &host, ticket);
     }
     if (st) return st;
     /* the list update of infer_video_depth_one */

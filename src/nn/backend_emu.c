@@ -6,9 +6,20 @@
 #include <string.h>
 
 #include "depthmatte/backend_emu.h"
+#include "depthmatte/copy_async.h"
 #include "nn/cpu/cpu_ops.h"
 
 typedef enum emu_fault { FAULT_NONE = 0, FAULT_PERTURB, FAULT_NAN, FAULT_NAN_ALWAYS } emu_fault;
+
+/* A queued download (dm_copy_async): the value src had at the call, converted to dst's dtype,
+ * delivered into dst at the wait. */
+typedef struct emu_dl {
+    uint64_t id;         /* ticket id; 0: free record */
+    unsigned char *dst;  /* host destination, poisoned (0xFF) until the wait */
+    size_t bytes;
+    unsigned char *snap; /* the value at the call (grown, reused by later downloads) */
+    size_t cap;
+} emu_dl;
 
 typedef struct emu_ctx {
     dm_backend *cpu; /* the reference backend doing the arithmetic (threads, scratch) */
@@ -22,6 +33,11 @@ typedef struct emu_ctx {
     int capturing, capture_failed;
     struct emu_rec *rec;
     int nrec, caprec;
+    /* asynchronous downloads (dm_copy_async): pending records, statistics */
+    emu_dl *dl;
+    int ndl;
+    uint64_t dl_seq;
+    dm_emu_copy_stats dl_stats;
 } emu_ctx;
 
 /* One recorded op: its tensors copied by value (a CUDA graph bakes in the pointers and shapes
@@ -45,6 +61,18 @@ typedef struct emu_graph {
 
 static emu_ctx *ctx_of(const dm_backend *be) {
     return (emu_ctx *)be->impl;
+}
+
+/* Counts one op (run, recorded or replayed); also counted when a download is pending at the
+ * time: work that a device overlaps with that download (dm_emu_copy_stats.ops_overlapped). */
+static void count_op(dm_backend *be) {
+    emu_ctx *c = ctx_of(be);
+    c->op_calls++;
+    for (int i = 0; i < c->ndl; i++)
+        if (c->dl[i].id) {
+            c->dl_stats.ops_overlapped++;
+            break;
+        }
 }
 
 /* An argument must be a tensor of this device (or absent when optional). */
@@ -239,7 +267,7 @@ static emu_rec *rec_add(dm_backend *be, dm_op_id op, const dm_tensor *const *ts,
  * statements to fill `r`, then returns. */
 #define CAPTURE(op_id, ...) \
     emu_rec *r = NULL; \
-    ctx_of(be)->op_calls++; \
+    count_op(be); \
     if (ctx_of(be)->capturing && !(r = rec_add(be, op_id, TS(__VA_ARGS__)))) return DM_ERR_NOMEM; \
     if (r)
 
@@ -540,7 +568,7 @@ static dm_status image_from_u8_emu(dm_backend *be, const dm_tensor *rgb, dm_tens
     const char *opn = "image_from_u8";
     dm_status st;
     DEV(y, "y");
-    ctx_of(be)->op_calls++;
+    count_op(be);
     if (ctx_of(be)->capturing) return refuse(be, "image_from_u8 (an upload of a host frame)");
     emu_stage s = {0};
     dm_tensor *hy = stage(be, &s, y, STAGE_OUT);
@@ -635,10 +663,10 @@ static dm_status copy_emu(dm_backend *be, const dm_tensor *src, dm_tensor *dst) 
     if (ctx_of(be)->capturing) {
         if (src->device != DM_DEVICE_EMU || dst->device != DM_DEVICE_EMU)
             return refuse(be, "a host<->device copy");
-        ctx_of(be)->op_calls++;
+        count_op(be);
         return rec_add(be, DM_OP_COPY, TS(src, dst)) ? DM_OK : DM_ERR_NOMEM;
     }
-    ctx_of(be)->op_calls++;
+    count_op(be);
     dm_tensor hs = host(src), hd = host(dst);
     dm_status st = copy_cpu(ctx_of(be)->cpu, &hs, &hd); /* converts: f16/bf16 storage rounds */
     const emu_ctx *c = ctx_of(be);
@@ -667,6 +695,99 @@ static dm_status alloc_emu(dm_backend *be, dm_tensor *t, dm_dtype dtype, int ndi
 /* Waits for nothing (the ops ran already) but is refused inside a capture, as on CUDA. */
 static dm_status synchronize_emu(dm_backend *be) {
     return ctx_of(be)->capturing ? refuse(be, "a synchronisation") : DM_OK;
+}
+
+/* ---- asynchronous downloads (depthmatte/copy_async.h), emulated faithfully --------------
+ * The value is taken at the call (what stream order gives a device's copy: the work queued
+ * before it is done, later ops may overwrite src), dst is filled with 0xFF bytes (a NaN in
+ * every float dtype) and handed the value only at the wait, where it must still hold the
+ * poison: a host read before the wait sees NaN, a host write before the wait is an error, a
+ * second download into a pending destination is refused. */
+
+#define EMU_POISON 0xFF
+
+static int dl_pending(const emu_ctx *c) {
+    int n = 0;
+    for (int i = 0; i < c->ndl; i++) n += c->dl[i].id != 0;
+    return n;
+}
+
+static dm_status copy_async_emu(dm_backend *be, const dm_tensor *src, dm_tensor *dst,
+                                dm_copy_ticket *ticket) {
+    emu_ctx *c = ctx_of(be);
+    const char *opn = "copy_async";
+    dm_status st;
+    if (c->capturing) return refuse(be, "an asynchronous download (dm_copy_async)");
+    DEV(src, "src");
+    const size_t bytes = dm_tensor_nbytes(dst);
+    unsigned char *d = dst->data;
+    for (int i = 0; i < c->ndl; i++) {
+        const emu_dl *p = &c->dl[i];
+        if (p->id && d < p->dst + p->bytes && p->dst < d + bytes)
+            return dm_error_set(DM_ERR_ARG, "copy_async: the host destination is still that of "
+                                "download %llu (reused before dm_copy_wait)",
+                                (unsigned long long)p->id);
+    }
+    emu_dl *r = NULL;
+    for (int i = 0; i < c->ndl && !r; i++)
+        if (!c->dl[i].id) r = &c->dl[i];
+    if (!r) {
+        emu_dl *g = realloc(c->dl, sizeof *g * (size_t)(c->ndl + 1));
+        if (!g) return dm_error_set(DM_ERR_NOMEM, "emulated backend: out of memory");
+        c->dl = g;
+        r = &c->dl[c->ndl++];
+        memset(r, 0, sizeof *r);
+    }
+    if (r->cap < bytes) {
+        unsigned char *b = realloc(r->snap, bytes ? bytes : 1);
+        if (!b) return dm_error_set(DM_ERR_NOMEM, "emulated backend: out of memory");
+        r->snap = b;
+        r->cap = bytes;
+    }
+    dm_tensor hs = host(src), snap = *dst;
+    snap.data = r->snap;
+    snap.capacity = r->cap;
+    snap.owns_data = 0;
+    count_op(be);
+    if ((st = copy_cpu(c->cpu, &hs, &snap))) return st;
+    memset(d, EMU_POISON, bytes);
+    r->id = ++c->dl_seq;
+    r->dst = d;
+    r->bytes = bytes;
+    ticket->id = r->id;
+    ticket->slot = (int)(r - c->dl);
+    c->dl_stats.enqueued++;
+    const int n = dl_pending(c);
+    if (n > c->dl_stats.max_pending) c->dl_stats.max_pending = n;
+    return DM_OK;
+}
+
+/* Delivers every pending download up to the ticket, oldest first (tickets complete in order). */
+static dm_status copy_wait_emu(dm_backend *be, dm_copy_ticket *ticket) {
+    emu_ctx *c = ctx_of(be);
+    if (c->capturing) return refuse(be, "a wait for a download (dm_copy_wait)");
+    dm_status st = DM_OK;
+    int done = 0;
+    for (;;) {
+        emu_dl *r = NULL;
+        for (int i = 0; i < c->ndl; i++)
+            if (c->dl[i].id && c->dl[i].id <= ticket->id && (!r || c->dl[i].id < r->id))
+                r = &c->dl[i];
+        if (!r) break;
+        size_t k = 0;
+        while (k < r->bytes && r->dst[k] == EMU_POISON) k++;
+        if (k < r->bytes && !st) {
+            c->dl_stats.early_writes++;
+            st = dm_error_set(DM_ERR_ARG, "copy_wait: the host destination of download %llu was "
+                              "written before dm_copy_wait (byte %zu of %zu)",
+                              (unsigned long long)r->id, k, r->bytes);
+        }
+        memcpy(r->dst, r->snap, r->bytes);
+        r->id = 0;
+        done = 1;
+    }
+    if (done) c->dl_stats.waits++;
+    return st;
 }
 
 /* ---- graphs: record during the capture, replay the record on launch -------------------- */
@@ -769,6 +890,8 @@ static void destroy_emu(dm_backend *be) {
     if (!c) return;
     dm_backend_destroy(c->cpu);
     free(c->rec);
+    for (int i = 0; i < c->ndl; i++) free(c->dl[i].snap);
+    free(c->dl);
     free(c);
     be->impl = NULL;
 }
@@ -805,6 +928,8 @@ static const dm_backend_ops emu_ops = {
     .graph_end = graph_end_emu,
     .graph_launch = graph_launch_emu,
     .graph_free = graph_free_emu,
+    .copy_async = copy_async_emu,
+    .copy_wait = copy_wait_emu,
 };
 
 static dm_status parse_fault(const char *spec, emu_ctx *c) {
@@ -885,4 +1010,11 @@ int64_t dm_backend_emu_op_count(const dm_backend *be) {
 int64_t dm_backend_emu_launch_count(const dm_backend *be) {
     if (!be || be->ops != &emu_ops || !be->impl) return -1;
     return ctx_of(be)->launches;
+}
+
+void dm_backend_emu_copy_stats(const dm_backend *be, dm_emu_copy_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (!be || be->ops != &emu_ops || !be->impl) return;
+    *out = ctx_of(be)->dl_stats;
+    out->pending = dl_pending(ctx_of(be));
 }

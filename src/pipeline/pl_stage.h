@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "depthmatte/backend.h"
+#include "depthmatte/copy_async.h"
 #include "depthmatte/h5out.h"
 #include "pl_internal.h"
 
@@ -131,6 +132,58 @@ dm_status pl_stage_vda_stream_create(pl_stage **s, const pl_stage_env *env);
 static inline void pl_stage_free(pl_stage *s) {
     if (s) s->ops->free(s);
 }
+
+/* Downloads of a stage's per-frame outputs, double buffered (one mechanism for every stage;
+ * depthmatte/copy_async.h, docs/gpu.md "Downloads beside the compute"). A stage queues the
+ * download of frame i (or of a DA-V2 batch, a VDA window) into the host buffer of a free slot
+ * (pl_dl_next, then the model's *_async call with the slot's ticket) and commits it
+ * (pl_dl_commit): that writes the rows of the frame before, whose download ran on the copy
+ * stream beside frame i's compute, so at most one frame's download is pending when a push
+ * returns, and frame i's host buffer is not refilled before its rows are written (two slots).
+ * pop flushes (pl_dl_flush) before it reports rows done: the host waits for the last download
+ * only when the rows are needed (the HDF5 write, the hand-over). A check that needs the host
+ * values of the frame at once (runtime.verify, the non-finite guard's recompute) waits for the
+ * slot first (pl_dl_ready). On the CPU backend every download is complete at once and the rows
+ * are the same; only the time they are written differs. */
+enum { PL_DL_SLOTS = 2 };
+typedef struct pl_dl_slot {
+    float *host;           /* page-locked on CUDA (dm_backend_host_alloc), `floats` floats */
+    dm_copy_ticket ticket; /* the queued download into host */
+    int pending;           /* 1: committed, rows not yet written */
+    int64_t row, count;    /* the unit rows it holds: row .. row + count - 1 (0 count: none) */
+    int flags;             /* stage-defined (RVM: the foreground was downloaded) */
+} pl_dl_slot;
+
+/* Writes rows [sl->row, sl->row + sl->count) of unit u from a slot whose download is done. */
+typedef dm_status (*pl_dl_rows_fn)(pl_stage *s, const pl_unit *u, const pl_dl_slot *sl,
+                                   pl_rows *rows);
+
+typedef struct pl_dl {
+    dm_backend *be;
+    int nslots;             /* 2 (frame-synchronous stages) or 1 (VDA windows: one per unit) */
+    pl_dl_slot slot[PL_DL_SLOTS];
+    int next;               /* slot of the next download */
+    pl_dl_rows_fn rows_out; /* NULL: the stage reads the slot itself after pl_dl_flush */
+} pl_dl;
+
+/* nslots (1 or 2) host buffers of `floats` floats each on be's host side. DM_ERR_NOMEM. */
+dm_status pl_dl_init(pl_dl *q, dm_backend *be, int nslots, size_t floats, pl_dl_rows_fn fn);
+/* Waits for pending downloads (without writing their rows) and frees the buffers. */
+void pl_dl_free(pl_dl *q);
+/* The slot for the next download (*out): free, as pl_dl_commit / pl_dl_flush leave it (a
+ * download of a failed push, never committed, is waited for first). DM_ERR_ARG (an internal
+ * error) when it is still pending. */
+dm_status pl_dl_next(pl_dl *q, pl_dl_slot **out);
+/* Waits for the slot's download: its host values may be read and overwritten from now on. */
+dm_status pl_dl_ready(pl_dl *q, pl_dl_slot *sl);
+/* The slot pl_dl_next gave holds a queued download of rows [row, row + count): marks it
+ * pending and moves on, then writes the rows of the other pending slot (the frame before). */
+dm_status pl_dl_commit(pl_dl *q, pl_stage *s, const pl_unit *u, pl_rows *rows);
+/* Waits for every pending slot and writes its rows, oldest first (pop). */
+dm_status pl_dl_flush(pl_dl *q, pl_stage *s, const pl_unit *u, pl_rows *rows);
+/* Waits for every pending download and forgets its rows (a unit that starts after a cancelled
+ * or failed one: those rows belong to no write). */
+dm_status pl_dl_drop(pl_dl *q);
 
 /* Helpers shared by the stages (pl_stage.c). */
 int pl_verify_wanted(const pl_stage_env *env, int done_already);

@@ -17,7 +17,7 @@ typedef struct da2_stage {
     int dc_h, dc_w;
     int batch;          /* B: frames per forward (runtime.batch_size) */
     uint8_t *batch_rgb; /* (B, H, W, 3) copies of the frames waiting for the batch */
-    float *depth_f;     /* (B, Hd, Wd) depth at source size or at the model grid */
+    pl_dl dl;           /* per batch: (B, Hd, Wd) depth at source size or at the model grid */
     int nb;             /* frames waiting: rows done .. done + nb - 1 */
     int64_t done;       /* rows of the current unit finished */
     /* CPU reference (runtime.verify, float32 recompute), loaded on first use */
@@ -40,11 +40,11 @@ static dm_status da2_begin(pl_stage *s, const pl_unit *u) {
     const dm_job *job = &s->env.c->job;
     const int H = u->info->height, W = u->info->width;
     d->nb = 0, d->done = 0;
-    if (d->dc && d->dc_h == H && d->dc_w == W) return DM_OK;
+    dm_status st = pl_dl_drop(&d->dl); /* rows of a cancelled unit: no write wants them */
+    if (st || (d->dc && d->dc_h == H && d->dc_w == W)) return st;
     da2_ctx_free(d->dc);
     d->dc = NULL;
-    dm_status st =
-        da2_ctx_init_batch(&d->dc, d->da2, s->env.be, H, W, job->depth.input_size, d->batch);
+    st = da2_ctx_init_batch(&d->dc, d->da2, s->env.be, H, W, job->depth.input_size, d->batch);
     if (!st) d->dc_h = H, d->dc_w = W;
     return st;
 }
@@ -116,31 +116,23 @@ nonfinite:
                         path, (long long)frame, (long long)bad, env->be->ops->name);
 }
 
-/* One forward pass over the nb waiting frames (rows done .. done + nb - 1). `last` is the
- * frame just pushed when B == 1 (no copy is kept then). */
-static dm_status run_batch(da2_stage *d, const pl_unit *u, const uint8_t *last, pl_rows *rows) {
-    const dm_job *job = &d->base.env.c->job;
-    const int model_size = job->depth.output_size == DM_DEPTH_SIZE_MODEL;
-    const int depth_f16 = job->depth.dtype == DM_DTYPE_F16;
-    const size_t px = (size_t)u->info->width * u->info->height;
-    const uint8_t *rgb[1024];
-    for (int j = 0; j < d->nb; j++)
-        rgb[j] = d->batch > 1 ? d->batch_rgb + (size_t)j * px * 3 : last;
-    size_t dpx = px;
-    if (model_size) {
-        int h, wd;
-        da2_ctx_input_dims(d->dc, &h, &wd);
-        dpx = (size_t)h * wd;
-    }
-    double t1 = pl_now();
-    dm_status st = da2_infer_u8_batch(d->dc, rgb, d->nb, d->depth_f, model_size);
-    d->base.env.stats->inference_s += pl_now() - t1;
-    if (st) return st;
-    for (int j = 0; j < d->nb; j++) {
-        float *x = d->depth_f + (size_t)j * dpx;
-        const int64_t t = d->done + j;
-        if ((st = check(d, u, u->begin + t, rgb[j], x, dpx, da2_ctx_nonfinite(d->dc, j))))
-            return st;
+/* Depth pixels per row: the source size, or the model grid (depth.output_size model). */
+static size_t row_px(const da2_stage *d, const pl_unit *u) {
+    if (d->base.env.c->job.depth.output_size != DM_DEPTH_SIZE_MODEL)
+        return (size_t)u->info->width * u->info->height;
+    int h, wd;
+    da2_ctx_input_dims(d->dc, &h, &wd);
+    return (size_t)h * wd;
+}
+
+/* Rows of one batch from its downloaded slot (pl_dl rows_out). */
+static dm_status da2_rows(pl_stage *s, const pl_unit *u, const pl_dl_slot *sl, pl_rows *rows) {
+    const da2_stage *d = (const da2_stage *)s;
+    const int depth_f16 = s->env.c->job.depth.dtype == DM_DTYPE_F16;
+    const size_t dpx = row_px(d, u);
+    for (int64_t j = 0; j < sl->count; j++) {
+        const float *x = sl->host + (size_t)j * dpx;
+        const int64_t t = sl->row + j;
         for (size_t i = 0; i < dpx; i++) {
             if (depth_f16)
                 ((uint16_t *)rows->depth)[t * dpx + i] = dm_f32_to_f16(x[i]);
@@ -148,9 +140,42 @@ static dm_status run_batch(da2_stage *d, const pl_unit *u, const uint8_t *last, 
                 ((float *)rows->depth)[t * dpx + i] = x[i];
         }
     }
+    return DM_OK;
+}
+
+/* One forward pass over the nb waiting frames (rows done .. done + nb - 1). `last` is the
+ * frame just pushed when B == 1 (no copy is kept then). The download is queued into a slot
+ * (pl_dl); its rows are written after the next batch's forward, or at pop. */
+static dm_status run_batch(da2_stage *d, const pl_unit *u, const uint8_t *last, pl_rows *rows) {
+    const dm_job *job = &d->base.env.c->job;
+    const int model_size = job->depth.output_size == DM_DEPTH_SIZE_MODEL;
+    const size_t px = (size_t)u->info->width * u->info->height;
+    const uint8_t *rgb[1024];
+    for (int j = 0; j < d->nb; j++)
+        rgb[j] = d->batch > 1 ? d->batch_rgb + (size_t)j * px * 3 : last;
+    const size_t dpx = row_px(d, u);
+    pl_dl_slot *sl;
+    dm_status st = pl_dl_next(&d->dl, &sl);
+    if (st) return st;
+    double t1 = pl_now();
+    st = da2_infer_u8_batch_async(d->dc, rgb, d->nb, sl->host, model_size, &sl->ticket);
+    d->base.env.stats->inference_s += pl_now() - t1;
+    if (st) return st;
+    /* a check that reads (or a recompute that overwrites) the values waits for them */
+    int now = pl_verify_wanted(&d->base.env, d->verified);
+    for (int j = 0; j < d->nb; j++)
+        now |= da2_ctx_nonfinite(d->dc, j) != 0;
+    if (now && (st = pl_dl_ready(&d->dl, sl))) return st;
+    for (int j = 0; j < d->nb; j++) {
+        float *x = sl->host + (size_t)j * dpx;
+        const int64_t t = d->done + j;
+        if ((st = check(d, u, u->begin + t, rgb[j], x, dpx, da2_ctx_nonfinite(d->dc, j))))
+            return st;
+    }
+    sl->row = d->done, sl->count = d->nb;
     d->done += d->nb;
     d->nb = 0;
-    return DM_OK;
+    return pl_dl_commit(&d->dl, &d->base, u, rows);
 }
 
 static dm_status da2_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f, pl_rows *rows) {
@@ -171,19 +196,21 @@ static dm_status da2_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows
     dm_status st = DM_OK;
     /* B == 1 never leaves a frame waiting; B > 1 keeps copies of the waiting frames */
     if (flush && d->nb > 0) st = run_batch(d, u, NULL, rows);
-    *done = d->done;
+    /* the rows are needed now (the write): the last batch's download is waited for here */
+    if (!st) st = pl_dl_flush(&d->dl, s, u, rows);
+    *done = st ? 0 : d->done;
     return st;
 }
 
 static void da2_free(pl_stage *s) {
     da2_stage *d = (da2_stage *)s;
+    pl_dl_free(&d->dl); /* first: no download may still be landing */
     da2_ctx_free(d->dc);
     da2_model_free(d->da2);
     da2_ctx_free(d->ref_dc);
     da2_model_free(d->ref_da2);
     if (d->ref_be) dm_backend_destroy(d->ref_be);
     free(d->ref_out), free(d->batch_rgb);
-    dm_backend_host_free(s->env.be, d->depth_f);
     free(d);
 }
 
@@ -221,10 +248,10 @@ dm_status pl_stage_da2_create(pl_stage **out, const pl_stage_env *env) {
             if ((size_t)mh * mw > dpx) dpx = (size_t)mh * mw;
         }
     }
-    /* device->host copies of the depth land here: pinned on CUDA (backend_host.h) */
-    d->depth_f = dm_backend_host_alloc(env->be, (size_t)d->batch * dpx * sizeof(float));
-    if (!d->depth_f ||
-        (d->batch > 1 && !(d->batch_rgb = malloc((size_t)d->batch * env->max_px * 3))))
+    /* device->host copies of the depth land here: pinned on CUDA (backend_host.h), two
+     * batches (pl_dl: one downloads while the other's rows are written) */
+    if ((st = pl_dl_init(&d->dl, env->be, 2, (size_t)d->batch * dpx, da2_rows))) return st;
+    if (d->batch > 1 && !(d->batch_rgb = malloc((size_t)d->batch * env->max_px * 3)))
         return dm_error_set(DM_ERR_NOMEM, "out of memory for %d batched frames (%zu pixels)",
                             d->batch, env->max_px);
     return DM_OK;

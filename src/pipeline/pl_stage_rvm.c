@@ -17,8 +17,7 @@ typedef struct rvm_stage {
     rvm_model *rvm;
     rvm_state *rs;
     int rs_h, rs_w;
-    float *fgr_f; /* (3, H, W) foreground, planar */
-    float *pha_f; /* (H, W) alpha */
+    pl_dl dl; /* per frame: (3, H, W) foreground, planar, then (H, W) alpha (pl_stage.h) */
     /* CPU reference (runtime.verify), loaded on first use */
     dm_backend *ref_be;
     rvm_model *ref_rvm;
@@ -43,9 +42,9 @@ static dm_status rvm_begin(pl_stage *s, const pl_unit *u) {
     rvm_stage *r = (rvm_stage *)s;
     const dm_job *job = &s->env.c->job;
     r->pushed = 0;
-    if (!u->first) return DM_OK;
+    dm_status st = pl_dl_drop(&r->dl); /* rows of a cancelled unit: no write wants them */
+    if (st || !u->first) return st;
     const int H = u->info->height, W = u->info->width;
-    dm_status st;
     if (r->rs && (r->rs_h != H || r->rs_w != W)) {
         rvm_state_free(r->rs);
         r->rs = NULL;
@@ -90,8 +89,8 @@ static dm_status ref_models(rvm_stage *r, const pl_unit *u) {
 /* The rank's first frame after a cold start (runtime.verify first_frame) or every frame (all),
  * recomputed on the CPU from the same cold state. A non-finite device output is not compared
  * here: the guard below recomputes or reports it. */
-static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64_t frame,
-                        int fgr) {
+static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64_t frame, int fgr,
+                        const float *fgr_f, const float *pha_f) {
     const pl_stage_env *env = &r->base.env;
     const dm_job *job = &env->c->job;
     if (!pl_verify_wanted(env, r->verified)) return DM_OK;
@@ -103,9 +102,9 @@ static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int6
     if (!st) st = rvm_forward_u8(r->ref_rs, rgb, fgr ? rf : NULL, rp);
     const int bad = rvm_state_nonfinite(r->rs) != 0;
     if (!st && !bad)
-        st = pl_stage_verify(env, DM_TOL_RVM, "RVM alpha", u->info->path, frame, r->pha_f, rp, px);
+        st = pl_stage_verify(env, DM_TOL_RVM, "RVM alpha", u->info->path, frame, pha_f, rp, px);
     if (!st && !bad && fgr)
-        st = pl_stage_verify(env, DM_TOL_RVM, "RVM foreground", u->info->path, frame, r->fgr_f, rf,
+        st = pl_stage_verify(env, DM_TOL_RVM, "RVM foreground", u->info->path, frame, fgr_f, rf,
                              3 * px);
     r->verified = 1;
     env->stats->verify_s += pl_now() - t0;
@@ -118,8 +117,8 @@ static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int6
  * checkpoint rvm_push takes before each frame), its outputs replace the device's, and the
  * device continues from the reference's new state; counted in recomputed_frames. Still
  * non-finite, or already float32: an error naming video, frame and stage. */
-static dm_status guard(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64_t frame,
-                       int fgr) {
+static dm_status guard(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64_t frame, int fgr,
+                       float *fgr_f, float *pha_f) {
     const pl_stage_env *env = &r->base.env;
     const dm_backend *be = env->be;
     const int64_t bad = rvm_state_nonfinite(r->rs);
@@ -129,7 +128,7 @@ static dm_status guard(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64
         const double t0 = pl_now();
         dm_status st = ref_models(r, u);
         if (!st) st = rvm_state_copy_recurrent(r->ref_rs, r->rs, 1);
-        if (!st) st = rvm_forward_u8(r->ref_rs, rgb, fgr ? r->fgr_f : NULL, r->pha_f);
+        if (!st) st = rvm_forward_u8(r->ref_rs, rgb, fgr ? fgr_f : NULL, pha_f);
         if (!st) still = rvm_state_nonfinite(r->ref_rs);
         if (!st && !still) st = rvm_state_copy_recurrent(r->rs, r->ref_rs, 0);
         env->stats->verify_s += pl_now() - t0;
@@ -140,8 +139,7 @@ static dm_status guard(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64
             fprintf(stderr,
                     "depthmatte: %s: frame %lld: %lld NaN/Inf RVM values in %s; recomputed in "
                     "float32\n",
-                    u->info->path, (long long)frame, (long long)bad,
-                    dm_dtype_name(be->precision));
+                    u->info->path, (long long)frame, (long long)bad, dm_dtype_name(be->precision));
             return DM_OK;
         }
     }
@@ -162,27 +160,47 @@ static dm_status rvm_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f
     const size_t px = (size_t)u->info->width * u->info->height;
     const int row = f->index >= u->begin;
     const int want_fgr = row && (job->matting.outputs & DM_MATTING_OUT_FOREGROUND);
-    const int want_alpha = job->matting.outputs & DM_MATTING_OUT_ALPHA;
     if (row && f->index != u->begin + r->pushed)
         return dm_error_set(DM_ERR_ARG, "%s: RVM got frame %lld, expected %lld", u->info->path,
                             (long long)f->index, (long long)(u->begin + r->pushed));
+    pl_dl_slot *sl;
+    dm_status st = pl_dl_next(&r->dl, &sl);
+    if (st) return st;
+    float *fgr_f = sl->host, *pha_f = sl->host + 3 * px;
     double t1 = pl_now();
-    dm_status st = DM_OK;
     /* reduced precision: the state this frame starts from, for the guard's recompute */
     if (s->env.be->precision != DM_DTYPE_F32) st = rvm_state_checkpoint(r->rs);
-    if (!st) st = rvm_forward_u8(r->rs, f->rgb, want_fgr ? r->fgr_f : NULL, r->pha_f);
+    /* the downloads are queued: they run beside the next frame's forward */
+    if (!st) st = rvm_forward_u8_async(r->rs, f->rgb, want_fgr ? fgr_f : NULL, pha_f, &sl->ticket);
     s->env.stats->inference_s += pl_now() - t1;
     if (st) return st;
-    if ((st = verify(r, u, f->rgb, f->index, want_fgr))) return st;
-    if ((st = guard(r, u, f->rgb, f->index, want_fgr))) return st;
-    if (!row) return DM_OK; /* warm-up context: discarded */
-    const int64_t t = r->pushed;
+    /* a check that reads (or a recompute that overwrites) this frame's values waits for them */
+    if ((pl_verify_wanted(&s->env, r->verified) || rvm_state_nonfinite(r->rs)) &&
+        (st = pl_dl_ready(&r->dl, sl)))
+        return st;
+    if ((st = verify(r, u, f->rgb, f->index, want_fgr, fgr_f, pha_f))) return st;
+    if ((st = guard(r, u, f->rgb, f->index, want_fgr, fgr_f, pha_f))) return st;
+    if (row) { /* a warm-up frame's outputs are discarded: no rows */
+        sl->row = r->pushed, sl->count = 1, sl->flags = want_fgr;
+        r->pushed++;
+    }
+    /* writes the rows of the frame before (its download is done by now) */
+    return pl_dl_commit(&r->dl, s, u, rows);
+}
+
+/* Rows of one frame from its downloaded slot (pl_dl rows_out). */
+static dm_status rvm_rows(pl_stage *s, const pl_unit *u, const pl_dl_slot *sl, pl_rows *rows) {
+    const dm_job *job = &s->env.c->job;
+    const size_t px = (size_t)u->info->width * u->info->height;
+    const int want_fgr = sl->flags, want_alpha = job->matting.outputs & DM_MATTING_OUT_ALPHA;
+    const float *fgr_f = sl->host, *pha_f = sl->host + 3 * px;
+    const int64_t t = sl->row;
     /* alpha uint8 = round(clamp(a, 0, 1) * 255): lrintf rounds half to even, which only
      * matters for exact .5 values that float alphas essentially never hit. */
     if (want_alpha) {
         const int alpha_u8 = job->output.alpha_dtype == DM_DTYPE_U8;
         for (size_t i = 0; i < px; i++) {
-            float a = clamp01(r->pha_f[i]);
+            float a = clamp01(pha_f[i]);
             if (alpha_u8)
                 ((uint8_t *)rows->alpha)[t * px + i] = (uint8_t)lrintf(a * 255.f);
             else
@@ -193,27 +211,30 @@ static dm_status rvm_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f
         uint8_t *dst = rows->fgr + (size_t)t * px * 3;
         for (size_t i = 0; i < px; i++)
             for (int k = 0; k < 3; k++)
-                dst[i * 3 + k] = (uint8_t)lrintf(clamp01(r->fgr_f[k * px + i]) * 255.f);
+                dst[i * 3 + k] = (uint8_t)lrintf(clamp01(fgr_f[k * px + i]) * 255.f);
     }
-    r->pushed++;
     return DM_OK;
 }
 
+/* The rows are needed now (the write): the last frame's download is waited for here. */
 static dm_status rvm_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows, int64_t *done) {
-    (void)u, (void)flush, (void)rows;
-    *done = ((rvm_stage *)s)->pushed;
-    return DM_OK;
+    (void)flush;
+    rvm_stage *r = (rvm_stage *)s;
+    *done = 0;
+    dm_status st = pl_dl_flush(&r->dl, s, u, rows);
+    if (!st) *done = r->pushed;
+    return st;
 }
 
 static void rvm_free(pl_stage *s) {
     rvm_stage *r = (rvm_stage *)s;
+    pl_dl_free(&r->dl); /* first: no download may still be landing */
     rvm_state_free(r->rs);
     rvm_model_free(r->rvm);
     rvm_state_free(r->ref_rs);
     rvm_model_free(r->ref_rvm);
     if (r->ref_be) dm_backend_destroy(r->ref_be);
     free(r->ref_out);
-    dm_backend_host_free(s->env.be, r->fgr_f), dm_backend_host_free(s->env.be, r->pha_f);
     free(r);
 }
 
@@ -237,11 +258,7 @@ dm_status pl_stage_rvm_create(pl_stage **out, const pl_stage_env *env) {
     const dm_job *job = &env->c->job;
     dm_status st = rvm_model_load_variant(&r->rvm, job->matting.weights, variant(job), env->be);
     if (st) return st;
-    /* device->host copies of the outputs land here: pinned on CUDA (backend_host.h) */
-    r->fgr_f = dm_backend_host_alloc(env->be, env->max_px * 3 * sizeof(float));
-    r->pha_f = dm_backend_host_alloc(env->be, env->max_px * sizeof(float));
-    if (!r->fgr_f || !r->pha_f)
-        return dm_error_set(DM_ERR_NOMEM, "out of memory for RVM buffers (%zu pixels)",
-                            env->max_px);
-    return DM_OK;
+    /* device->host copies of the outputs land here: pinned on CUDA (backend_host.h), two
+     * frames (pl_dl: one downloads while the other's rows are written) */
+    return pl_dl_init(&r->dl, env->be, 2, env->max_px * 4, rvm_rows);
 }

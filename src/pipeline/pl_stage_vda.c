@@ -30,7 +30,8 @@ typedef struct vda_stage {
     int first_slot;          /* slots first_slot..31 are filled by pushes */
     int64_t last_frame;      /* the window's last input frame: its push runs the window */
     int ran;                 /* the current window's forward pass is done (raw valid) */
-    float *raw;              /* (32, H, W) window depths at source size */
+    pl_dl dl;                /* one slot: the window's download (pl_stage.h), waited at pop */
+    float *raw;              /* (32, H, W) window depths at source size: dl's buffer */
     /* CPU reference (device backends): runtime.verify of the rank's first window, float32
      * recompute of a non-finite window of a reduced precision. Loaded on first use. */
     dm_backend *ref_be;
@@ -67,8 +68,9 @@ static dm_status vda_begin(pl_stage *s, const pl_unit *u) {
     vda_stage *v = (vda_stage *)s;
     const dm_job *job = &s->env.c->job;
     const int H = u->info->height, W = u->info->width;
-    dm_status st;
     v->ran = 0;
+    dm_status st = pl_dl_drop(&v->dl); /* a window of a cancelled unit: no write wants it */
+    if (st) return st;
     const int shift = continues(v, u);
     if (!v->ctx || v->ctx_h != H || v->ctx_w != W) {
         vda_ctx_free(v->ctx);
@@ -170,9 +172,16 @@ static dm_status vda_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f
                           u->info->path, u->window, (long long)f->index);
     if (!st && f->index == v->last_frame) {
         v->in_video = u->video, v->in_window = u->window;
-        st = vda_window_run(v->ctx, v->raw);
+        pl_dl_slot *sl;
+        st = pl_dl_next(&v->dl, &sl);
+        /* the download is queued; pop waits for it (the alignment reads the window) */
+        if (!st) st = vda_window_run_async(v->ctx, v->raw, &sl->ticket);
         s->env.stats->inference_s += pl_now() - t1;
+        /* a check that reads (or a recompute that overwrites) the window waits for it */
+        if (!st && (pl_verify_wanted(&s->env, v->verified) || vda_ctx_nonfinite(v->ctx)))
+            st = pl_dl_ready(&v->dl, sl);
         if (!st) st = check_window(v, u);
+        if (!st) sl->row = 0, sl->count = u->end - u->begin, st = pl_dl_commit(&v->dl, s, u, rows);
         if (!st) v->ran = 1;
         if (st) v->in_video = -1;
         return st;
@@ -260,6 +269,7 @@ static dm_status vda_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows
         st = dm_error_set(DM_ERR_ARG, "%s: window %d: no alignment state of window %d",
                           u->info->path, u->window, u->window - 1);
     double t1 = pl_now();
+    if (!st) st = pl_dl_flush(&v->dl, s, u, rows); /* the window's values are needed now */
     if (!st) st = align_rows(v, u, rows);
     s->env.stats->inference_s += pl_now() - t1;
     if (st) {
@@ -307,6 +317,7 @@ static int vda_state_holds(const pl_stage *s, const pl_unit *u) {
 
 static void vda_free(pl_stage *s) {
     vda_stage *v = (vda_stage *)s;
+    pl_dl_free(&v->dl); /* first: no download may still be landing */
     vda_align_free(v->a);
     vda_ctx_free(v->ctx);
     vda_model_free(v->m);
@@ -314,7 +325,6 @@ static void vda_free(pl_stage *s) {
     vda_model_free(v->ref_m);
     if (v->ref_be) dm_backend_destroy(v->ref_be);
     free(v->ref_raw);
-    dm_backend_host_free(s->env.be, v->raw);
     free(v);
 }
 
@@ -344,10 +354,9 @@ dm_status pl_stage_vda_create(pl_stage **out, const pl_stage_env *env) {
     dm_status st = vda_model_load(&v->m, job->depth.weights, env->be,
                                   job->depth.model == DM_DEPTH_VDA_VITS_METRIC);
     if (st) return st;
-    /* device->host copies of the window land here: pinned on CUDA (backend_host.h) */
-    v->raw = dm_backend_host_alloc(env->be, env->max_px * VDA_WINDOW * sizeof(float));
-    if (!v->raw)
-        return dm_error_set(DM_ERR_NOMEM, "out of memory for VDA buffers (%zu pixels)",
-                            env->max_px);
+    /* device->host copies of the window land here: pinned on CUDA (backend_host.h); one
+     * window per unit, whose rows the alignment at pop writes (rows_out NULL) */
+    if ((st = pl_dl_init(&v->dl, env->be, 1, env->max_px * VDA_WINDOW, NULL))) return st;
+    v->raw = v->dl.slot[0].host;
     return DM_OK;
 }

@@ -27,8 +27,9 @@ typedef struct vdas_stage {
     vda_stream *s;
     int s_h, s_w;
     int video;    /* video the stream holds (-1: none); vda_stream_frames = next frame */
-    int64_t done; /* rows of the current unit finished */
-    float *depth; /* (H, W) one frame */
+    int64_t done; /* rows of the current unit queued (written at the next push or at pop) */
+    pl_dl dl;     /* per frame: (H, W) depth (pl_stage.h) */
+    float *depth; /* the current frame's slot buffer */
     /* CPU reference (device backends, runtime.verify) */
     dm_backend *ref_be;
     vda_model *ref_m;
@@ -55,6 +56,8 @@ static dm_status vdas_begin(pl_stage *s, const pl_unit *u) {
     const dm_job *job = &s->env.c->job;
     const int H = u->info->height, W = u->info->width;
     v->done = 0;
+    dm_status st = pl_dl_drop(&v->dl); /* rows of a cancelled unit: no write wants them */
+    if (st) return st;
     if (stream_pos(v, u) > 0) return DM_OK; /* continues this video's stream */
     v->video = -1;
     if (v->s && v->s_h == H && v->s_w == W) {
@@ -62,8 +65,7 @@ static dm_status vdas_begin(pl_stage *s, const pl_unit *u) {
     } else {
         vda_stream_free(v->s);
         v->s = NULL;
-        dm_status st = vda_stream_init(&v->s, v->m, s->env.be, H, W, job->depth.input_size);
-        if (st) return st;
+        if ((st = vda_stream_init(&v->s, v->m, s->env.be, H, W, job->depth.input_size))) return st;
         v->s_h = H, v->s_w = W;
     }
     v->video = u->video;
@@ -113,8 +115,13 @@ static dm_status vdas_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *
     if (v->video != u->video || f->index != vda_stream_frames(v->s))
         return dm_error_set(DM_ERR_ARG, "%s: VDA stream got frame %lld, expected %lld",
                             u->info->path, (long long)f->index, (long long)vda_stream_frames(v->s));
+    pl_dl_slot *sl;
+    dm_status st = pl_dl_next(&v->dl, &sl);
+    if (st) return st;
+    v->depth = sl->host;
     const double t1 = pl_now();
-    dm_status st = vda_stream_push(v->s, f->rgb, v->depth);
+    /* the download is queued: it runs beside the next frame's forward */
+    st = vda_stream_push_async(v->s, f->rgb, v->depth, &sl->ticket);
     s->env.stats->inference_s += pl_now() - t1;
     if (st) {
         v->video = -1; /* the stream's state is undefined after an error */
@@ -129,32 +136,48 @@ static dm_status vdas_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *
                             u->info->path, (long long)f->index, (long long)bad,
                             s->env.be->ops->name, dm_dtype_name(s->env.be->precision));
     }
+    /* the comparison reads this frame's values: it waits for them */
+    if (pl_verify_wanted(&s->env, v->verified) && (st = pl_dl_ready(&v->dl, sl))) return st;
     if ((st = verify(v, u, f, px))) return st;
-    if (f->index < u->begin) return DM_OK; /* replayed to rebuild the state: no row */
-    const int64_t t = f->index - u->begin;
+    if (f->index >= u->begin) { /* a frame replayed to rebuild the state has no row */
+        sl->row = f->index - u->begin, sl->count = 1;
+        v->done = sl->row + 1;
+    }
+    /* writes the row of the frame before (its download is done by now) */
+    return pl_dl_commit(&v->dl, s, u, rows);
+}
+
+/* The row of one frame from its downloaded slot (pl_dl rows_out). */
+static dm_status vdas_rows(pl_stage *s, const pl_unit *u, const pl_dl_slot *sl, pl_rows *rows) {
+    const size_t px = (size_t)u->info->width * u->info->height;
+    const int64_t t = sl->row;
     if (s->env.c->job.depth.dtype == DM_DTYPE_F16)
         for (size_t i = 0; i < px; i++)
-            ((uint16_t *)rows->depth)[t * px + i] = dm_f32_to_f16(v->depth[i]);
+            ((uint16_t *)rows->depth)[t * px + i] = dm_f32_to_f16(sl->host[i]);
     else
-        memcpy((float *)rows->depth + t * px, v->depth, px * sizeof(float));
-    v->done = t + 1;
+        memcpy((float *)rows->depth + t * px, sl->host, px * sizeof(float));
     return DM_OK;
 }
 
+/* The rows are needed now (the write): the last frame's download is waited for here. */
 static dm_status vdas_pop(pl_stage *s, const pl_unit *u, int flush, pl_rows *rows, int64_t *done) {
-    (void)u, (void)flush, (void)rows;
-    *done = ((vdas_stage *)s)->done;
-    return DM_OK;
+    (void)flush;
+    vdas_stage *v = (vdas_stage *)s;
+    *done = 0;
+    dm_status st = pl_dl_flush(&v->dl, s, u, rows);
+    if (!st) *done = v->done;
+    return st;
 }
 
 static void vdas_free(pl_stage *s) {
     vdas_stage *v = (vdas_stage *)s;
+    pl_dl_free(&v->dl); /* first: no download may still be landing */
     vda_stream_free(v->s);
     vda_model_free(v->m);
     vda_stream_free(v->ref_s);
     vda_model_free(v->ref_m);
     if (v->ref_be) dm_backend_destroy(v->ref_be);
-    dm_backend_host_free(s->env.be, v->depth), free(v->ref_depth);
+    free(v->ref_depth);
     free(v);
 }
 
@@ -180,9 +203,7 @@ dm_status pl_stage_vda_stream_create(pl_stage **out, const pl_stage_env *env) {
     dm_status st = vda_model_load(&v->m, job->depth.weights, env->be,
                                   job->depth.model == DM_DEPTH_VDA_VITS_METRIC);
     if (st) return st;
-    /* device->host copies of the depth land here: pinned on CUDA (backend_host.h) */
-    if (!(v->depth = dm_backend_host_alloc(env->be, env->max_px * sizeof(float))))
-        return dm_error_set(DM_ERR_NOMEM, "out of memory for VDA stream buffers (%zu pixels)",
-                            env->max_px);
-    return DM_OK;
+    /* device->host copies of the depth land here: pinned on CUDA (backend_host.h), two
+     * frames (pl_dl: one downloads while the other's row is written) */
+    return pl_dl_init(&v->dl, env->be, 2, env->max_px, vdas_rows);
 }

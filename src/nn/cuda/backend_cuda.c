@@ -8,6 +8,7 @@
 
 #include "cuda_common.h"
 #include "depthmatte/backend_cuda.h"
+#include "depthmatte/copy_async.h"
 
 /* defined in ops_cuda.c */
 dm_status layernorm_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *gamma,
@@ -260,6 +261,84 @@ static dm_status copy_cuda(dm_backend *be, const dm_tensor *src, dm_tensor *dst)
     return DM_OK;
 }
 
+/* ---- asynchronous downloads (include/depthmatte/copy_async.h) ---------------------------
+ * On the compute stream the source is converted (or copied) into a ring stage: a snapshot in
+ * stream order, so the next frame's forward may overwrite the source (the models' output
+ * buffers are fixed, baked into CUDA graphs) without a second device buffer per output. An
+ * event behind it orders the copy stream's device->host copy after that; a "done" event behind
+ * the copy is what dm_copy_wait synchronises. A stage is rewritten only after its previous copy
+ * is done: the compute stream waits for that copy's event (on the device, the host does not
+ * block). Events and the copy stream are made once per context; a stage grows on first use
+ * (the first frames) and is kept, so the frame loop allocates nothing. */
+
+static dm_status copy_async_cuda(dm_backend *be, const dm_tensor *src, dm_tensor *dst,
+                                 dm_copy_ticket *ticket) {
+    cuda_ctx *ctx = cuda_ctx_of(be);
+    if (ctx->capturing && (ctx->capture_failed = 1)) /* host traffic: not capturable */
+        return dm_error_set(DM_ERR_BACKEND, "copy_async: device->host download during CUDA "
+                            "Graph capture (download outputs after dm_graph_launch)");
+    dm_status st;
+    if (src->device != DM_DEVICE_CUDA || dst->device != DM_DEVICE_CPU)
+        return dm_error_set(DM_ERR_ARG, "copy_async: src must be a CUDA tensor, dst a host one");
+    if (!copyable(src->dtype) || !copyable(dst->dtype))
+        return dm_error_set(DM_ERR_DTYPE, "copy_async: %s -> %s not supported",
+                            dm_dtype_name(src->dtype), dm_dtype_name(dst->dtype));
+    const int64_t n = dm_tensor_numel(src);
+    const size_t bytes = dm_tensor_nbytes(dst);
+    const int k = ctx->dl_next;
+    cuda_dl *e = &ctx->dl[k];
+    CUDA_CHECK(cudaSetDevice(ctx->device));
+    if (e->size < bytes) { /* first use or a larger frame: rare, never in the steady loop */
+        if (e->pending) CUDA_CHECK(cudaEventSynchronize(e->done));
+        e->pending = 0;
+        if (e->dev) CUDA_CHECK(cudaFree(e->dev));
+        e->dev = NULL;
+        e->size = 0;
+        const size_t rounded = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+        cudaError_t err = cudaMalloc(&e->dev, rounded ? rounded : ((size_t)1 << 20));
+        if (err != cudaSuccess) {
+            e->dev = NULL;
+            return dm_error_set(DM_ERR_NOMEM, "copy_async: device stage of %zu bytes: %s",
+                                rounded, cudaGetErrorString(err));
+        }
+        e->size = rounded ? rounded : ((size_t)1 << 20);
+    }
+    /* the stage's previous copy must have read it before the staging below overwrites it */
+    if (e->pending) CUDA_CHECK(cudaStreamWaitEvent(ctx->stream, e->done, 0));
+    if (src->dtype == dst->dtype)
+        CUDA_CHECK(cudaMemcpyAsync(e->dev, src->data, bytes, cudaMemcpyDeviceToDevice,
+                                   ctx->stream));
+    else if ((st = cuda_convert(ctx->stream, src->data, src->dtype, e->dev, dst->dtype, n)))
+        return st;
+    CUDA_CHECK(cudaEventRecord(e->ready, ctx->stream));
+    CUDA_CHECK(cudaStreamWaitEvent(ctx->copy_stream, e->ready, 0));
+    CUDA_CHECK(cudaMemcpyAsync(dst->data, e->dev, bytes, cudaMemcpyDeviceToHost,
+                               ctx->copy_stream));
+    CUDA_CHECK(cudaEventRecord(e->done, ctx->copy_stream));
+    e->pending = 1;
+    e->seq = ++ctx->dl_seq;
+    ctx->dl_next = (k + 1) % CUDA_DL_COUNT;
+    ticket->id = e->seq;
+    ticket->slot = k;
+    return DM_OK;
+}
+
+/* The copy stream runs its copies in order: the done event of the ticket's stage (its own copy,
+ * or a later one through the same stage) completes this download and every earlier one. */
+static dm_status copy_wait_cuda(dm_backend *be, dm_copy_ticket *ticket) {
+    cuda_ctx *ctx = cuda_ctx_of(be);
+    if (ctx->capturing && (ctx->capture_failed = 1))
+        return dm_error_set(DM_ERR_BACKEND, "copy_wait: host wait during CUDA Graph capture");
+    if (ticket->slot < 0 || ticket->slot >= CUDA_DL_COUNT)
+        return dm_error_set(DM_ERR_ARG, "copy_wait: not a ticket of this backend");
+    cuda_dl *e = &ctx->dl[ticket->slot];
+    if (!e->pending || e->seq < ticket->id) return DM_OK; /* already waited for */
+    CUDA_CHECK(cudaEventSynchronize(e->done));
+    for (int i = 0; i < CUDA_DL_COUNT; i++) /* in order: every earlier download is done too */
+        if (ctx->dl[i].pending && ctx->dl[i].seq <= e->seq) ctx->dl[i].pending = 0;
+    return DM_OK;
+}
+
 static dm_status synchronize_cuda(dm_backend *be) {
     cuda_ctx *ctx = cuda_ctx_of(be);
     if (ctx->capturing && (ctx->capture_failed = 1)) /* would invalidate the capture */
@@ -295,6 +374,13 @@ static void destroy_cuda(dm_backend *be) {
     if (!ctx) return;
     cudaSetDevice(ctx->device);
     if (ctx->stream) cudaStreamSynchronize(ctx->stream);
+    if (ctx->copy_stream) cudaStreamSynchronize(ctx->copy_stream);
+    for (int i = 0; i < CUDA_DL_COUNT; i++) {
+        if (ctx->dl[i].ready) cudaEventDestroy(ctx->dl[i].ready);
+        if (ctx->dl[i].done) cudaEventDestroy(ctx->dl[i].done);
+        if (ctx->dl[i].dev) cudaFree(ctx->dl[i].dev);
+    }
+    if (ctx->copy_stream) cudaStreamDestroy(ctx->copy_stream);
     if (ctx->x_desc) cudnnDestroyTensorDescriptor(ctx->x_desc);
     if (ctx->y_desc) cudnnDestroyTensorDescriptor(ctx->y_desc);
     if (ctx->b_desc) cudnnDestroyTensorDescriptor(ctx->b_desc);
@@ -378,6 +464,8 @@ static const dm_backend_ops cuda_ops = {
     .graph_end = graph_end_cuda,
     .graph_launch = graph_launch_cuda,
     .graph_free = graph_free_cuda,
+    .copy_async = copy_async_cuda,
+    .copy_wait = copy_wait_cuda,
 };
 
 static dm_status ctx_init(cuda_ctx *ctx) {
@@ -400,6 +488,12 @@ static dm_status ctx_init(cuda_ctx *ctx) {
     for (int i = 0; i < CUDA_STAGE_COUNT; i++)
         CUDA_CHECK(cudaEventCreateWithFlags(&ctx->stage[i].done, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&ctx->upload_done, cudaEventDisableTiming));
+    /* the download stream and its events: once per context, never per frame */
+    CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->copy_stream, cudaStreamNonBlocking));
+    for (int i = 0; i < CUDA_DL_COUNT; i++) {
+        CUDA_CHECK(cudaEventCreateWithFlags(&ctx->dl[i].ready, cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventCreateWithFlags(&ctx->dl[i].done, cudaEventDisableTiming));
+    }
     return DM_OK;
 }
 

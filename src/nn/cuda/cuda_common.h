@@ -88,6 +88,20 @@ typedef struct cuda_stage {
 
 #define CUDA_ALGO_CACHE 128
 
+/* Asynchronous downloads (dm_copy_async, include/depthmatte/copy_async.h): a ring of device
+ * stages, each reused only after the device->host copy out of it is done. 8 covers two frames
+ * of every model's outputs (RVM: foreground + alpha; DA-V2, VDA: one depth each) with room. */
+#define CUDA_DL_COUNT 8
+
+typedef struct cuda_dl {
+    void *dev;         /* device stage: the source converted to the host dtype (grown, kept) */
+    size_t size;
+    cudaEvent_t ready; /* compute stream: the stage holds the value (copy stream waits on it) */
+    cudaEvent_t done;  /* copy stream: the device->host copy out of the stage is done */
+    uint64_t seq;      /* ticket id of the last download through this stage */
+    int pending;       /* 1: `done` recorded and not yet waited for by the host */
+} cuda_dl;
+
 typedef struct cuda_ctx {
     int device;
     dm_dtype precision;
@@ -109,6 +123,10 @@ typedef struct cuda_ctx {
     cuda_stage stage[CUDA_STAGE_COUNT];
     int stage_next;
     cudaEvent_t upload_done; /* direct uploads from caller-pinned memory */
+    cudaStream_t copy_stream; /* device->host downloads of dm_copy_async, beside `stream` */
+    cuda_dl dl[CUDA_DL_COUNT];
+    int dl_next;              /* ring position of the next download */
+    uint64_t dl_seq;          /* ticket ids issued */
     int capturing; /* inside dm_cuda_graph_begin/end: no allocation, no synchronisation */
     int capture_failed; /* an op was refused inside the capture: dm_cuda_graph_end fails */
     int attn_smem_ok[8]; /* tensor-core attention: dynamic shared memory opted in per variant */
