@@ -246,9 +246,10 @@ void vda_stream_checkpoint(vda_stream *s);
 dm_status vda_stream_restore(vda_stream *s);
 
 /* dst's cached state := src's: bookkeeping copied as it is (the same slot numbers, so the two
- * streams then pick the same slot for the next frame) and the referenced pool slots (at most
- * 42 frames x 8 attention blocks; ~6.7 MB per frame in float32 at input_size 518, 3.4 MB in
- * float16/bfloat16) converted to dst's dtype. last_only != 0: only the slot of src's last
+ * streams then pick the same slot for the next frame) and the pool slots that hold state (the
+ * span from the lowest to the highest referenced slot, one copy per pool: at most 43 slots x 8
+ * attention blocks; 6.7 MB per slot in float32 at input_size 518, 3.4 MB in float16/bfloat16)
+ * converted to dst's dtype. last_only != 0: only the slot of src's last
  * pushed frame travels (dst must hold src's state from just before that push, as the guard's
  * device holds it after a restore: dst one frame behind src). The streams have the same frame
  * and input size; one of them on the CPU (or both on one backend); the copy is complete on
