@@ -242,6 +242,40 @@ dm_status vda_stream_push_async(vda_stream *s, const uint8_t *rgb, float *depth,
  * before the download (dm_count_nonfinite): the pipeline's non-finite guard. */
 int64_t vda_stream_nonfinite(const vda_stream *s);
 
+/* ---- Non-finite guard (docs/gpu.md "Non-finite guard"; pl_stage_vda_stream.c) ----------
+ * The state a push changes is the stream's cache bookkeeping (the cache list as pool slots,
+ * the references per slot, the frame counter) and the contents of ONE pool slot per attention
+ * block: the first free one (no list entry refers to it), written by the push before any read.
+ * So a checkpoint of the bookkeeping alone, 368 bytes of host memory at any input size,
+ * restores the pre-frame state exactly: the slot's old contents are not state (nothing reads
+ * them again), and the redone push writes that slot anew. No device memory, no copy.
+ *
+ * Saves the bookkeeping (vda_stream_restore returns to it). Take it before each push that may
+ * have to be redone; a later checkpoint replaces it, vda_stream_reset / copy_state drop it. */
+void vda_stream_checkpoint(vda_stream *s);
+
+/* Returns the stream to its last checkpoint: the next push is the checkpointed frame again and
+ * computes it from the same cached states, bitwise (tests/vda/test_vda_stream.c, 5.).
+ * Errors: DM_ERR_ARG (no checkpoint since init / reset / copy_state). */
+dm_status vda_stream_restore(vda_stream *s);
+
+/* dst's cached state := src's: bookkeeping copied as it is (the same slot numbers, so the two
+ * streams then pick the same slot for the next frame) and the pool slots that hold state (the
+ * span from the lowest to the highest referenced slot, one copy per pool: at most 43 slots x 8
+ * attention blocks; 6.7 MB per slot in float32 at input_size 518, 3.4 MB in float16/bfloat16)
+ * converted to dst's dtype. last_only != 0: only the slot of src's last
+ * pushed frame travels (dst must hold src's state from just before that push, as the guard's
+ * device holds it after a restore: dst one frame behind src). The streams have the same frame
+ * and input size; one of them on the CPU (or both on one backend); the copy is complete on
+ * return; dst's checkpoint is dropped. Errors: DM_ERR_ARG (two device backends, last_only
+ * with dst not one frame behind), DM_ERR_SHAPE (other cache sizes), copy errors. */
+dm_status vda_stream_copy_state(vda_stream *dst, const vda_stream *src, int last_only);
+
+/* For tests: 1 if the two streams hold the same state (bookkeeping, and bitwise the contents
+ * of every referenced pool slot), 0 if not; -(DM_ERR_ARG) unless both are on the CPU
+ * backend (copy a device stream's state to a CPU stream first). */
+int vda_stream_state_equal(const vda_stream *a, const vda_stream *b);
+
 /* Frames pushed since init / reset. */
 int64_t vda_stream_frames(const vda_stream *s);
 /* Model input size (pixels, multiples of 14). */

@@ -40,6 +40,16 @@ struct vda_stream {
     int refs[VDA_STREAM_CACHE]; /* list entries per slot */
     int64_t id;                 /* frames done */
     int64_t nonfinite;          /* NaN/Inf in the depth of the last push (on the backend) */
+    /* vda_stream_checkpoint: the bookkeeping above as it was before a push (host memory, 368
+     * bytes, any input size). The pools need no copy: a push writes only the slot it takes,
+     * which is free (refs 0) before the push, so no later window reads its old contents. */
+    struct {
+        int list[STREAM_LIST_MAX];
+        int len;
+        int refs[VDA_STREAM_CACHE];
+        int64_t id;
+        int valid;
+    } ckpt;
     /* On a backend with graphs: the per-frame encoder (normalise rgb_dev -> input, ViT-S at
      * batch 1, 122 ops) as one graph. The head is not captured: its motion modules read
      * the cache pools through slot lists that change every frame (host-side indices, baked
@@ -120,6 +130,92 @@ void vda_stream_reset(vda_stream *s) {
     s->len = 0;
     s->id = 0;
     memset(s->refs, 0, sizeof s->refs);
+    s->ckpt.valid = 0;
+}
+
+void vda_stream_checkpoint(vda_stream *s) {
+    memcpy(s->ckpt.list, s->list, sizeof s->list);
+    memcpy(s->ckpt.refs, s->refs, sizeof s->refs);
+    s->ckpt.len = s->len;
+    s->ckpt.id = s->id;
+    s->ckpt.valid = 1;
+}
+
+dm_status vda_stream_restore(vda_stream *s) {
+    if (!s->ckpt.valid) return dm_error_set(DM_ERR_ARG, "vda_stream: no checkpoint to restore");
+    memcpy(s->list, s->ckpt.list, sizeof s->list);
+    memcpy(s->refs, s->ckpt.refs, sizeof s->refs);
+    s->len = s->ckpt.len;
+    s->id = s->ckpt.id;
+    return DM_OK;
+}
+
+/* The (n, S, C) rows of pool slots slot..slot+n-1 of module i, attention block a. */
+static dm_tensor slot_view(const vda_stream *s, int i, int a, int slot, int n) {
+    const dm_tensor *p = &s->cache[i][a];
+    const int64_t shape[] = {n, p->shape[1], p->shape[2]};
+    return dm_tensor_sub(p, (int64_t)slot * shape[1] * shape[2], 3, shape);
+}
+
+dm_status vda_stream_copy_state(vda_stream *dst, const vda_stream *src, int last_only) {
+    if (dst->be->device != DM_DEVICE_CPU && src->be->device != DM_DEVICE_CPU && dst->be != src->be)
+        return dm_error_set(DM_ERR_ARG, "vda_stream: cached state between two device backends");
+    for (int i = 0; i < 4; i++)
+        if (dst->cache[i][0].shape[1] != src->cache[i][0].shape[1] ||
+            dst->cache[i][0].shape[2] != src->cache[i][0].shape[2])
+            return dm_error_set(
+                DM_ERR_SHAPE,
+                "vda_stream: cached state of motion module %d is (%lld, %lld) "
+                "into (%lld, %lld) (another frame or input size)",
+                i, (long long)src->cache[i][0].shape[1], (long long)src->cache[i][0].shape[2],
+                (long long)dst->cache[i][0].shape[1], (long long)dst->cache[i][0].shape[2]);
+    if (last_only && (src->id < 1 || dst->id + 1 != src->id))
+        return dm_error_set(DM_ERR_ARG,
+                            "vda_stream: last-frame copy from a stream at frame %lld into one at "
+                            "frame %lld (needs one frame apart)",
+                            (long long)src->id, (long long)dst->id);
+    /* the side that is not on the CPU does the copy (upload / download, dtype conversion) */
+    dm_backend *be = dst->be->device != DM_DEVICE_CPU ? dst->be : src->be;
+    /* the slots that hold state: the last frame's, or the span of the referenced ones, one copy
+     * per pool (the few free slots inside the span travel too: cheaper than one copy each) */
+    int lo = VDA_STREAM_CACHE, hi = -1;
+    for (int sl = 0; sl < VDA_STREAM_CACHE; sl++)
+        if (last_only ? src->len > 0 && sl == src->list[src->len - 1] : src->refs[sl] > 0) {
+            if (sl < lo) lo = sl;
+            hi = sl;
+        }
+    for (int i = 0; i < 4 && hi >= lo; i++)
+        for (int a = 0; a < 2; a++) {
+            const dm_tensor from = slot_view(src, i, a, lo, hi - lo + 1);
+            dm_tensor to = slot_view(dst, i, a, lo, hi - lo + 1);
+            dm_status st = dm_copy(be, &from, &to);
+            if (st) return st;
+        }
+    memcpy(dst->list, src->list, sizeof dst->list);
+    memcpy(dst->refs, src->refs, sizeof dst->refs);
+    dst->len = src->len;
+    dst->id = src->id;
+    dst->ckpt.valid = 0;
+    return dm_synchronize(be);
+}
+
+int vda_stream_state_equal(const vda_stream *a, const vda_stream *b) {
+    if (a->be->device != DM_DEVICE_CPU || b->be->device != DM_DEVICE_CPU)
+        return -(int)dm_error_set(DM_ERR_ARG, "vda_stream_state_equal: CPU streams only");
+    if (a->len != b->len || a->id != b->id || memcmp(a->list, b->list, sizeof a->list[0] * a->len))
+        return 0;
+    for (int sl = 0; sl < VDA_STREAM_CACHE; sl++) {
+        if (a->refs[sl] != b->refs[sl]) return 0;
+        if (!a->refs[sl]) continue;
+        for (int i = 0; i < 4; i++)
+            for (int k = 0; k < 2; k++) {
+                const dm_tensor x = slot_view(a, i, k, sl, 1), y = slot_view(b, i, k, sl, 1);
+                if (x.dtype != y.dtype || dm_tensor_numel(&x) != dm_tensor_numel(&y) ||
+                    memcmp(x.data, y.data, (size_t)dm_tensor_numel(&x) * dm_dtype_size(x.dtype)))
+                    return 0;
+            }
+    }
+    return 1;
 }
 
 int64_t vda_stream_frames(const vda_stream *s) {

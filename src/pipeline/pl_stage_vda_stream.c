@@ -10,9 +10,14 @@
  * the same as those of one uninterrupted run.
  *
  * Device backends: runtime.verify first_frame compares frame 0 of the rank's first video with a
- * fresh CPU stream; all keeps a CPU stream in lockstep and compares every frame. A NaN/Inf depth
- * fails the video in every precision (a float32 recompute of one frame would need the whole
- * history on the CPU; run runtime.precision float32 or runtime.verify all to localise it). */
+ * fresh CPU stream; all keeps a CPU stream in lockstep and compares every frame.
+ * Non-finite guard (docs/gpu.md), on every pushed frame (replayed ones included: their states
+ * feed the rows after them): in float16/bfloat16 a frame whose depth holds NaN/Inf is redone on
+ * the CPU reference from the state it started from (vda_stream_checkpoint before each push,
+ * vda_stream_restore, the restored cache downloaded into the reference), its depth replaces the
+ * device's and the device continues from the reference's new state (the new frame's cache slot
+ * uploaded); counted in recomputed_frames. Still non-finite, or float32: an error naming video,
+ * frame and stage. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +78,32 @@ static dm_status vdas_begin(pl_stage *s, const pl_unit *u) {
     return DM_OK;
 }
 
+/* The CPU reference (runtime.verify, the non-finite guard's recompute): backend, model, a
+ * stream of the unit's frame size and its depth buffer, made on first use (the model is
+ * loaded once per stage). */
+static dm_status ref_models(vdas_stage *v, const pl_unit *u, size_t n) {
+    const dm_job *job = &v->base.env.c->job;
+    dm_status st = DM_OK;
+    if (!v->ref_be && !(v->ref_be = dm_backend_cpu_create(job->runtime.threads)))
+        return dm_error_set(DM_ERR_NOMEM, "cannot create the CPU reference backend");
+    if (!v->ref_m && (st = vda_model_load(&v->ref_m, job->depth.weights, v->ref_be,
+                                          job->depth.model == DM_DEPTH_VDA_VITS_METRIC)))
+        return st;
+    if (!v->ref_s || v->ref_h != u->info->height || v->ref_w != u->info->width) {
+        vda_stream_free(v->ref_s);
+        v->ref_s = NULL;
+        v->ref_lockstep = 0;
+        free(v->ref_depth);
+        if (!(v->ref_depth = malloc(n * sizeof(float))))
+            return dm_error_set(DM_ERR_NOMEM, "out of memory (VDA stream reference)");
+        if ((st = vda_stream_init(&v->ref_s, v->ref_m, v->ref_be, u->info->height, u->info->width,
+                                  job->depth.input_size)))
+            return st;
+        v->ref_h = u->info->height, v->ref_w = u->info->width;
+    }
+    return DM_OK;
+}
+
 /* runtime.verify on a device backend: frame 0 against a fresh CPU stream (first_frame), or
  * every frame against a CPU stream in lockstep (all). */
 static dm_status verify(vdas_stage *v, const pl_unit *u, const pl_stage_frame *f, size_t n) {
@@ -82,22 +113,7 @@ static dm_status verify(vdas_stage *v, const pl_unit *u, const pl_stage_frame *f
     if (!pl_verify_wanted(env, v->verified)) return DM_OK;
     if (!all && f->index != 0) return DM_OK; /* first_frame: the first frame of a stream */
     const double t0 = pl_now();
-    dm_status st = DM_OK;
-    if (!v->ref_be && !(v->ref_be = dm_backend_cpu_create(job->runtime.threads)))
-        return dm_error_set(DM_ERR_NOMEM, "cannot create the CPU reference backend");
-    if (!v->ref_m)
-        st = vda_model_load(&v->ref_m, job->depth.weights, v->ref_be,
-                            job->depth.model == DM_DEPTH_VDA_VITS_METRIC);
-    if (!st && (!v->ref_s || v->ref_h != u->info->height || v->ref_w != u->info->width)) {
-        vda_stream_free(v->ref_s);
-        v->ref_s = NULL;
-        free(v->ref_depth);
-        if (!(v->ref_depth = malloc(n * sizeof(float))))
-            return dm_error_set(DM_ERR_NOMEM, "out of memory (VDA stream reference)");
-        st = vda_stream_init(&v->ref_s, v->ref_m, v->ref_be, u->info->height, u->info->width,
-                             job->depth.input_size);
-        if (!st) v->ref_h = u->info->height, v->ref_w = u->info->width;
-    }
+    dm_status st = ref_models(v, u, n);
     if (!st && f->index == 0) vda_stream_reset(v->ref_s), v->ref_lockstep = 1;
     if (!st && (!v->ref_lockstep || vda_stream_frames(v->ref_s) != f->index))
         return DM_OK; /* the reference did not see this video from frame 0 */
@@ -107,6 +123,50 @@ static dm_status verify(vdas_stage *v, const pl_unit *u, const pl_stage_frame *f
     if (st) return st;
     return pl_stage_verify(env, DM_TOL_VDA, "VDA stream depth", u->info->path, f->index, v->depth,
                            v->ref_depth, n);
+}
+
+/* The non-finite guard after the device push of frame f (count made on the backend,
+ * vda_stream_nonfinite). Reduced precision: restore the device stream to its checkpoint, bring
+ * the CPU reference to that state (download), push the frame there (its depth into v->depth),
+ * and on a finite result upload the reference's new frame slot into the device stream, which
+ * then stands where the reference stands. *recomputed = 1 when that happened. Still
+ * non-finite, or float32: DM_ERR_NONFINITE naming video, frame and stage. */
+static dm_status guard(vdas_stage *v, const pl_unit *u, const pl_stage_frame *f, size_t n,
+                       int *recomputed) {
+    const pl_stage_env *env = &v->base.env;
+    const dm_backend *be = env->be;
+    *recomputed = 0;
+    const int64_t bad = vda_stream_nonfinite(v->s);
+    if (!bad) return DM_OK;
+    int64_t still = bad;
+    if (be->precision != DM_DTYPE_F32) {
+        const double t0 = pl_now();
+        dm_status st = ref_models(v, u, n);
+        if (!st) st = vda_stream_restore(v->s);
+        if (!st) st = vda_stream_copy_state(v->ref_s, v->s, 0);
+        if (!st) st = vda_stream_push(v->ref_s, f->rgb, v->depth);
+        if (!st) still = vda_stream_nonfinite(v->ref_s);
+        if (!st && !still) st = vda_stream_copy_state(v->s, v->ref_s, 1);
+        v->ref_lockstep = !st && !still; /* the reference stands at the device's frame */
+        env->stats->verify_s += pl_now() - t0;
+        if (st) return st;
+        if (!still) {
+            *recomputed = 1;
+            env->stats->recomputed_frames++;
+            env->video_recomputed[u->video]++;
+            fprintf(stderr,
+                    "depthmatte: %s: frame %lld: %lld NaN/Inf VDA stream depth values in %s; "
+                    "recomputed in float32\n",
+                    u->info->path, (long long)f->index, (long long)bad,
+                    dm_dtype_name(be->precision));
+            return DM_OK;
+        }
+    }
+    return dm_error_set(DM_ERR_NONFINITE,
+                        "%s: frame %lld: VDA stream depth has %lld NaN/Inf values in float32 (%s "
+                        "backend%s); nothing of this frame is written",
+                        u->info->path, (long long)f->index, (long long)still, be->ops->name,
+                        be->precision != DM_DTYPE_F32 ? ", recomputed on the CPU reference" : "");
 }
 
 static dm_status vdas_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f, pl_rows *rows) {
@@ -120,25 +180,22 @@ static dm_status vdas_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *
     if (st) return st;
     v->depth = sl->host;
     const double t1 = pl_now();
+    /* reduced precision: the state this frame starts from, for the guard's recompute */
+    if (s->env.be->precision != DM_DTYPE_F32) vda_stream_checkpoint(v->s);
     /* the download is queued: it runs beside the next frame's forward */
     st = vda_stream_push_async(v->s, f->rgb, v->depth, &sl->ticket);
     s->env.stats->inference_s += pl_now() - t1;
+    int recomputed = 0;
+    /* a check that reads (or a recompute that overwrites) this frame's values waits for them */
+    if (!st && (pl_verify_wanted(&s->env, v->verified) || vda_stream_nonfinite(v->s)))
+        st = pl_dl_ready(&v->dl, sl);
+    if (!st) st = guard(v, u, f, px, &recomputed);
+    /* a recomputed frame is the reference's own: nothing to compare */
+    if (!st && !recomputed) st = verify(v, u, f, px);
     if (st) {
         v->video = -1; /* the stream's state is undefined after an error */
         return st;
     }
-    const int64_t bad = vda_stream_nonfinite(v->s); /* counted on the backend */
-    if (bad) {
-        v->video = -1;
-        return dm_error_set(DM_ERR_NONFINITE,
-                            "%s: frame %lld: VDA stream depth has %lld NaN/Inf values (%s "
-                            "backend, %s); nothing of this frame is written",
-                            u->info->path, (long long)f->index, (long long)bad,
-                            s->env.be->ops->name, dm_dtype_name(s->env.be->precision));
-    }
-    /* the comparison reads this frame's values: it waits for them */
-    if (pl_verify_wanted(&s->env, v->verified) && (st = pl_dl_ready(&v->dl, sl))) return st;
-    if ((st = verify(v, u, f, px))) return st;
     if (f->index >= u->begin) { /* a frame replayed to rebuild the state has no row */
         sl->row = f->index - u->begin, sl->count = 1;
         v->done = sl->row + 1;

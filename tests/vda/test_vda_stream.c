@@ -22,7 +22,16 @@
  *    buffer (>= 15 x the 3.6 KB of one frame's input and depth) fails the heap check; 64 KiB
  *    leaves room for lazily created thread state. The figures at 518 are in
  *    docs/vda_stream.md (benchmarks/vda/run_vda_stream.sh).
- * `--backend emulated|cuda --precision P` runs 1-3 on a device backend with the rule of
+ * 5. the non-finite guard's checkpoint (vda_stream_checkpoint / _restore / _copy_state): at
+ *    11 frames of a 46-frame stream (0-2, 10-12 around the start of the list's sliding, 41-45
+ *    past frame 43, where a freed pool slot is first reused)
+ *    the state after checkpoint + push + restore is the pre-frame state bitwise (cache
+ *    bookkeeping and every referenced slot, downloaded into CPU streams), while the push alone
+ *    changes it (so the comparison can fail); the redone push gives the same depth and state
+ *    bitwise; and (float32) the device continued from a CPU stream's frame by uploading only
+ *    the new slot (last_only) holds that stream's state bitwise. Restore without a checkpoint
+ *    is an error.
+ * `--backend emulated|cuda --precision P` runs 1-3 and 5 on a device backend with the rule of
  * tests/common/golden_backend.h. */
 #include <malloc.h>
 #include <math.h>
@@ -66,6 +75,66 @@ static double max_diff(const float *a, const float *b, size_t n) {
         if (e > d || e != e) d = e != e ? 1e30 : e;
     }
     return d;
+}
+
+#define CKPT_FRAMES 46
+
+/* The frames section 5 checks (the others are pushed plainly, to keep the test short): the
+ * first frames (single-frame pass, replicated list), the start of the list's sliding (frame
+ * 11) and the reuse of freed pool slots (frame 43 on). */
+static int ckpt_frame(int64_t f) {
+    return f < 3 || (f >= 10 && f <= 12) || f >= 41;
+}
+
+/* Section 5 on stream s (backend be, precision p) with CPU streams a, b, c of the same size
+ * (the state downloaded for comparison: before, after the push, after the restore). */
+static void checkpoint_run(vda_stream *s, vda_stream *a, vda_stream *b, vda_stream *c, dm_dtype p,
+                           const uint8_t *rgb, int h, int w) {
+    const size_t hw = (size_t)h * w;
+    float *d1 = malloc(sizeof(float) * hw), *d2 = malloc(sizeof(float) * hw),
+          *d3 = malloc(sizeof(float) * hw);
+    int fails = 0, changed = 0, uploads = 0, checked = 0;
+    vda_stream_reset(s);
+    CHECK(vda_stream_restore(s) == DM_ERR_ARG); /* no checkpoint since the reset */
+    for (int64_t f = 0; f < CKPT_FRAMES && d1 && d2 && d3; f++) {
+        const uint8_t *fr = rgb + (size_t)(f % STREAM_FRAMES) * hw * 3;
+        if (!ckpt_frame(f)) {
+            CHECK_OK(vda_stream_push(s, fr, d1));
+            continue;
+        }
+        checked++;
+        CHECK_OK(vda_stream_copy_state(a, s, 0)); /* pre-frame state */
+        vda_stream_checkpoint(s);
+        CHECK_OK(vda_stream_push(s, fr, d1));
+        CHECK_OK(vda_stream_copy_state(c, s, 0)); /* after the push */
+        changed += vda_stream_state_equal(a, c) == 0;
+        CHECK_OK(vda_stream_restore(s));
+        CHECK_OK(vda_stream_copy_state(b, s, 0));
+        const int same = vda_stream_state_equal(a, b) == 1 && vda_stream_frames(s) == f;
+        CHECK_OK(vda_stream_push(s, fr, d2)); /* redone from the restored state */
+        CHECK_OK(vda_stream_copy_state(b, s, 0));
+        const int redo = !memcmp(d1, d2, sizeof(float) * hw) && vda_stream_state_equal(b, c) == 1;
+        if (p == DM_DTYPE_F32) { /* the guard's upload: a (pre-frame) pushes, s takes its slot */
+            CHECK_OK(vda_stream_restore(s));
+            CHECK_OK(vda_stream_push(a, fr, d3));
+            CHECK_OK(vda_stream_copy_state(s, a, 1));
+            CHECK_OK(vda_stream_copy_state(b, s, 0));
+            uploads += vda_stream_state_equal(a, b) == 1 && vda_stream_frames(s) == f + 1;
+        }
+        if (!same || !redo) {
+            if (fails++ < 3)
+                printf("  frame %lld: restored state %s the pre-frame one, redo %s\n", (long long)f,
+                       same ? "==" : "!=", redo ? "bitwise equal" : "DIFFERS");
+        }
+    }
+    printf("checkpoint + restore at %d of %d frames: %d not restored bitwise (bound 0), push "
+           "changed the state in %d (must be all), last-slot uploads exact %d (%s)\n",
+           checked, CKPT_FRAMES, fails, changed, uploads,
+           p == DM_DTYPE_F32 ? "must be all" : "float32 only");
+    CHECK(checked == 11 && fails == 0 && changed == checked);
+    CHECK(p != DM_DTYPE_F32 || uploads == checked);
+    CHECK(vda_stream_copy_state(s, a, 1) == DM_ERR_ARG); /* not one frame behind */
+    free(d1), free(d2), free(d3);
 }
 
 /* Streams 60 frames; *heap and *peak (KiB) at frames 45 and 60. */
@@ -150,6 +219,26 @@ int main(int argc, char **argv) {
            "(must exceed 20x the bound %.3g)\n",
            ds, tol);
     CHECK(ds > 20 * tol);
+    /* 5. checkpoint + restore (CPU streams hold the downloaded states) */
+    {
+        dm_backend *cbe = o.cuda ? dm_backend_cpu_create(2) : be;
+        vda_model *cm = o.cuda ? NULL : m;
+        if (o.cuda && cbe) CHECK_OK(vda_test_load_recipe_model(&cm, cbe, 0));
+        vda_stream *ca = NULL, *cb = NULL, *cc = NULL;
+        if (cm) {
+            CHECK_OK(vda_stream_init(&ca, cm, cbe, h, w, 42));
+            CHECK_OK(vda_stream_init(&cb, cm, cbe, h, w, 42));
+            CHECK_OK(vda_stream_init(&cc, cm, cbe, h, w, 42));
+        }
+        CHECK(ca && cb && cc);
+        if (ca && cb && cc)
+            checkpoint_run(s, ca, cb, cc, o.cuda ? o.precision : DM_DTYPE_F32, rgb, h, w);
+        vda_stream_free(ca), vda_stream_free(cb), vda_stream_free(cc);
+        if (o.cuda) {
+            vda_model_free(cm);
+            if (cbe) dm_backend_destroy(cbe);
+        }
+    }
     vda_stream_free(s);
     /* 4. memory vs video length (CPU only: a device's memory is not in the RSS) */
     if (!o.cuda) {
