@@ -1,5 +1,6 @@
 /* Helpers of the stage interface (pl_stage.h): frame sets, runtime.verify, double-buffered
  * output downloads. */
+#include <stdio.h>
 #include <string.h>
 
 #include "depthmatte/backend_host.h"
@@ -41,6 +42,15 @@ dm_status pl_stage_verify(const pl_stage_env *env, dm_tol_model model, const cha
                           size_t n) {
     env->stats->verified_frames++;
     return pl_verify_compare(env->be, model, stage, path, frame, got, ref, n);
+}
+
+void pl_stage_recomputed(const pl_stage_env *env, const pl_unit *u, int64_t frames,
+                         const char *unit, int64_t index, int64_t bad, const char *what) {
+    env->stats->recomputed_frames += frames;
+    env->video_recomputed[u->video] += frames;
+    fprintf(stderr, "depthmatte: %s: %s %lld: %lld NaN/Inf %s values in %s; recomputed in "
+            "float32\n", u->info->path, unit, (long long)index, (long long)bad, what,
+            dm_dtype_name(env->be->precision));
 }
 
 /* ---- double-buffered output downloads ------------------------------------------------------ */

@@ -190,5 +190,11 @@ int pl_verify_wanted(const pl_stage_env *env, int done_already);
 dm_status pl_stage_verify(const pl_stage_env *env, dm_tol_model model, const char *stage,
                           const char *path, int64_t frame, const float *got, const float *ref,
                           size_t n);
+/* The non-finite guard's count of a recompute (every stage, one mechanism): `frames` output
+ * frames of unit u's video recomputed in float32 (the rank's recomputed_frames, the video's
+ * attribute) and one stderr line "PATH: <unit> <index>: <bad> NaN/Inf <what> values in
+ * <precision>; recomputed in float32" (unit "frame" or "window"). */
+void pl_stage_recomputed(const pl_stage_env *env, const pl_unit *u, int64_t frames,
+                         const char *unit, int64_t index, int64_t bad, const char *what);
 
 #endif

@@ -101,12 +101,7 @@ static dm_status check(da2_stage *d, const pl_unit *u, int64_t frame, const uint
     if (!bad) return DM_OK;
     if (env->be->precision != DM_DTYPE_F32 && !pl_count_nonfinite(d->ref_out, n)) {
         memcpy(depth, d->ref_out, n * sizeof(float));
-        env->stats->recomputed_frames++;
-        env->video_recomputed[u->video]++;
-        fprintf(stderr,
-                "depthmatte: %s: frame %lld: %lld NaN/Inf depth values in %s; "
-                "recomputed in float32\n",
-                path, (long long)frame, (long long)bad, dm_dtype_name(env->be->precision));
+        pl_stage_recomputed(env, u, 1, "frame", frame, bad, "depth");
         return DM_OK;
     }
 nonfinite:

@@ -134,12 +134,7 @@ static dm_status guard(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64
         env->stats->verify_s += pl_now() - t0;
         if (st) return st;
         if (!still) {
-            env->stats->recomputed_frames++;
-            env->video_recomputed[u->video]++;
-            fprintf(stderr,
-                    "depthmatte: %s: frame %lld: %lld NaN/Inf RVM values in %s; recomputed in "
-                    "float32\n",
-                    u->info->path, (long long)frame, (long long)bad, dm_dtype_name(be->precision));
+            pl_stage_recomputed(env, u, 1, "frame", frame, bad, "RVM");
             return DM_OK;
         }
     }

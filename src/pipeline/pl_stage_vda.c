@@ -144,12 +144,7 @@ static dm_status check_window(vda_stage *v, const pl_unit *u) {
     const int64_t still = pl_count_nonfinite(v->ref_raw, n);
     if (redo && !still) {
         memcpy(v->raw, v->ref_raw, n * sizeof(float));
-        env->stats->recomputed_frames += VDA_WINDOW;
-        env->video_recomputed[u->video] += VDA_WINDOW;
-        fprintf(stderr,
-                "depthmatte: %s: window %d: %lld NaN/Inf depth values in %s; recomputed "
-                "in float32\n",
-                info->path, k, (long long)bad, dm_dtype_name(env->be->precision));
+        pl_stage_recomputed(env, u, VDA_WINDOW, "window", k, bad, "depth");
         return DM_OK;
     }
     return dm_error_set(DM_ERR_NONFINITE,

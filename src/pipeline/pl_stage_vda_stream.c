@@ -152,13 +152,7 @@ static dm_status guard(vdas_stage *v, const pl_unit *u, const pl_stage_frame *f,
         if (st) return st;
         if (!still) {
             *recomputed = 1;
-            env->stats->recomputed_frames++;
-            env->video_recomputed[u->video]++;
-            fprintf(stderr,
-                    "depthmatte: %s: frame %lld: %lld NaN/Inf VDA stream depth values in %s; "
-                    "recomputed in float32\n",
-                    u->info->path, (long long)f->index, (long long)bad,
-                    dm_dtype_name(be->precision));
+            pl_stage_recomputed(env, u, 1, "frame", f->index, bad, "VDA stream depth");
             return DM_OK;
         }
     }
