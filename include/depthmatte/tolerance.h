@@ -35,6 +35,7 @@ typedef enum dm_tol_model {
     DM_TOL_VDA,     /* Video Depth Anything Small: raw window depth (before alignment) */
     DM_TOL_RVM_FGF, /* RVM MobileNetV3 with the fast guided filter refiner (golden tests only) */
     DM_TOL_RVM_R50, /* RVM ResNet50 alone (golden tests only) */
+    DM_TOL_VDA_STREAM, /* Video Depth Anything Small, streaming mode: per-frame depth */
     DM_TOL_MODEL_COUNT
 } dm_tol_model;
 

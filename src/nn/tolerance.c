@@ -94,6 +94,12 @@
  *      VDA Small (window, video), official under torch.autocast:
  *        f16   E 7.13e-3 / 9.52e-4   B 1e-2 / 1e-3 (the issue's)   ours 7.19e-3 / 9.36e-4
  *        bf16  E 6.95e-2 / 9.51e-3   B 0.14 / 2.0e-2     ours 5.79e-2 / 7.93e-3
+ *      VDA Small streaming mode (stream golden, infer_video_depth_one of the official
+ *      video_depth_stream.py under torch.autocast; worst of frame 0, 1-10, 11-39, all):
+ *        f16   E 9.18e-3 / 1.43e-3   B 1e-2 (the issue's) / 2.9e-3   ours 9.23e-3 / 1.43e-3
+ *        bf16  E 6.94e-2 / 1.08e-2   B 0.14 / 2.2e-2     ours 9.52e-2 / 1.14e-2
+ *      (the official stream misses the issue's mean bound itself, frame 0 worst: a single
+ *      frame's attention over one token set; our f16 equals it on the mean)
  *    DM_TOL_RVM (the pipeline's RVM, either backbone; the MobileNetV3 golden test) is the
  *    larger of MobileNetV3 and ResNet50.
  *    "ours": the golden tests on the emulated backend (tensors stored as on CUDA, residual
@@ -125,6 +131,8 @@ static const double TOL_LOWP_STD[DM_TOL_MODEL_COUNT][2][2] = {
     [DM_TOL_VDA] = {{1e-2, 1e-3}, {0.14, 2.0e-2}}, /* f16: the (official meets it) */
     [DM_TOL_RVM_FGF] = {{4.9, 1.3e-2}, {13.0, 0.77}},
     [DM_TOL_RVM_R50] = {{6.9e-2, 4.2e-3}, {0.59, 5.2e-2}},
+    /* official stream (autocast) f16 9.18e-3 / 1.43e-3: max the issue's, mean 2 E */
+    [DM_TOL_VDA_STREAM] = {{1e-2, 2.9e-3}, {0.14, 2.2e-2}},
 };
 
 void dm_tol_lowp_std(dm_dtype precision, dm_tol_model model, double *max_std, double *mean_std) {

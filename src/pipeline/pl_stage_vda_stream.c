@@ -121,7 +121,7 @@ static dm_status verify(vdas_stage *v, const pl_unit *u, const pl_stage_frame *f
     v->verified = 1;
     env->stats->verify_s += pl_now() - t0;
     if (st) return st;
-    return pl_stage_verify(env, DM_TOL_VDA, "VDA stream depth", u->info->path, f->index, v->depth,
+    return pl_stage_verify(env, DM_TOL_VDA_STREAM, "VDA stream depth", u->info->path, f->index, v->depth,
                            v->ref_depth, n);
 }
 

@@ -164,7 +164,7 @@ static void memory_run(vda_model *m, dm_backend *be, long heap[2], long peak[2])
 int main(int argc, char **argv) {
     tc_backend_opts o;
     if (tc_backend_parse(argc, argv, &o)) return 2;
-    o.tol_model = DM_TOL_VDA; /* reduced-precision bounds of this network */
+    o.tol_model = DM_TOL_VDA_STREAM; /* reduced-precision bounds of the streaming mode */
     dm_backend *be = NULL;
     int rc = tc_backend_create(&o, 2, &be);
     if (rc) return rc;

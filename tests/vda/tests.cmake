@@ -11,5 +11,6 @@ dm_add_test(test_vda_memory SOURCES vda/test_vda_memory.c LABELS model TIMEOUT 9
 # Streaming mode (infer_video_depth_one): golden stream.safetensors, reset, causality, memory.
 dm_add_test(test_vda_stream SOURCES vda/test_vda_stream.c LABELS model TIMEOUT 900)
 dm_add_emulated_variant(test_vda_stream TIMEOUT 900)
+dm_add_emulated_lowp_variants(test_vda_stream TIMEOUT 900)
 dm_add_gpu_variants(test_vda_stream TIMEOUT 300)
 dm_add_test(test_vda_buffers SOURCES vda/test_vda_buffers.c LABELS model TIMEOUT 300)
