@@ -26,24 +26,11 @@ dm_status dinov2_each(dinov2_weights *w, model_tensor_fn fn, void *arg) {
     return st;
 }
 
-typedef struct upload_arg {
-    dm_backend *be;
-    const dinov2_weights *w;
-} upload_arg;
-
-/* The storage dtype, except for the two tables added into the residual stream: kept in its
- * dtype (autocast keeps these parameters in f32, and interpolate_pos_encoding resizes the
- * table in f32). */
-static dm_status upload_one(dm_tensor *t, void *arg) {
-    const upload_arg *u = arg;
-    const int stream = t == &u->w->cls_token || t == &u->w->pos_embed;
-    return dm_tensor_upload(u->be, t, stream ? dm_backend_residual_dtype(u->be)
-                                             : dm_backend_storage_dtype(u->be));
-}
-
+/* The two tables added into the residual stream are kept in its dtype (autocast keeps these
+ * parameters in f32, and interpolate_pos_encoding resizes the table in f32). */
 dm_status dinov2_upload(dinov2_weights *w, dm_backend *be) {
-    upload_arg u = {be, w};
-    return dinov2_each(w, upload_one, &u);
+    model_upload u = {be, {&w->cls_token, &w->pos_embed}, 2};
+    return dinov2_each(w, model_tensor_upload_mixed, &u);
 }
 
 void dinov2_free(dinov2_weights *w) {

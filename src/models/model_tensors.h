@@ -21,4 +21,22 @@ static inline dm_status model_tensor_upload(dm_tensor *t, void *arg) {
     return dm_tensor_upload(be, t, dm_backend_storage_dtype(be));
 }
 
+/* Argument of model_tensor_upload_mixed: the backend and the weights kept in its residual
+ * dtype (dm_backend_residual_dtype: tables added into a residual stream), up to 4. */
+typedef struct model_upload {
+    dm_backend *be;
+    const dm_tensor *residual[4];
+    int nresidual;
+} model_upload;
+
+/* Moves t onto the backend of `arg` (a model_upload *): in its residual dtype when t is one of
+ * arg->residual, else in its storage dtype. */
+static inline dm_status model_tensor_upload_mixed(dm_tensor *t, void *arg) {
+    const model_upload *u = (const model_upload *)arg;
+    int residual = 0;
+    for (int i = 0; i < u->nresidual; i++) residual |= t == u->residual[i];
+    return dm_tensor_upload(u->be, t, residual ? dm_backend_residual_dtype(u->be)
+                                               : dm_backend_storage_dtype(u->be));
+}
+
 #endif

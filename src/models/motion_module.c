@@ -25,23 +25,11 @@ dm_status mm_each(mm_weights *w, model_tensor_fn fn, void *arg) {
     return st;
 }
 
-typedef struct upload_arg {
-    dm_backend *be;
-    const mm_weights *w;
-} upload_arg;
-
-/* The storage dtype, except for the positional encodings: added to the normed states in the
- * residual dtype (a buffer autocast leaves in f32). */
-static dm_status upload_one(dm_tensor *t, void *arg) {
-    const upload_arg *u = arg;
-    const int pe = t == &u->w->attn[0].pe || t == &u->w->attn[1].pe;
-    return dm_tensor_upload(u->be, t, pe ? dm_backend_residual_dtype(u->be)
-                                         : dm_backend_storage_dtype(u->be));
-}
-
+/* The positional encodings are added to the normed states in the residual dtype (a buffer
+ * autocast leaves in f32). */
 dm_status mm_upload(mm_weights *w, dm_backend *be) {
-    upload_arg u = {be, w};
-    return mm_each(w, upload_one, &u);
+    model_upload u = {be, {&w->attn[0].pe, &w->attn[1].pe}, 2};
+    return mm_each(w, model_tensor_upload_mixed, &u);
 }
 
 void mm_free(mm_weights *w) {
