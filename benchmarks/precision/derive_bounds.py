@@ -7,7 +7,8 @@ reduced-precision mode, the largest over the golden's tensors (max and mean |x -
 std(golden) separately). Where E <= the issue's bound (max 1e-2, mean 1e-3), the bound is the
 issue's; else it is 2 x E, rounded up to two significant digits.
 Reference modes: RVM = model.to(dtype) (the official inference.py `dtype` path: "half" /
-"bfloat16"); VDA = torch.autocast (infer_video_depth(fp32=False)); DA-V2 has no official
+"bfloat16"); VDA = torch.autocast (infer_video_depth(fp32=False); the streaming golden, row
+VDA_STREAM: infer_video_depth_one(fp32=False)); DA-V2 has no official
 reduced-precision path: autocast as VDA, which shares its encoder and head.
 
 usage: derive_bounds.py OFFICIAL.json [...] [--ours LOG ...]   (a later JSON's figure of the same
@@ -34,9 +35,12 @@ NETS = {  # network -> (goldens, reference mode per precision)
             {"float16": "autocast_f16", "bfloat16": "autocast_bf16"}),
     "VDA": (["vda_vits/window", "vda_vits/video"],
             {"float16": "autocast_f16", "bfloat16": "autocast_bf16"}),
+    # the streaming mode (infer_video_depth_one(fp32=False): autocast as the offline VDA); its
+    # own row, so the offline bound stays derived from the offline goldens alone
+    "VDA_STREAM": (["vda_vits/stream"], {"float16": "autocast_f16", "bfloat16": "autocast_bf16"}),
 }
 OURS_NET = {"rvm_golden": None, "rvm_r50_golden": "RVM_R50", "da2_golden": "DA2",
-            "vda_window": "VDA"}
+            "vda_window": "VDA", "vda_stream": "VDA_STREAM"}
 
 
 def ceil2(x):

@@ -2,8 +2,8 @@
 """Error of the OFFICIAL PyTorch code in reduced precision against the goldens (issue 10).
 
 For every golden of ../shared/golden (golden README; RVM MobileNetV3 sequence / sequence_fgf /
-sequence_noDGF, DA-V2 case_square / case_wide, VDA window / video, RVM ResNet50 sequence frame 0)
-the official model is run on the golden's own input, on CPU, in
+sequence_noDGF, DA-V2 case_square / case_wide, VDA window / video / stream, RVM ResNet50 sequence
+frame 0) the official model is run on the golden's own input, on CPU, in
 
   f32            the official code as is (float32): its distance to the golden is the
                  float32 noise between torch releases (the goldens were made with torch 1.13);
@@ -14,7 +14,8 @@ the official model is run on the golden's own input, on CPU, in
   autocast_f16   torch.autocast('cpu', dtype=float16): convolutions, linear layers and matmuls in
                  float16, everything else (norms, softmax, elementwise ops on float32 inputs,
                  the residual stream) in float32 - how the official code runs on a GPU (VDA's
-                 infer_video_depth(fp32=False) does exactly this);
+                 infer_video_depth(fp32=False) and the streaming infer_video_depth_one(
+                 fp32=False) do exactly this);
   autocast_bf16  ditto in bfloat16;
 
 and prints one line per (golden, output tensor, mode):
@@ -24,6 +25,12 @@ and prints one line per (golden, output tensor, mode):
 
 max / mean |x - golden| over std(golden); rms_over_std = rms(golden) / std(golden) converts to the
 "u * rms" units of src/nn/tolerance.c. `--json OUT` writes the same figures.
+
+VDA stream: video_depth_stream.VideoDepthAnything.infer_video_depth_one(frame, input_size=42,
+device='cpu', fp32=<f32 and half modes>) on the video golden's first 40 frames in order, a fresh
+model per mode (the stream's own transform and frame cache); half / bfloat16 cast the frame to
+the model's dtype, so the cached temporal hidden states are stored in it too.
+`--vda-cases window,video,stream` selects VDA goldens (--no-video: the window only).
 
 Weights: RVM MobileNetV3 = ../shared/models/rvm_mobilenetv3.safetensors (F16 values upcast);
 DA-V2 / VDA / RVM ResNet50 = the recipe weights written by our generator (`dm_make_recipe_weights`
@@ -184,7 +191,7 @@ def run_vda(torch, args, weights):
     base.load_state_dict(torch_sd(torch, weights), strict=True)
     g = load_st(os.path.join(args.golden, "vda_vits", "window.safetensors"))
     x = torch.from_numpy(g["input"])
-    for mode in args.modes:
+    for mode in args.modes if "window" in args.vda_cases else []:
         m = Mode(torch, mode)
         model = vda_model(torch, m, base)
         taps = {}
@@ -198,11 +205,9 @@ def run_vda(torch, args, weights):
         for i in range(4):
             report("vda_vits/window", f"mm{i}_out", mode, taps[f"mm{i}_out"], g[f"mm{i}_out"])
         report("vda_vits/window", "depth", mode, d.float().numpy(), g["depth"])
-    if args.no_video:
-        return
     gv = load_st(os.path.join(args.golden, "vda_vits", "video.safetensors"))
     frames = gv["frames_rgb_u8"]
-    for mode in args.modes:
+    for mode in args.modes if "video" in args.vda_cases else []:
         m = Mode(torch, mode)
         model = vda_model(torch, m, base)
         if m.dtype != torch.float32:  # infer_video_depth feeds float32 windows
@@ -216,6 +221,40 @@ def run_vda(torch, args, weights):
                                             fp32=m.ac is None)
         torch.set_autocast_dtype("cpu", torch.bfloat16)  # PyTorch's CPU default
         report("vda_vits/video", "depths", mode, np.stack(depths), gv["depths"])
+    if "stream" in args.vda_cases:
+        run_vda_stream(torch, args, weights, frames)
+
+
+def run_vda_stream(torch, args, weights, frames):
+    """The streaming golden: video_depth_stream.VideoDepthAnything.infer_video_depth_one on the
+    video golden's first frames, in order, on a fresh model per mode (its own transform; frame 0
+    a single-frame pass, later frames against the cached temporal hidden states)."""
+    from video_depth_anything.video_depth_stream import VideoDepthAnything as StreamVDA
+    base = StreamVDA(encoder="vits", features=64, out_channels=[48, 96, 192, 384]).eval()
+    base.load_state_dict(torch_sd(torch, weights), strict=True)
+    gs = load_st(os.path.join(args.golden, "vda_vits", "stream.safetensors"))
+    for mode in args.modes:
+        m = Mode(torch, mode)
+        model = vda_model(torch, m, base)  # a deep copy: fresh frame cache per mode
+        if m.dtype != torch.float32:
+            # the stream's transform gives a float32 frame; the cached hidden states and the
+            # features stay in the model's dtype, the depth returns float32 (depth.to(input))
+            fwd = model.forward_features
+            model.forward_features = lambda t, fwd=fwd, dt=m.dtype: fwd(t.to(dt))
+        if m.ac is not None:
+            # the official autocast path: infer_video_depth_one(fp32=False) wraps the encoder
+            # and the head in torch.autocast(device_type=device), here 'cpu' with the dtype
+            torch.set_autocast_dtype("cpu", m.ac)
+        depths = [model.infer_video_depth_one(frames[t], input_size=42, device="cpu",
+                                              fp32=m.ac is None)
+                  for t in range(gs["depths"].shape[0])]
+        torch.set_autocast_dtype("cpu", torch.bfloat16)  # PyTorch's CPU default
+        d, want = np.stack(depths), gs["depths"]
+        # the parts tests/vda/test_vda_stream.c reports: the single-frame pass, frames before /
+        # after the cache list starts sliding, all 40 (each over the std of its own golden part)
+        for name, a, b in [("depths[0]", 0, 1), ("depths[1:11]", 1, 11),
+                           ("depths[11:]", 11, len(d)), ("depths", 0, len(d))]:
+            report("vda_vits/stream", name, mode, d[a:b], want[a:b])
 
 
 def recipe_weights(args, recipe, out, pe=None):
@@ -241,11 +280,17 @@ def main():
     p.add_argument("--rvm-files", default="sequence,sequence_fgf,sequence_noDGF",
                    help="RVM MobileNetV3 goldens to run")
     p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--vda-cases", default="window,video,stream",
+                   help="VDA goldens to run (window, video, stream)")
     p.add_argument("--no-video", action="store_true", help="VDA: the window only")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--json")
     args = p.parse_args()
     args.modes = args.modes.split(",")
+    args.vda_cases = ["window"] if args.no_video else args.vda_cases.split(",")
+    for c in args.vda_cases:
+        if c not in ["window", "video", "stream"]:
+            sys.exit(f"official_lowp: unknown VDA case {c} (one of window, video, stream)")
     for mo in args.modes:
         if mo not in MODES:
             sys.exit(f"official_lowp: unknown mode {mo} (one of {', '.join(MODES)})")
