@@ -446,8 +446,14 @@ def case_depth():
         check(bool(np.all(f2["videos/00000/done"][...] == 1)), "np 2: every done marker set")
         check(bool(np.all(f3["videos/00000/done"][...] == 1)), "np 3: every done marker set")
     # runtime.batch_size 4 (frames per forward, batches cut at block ends): the rows equal the
-    # batch-1 rows within float32 rounding (GEMM blocking by row count; bound 1e-5 * std as
-    # tests/engine/test_device_models.c), on 2 ranks, at source and at model size
+    # batch-1 rows within float32 rounding (GEMM blocking by row count: another summation order),
+    # on 2 ranks, at source and at model size. Bound: the float32 network bound of
+    # src/nn/tolerance.c section 3 (1e-4 * std, runtime.verify's for a float32 device), whose
+    # derivation counts DA-V2's own float32 noise between two valid summation orders at up to
+    # 1.1e-5 * std; the former 1e-5 sat below that and failed under the sanitizer build on a
+    # CPU with other OpenBLAS kernels (model size 1.09e-5, 2026-12-02, at a5bfa8c too). A wrong
+    # batch slicing or frame order moves rows by O(1) * std.
+    F32_NET_STD = 1e-4
     for size in ("source", "model"):
         outs_b = []
         for bs in (1, 4):
@@ -466,8 +472,9 @@ def case_depth():
         with h5py.File(outs_b[0]) as f1, h5py.File(outs_b[1]) as f4:
             a, b = f1["videos/00000/depth"][...], f4["videos/00000/depth"][...]
             d = float(np.abs(a - b).max()) / float(a.std())
-            check(a.shape == b.shape and d <= 1e-5 and bool(np.all(f4["videos/00000/done"][...] == 1)),
-                  f"batch 4 vs 1 ({size} size): max {d:.3g} * std (bound 1e-5)")
+            check(a.shape == b.shape and d <= F32_NET_STD and
+                  bool(np.all(f4["videos/00000/done"][...] == 1)),
+                  f"batch 4 vs 1 ({size} size): max {d:.3g} * std (bound {F32_NET_STD:g})")
 
 
 def da2_model_dims(h, w, input_size):
