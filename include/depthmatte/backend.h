@@ -201,12 +201,17 @@ typedef struct dm_backend_ops {
      * selects the arithmetic of DA-V2 (double) or VDA (float). */
     dm_status (*image_cubic_normalize)(dm_backend *be, const dm_tensor *rgb,
                                        const dm_image_norm_params *p, dm_tensor *y);
-    /* *count = the number of NaN, +Inf and -Inf elements of t (any shape, a float tensor of this
-     * backend: f32 on the CPU, f32/f16/bf16 on a device), computed where t lives (on a device:
-     * one reduction kernel, then an 8-byte download; waits for queued work). The pipeline's
-     * non-finite guard (issue 10: "every output frame's NaN/Inf count is computed on the
-     * device"), run on each model output before it is downloaded. */
-    dm_status (*count_nonfinite)(dm_backend *be, const dm_tensor *t, int64_t *count);
+    /* The number of NaN, +Inf and -Inf elements of t (any shape, a float tensor of this
+     * backend: f32 on the CPU, f32/f16/bf16 on a device), counted where t lives into `count`:
+     * an i64 tensor of this backend with G >= 1 elements, G dividing numel(t); count[g] is the
+     * count of the g-th of G equal contiguous blocks of t (G = N: one count per frame of an
+     * (N, ...) output), added to count[g] when `accumulate` is 1, stored when 0. Queued in
+     * stream order like any op: nothing waits, and a graph capture may hold it. The host reads
+     * the counts with a download (dm_copy_async, depthmatte/copy_async.h), which is how the
+     * models run the pipeline's non-finite guard (issue 10: "every output frame's NaN/Inf
+     * count is computed on the device") without synchronising the compute stream. */
+    dm_status (*count_nonfinite)(dm_backend *be, const dm_tensor *t, dm_tensor *count,
+                                 int accumulate);
     /* Waits until queued work is done (no-op on CPU). */
     dm_status (*synchronize)(dm_backend *be);
     void (*destroy)(dm_backend *be);
@@ -325,7 +330,13 @@ dm_status dm_attention_qkv(dm_backend *be, const dm_tensor *qkv, int heads, floa
                            dm_tensor *o);
 dm_status dm_image_cubic_normalize(dm_backend *be, const dm_tensor *rgb,
                                    const dm_image_norm_params *p, dm_tensor *y);
-dm_status dm_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *count);
+dm_status dm_count_nonfinite(dm_backend *be, const dm_tensor *t, dm_tensor *count,
+                             int accumulate);
+/* One count of the whole of t, read back at once: a (1,) i64 tensor allocated on be, the op
+ * above, a download, the tensor freed. It allocates and waits for queued work, so it is for
+ * tests and one-off checks; a frame loop keeps its counter and downloads it asynchronously.
+ * Errors as the op, DM_ERR_NOMEM. */
+dm_status dm_count_nonfinite_now(dm_backend *be, const dm_tensor *t, int64_t *count);
 dm_status dm_channel_affine(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,
                             const dm_tensor *shift, dm_tensor *y);
 dm_status dm_image_from_u8(dm_backend *be, const dm_tensor *rgb, dm_tensor *y);

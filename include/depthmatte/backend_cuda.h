@@ -68,9 +68,20 @@ void dm_cuda_tensor_free(dm_tensor *t);
  * Called by dm_tensor_free for DM_DEVICE_CUDA tensors; a no-op on NULL and without CUDA. */
 void dm_cuda_buffer_free(void *data);
 
-/* Counts NaN and +-Inf elements of a CUDA tensor (f32/f16/bf16) into *count; synchronizes the
- * stream. For the pipeline's non-finite guard (a frame with count > 0 is redone in f32). */
-dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *count);
+/* The op table's count_nonfinite (backend.h): NaN and +-Inf elements of a CUDA tensor
+ * (f32/f16/bf16), per contiguous block, into a CUDA i64 counter (one memset unless accumulate,
+ * one reduction kernel per block, atomics); queued on the stream, no wait, capturable. For the
+ * pipeline's non-finite guard (a frame with count > 0 is redone in f32). Errors: DM_ERR_ARG
+ * (not CUDA tensors), DM_ERR_DTYPE, DM_ERR_SHAPE (the counts do not divide t). */
+dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, dm_tensor *count,
+                                  int accumulate);
+
+/* Test hook: grows every device scratch slot of be's context to at least `bytes` (as a later,
+ * larger op of another model does), fills the new slots with 0xFF bytes (NaN in every float
+ * dtype) and waits. A CUDA Graph captured before must still replay correctly: the slots it
+ * holds stay allocated (retired, freed at destroy). Errors: DM_ERR_ARG (not CUDA),
+ * DM_ERR_NOMEM, DM_ERR_BACKEND. */
+dm_status dm_cuda_debug_grow_scratch(dm_backend *be, size_t bytes);
 
 /* Softmax over the last dim of x (..., C) into y (same shape; any float dtypes), computed in f32
  * with the max subtracted first (as torch.softmax). Not part of the op table (the models use

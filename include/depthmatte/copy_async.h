@@ -63,4 +63,29 @@ dm_status dm_copy_async(dm_backend *be, const dm_tensor *src, dm_tensor *dst,
  * then complete all the same, holding the downloaded values). */
 dm_status dm_copy_wait(dm_backend *be, dm_copy_ticket *ticket);
 
+/* Counts made on the device and read back without stopping it: the non-finite guard's per-frame
+ * NaN/Inf counts (dm_count_nonfinite) of every model. `dev` is a (groups,) i64 tensor of the
+ * backend the ops count into; dm_async_counts_start queues the download of its first n counts
+ * into `host` (page-locked on CUDA, so the 8-byte copies run on the copy stream beside the next
+ * frame's forward); dm_async_counts_wait returns when they are there. Between the two the host
+ * may queue more work and write the previous frame's rows, so the compute stream never waits
+ * for the count (issue 10: the guard used to synchronise it before every frame's rows). */
+typedef struct dm_async_counts {
+    dm_tensor dev;         /* (groups,) i64 on the backend */
+    int64_t *host;         /* groups counts (dm_backend_host_alloc) */
+    int groups, n;         /* capacity; counts of the last start */
+    dm_copy_ticket ticket; /* the queued download */
+} dm_async_counts;
+
+/* Allocates both sides for `groups` >= 1 counts (host counts 0). DM_ERR_ARG, DM_ERR_NOMEM. */
+dm_status dm_async_counts_init(dm_async_counts *c, dm_backend *be, int groups);
+/* Queues the download of dev[0..n) (1 <= n <= groups) after the work queued so far: a wait for
+ * an earlier start is made first. Errors as dm_copy_async, DM_ERR_ARG (n out of range). */
+dm_status dm_async_counts_start(dm_async_counts *c, dm_backend *be, int n);
+/* Waits for the last start's download; then host[0..n) hold the counts. Waiting twice is a
+ * no-op. Errors as dm_copy_wait. */
+dm_status dm_async_counts_wait(dm_async_counts *c, dm_backend *be);
+/* Waits for a pending download, frees both sides, zeroes *c (safe on a zeroed struct). */
+void dm_async_counts_free(dm_async_counts *c, dm_backend *be);
+
 #endif

@@ -88,19 +88,20 @@ dm_status da2_infer_u8_batch(da2_ctx *c, const uint8_t *const *rgb, int n, float
                              int model_size);
 
 /* da2_infer_u8_batch with the download queued (depthmatte/copy_async.h): on return the forward
- * and the per-frame non-finite counts are done (da2_ctx_nonfinite is valid) and depth receives
- * the n frames once dm_copy_wait(backend, ticket) returns; until then it must be neither read
- * nor written, while the next batch may already run. The rgb frames may be reused on return.
+ * and the per-frame non-finite counts are queued (da2_ctx_nonfinite waits for the counts), and
+ * depth receives the n frames once dm_copy_wait(backend, ticket) returns; until then it must
+ * be neither read nor written, while the next batch may already run. The rgb frames may be reused on return.
  * On the CPU backend depth is written at once and *ticket is complete. Errors as
  * da2_infer_u8_batch (*ticket complete then). */
 dm_status da2_infer_u8_batch_async(da2_ctx *c, const uint8_t *const *rgb, int n, float *depth,
                                    int model_size, dm_copy_ticket *ticket);
 
-/* Number of NaN/+Inf/-Inf values in frame i (0 <= i < n) of the depth of the last
- * da2_infer_u8_batch, counted on the backend before the download (dm_count_nonfinite: on a
- * device the count runs there, the host never scans the frame). 0 for other i. The pipeline's
- * non-finite guard (docs/gpu.md "Non-finite guard"). */
-int64_t da2_ctx_nonfinite(const da2_ctx *c, int i);
+/* *count = the number of NaN/+Inf/-Inf values in frame i (0 <= i < n) of the depth of the last
+ * da2_infer_u8_batch, counted on the backend (dm_count_nonfinite: on a device the count runs
+ * there, the host never scans the frame); 0 for other i. Waits for the download of the counts
+ * only (dm_async_counts), not for the depth's. The pipeline's non-finite guard (docs/gpu.md
+ * "Non-finite guard"). Errors as dm_copy_wait (*count 0 then). */
+dm_status da2_ctx_nonfinite(da2_ctx *c, int i, int64_t *count);
 
 /* Intermediate tensors of the last forward, for tests (valid until the next call / free). */
 typedef struct da2_taps {

@@ -136,17 +136,19 @@ dm_status rvm_forward(rvm_state *s, const dm_tensor *src, dm_tensor *fgr, dm_ten
 dm_status rvm_forward_u8(rvm_state *s, const uint8_t *rgb, float *fgr, float *pha);
 
 /* rvm_forward_u8 with the downloads queued (depthmatte/copy_async.h): on return the frame's
- * forward and non-finite count are done (rvm_state_nonfinite is valid) and fgr/pha receive
- * the outputs once dm_copy_wait(backend, ticket) returns; until then they must be neither read
- * nor written, while later frames may already run. On the CPU backend the outputs are written
+ * forward and non-finite count are queued (rvm_state_nonfinite waits for the count), and
+ * fgr/pha receive the outputs once dm_copy_wait(backend, ticket) returns; until then they must
+ * be neither read nor written, while later frames may already run. On the CPU backend the outputs are written
  * at once and *ticket is complete. Errors as rvm_forward_u8 (*ticket complete then). */
 dm_status rvm_forward_u8_async(rvm_state *s, const uint8_t *rgb, float *fgr, float *pha,
                                dm_copy_ticket *ticket);
 
-/* Number of NaN/+Inf/-Inf values in pha (+ fgr when it was computed) of the last
- * rvm_forward_u8, counted on the backend before the download (dm_count_nonfinite): the
- * pipeline's non-finite guard. */
-int64_t rvm_state_nonfinite(const rvm_state *s);
+/* *count = the number of NaN/+Inf/-Inf values in pha (+ fgr when it was computed) of the last
+ * rvm_forward_u8, counted on the backend (dm_count_nonfinite) and downloaded on its own
+ * (dm_async_counts): this waits for that 8-byte download only, not for the outputs', so the
+ * pipeline's non-finite guard can write the previous frame's rows first. Errors as
+ * dm_copy_wait (*count 0 then). */
+dm_status rvm_state_nonfinite(rvm_state *s, int64_t *count);
 
 /* The recurrent state after the last frame, for tests: i = 1..4, shapes (1, 16, h/2, w/2),
  * (1, 20, h/4, w/4), (1, 40, h/8, w/8), (1, 64, h/16, w/16) (MobileNetV3; ResNet50 16, 32, 64,

@@ -110,14 +110,16 @@ void vda_window_frames(int k, int64_t frames, int64_t idx[VDA_WINDOW]);
 dm_status vda_window_run(vda_ctx *c, float *raw);
 
 /* vda_window_run with the download queued (depthmatte/copy_async.h): on return the forward and
- * the non-finite count are done (vda_ctx_nonfinite is valid) and raw receives the window once
- * dm_copy_wait(backend, ticket) returns; until then raw must be neither read nor written. On
+ * the non-finite count are queued (vda_ctx_nonfinite waits for the count), and raw receives
+ * the window once dm_copy_wait(backend, ticket) returns; until then raw must be neither read
+ * nor written. On
  * the CPU backend raw is written at once and *ticket is complete. */
 dm_status vda_window_run_async(vda_ctx *c, float *raw, dm_copy_ticket *ticket);
 
-/* Number of NaN/+Inf/-Inf values in raw of the last vda_window_run, counted on the backend
- * before the download (dm_count_nonfinite): the pipeline's non-finite guard. */
-int64_t vda_ctx_nonfinite(const vda_ctx *c);
+/* *count = the number of NaN/+Inf/-Inf values in raw of the last vda_window_run, counted on
+ * the backend (dm_count_nonfinite) and downloaded on its own (dm_async_counts: waits for the
+ * count only, not for raw): the pipeline's non-finite guard. Errors as dm_copy_wait. */
+dm_status vda_ctx_nonfinite(vda_ctx *c, int64_t *count);
 
 /* Convenience for any rank: preprocesses rgb[s] (frames as listed by vda_window_frames) into
  * the slots and runs vda_window_run. */
@@ -232,15 +234,17 @@ void vda_stream_reset(vda_stream *s);
 dm_status vda_stream_push(vda_stream *s, const uint8_t *rgb, float *depth);
 
 /* vda_stream_push with the download queued (depthmatte/copy_async.h): on return the frame is
- * in the stream (the next push may follow at once) and vda_stream_nonfinite is valid; depth
+ * in the stream (the next push may follow at once) and its count queued (vda_stream_nonfinite
+ * waits for it); depth
  * receives the frame once dm_copy_wait(backend, ticket) returns and must be neither read nor
  * written before. On the CPU backend depth is written at once and *ticket is complete. */
 dm_status vda_stream_push_async(vda_stream *s, const uint8_t *rgb, float *depth,
                                 dm_copy_ticket *ticket);
 
-/* Number of NaN/+Inf/-Inf values in depth of the last vda_stream_push, counted on the backend
- * before the download (dm_count_nonfinite): the pipeline's non-finite guard. */
-int64_t vda_stream_nonfinite(const vda_stream *s);
+/* *count = the number of NaN/+Inf/-Inf values in depth of the last vda_stream_push, counted on
+ * the backend (dm_count_nonfinite) and downloaded on its own (dm_async_counts: waits for the
+ * count only, not for depth): the pipeline's non-finite guard. Errors as dm_copy_wait. */
+dm_status vda_stream_nonfinite(vda_stream *s, int64_t *count);
 
 /* ---- Non-finite guard (docs/gpu.md "Non-finite guard"; pl_stage_vda_stream.c) ----------
  * The state a push changes is the stream's cache bookkeeping (the cache list as pool slots,

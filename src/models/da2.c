@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "depthmatte/copy_async.h"
 #include "depthmatte/da2.h"
 #include "depthmatte/graph.h"
 #include "depthmatte/safetensors.h"
@@ -32,7 +33,7 @@ struct da2_ctx {
     int graphed;
     int graph_resize; /* the body's variant of this call (the runner's key) */
     dm_graph_runner graph;
-    int64_t nonfinite[1024]; /* NaN/Inf count per frame of the last forward (on the backend) */
+    dm_async_counts counts;  /* NaN/Inf count per frame of the last forward (on the backend) */
 };
 
 /* image2tensor's normalisation (ImageNet mean / std) with the double arithmetic of its
@@ -120,6 +121,7 @@ void da2_ctx_free(da2_ctx *c) {
     dm_tensor_free(&c->input);
     dm_tensor_free(&c->rgb_dev);
     dm_tensor_free(&c->depth_dev);
+    dm_async_counts_free(&c->counts, c->be);
     dm_graph_runner_free(&c->graph);
     free(c);
 }
@@ -149,7 +151,8 @@ dm_status da2_ctx_init_batch(da2_ctx **out, const da2_model *m, dm_backend *be, 
     dm_status st;
     if ((st = dinov2_ctx_init(&c->enc, &m->enc, be, batch, c->h, c->w)) ||
         (st = dpt_ctx_init(&c->head, &m->head, be, batch, c->h / VIT_PATCH, c->w / VIT_PATCH)) ||
-        (st = dm_alloc(be, &c->input, dm_backend_storage_dtype(be), 4, s_in)))
+        (st = dm_alloc(be, &c->input, dm_backend_storage_dtype(be), 4, s_in)) ||
+        (st = dm_async_counts_init(&c->counts, be, batch)))
         goto fail;
     const int64_t s_depth[] = {batch, 1, src_h, src_w}, s_rgb[] = {batch, src_h, src_w, 3};
     if (be->device != DM_DEVICE_CPU &&
@@ -278,18 +281,13 @@ static dm_status forward_frames(da2_ctx *c, const uint8_t *const *rgb, int n, in
     return st;
 }
 
-/* Counts each of the first n frames of t (n, ...) where t lives (dm_count_nonfinite). */
+/* Counts each of the first n frames of t (n, ...) where t lives (dm_count_nonfinite, one
+ * count per frame) and queues the download of the n counts (dm_async_counts). */
 static dm_status count_frames(da2_ctx *c, const dm_tensor *t, int n) {
-    const int64_t per = dm_tensor_numel(t) / t->shape[0];
-    int64_t s_one[DM_MAX_DIMS];
-    memcpy(s_one, t->shape, sizeof(int64_t) * t->ndim);
-    s_one[0] = 1;
-    for (int i = 0; i < n; i++) {
-        dm_tensor one = dm_tensor_sub(t, i * per, t->ndim, s_one);
-        dm_status st = dm_count_nonfinite(c->be, &one, &c->nonfinite[i]);
-        if (st) return st;
-    }
-    return DM_OK;
+    const int64_t k = n;
+    dm_tensor counts = dm_tensor_sub(&c->counts.dev, 0, 1, &k);
+    dm_status st = dm_count_nonfinite(c->be, t, &counts, 0);
+    return st ? st : dm_async_counts_start(&c->counts, c->be, n);
 }
 
 dm_status da2_infer_u8_batch(da2_ctx *c, const uint8_t *const *rgb, int n, float *depth,
@@ -324,8 +322,11 @@ dm_status da2_infer_u8_batch_async(da2_ctx *c, const uint8_t *const *rgb, int n,
     return dm_copy_async(c->be, &first, &out, ticket);
 }
 
-int64_t da2_ctx_nonfinite(const da2_ctx *c, int i) {
-    return i >= 0 && i < c->batch ? c->nonfinite[i] : 0;
+dm_status da2_ctx_nonfinite(da2_ctx *c, int i, int64_t *count) {
+    *count = 0;
+    dm_status st = dm_async_counts_wait(&c->counts, c->be);
+    if (!st && i >= 0 && i < c->counts.n) *count = c->counts.host[i];
+    return st;
 }
 
 void da2_ctx_taps(const da2_ctx *c, da2_taps *t) {

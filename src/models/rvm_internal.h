@@ -10,6 +10,7 @@
 #define DM_MODELS_RVM_INTERNAL_H
 
 #include "depthmatte/graph.h"
+#include "depthmatte/copy_async.h"
 #include "depthmatte/rvm.h"
 #include "depthmatte/safetensors.h"
 
@@ -110,7 +111,7 @@ struct rvm_state {
     dm_tensor coef_a, coef_b, tmp4; /* (1, 4, h, w) */
     dm_tensor out_fgr, out_pha;     /* non-CPU backends: device outputs of rvm_forward_u8 */
     dm_tensor zero;                 /* non-CPU backends: host zeros for rvm_state_reset */
-    int64_t nonfinite;              /* NaN/Inf in pha (+ fgr) of the last rvm_forward_u8 */
+    dm_async_counts counts;         /* NaN/Inf in pha (+ fgr) of the last rvm_forward_u8 */
     dm_tensor ckpt[5];              /* ckpt[1..4]: r1..r4 at the last rvm_state_checkpoint */
     /* rvm_forward_u8 on a backend with graphs: rvm_forward(src, out_fgr?, out_pha) captured
      * once per (fgr wanted, refiner) and replayed. It reads and writes the recurrent state in

@@ -186,6 +186,7 @@ static dm_status state_alloc(rvm_state *s) {
         (st = alloc4(&s->coef_a, 4, h, w)) || (st = alloc4(&s->coef_b, 4, h, w)) ||
         (st = alloc4(&s->tmp4, 4, h, w)))
         return st;
+    if ((st = dm_async_counts_init(&s->counts, s->be, 1))) return st;
     if (s->be->device != DM_DEVICE_CPU) {
         const int64_t s_zero[1] = {(int64_t)(gmax ? gmax : 1)};
         const int64_t s_fgr[4] = {1, 3, s->H, s->W}, s_pha[4] = {1, 1, s->H, s->W};
@@ -295,6 +296,7 @@ dm_status rvm_state_copy_recurrent(rvm_state *dst, const rvm_state *src, int fro
 
 void rvm_state_free(rvm_state *s) {
     if (!s) return;
+    dm_async_counts_free(&s->counts, s->be);
     for (int k = 1; k <= 4; k++) dm_tensor_free(&s->ckpt[k]);
     dm_tensor *all[] = {&s->src, &s->norm, &s->enc[0], &s->enc[1], &s->enc[2], &s->enc[3],
                         &s->se_pool, &s->se_mid, &s->se_gate, &s->f4, &s->aspp_gate,
@@ -370,11 +372,12 @@ dm_status rvm_forward_u8_async(rvm_state *s, const uint8_t *rgb, float *fgr, flo
     dm_status st = dm_image_from_u8(s->be, &in, &s->src);
     if (st) return st;
     /* the outputs where the backend computes them (host views on the CPU, device tensors
-     * elsewhere), counted there for the non-finite guard, then one queued download each
-     * (dm_copy_async: the ticket of the last one completes both). On a device the forward between upload and downloads
-     * is one graph where the backend has them: eager on the first frame (zero state or not:
-     * the state is data in fixed buffers), captured on the second, replayed after; the key is
-     * what changes the op sequence. */
+     * elsewhere), counted there for the non-finite guard (the count's 8 bytes queued for
+     * download first, not waited for), then one queued download each (dm_copy_async: the
+     * ticket of the last one completes all). On a device the forward between upload and
+     * downloads is one graph where the backend has them: eager on the first frame (zero state
+     * or not: the state is data in fixed buffers), captured on the second, replayed after; the
+     * key is what changes the op sequence. */
     const int dev = s->be->device != DM_DEVICE_CPU;
     dm_tensor *of = fgr ? (dev ? &s->out_fgr : &f) : NULL, *op = dev ? &s->out_pha : &p;
     if (!dev) {
@@ -384,20 +387,20 @@ dm_status rvm_forward_u8_async(rvm_state *s, const uint8_t *rgb, float *fgr, flo
         const uint64_t key = (uint64_t)(fgr != NULL) | (uint64_t)s->refiner << 1;
         st = dm_graph_runner_run(&s->graph, key, u8_body, s);
     }
-    int64_t bad_fgr = 0;
-    s->nonfinite = 0;
-    if (st || (st = dm_count_nonfinite(s->be, op, &s->nonfinite)) ||
-        (of && (st = dm_count_nonfinite(s->be, of, &bad_fgr))))
+    if (st || (st = dm_count_nonfinite(s->be, op, &s->counts.dev, 0)) ||
+        (of && (st = dm_count_nonfinite(s->be, of, &s->counts.dev, 1))) ||
+        (st = dm_async_counts_start(&s->counts, s->be, 1)))
         return st;
-    s->nonfinite += bad_fgr;
     if (!dev) return DM_OK;
     dm_copy_ticket tf;
     if (fgr && (st = dm_copy_async(s->be, &s->out_fgr, &f, &tf))) return st;
     return dm_copy_async(s->be, &s->out_pha, &p, ticket);
 }
 
-int64_t rvm_state_nonfinite(const rvm_state *s) {
-    return s->nonfinite;
+dm_status rvm_state_nonfinite(rvm_state *s, int64_t *count) {
+    dm_status st = dm_async_counts_wait(&s->counts, s->be);
+    *count = st ? 0 : s->counts.host[0];
+    return st;
 }
 
 const dm_tensor *rvm_state_recurrent(const rvm_state *s, int i) {

@@ -287,15 +287,18 @@ out:
 }
 
 /* count_nonfinite (the pipeline's non-finite guard), per frame of an (N, 1, H, W) output as
- * the models count: p = N, H, W; frame i gets i NaN, i +Inf and one -Inf when i is odd. The
- * counts must equal the injected numbers exactly, on the reference and on the backend (whose
- * storage dtype keeps NaN and both infinities). */
+ * the models count (one counter per frame, G = N): p = N, H, W; frame i gets i NaN, i +Inf
+ * and one -Inf when i is odd. The counter starts as garbage (99 each), is stored (accumulate
+ * 0), then added to (accumulate 1): the counts must be exactly twice the injected numbers, on
+ * the reference and on the backend (whose storage dtype keeps NaN and both infinities). */
 static void run_count_nonfinite(st_ctx *c, const st_case *k, unsigned seed) {
     const int *p = k->p;
-    const int64_t xs[4] = {p[0], 1, p[1], p[2]}, one[4] = {1, 1, p[1], p[2]};
+    const int64_t xs[4] = {p[0], 1, p[1], p[2]}, g = p[0];
     const int64_t per = (int64_t)p[1] * p[2];
     float want[16], ref[16], got[16];
+    int64_t href[16], hdev[16];
     bufs b = {0};
+    dm_tensor cref, cdev = {0}, hd;
     dm_status st;
     if (p[0] > 16 || per < 64) {
         st = dm_error_set(DM_ERR_ARG, "count_nonfinite case: at most 16 frames of >= 64 values");
@@ -309,21 +312,26 @@ static void run_count_nonfinite(st_ctx *c, const st_case *k, unsigned seed) {
         for (int j = 0; j < i; j++, at += 13) f[at % per] = NAN;
         for (int j = 0; j < i; j++, at += 13) f[at % per] = INFINITY;
         if (i & 1) f[(at + 13) % per] = -INFINITY;
-        want[i] = (float)(2 * i + (i & 1));
+        want[i] = (float)(2 * (2 * i + (i & 1)));
+        href[i] = hdev[i] = 99;
     }
     TRY(upload_all(c, &b, 1));
-    for (int i = 0; i < p[0]; i++) {
-        int64_t nr = -1, nb = -1;
-        dm_tensor hr = dm_tensor_sub(&b.h[0], i * per, 4, one);
-        dm_tensor dr = dm_tensor_sub(&b.d[0], i * per, 4, one);
-        TRY(dm_count_nonfinite(c->ref, &hr, &nr));
-        TRY(dm_count_nonfinite(c->be, &dr, &nb));
-        ref[i] = (float)nr, got[i] = (float)nb;
+    dm_tensor_view(&cref, href, DM_DTYPE_I64, 1, &g);
+    dm_tensor_view(&hd, hdev, DM_DTYPE_I64, 1, &g);
+    TRY(dm_alloc(c->be, &cdev, DM_DTYPE_I64, 1, &g));
+    TRY(dm_copy(c->be, &hd, &cdev));
+    for (int acc = 0; acc < 2; acc++) {
+        TRY(dm_count_nonfinite(c->ref, &b.h[0], &cref, acc));
+        TRY(dm_count_nonfinite(c->be, &b.d[0], &cdev, acc));
     }
+    TRY(dm_copy(c->be, &cdev, &hd));
+    TRY(dm_synchronize(c->be));
+    for (int i = 0; i < p[0]; i++) ref[i] = (float)href[i], got[i] = (float)hdev[i];
     st_compare(c, k->op, "CPU reference = injected", ref, want, p[0], 0, -1);
     st_compare(c, k->op, k->what, got, want, p[0], 0, -1);
 out:
     if (st) st_fail(c, k->op, k->what, dm_error_message());
+    dm_tensor_free(&cdev);
     bufs_free(&b);
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "depthmatte/copy_async.h"
 #include "depthmatte/da2.h"
 #include "depthmatte/safetensors.h"
 #include "models/buf_plan.h"
@@ -44,7 +45,7 @@ struct vda_ctx {
      * the CPU): the CPU reference recomputes a window from these frames (vda_ctx_copy_input),
      * i.e. from its own float32 preprocessing, not from the device's rounded input */
     uint8_t *rgb_win;
-    int64_t nonfinite;   /* NaN/Inf in the depth of the last vda_window_run (on the backend) */
+    dm_async_counts counts; /* NaN/Inf in the depth of the last vda_window_run (on the backend) */
 };
 
 /* infer_video_depth's transform: float32 image, cv2.resize on it, ImageNet normalisation with
@@ -128,6 +129,7 @@ void vda_ctx_free(vda_ctx *c) {
     dm_tensor_free(&c->mm0_in);
     dm_tensor_free(&c->raw_dev);
     free(c->rgb_win);
+    dm_async_counts_free(&c->counts, c->be);
     bp_free(&c->plan); /* after the views above are gone */
     free(c);
 }
@@ -157,7 +159,8 @@ dm_status vda_ctx_init(vda_ctx **out, const vda_model *m, dm_backend *be, int sr
     if ((st = dinov2_ctx_init_plan(&c->enc, &m->enc, be, T, c->h, c->w, &c->plan, VDA_PH_ENC,
                                    feat_last)) ||
         (st = dptt_ctx_init_plan(&c->head, &m->head, be, T, ph, pw, &c->plan, VDA_PH_HEAD)) ||
-        (st = dm_alloc(be, &c->input, dm_backend_storage_dtype(be), 4, s_in)))
+        (st = dm_alloc(be, &c->input, dm_backend_storage_dtype(be), 4, s_in)) ||
+        (st = dm_async_counts_init(&c->counts, be, 1)))
         goto fail;
     if (be->device != DM_DEVICE_CPU &&
         ((st = dm_alloc(be, &c->rgb_dev, DM_DTYPE_U8, 4, s_rgb)) ||
@@ -233,20 +236,23 @@ dm_status vda_window_run_async(vda_ctx *c, float *raw, dm_copy_ticket *ticket) {
     const int64_t s_raw[] = {VDA_WINDOW, 1, c->src_h, c->src_w};
     dm_tensor host;
     dm_tensor_view(&host, raw, DM_DTYPE_F32, 4, s_raw);
-    c->nonfinite = 0;
     if (c->be->device == DM_DEVICE_CPU) {
         st = dm_resize(c->be, &c->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &host);
-        return st ? st : dm_count_nonfinite(c->be, &host, &c->nonfinite);
+        if (!st) st = dm_count_nonfinite(c->be, &host, &c->counts.dev, 0);
+        return st ? st : dm_async_counts_start(&c->counts, c->be, 1);
     }
-    /* counted on the device (the non-finite guard), then the download queued */
+    /* counted on the device (the non-finite guard), then both downloads queued */
     if ((st = dm_resize(c->be, &c->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &c->raw_dev)) ||
-        (st = dm_count_nonfinite(c->be, &c->raw_dev, &c->nonfinite)))
+        (st = dm_count_nonfinite(c->be, &c->raw_dev, &c->counts.dev, 0)) ||
+        (st = dm_async_counts_start(&c->counts, c->be, 1)))
         return st;
     return dm_copy_async(c->be, &c->raw_dev, &host, ticket);
 }
 
-int64_t vda_ctx_nonfinite(const vda_ctx *c) {
-    return c->nonfinite;
+dm_status vda_ctx_nonfinite(vda_ctx *c, int64_t *count) {
+    dm_status st = dm_async_counts_wait(&c->counts, c->be);
+    *count = st ? 0 : c->counts.host[0];
+    return st;
 }
 
 dm_status vda_window_depth(vda_ctx *c, const uint8_t *const rgb[VDA_WINDOW], float *raw) {

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "depthmatte/copy_async.h"
 #include "depthmatte/graph.h"
 #include "models/dinov2.h"
 #include "models/dpt_temporal.h"
@@ -39,7 +40,7 @@ struct vda_stream {
     int len;
     int refs[VDA_STREAM_CACHE]; /* list entries per slot */
     int64_t id;                 /* frames done */
-    int64_t nonfinite;          /* NaN/Inf in the depth of the last push (on the backend) */
+    dm_async_counts counts;     /* NaN/Inf in the depth of the last push (on the backend) */
     /* vda_stream_checkpoint: the bookkeeping above as it was before a push (host memory, 368
      * bytes, any input size). The pools need no copy: a push writes only the slot it takes,
      * which is free (refs 0) before the push, so no later window reads its old contents. */
@@ -57,8 +58,10 @@ struct vda_stream {
     dm_graph_runner graph;
 };
 
-int64_t vda_stream_nonfinite(const vda_stream *s) {
-    return s->nonfinite;
+dm_status vda_stream_nonfinite(vda_stream *s, int64_t *count) {
+    dm_status st = dm_async_counts_wait(&s->counts, s->be);
+    *count = st ? 0 : s->counts.host[0];
+    return st;
 }
 
 void vda_stream_free(vda_stream *s) {
@@ -72,6 +75,7 @@ void vda_stream_free(vda_stream *s) {
     dm_tensor_free(&s->input);
     dm_tensor_free(&s->rgb_dev);
     dm_tensor_free(&s->out_dev);
+    dm_async_counts_free(&s->counts, s->be);
     dm_graph_runner_free(&s->graph);
     free(s);
 }
@@ -100,7 +104,8 @@ dm_status vda_stream_init(vda_stream **out, const vda_model *m, dm_backend *be, 
     dm_status st;
     if ((st = dinov2_ctx_init(&s->enc, ew, be, 1, s->h, s->w)) ||
         (st = dptt_ctx_init(&s->head, hw, be, 1, ph, pw)) ||
-        (st = dm_alloc(be, &s->input, dt, 4, s_in)))
+        (st = dm_alloc(be, &s->input, dt, 4, s_in)) ||
+        (st = dm_async_counts_init(&s->counts, be, 1)))
         goto fail;
     /* the modules' token grids: layer_3 (lh[2]), layer_4 (lh[3]), path_4 (lh[2]), path_3
      * (lh[1]) of the DPT context */
@@ -308,14 +313,13 @@ dm_status vda_stream_push_async(vda_stream *s, const uint8_t *rgb, float *depth,
     const int64_t s_out[] = {1, 1, s->src_h, s->src_w};
     dm_tensor host;
     dm_tensor_view(&host, depth, DM_DTYPE_F32, 4, s_out);
-    s->nonfinite = 0;
-    if (be->device == DM_DEVICE_CPU) {
-        if (!(st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &host)))
-            st = dm_count_nonfinite(be, &host, &s->nonfinite);
-    } else if (!(st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, &s->out_dev)) &&
-               !(st = dm_count_nonfinite(be, &s->out_dev, &s->nonfinite))) { /* on the device */
+    /* counted where the depth is (on a device: there), the count's download queued first */
+    const int cpu = be->device == DM_DEVICE_CPU;
+    dm_tensor *out = cpu ? &host : &s->out_dev;
+    if (!(st = dm_resize(be, &s->head.dpt.out, DM_RESIZE_BILINEAR, 1, 0, 0, out)) &&
+        !(st = dm_count_nonfinite(be, out, &s->counts.dev, 0)) &&
+        !(st = dm_async_counts_start(&s->counts, be, 1)) && !cpu)
         st = dm_copy_async(be, &s->out_dev, &host, ticket);
-    }
     if (st) return st;
     /* the list update of infer_video_depth_one */
     if (s->id == 0) { /* [cached_hidden_state_list] * INFER_LEN */

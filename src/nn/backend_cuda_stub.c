@@ -84,10 +84,18 @@ void dm_cuda_buffer_free(void *data) {
     (void)data; /* no CUDA buffer can exist without CUDA */
 }
 
-dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *count) {
+dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, dm_tensor *count,
+                                  int accumulate) {
     (void)be;
     (void)t;
-    if (count) *count = 0;
+    (void)count;
+    (void)accumulate;
+    return no_cuda();
+}
+
+dm_status dm_cuda_debug_grow_scratch(dm_backend *be, size_t bytes) {
+    (void)be;
+    (void)bytes;
     return no_cuda();
 }
 

@@ -530,18 +530,23 @@ static dm_status image_cubic_normalize_emu(dm_backend *be, const dm_tensor *rgb,
     return finish(be, &s, DM_OP_IMAGE_CUBIC_NORMALIZE, st, 0);
 }
 
-/* Counted on the tensor's memory (the emulated device's), as CUDA counts in device memory. */
-static dm_status count_nonfinite_emu(dm_backend *be, const dm_tensor *t, int64_t *count) {
+/* Counted on the tensor's memory (the emulated device's) into a counter there, as CUDA counts
+ * in device memory; a device op, so a capture records it (as CUDA graphs hold the kernel). */
+static dm_status count_nonfinite_emu(dm_backend *be, const dm_tensor *t, dm_tensor *count,
+                                     int accumulate) {
     const char *opn = "count_nonfinite";
     dm_status st;
-    *count = 0;
-    /* on CUDA the count is a download of the result: not something a graph can hold */
-    if (ctx_of(be)->capturing) return refuse(be, "count_nonfinite (a download of the count)");
     DEV(t, "t");
+    DEV(count, "count");
+    CAPTURE(DM_OP_COUNT_NONFINITE, t, count) {
+        r->iv[0] = accumulate;
+        return DM_OK;
+    }
     emu_stage s = {0};
     dm_tensor *ht = stage(be, &s, t, STAGE_IN);
     STAGED(s);
-    st = count_nonfinite_cpu(ctx_of(be)->cpu, ht, count);
+    dm_tensor hc = host(count);
+    st = count_nonfinite_cpu(ctx_of(be)->cpu, ht, &hc, accumulate);
     stage_release(&s);
     return st;
 }
@@ -851,6 +856,7 @@ static dm_status replay_one(dm_backend *be, emu_rec *r) {
     case DM_OP_PERMUTE: return permute_emu(be, T(0), r->iv, T(1));
     case DM_OP_CONCAT: return concat_emu(be, T(0), T(1), T(2));
     case DM_OP_COPY: return copy_emu(be, T(0), T(1));
+    case DM_OP_COUNT_NONFINITE: return count_nonfinite_emu(be, T(0), T(1), r->iv[0]);
     default: break;
     }
 #undef T

@@ -3,6 +3,7 @@
  * have none (the CPU reference). */
 #include <string.h>
 
+#include "depthmatte/backend_host.h"
 #include "depthmatte/copy_async.h"
 
 int dm_backend_supports_async_copy(const dm_backend *be) {
@@ -40,4 +41,44 @@ dm_status dm_copy_wait(dm_backend *be, dm_copy_ticket *ticket) {
     dm_status st = be->ops->copy_wait(be, ticket);
     memset(ticket, 0, sizeof *ticket);
     return st;
+}
+
+dm_status dm_async_counts_init(dm_async_counts *c, dm_backend *be, int groups) {
+    memset(c, 0, sizeof *c);
+    if (!be || groups < 1) return dm_error_set(DM_ERR_ARG, "dm_async_counts_init: %d groups", groups);
+    const int64_t g = groups;
+    dm_status st = dm_alloc(be, &c->dev, DM_DTYPE_I64, 1, &g);
+    if (st) return st;
+    if (!(c->host = dm_backend_host_alloc(be, (size_t)groups * sizeof(int64_t)))) {
+        dm_tensor_free(&c->dev);
+        return dm_error_set(DM_ERR_NOMEM, "dm_async_counts_init: host counts: %s",
+                            dm_error_message());
+    }
+    memset(c->host, 0, (size_t)groups * sizeof(int64_t));
+    c->groups = groups;
+    return DM_OK;
+}
+
+dm_status dm_async_counts_start(dm_async_counts *c, dm_backend *be, int n) {
+    if (n < 1 || n > c->groups)
+        return dm_error_set(DM_ERR_ARG, "dm_async_counts_start: %d of %d counts", n, c->groups);
+    dm_status st = dm_copy_wait(be, &c->ticket); /* host[] is the destination once at a time */
+    if (st) return st;
+    const int64_t k = n;
+    dm_tensor src = dm_tensor_sub(&c->dev, 0, 1, &k), dst;
+    dm_tensor_view(&dst, c->host, DM_DTYPE_I64, 1, &k);
+    c->n = n;
+    return dm_copy_async(be, &src, &dst, &c->ticket);
+}
+
+dm_status dm_async_counts_wait(dm_async_counts *c, dm_backend *be) {
+    return dm_copy_wait(be, &c->ticket);
+}
+
+void dm_async_counts_free(dm_async_counts *c, dm_backend *be) {
+    if (!c) return;
+    if (be) (void)dm_copy_wait(be, &c->ticket);
+    dm_tensor_free(&c->dev);
+    if (be) dm_backend_host_free(be, c->host);
+    memset(c, 0, sizeof *c);
 }

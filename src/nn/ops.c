@@ -89,10 +89,34 @@ dm_status dm_image_cubic_normalize(dm_backend *be, const dm_tensor *rgb,
     return be->ops->image_cubic_normalize(be, rgb, p, y);
 }
 
-dm_status dm_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *count) {
-    *count = 0;
+/* The checks every backend would repeat: the counter's dtype, device and group count. */
+dm_status dm_count_nonfinite(dm_backend *be, const dm_tensor *t, dm_tensor *count,
+                             int accumulate) {
     if (!be->ops->count_nonfinite) return missing(be, "count_nonfinite");
-    return be->ops->count_nonfinite(be, t, count);
+    if (!t || !count || !count->data)
+        return dm_error_set(DM_ERR_ARG, "count_nonfinite: NULL tensor or counter");
+    if (count->dtype != DM_DTYPE_I64 || count->device != be->device)
+        return dm_error_set(DM_ERR_DTYPE, "count_nonfinite: the counter must be an i64 tensor of "
+                            "the %s backend (got %s)", be->ops->name, dm_dtype_name(count->dtype));
+    const int64_t g = dm_tensor_numel(count), n = dm_tensor_numel(t);
+    if (g < 1 || n % g)
+        return dm_error_set(DM_ERR_SHAPE, "count_nonfinite: %lld counts do not divide %lld "
+                            "values into equal blocks", (long long)g, (long long)n);
+    return be->ops->count_nonfinite(be, t, count, accumulate != 0);
+}
+
+dm_status dm_count_nonfinite_now(dm_backend *be, const dm_tensor *t, int64_t *count) {
+    *count = 0;
+    const int64_t one = 1;
+    dm_tensor dev, host;
+    dm_status st = dm_alloc(be, &dev, DM_DTYPE_I64, 1, &one);
+    if (st) return st;
+    dm_tensor_view(&host, count, DM_DTYPE_I64, 1, &one);
+    if (!(st = dm_count_nonfinite(be, t, &dev, 0))) st = dm_copy(be, &dev, &host);
+    if (!st) st = dm_synchronize(be);
+    dm_tensor_free(&dev);
+    if (st) *count = 0;
+    return st;
 }
 
 dm_status dm_channel_affine(dm_backend *be, const dm_tensor *x, const dm_tensor *scale,

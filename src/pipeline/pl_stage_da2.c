@@ -155,21 +155,25 @@ static dm_status run_batch(da2_stage *d, const pl_unit *u, const uint8_t *last, 
     double t1 = pl_now();
     st = da2_infer_u8_batch_async(d->dc, rgb, d->nb, sl->host, model_size, &sl->ticket);
     d->base.env.stats->inference_s += pl_now() - t1;
+    /* the rows of the batch before are written while this one computes; then this batch's
+     * counts, downloaded on their own, are waited for */
+    int64_t bad[1024];
+    if (!st) st = pl_dl_flush(&d->dl, &d->base, u, rows);
+    for (int j = 0; j < d->nb && !st; j++) st = da2_ctx_nonfinite(d->dc, j, &bad[j]);
     if (st) return st;
     /* a check that reads (or a recompute that overwrites) the values waits for them */
     int now = pl_verify_wanted(&d->base.env, d->verified);
-    for (int j = 0; j < d->nb; j++)
-        now |= da2_ctx_nonfinite(d->dc, j) != 0;
+    for (int j = 0; j < d->nb; j++) now |= bad[j] != 0;
     if (now && (st = pl_dl_ready(&d->dl, sl))) return st;
     for (int j = 0; j < d->nb; j++) {
         float *x = sl->host + (size_t)j * dpx;
         const int64_t t = d->done + j;
-        if ((st = check(d, u, u->begin + t, rgb[j], x, dpx, da2_ctx_nonfinite(d->dc, j))))
-            return st;
+        if ((st = check(d, u, u->begin + t, rgb[j], x, dpx, bad[j]))) return st;
     }
     sl->row = d->done, sl->count = d->nb;
     d->done += d->nb;
     d->nb = 0;
+    /* pending from now on: its rows are written at the next batch or at pop */
     return pl_dl_commit(&d->dl, &d->base, u, rows);
 }
 

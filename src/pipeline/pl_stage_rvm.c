@@ -90,7 +90,7 @@ static dm_status ref_models(rvm_stage *r, const pl_unit *u) {
  * recomputed on the CPU from the same cold state. A non-finite device output is not compared
  * here: the guard below recomputes or reports it. */
 static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64_t frame, int fgr,
-                        const float *fgr_f, const float *pha_f) {
+                        const float *fgr_f, const float *pha_f, int64_t bad) {
     const pl_stage_env *env = &r->base.env;
     const dm_job *job = &env->c->job;
     if (!pl_verify_wanted(env, r->verified)) return DM_OK;
@@ -100,7 +100,6 @@ static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int6
     if (!st && job->runtime.verify != DM_VERIFY_ALL) st = rvm_state_reset(r->ref_rs);
     float *rf = r->ref_out, *rp = r->ref_out + 3 * px;
     if (!st) st = rvm_forward_u8(r->ref_rs, rgb, fgr ? rf : NULL, rp);
-    const int bad = rvm_state_nonfinite(r->rs) != 0;
     if (!st && !bad)
         st = pl_stage_verify(env, DM_TOL_RVM, "RVM alpha", u->info->path, frame, pha_f, rp, px);
     if (!st && !bad && fgr)
@@ -112,16 +111,15 @@ static dm_status verify(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int6
 }
 
 /* The non-finite guard, on every frame (a warm-up frame's state feeds the rows after it), with
- * the count made on the backend (rvm_state_nonfinite). In float16/bfloat16 the frame is
+ * the count `bad` made on the backend (rvm_state_nonfinite). In float16/bfloat16 the frame is
  * recomputed in float32 on the CPU reference from the recurrent state it started from (the
  * checkpoint rvm_push takes before each frame), its outputs replace the device's, and the
  * device continues from the reference's new state; counted in recomputed_frames. Still
  * non-finite, or already float32: an error naming video, frame and stage. */
 static dm_status guard(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64_t frame, int fgr,
-                       float *fgr_f, float *pha_f) {
+                       float *fgr_f, float *pha_f, int64_t bad) {
     const pl_stage_env *env = &r->base.env;
     const dm_backend *be = env->be;
-    const int64_t bad = rvm_state_nonfinite(r->rs);
     if (!bad) return DM_OK;
     int64_t still = bad;
     if (be->precision != DM_DTYPE_F32) {
@@ -129,7 +127,7 @@ static dm_status guard(rvm_stage *r, const pl_unit *u, const uint8_t *rgb, int64
         dm_status st = ref_models(r, u);
         if (!st) st = rvm_state_copy_recurrent(r->ref_rs, r->rs, 1);
         if (!st) st = rvm_forward_u8(r->ref_rs, rgb, fgr ? fgr_f : NULL, pha_f);
-        if (!st) still = rvm_state_nonfinite(r->ref_rs);
+        if (!st) st = rvm_state_nonfinite(r->ref_rs, &still);
         if (!st && !still) st = rvm_state_copy_recurrent(r->rs, r->ref_rs, 0);
         env->stats->verify_s += pl_now() - t0;
         if (st) return st;
@@ -168,18 +166,22 @@ static dm_status rvm_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f
     /* the downloads are queued: they run beside the next frame's forward */
     if (!st) st = rvm_forward_u8_async(r->rs, f->rgb, want_fgr ? fgr_f : NULL, pha_f, &sl->ticket);
     s->env.stats->inference_s += pl_now() - t1;
+    /* the rows of the frame before are written while this frame computes (its download ran
+     * beside it); then the count of this frame, downloaded on its own, is waited for */
+    int64_t bad = 0;
+    if (!st) st = pl_dl_flush(&r->dl, s, u, rows);
+    if (!st) st = rvm_state_nonfinite(r->rs, &bad);
     if (st) return st;
     /* a check that reads (or a recompute that overwrites) this frame's values waits for them */
-    if ((pl_verify_wanted(&s->env, r->verified) || rvm_state_nonfinite(r->rs)) &&
-        (st = pl_dl_ready(&r->dl, sl)))
+    if ((pl_verify_wanted(&s->env, r->verified) || bad) && (st = pl_dl_ready(&r->dl, sl)))
         return st;
-    if ((st = verify(r, u, f->rgb, f->index, want_fgr, fgr_f, pha_f))) return st;
-    if ((st = guard(r, u, f->rgb, f->index, want_fgr, fgr_f, pha_f))) return st;
+    if ((st = verify(r, u, f->rgb, f->index, want_fgr, fgr_f, pha_f, bad))) return st;
+    if ((st = guard(r, u, f->rgb, f->index, want_fgr, fgr_f, pha_f, bad))) return st;
     if (row) { /* a warm-up frame's outputs are discarded: no rows */
         sl->row = r->pushed, sl->count = 1, sl->flags = want_fgr;
         r->pushed++;
     }
-    /* writes the rows of the frame before (its download is done by now) */
+    /* pending from now on: its rows are written at the next push or at pop */
     return pl_dl_commit(&r->dl, s, u, rows);
 }
 

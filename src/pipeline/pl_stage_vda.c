@@ -94,13 +94,12 @@ static dm_status vda_begin(pl_stage *s, const pl_unit *u) {
 /* After a device's window: runtime.verify (first window of the rank, or all) and the
  * non-finite guard (reduced precision: recomputed in float32 on the CPU reference; float32:
  * the video fails). The reference runs from the very same preprocessed input. */
-static dm_status check_window(vda_stage *v, const pl_unit *u) {
+static dm_status check_window(vda_stage *v, const pl_unit *u, int64_t bad) {
     const pl_stage_env *env = &v->base.env;
     const dm_job *job = &env->c->job;
     const dm_video_info *info = u->info;
     const int k = u->window;
     const size_t n = (size_t)VDA_WINDOW * info->width * info->height;
-    const int64_t bad = vda_ctx_nonfinite(v->ctx); /* counted on the backend */
     const int verify = pl_verify_wanted(env, v->verified);
     const int redo = bad && env->be->precision != DM_DTYPE_F32;
     if (!verify && !redo) {
@@ -173,9 +172,10 @@ static dm_status vda_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *f
         if (!st) st = vda_window_run_async(v->ctx, v->raw, &sl->ticket);
         s->env.stats->inference_s += pl_now() - t1;
         /* a check that reads (or a recompute that overwrites) the window waits for it */
-        if (!st && (pl_verify_wanted(&s->env, v->verified) || vda_ctx_nonfinite(v->ctx)))
-            st = pl_dl_ready(&v->dl, sl);
-        if (!st) st = check_window(v, u);
+        int64_t bad = 0; /* counted on the backend */
+        if (!st) st = vda_ctx_nonfinite(v->ctx, &bad);
+        if (!st && (pl_verify_wanted(&s->env, v->verified) || bad)) st = pl_dl_ready(&v->dl, sl);
+        if (!st) st = check_window(v, u, bad);
         if (!st) sl->row = 0, sl->count = u->end - u->begin, st = pl_dl_commit(&v->dl, s, u, rows);
         if (!st) v->ran = 1;
         if (st) v->in_video = -1;

@@ -125,18 +125,17 @@ static dm_status verify(vdas_stage *v, const pl_unit *u, const pl_stage_frame *f
                            v->ref_depth, n);
 }
 
-/* The non-finite guard after the device push of frame f (count made on the backend,
+/* The non-finite guard after the device push of frame f (`bad`: the count made on the backend,
  * vda_stream_nonfinite). Reduced precision: restore the device stream to its checkpoint, bring
  * the CPU reference to that state (download), push the frame there (its depth into v->depth),
  * and on a finite result upload the reference's new frame slot into the device stream, which
  * then stands where the reference stands. *recomputed = 1 when that happened. Still
  * non-finite, or float32: DM_ERR_NONFINITE naming video, frame and stage. */
 static dm_status guard(vdas_stage *v, const pl_unit *u, const pl_stage_frame *f, size_t n,
-                       int *recomputed) {
+                       int64_t bad, int *recomputed) {
     const pl_stage_env *env = &v->base.env;
     const dm_backend *be = env->be;
     *recomputed = 0;
-    const int64_t bad = vda_stream_nonfinite(v->s);
     if (!bad) return DM_OK;
     int64_t still = bad;
     if (be->precision != DM_DTYPE_F32) {
@@ -145,7 +144,7 @@ static dm_status guard(vdas_stage *v, const pl_unit *u, const pl_stage_frame *f,
         if (!st) st = vda_stream_restore(v->s);
         if (!st) st = vda_stream_copy_state(v->ref_s, v->s, 0);
         if (!st) st = vda_stream_push(v->ref_s, f->rgb, v->depth);
-        if (!st) still = vda_stream_nonfinite(v->ref_s);
+        if (!st) st = vda_stream_nonfinite(v->ref_s, &still);
         if (!st && !still) st = vda_stream_copy_state(v->s, v->ref_s, 1);
         v->ref_lockstep = !st && !still; /* the reference stands at the device's frame */
         env->stats->verify_s += pl_now() - t0;
@@ -180,10 +179,14 @@ static dm_status vdas_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *
     st = vda_stream_push_async(v->s, f->rgb, v->depth, &sl->ticket);
     s->env.stats->inference_s += pl_now() - t1;
     int recomputed = 0;
+    /* the row of the frame before is written while this frame computes; then this frame's
+     * count, downloaded on its own, is waited for */
+    int64_t bad = 0;
+    if (!st) st = pl_dl_flush(&v->dl, s, u, rows);
+    if (!st) st = vda_stream_nonfinite(v->s, &bad);
     /* a check that reads (or a recompute that overwrites) this frame's values waits for them */
-    if (!st && (pl_verify_wanted(&s->env, v->verified) || vda_stream_nonfinite(v->s)))
-        st = pl_dl_ready(&v->dl, sl);
-    if (!st) st = guard(v, u, f, px, &recomputed);
+    if (!st && (pl_verify_wanted(&s->env, v->verified) || bad)) st = pl_dl_ready(&v->dl, sl);
+    if (!st) st = guard(v, u, f, px, bad, &recomputed);
     /* a recomputed frame is the reference's own: nothing to compare */
     if (!st && !recomputed) st = verify(v, u, f, px);
     if (st) {
@@ -194,7 +197,7 @@ static dm_status vdas_push(pl_stage *s, const pl_unit *u, const pl_stage_frame *
         sl->row = f->index - u->begin, sl->count = 1;
         v->done = sl->row + 1;
     }
-    /* writes the row of the frame before (its download is done by now) */
+    /* pending from now on: its row is written at the next push or at pop */
     return pl_dl_commit(&v->dl, s, u, rows);
 }
 

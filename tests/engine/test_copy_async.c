@@ -201,6 +201,47 @@ static void test_frames(dm_backend *be) {
     dm_tensor_free(&x);
 }
 
+/* Non-finite counts made on the backend and downloaded on their own (dm_async_counts): 3
+ * frames of 4096 values with 0, 2 and 5 NaN/Inf, one count per frame; stored, then added to by
+ * a second tensor (accumulate); the host counts are undefined until the wait (the emulated
+ * backend poisons them), right after it, and a later forward may be queued in between. */
+static void test_counts(dm_backend *be) {
+    enum { G = 3, N = 4096 };
+    const int64_t s[] = {G, N};
+    float *h = calloc((size_t)G * N, sizeof(float));
+    const int nan_at[] = {N + 5, N + 77, 2 * N, 2 * N + 1, 2 * N + 99, 2 * N + 1000, 3 * N - 1};
+    for (size_t i = 0; i < sizeof nan_at / sizeof nan_at[0]; i++)
+        h[nan_at[i]] = i % 3 == 0 ? NAN : (i % 3 == 1 ? INFINITY : -INFINITY);
+    dm_tensor ht, x = {0};
+    dm_tensor_view(&ht, h, DM_DTYPE_F32, 2, s);
+    CHECK_OK(dm_alloc(be, &x, DM_DTYPE_F32, 2, s));
+    CHECK_OK(dm_copy(be, &ht, &x));
+    dm_async_counts c;
+    CHECK_OK(dm_async_counts_init(&c, be, G));
+    CHECK_OK(dm_count_nonfinite(be, &x, &c.dev, 0));
+    CHECK_OK(dm_count_nonfinite(be, &x, &c.dev, 1)); /* accumulate: twice each */
+    CHECK_OK(dm_async_counts_start(&c, be, G));
+    if (dm_backend_supports_async_copy(be) && be->device != DM_DEVICE_CUDA)
+        CHECK(c.host[0] == -1 && c.host[2] == -1); /* 0xFF bytes until the wait */
+    CHECK_OK(dm_activation(be, &x, DM_ACT_RELU, &x)); /* later work, queued before the wait */
+    CHECK_OK(dm_async_counts_wait(&c, be));
+    CHECK(c.n == G && c.host[0] == 0 && c.host[1] == 4 && c.host[2] == 10);
+    printf("counts: %lld %lld %lld (want 0 4 10)\n", (long long)c.host[0], (long long)c.host[1],
+           (long long)c.host[2]);
+    /* one count of the whole tensor, and the checks of the counter */
+    int64_t all = -1;
+    CHECK_OK(dm_count_nonfinite_now(be, &x, &all));
+    CHECK(all == 5); /* after the ReLU: 3 NaN and 2 +Inf stay, the 2 -Inf are 0 */
+    dm_tensor five = c.dev, f32 = x;
+    five.shape[0] = 5; /* 5 counts do not divide 3 x 4096 values */
+    CHECK(dm_count_nonfinite(be, &x, &five, 0) == DM_ERR_SHAPE);
+    CHECK(dm_count_nonfinite(be, &x, &f32, 0) == DM_ERR_DTYPE); /* not an i64 counter */
+    CHECK(dm_async_counts_start(&c, be, G + 1) == DM_ERR_ARG);
+    dm_async_counts_free(&c, be);
+    dm_tensor_free(&x);
+    free(h);
+}
+
 /* RVM: frame k+1's forward runs while frame k's downloads are pending (two host buffers), as
  * the pipeline's stages do; the outputs equal the synchronous sequence bit for bit. */
 static void test_rvm(const uint8_t *const *frames, const char *wpath) {
@@ -223,6 +264,10 @@ static void test_rvm(const uint8_t *const *frames, const char *wpath) {
             }
             CHECK_OK(rvm_forward_u8_async(s, frames[f % 3], o, o + 3 * px, &tk[f]));
             CHECK(tk[f].id != 0 && isnan(o[0]) && isnan(o[3 * px])); /* not there yet */
+            /* the non-finite count arrives on its own: the outputs are still pending after it */
+            int64_t bad = -1;
+            CHECK_OK(rvm_state_nonfinite(s, &bad));
+            CHECK(bad == 0 && isnan(o[0]) && isnan(o[3 * px]));
             if (f > 0) CHECK_OK(dm_copy_wait(be, &tk[f - 1]));       /* the frame before */
         }
         if (pass && s) {
@@ -231,7 +276,8 @@ static void test_rvm(const uint8_t *const *frames, const char *wpath) {
             dm_backend_emu_copy_stats(be, &cs);
             /* each later frame's whole forward ran while the frame before was downloading */
             const int64_t per_frame = dm_backend_emu_op_count(be) / T;
-            CHECK(cs.enqueued == 2 * T && cs.pending == 0 && cs.early_writes == 0);
+            /* per frame: the count (8 bytes), the foreground, the alpha */
+            CHECK(cs.enqueued == 3 * T && cs.pending == 0 && cs.early_writes == 0);
             CHECK(cs.ops_overlapped >= (T - 1) * (per_frame / 2));
             printf("rvm: %lld of %lld ops ran beside a pending download, at most %d pending\n",
                    (long long)cs.ops_overlapped, (long long)dm_backend_emu_op_count(be),
@@ -268,6 +314,10 @@ static void test_da2(const uint8_t *const *frames) {
             CHECK_OK(da2_infer_u8_batch(c, b1, 2, o + 2 * px, 0));
         } else if (c) {
             CHECK_OK(da2_infer_u8_batch_async(c, b0, 2, o, 0, &t0));
+            int64_t bad[2] = {-1, -1}; /* the counts arrive without the depth */
+            CHECK_OK(da2_ctx_nonfinite(c, 0, &bad[0]));
+            CHECK_OK(da2_ctx_nonfinite(c, 1, &bad[1]));
+            CHECK(bad[0] == 0 && bad[1] == 0 && isnan(o[0]));
             CHECK_OK(da2_infer_u8_batch_async(c, b1, 2, o + 2 * px, 0, &t1));
             CHECK(isnan(o[0]) && isnan(o[2 * px]));
             CHECK_OK(dm_copy_wait(be, &t0));
@@ -291,7 +341,7 @@ int main(int argc, char **argv) {
         if (st || count == 0) return tc_skip(st ? dm_error_message() : "no CUDA device visible");
         dm_backend *g = NULL;
         CHECK_OK(dm_backend_cuda_create(0, DM_DTYPE_F32, &g));
-        if (g) test_engine(g), test_frames(g);
+        if (g) test_engine(g), test_frames(g), test_counts(g);
         dm_backend_destroy(g);
         printf("%s\n", tc_failure_count ? "FAIL" : "PASS");
         return tc_failure_count != 0;
@@ -299,7 +349,11 @@ int main(int argc, char **argv) {
     dm_backend *e = emu();
     test_engine(e);
     test_frames(e);
+    test_counts(e);
     dm_backend_destroy(e);
+    dm_backend *cpu = dm_backend_cpu_create(1);
+    test_counts(cpu);
+    dm_backend_destroy(cpu);
     uint8_t *f[3];
     for (int i = 0; i < 3; i++) {
         f[i] = malloc((size_t)H * W * 3);

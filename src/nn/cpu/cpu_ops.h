@@ -18,7 +18,8 @@ dm_status layernorm_cpu(dm_backend *be, const dm_tensor *x, const dm_tensor *gam
 dm_status groupnorm_cpu(dm_backend *be, const dm_tensor *x, int groups, const dm_tensor *gamma,
                         const dm_tensor *beta, float eps, dm_tensor *y);
 /* backend.h count_nonfinite: f32 CPU tensors. */
-dm_status count_nonfinite_cpu(dm_backend *be, const dm_tensor *t, int64_t *count);
+dm_status count_nonfinite_cpu(dm_backend *be, const dm_tensor *t, dm_tensor *count,
+                              int accumulate);
 dm_status activation_cpu(dm_backend *be, const dm_tensor *x, dm_act act, dm_tensor *y);
 dm_status binary_cpu(dm_backend *be, const dm_tensor *a, const dm_tensor *b, dm_binary_op op,
                      dm_tensor *y);

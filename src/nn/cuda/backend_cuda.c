@@ -1,6 +1,6 @@
 /* The CUDA backend: context (device, stream, cuDNN and cuBLASLt handles, device scratch), the
  * op table, allocation, host<->device copies with dtype conversion, device queries and the
- * non-finite counter. Kernel ops are dispatched in ops_cuda.c, convolutions in conv_cudnn.c,
+ * non-finite count. Kernel ops are dispatched in ops_cuda.c, convolutions in conv_cudnn.c,
  * GEMMs in linear_cublaslt.c. Not yet run on a GPU (see docs/gpu.md). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +48,21 @@ dm_status cuda_scratch(cuda_ctx *ctx, cuda_slot slot, size_t bytes, void **ptr) 
                                 (int)slot, bytes);
         size_t rounded = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1); /* MiB */
         CUDA_CHECK(cudaStreamSynchronize(ctx->stream)); /* queued work may use the old one */
-        if (ctx->slot[slot]) CUDA_CHECK(cudaFree(ctx->slot[slot]));
+        if (ctx->slot[slot] && ctx->graphs_made) {
+            /* a captured graph may hold the old address: keep it until destroy, and grow by at
+             * least half so that the retired buffers stay below the live one's size */
+            if (ctx->nretired == ctx->cap_retired) {
+                const int cap = ctx->cap_retired ? 2 * ctx->cap_retired : 16;
+                void **r = realloc(ctx->retired, (size_t)cap * sizeof *r);
+                if (!r) return dm_error_set(DM_ERR_NOMEM, "cuda: scratch bookkeeping");
+                ctx->retired = r, ctx->cap_retired = cap;
+            }
+            ctx->retired[ctx->nretired++] = ctx->slot[slot];
+            const size_t grown = ctx->slot_size[slot] + ctx->slot_size[slot] / 2;
+            if (rounded < grown) rounded = (grown + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+        } else if (ctx->slot[slot]) {
+            CUDA_CHECK(cudaFree(ctx->slot[slot]));
+        }
         ctx->slot[slot] = NULL;
         ctx->slot_size[slot] = 0;
         cudaError_t e = cudaMalloc(&ctx->slot[slot], rounded);
@@ -60,6 +74,22 @@ dm_status cuda_scratch(cuda_ctx *ctx, cuda_slot slot, size_t bytes, void **ptr) 
         ctx->slot_size[slot] = rounded;
     }
     *ptr = ctx->slot[slot];
+    return DM_OK;
+}
+
+dm_status dm_cuda_debug_grow_scratch(dm_backend *be, size_t bytes) {
+    if (!be || be->device != DM_DEVICE_CUDA)
+        return dm_error_set(DM_ERR_ARG, "dm_cuda_debug_grow_scratch: not a CUDA backend");
+    cuda_ctx *ctx = cuda_ctx_of(be);
+    CUDA_CHECK(cudaSetDevice(ctx->device));
+    for (int i = 0; i < CUDA_SLOT_COUNT; i++) {
+        const size_t want = bytes > ctx->slot_size[i] ? bytes : ctx->slot_size[i] + 1;
+        void *p;
+        dm_status st = cuda_scratch(ctx, (cuda_slot)i, want, &p);
+        if (st) return st;
+        CUDA_CHECK(cudaMemsetAsync(p, 0xFF, ctx->slot_size[i], ctx->stream));
+    }
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
     return DM_OK;
 }
 
@@ -280,7 +310,7 @@ static dm_status copy_async_cuda(dm_backend *be, const dm_tensor *src, dm_tensor
     dm_status st;
     if (src->device != DM_DEVICE_CUDA || dst->device != DM_DEVICE_CPU)
         return dm_error_set(DM_ERR_ARG, "copy_async: src must be a CUDA tensor, dst a host one");
-    if (!copyable(src->dtype) || !copyable(dst->dtype))
+    if (src->dtype != dst->dtype && (!copyable(src->dtype) || !copyable(dst->dtype)))
         return dm_error_set(DM_ERR_DTYPE, "copy_async: %s -> %s not supported",
                             dm_dtype_name(src->dtype), dm_dtype_name(dst->dtype));
     const int64_t n = dm_tensor_numel(src);
@@ -347,23 +377,30 @@ static dm_status synchronize_cuda(dm_backend *be) {
     return DM_OK;
 }
 
-dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, int64_t *count) {
-    *count = 0;
+dm_status dm_cuda_count_nonfinite(dm_backend *be, const dm_tensor *t, dm_tensor *count,
+                                  int accumulate) {
     if (!be || be->device != DM_DEVICE_CUDA)
         return dm_error_set(DM_ERR_ARG, "count_nonfinite: not a CUDA backend");
     cuda_ctx *ctx = cuda_ctx_of(be);
     dm_status st = cuda_check_float(t, 0, "count_nonfinite", "t");
     if (st) return st;
-    unsigned long long host = 0;
+    if (!count || count->device != DM_DEVICE_CUDA || count->dtype != DM_DTYPE_I64)
+        return dm_error_set(DM_ERR_ARG, "count_nonfinite: the counter must be a CUDA i64 tensor");
+    const int64_t g = dm_tensor_numel(count), n = dm_tensor_numel(t);
+    if (g < 1 || n % g)
+        return dm_error_set(DM_ERR_SHAPE, "count_nonfinite: %lld counts for %lld values",
+                            (long long)g, (long long)n);
     CUDA_CHECK(cudaSetDevice(ctx->device));
-    CUDA_CHECK(cudaMemsetAsync(ctx->counter, 0, sizeof *ctx->counter, ctx->stream));
-    if ((st = cuda_count_nonfinite(ctx->stream, t->data, t->dtype, dm_tensor_numel(t),
-                                   ctx->counter)))
-        return st;
-    CUDA_CHECK(cudaMemcpyAsync(&host, ctx->counter, sizeof host, cudaMemcpyDeviceToHost,
-                               ctx->stream));
-    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
-    *count = (int64_t)host;
+    /* memset and kernels only (no host traffic): a CUDA Graph capture may hold them */
+    if (!accumulate)
+        CUDA_CHECK(cudaMemsetAsync(count->data, 0, (size_t)g * sizeof(int64_t), ctx->stream));
+    const int64_t blk = n / g;
+    const size_t esz = dm_dtype_size(t->dtype);
+    for (int64_t j = 0; j < g; j++) /* G is a batch (<= 1024 frames): one launch per block */
+        if ((st = cuda_count_nonfinite(ctx->stream, (const char *)t->data + (size_t)(j * blk) * esz,
+                                       t->dtype, blk,
+                                       (unsigned long long *)count->data + j)))
+            return st;
     return DM_OK;
 }
 
@@ -398,7 +435,8 @@ static void destroy_cuda(dm_backend *be) {
     if (ctx->lt) cublasLtDestroy(ctx->lt);
     for (int i = 0; i < CUDA_SLOT_COUNT; i++)
         if (ctx->slot[i]) cudaFree(ctx->slot[i]);
-    if (ctx->counter) cudaFree(ctx->counter);
+    for (int i = 0; i < ctx->nretired; i++) cudaFree(ctx->retired[i]);
+    free(ctx->retired);
     if (ctx->stream) cudaStreamDestroy(ctx->stream);
     free(ctx);
     be->impl = NULL;
@@ -482,7 +520,6 @@ static dm_status ctx_init(cuda_ctx *ctx) {
     CUDNN_CHECK(cudnnCreateFilterDescriptor(&ctx->w_desc));
     CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&ctx->conv_desc));
     CUDNN_CHECK(cudnnCreateActivationDescriptor(&ctx->act_desc));
-    CUDA_CHECK(cudaMalloc((void **)&ctx->counter, sizeof *ctx->counter));
     CUDA_CHECK(cudaDeviceGetAttribute(&ctx->cc_major, cudaDevAttrComputeCapabilityMajor,
                                       ctx->device));
     for (int i = 0; i < CUDA_STAGE_COUNT; i++)

@@ -110,7 +110,6 @@ typedef struct cuda_ctx {
     cublasLtHandle_t lt;
     void *slot[CUDA_SLOT_COUNT];
     size_t slot_size[CUDA_SLOT_COUNT];
-    unsigned long long *counter; /* device, one 64-bit counter (non-finite count) */
     /* cuDNN descriptors, created once and re-set per call */
     cudnnTensorDescriptor_t x_desc, y_desc, b_desc;
     cudnnFilterDescriptor_t w_desc;
@@ -134,6 +133,12 @@ typedef struct cuda_ctx {
     int conv_force_nhwc; /* DM_CUDA_CONV_FORCE_NHWC=1 at creation: f16/bf16 convolutions take the
                           * NHWC path (so that the GPU op test exercises it) */
     struct cuda_fused *fused; /* conv_fused.c: fused conv epilogue plans (created on first use) */
+    /* Scratch slots outgrown after a graph was captured: a captured graph holds the old slot
+     * addresses (one backend serves every model of a rank, so RVM's graph may be replayed
+     * after a VDA window grew the workspace), so they stay allocated until destroy. */
+    int graphs_made;       /* dm_cuda_graph_end succeeded at least once */
+    void **retired;        /* device buffers */
+    int nretired, cap_retired;
 } cuda_ctx;
 
 static inline cuda_ctx *cuda_ctx_of(dm_backend *be) {

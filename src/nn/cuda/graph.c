@@ -71,6 +71,7 @@ dm_status dm_cuda_graph_end(dm_backend *be, dm_cuda_graph **out) {
         return dm_error_set(DM_ERR_BACKEND, "dm_cuda_graph_end: cudaGraphInstantiate: %s",
                             cudaGetErrorString(e));
     }
+    ctx->graphs_made = 1; /* from now on outgrown scratch slots are retired, not freed */
     *out = g;
     return DM_OK;
 }
