@@ -99,7 +99,7 @@ static dm_status node_local(pl_worker *w, MPI_Comm comm) {
     w->stats.local_rank = lr;
     w->stats.local_size = ls;
     const char *sim = getenv("DM_TEST_CUDA_DEVICES");
-    if (sim && w->be->device != DM_DEVICE_CUDA) {
+    if (sim && w->be && w->be->device != DM_DEVICE_CUDA) {
         int dev = -1;
         dm_status st = dm_gpu_bind(lr, ls, atoi(sim), 0, w->c->job.runtime.share_gpus, &dev);
         if (st) {
@@ -115,7 +115,13 @@ static dm_status node_local(pl_worker *w, MPI_Comm comm) {
 /* runtime.backend: cpu; cuda (device by dm_gpu_bind); auto = cuda when a GPU is visible and
  * it runs every op of the job (dm_backend_supports_all), else cpu; emulated (tests; the fault
  * hook DM_TEST_EMU_FAULT, see backend_emu.h, lets tests prove that verification catches a
- * wrong op). */
+ * wrong op). The node's collective (node_gpus) runs on every rank whenever the job says cuda or
+ * auto, whatever this rank's own device count or error: ranks of one node may see different
+ * devices (CUDA_VISIBLE_DEVICES per rank, a failing driver on one), and a rank that skipped
+ * it would leave the others waiting in it for ever. Its own error is returned after it (the
+ * caller agrees on the outcome). Test hook DM_TEST_CUDA_DEVICE_COUNT=N (docs/operations.md):
+ * this rank's device count is N (the binding runs; creating the backend then fails as on a
+ * machine without a driver). */
 static dm_status make_backend(pl_worker *w, MPI_Comm comm) {
     const dm_runtime_config *rt = &w->c->job.runtime;
     if (rt->backend == DM_BACKEND_CHOICE_EMULATED)
@@ -126,23 +132,31 @@ static dm_status make_backend(pl_worker *w, MPI_Comm comm) {
                                                          : dm_cuda_device_count(&n);
     char why[512] = "";
     if (cst) snprintf(why, sizeof why, "%s", dm_error_message());
+    const char *fake = getenv("DM_TEST_CUDA_DEVICE_COUNT");
+    if (fake && rt->backend != DM_BACKEND_CHOICE_CPU) n = atoi(fake), cst = DM_OK;
+    int lr = 0, ls = 1, distinct = 0, dev = 0;
+    dm_status st = DM_OK;
+    if (rt->backend != DM_BACKEND_CHOICE_CPU &&
+        (st = node_gpus(comm, cst ? 0 : n, &lr, &ls, &distinct)))
+        return st;
     int use_cuda = rt->backend == DM_BACKEND_CHOICE_CUDA ||
                    (rt->backend == DM_BACKEND_CHOICE_AUTO && !cst && n > 0);
-    dm_status st = DM_OK;
+    if (rt->backend == DM_BACKEND_CHOICE_AUTO && cst) /* a GPU that cannot be used: say so */
+        fprintf(stderr, "depthmatte: runtime.backend auto: running on the CPU: %s\n", why);
     if (use_cuda) {
         if (cst)
             return dm_error_set(DM_ERR_BACKEND, "runtime.backend cuda: %s", why);
-        int lr = 0, ls = 1, distinct = 0, dev = 0;
-        if ((st = node_gpus(comm, n, &lr, &ls, &distinct))) return st;
         /* (the cause is copied first: dm_error_set must not read the buffer it writes) */
         if ((st = dm_gpu_bind(lr, ls, n, distinct, rt->share_gpus, &dev))) {
             snprintf(why, sizeof why, "%s", dm_error_message());
-            return dm_error_set(st, "runtime.backend cuda: %s", why);
+            return dm_error_set(st, "runtime.backend %s: %s",
+                                rt->backend == DM_BACKEND_CHOICE_AUTO ? "auto" : "cuda", why);
         }
         w->stats.gpu = dev;
         if ((st = dm_backend_cuda_create(dev, rt->precision, &w->be))) {
             snprintf(why, sizeof why, "%s", dm_error_message());
-            return dm_error_set(st, "runtime.backend cuda: device %d: %s", dev, why);
+            return dm_error_set(st, "runtime.backend %s: device %d: %s",
+                                rt->backend == DM_BACKEND_CHOICE_AUTO ? "auto" : "cuda", dev, why);
         }
         dm_op_id ops[64];
         char missing[64];
@@ -184,8 +198,15 @@ dm_status pl_worker_init(pl_worker **out, pl_ctx *c, MPI_Comm comm) {
     w->carry_video = -1;
     *out = w;
     w->stats.gpu = -1;
+    /* node_local is collective: it runs on every rank, also after this rank failed to make
+     * its backend (the caller agrees on the outcome after init); the first error is kept */
     dm_status st = make_backend(w, comm);
-    if (st) return st;
+    if (st) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", dm_error_message());
+        (void)node_local(w, comm);
+        return dm_error_set(st, "%s", why);
+    }
     if ((st = node_local(w, comm))) return st;
     snprintf(w->stats.device, sizeof w->stats.device, "%s", w->be->ops->name);
     if (w->be->device == DM_DEVICE_CUDA) {

@@ -1279,6 +1279,24 @@ def case_device():
           and ("no visible GPU" in err or "no CUDA backend" in err)
           and "cuda: runtime.backend" not in err,
           f"cuda without a GPU: clear error ({err.strip()[-300:]})")
+    # ranks of one node that disagree on their devices (auto; DM_TEST_CUDA_DEVICE_COUNT=1 on
+    # rank 0 only, an MPMD launch): every rank takes part in the node's binding collective, so
+    # the job ends with rank 0's binding error (1 device, 2 ranks) instead of a hang
+    aj, _ = job("da2_auto_mixed", "auto")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMP_NUM_THREADS="1")
+    cmd = [A.mpiexec, "--oversubscribe", "-np", "1", "-x", "DM_TEST_CUDA_DEVICE_COUNT=1",
+           A.exe, "run", aj, "--quiet", ":", "-np", "1", A.exe, "run", aj, "--quiet"]
+    t = time.time()
+    try:
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        rc, err = p.returncode, p.stderr
+    except subprocess.TimeoutExpired:
+        rc, err = 124, "(timeout: hang)"
+    check(rc != 0 and time.time() - t < 60 and "runtime.backend auto" in err
+          and "2 ranks on this node" in err,
+          f"auto, ranks disagreeing on devices: one error, no hang (rc {rc}, "
+          f"{time.time() - t:.1f} s, {err.strip()[-300:]})")
 
 def case_vda_stream():
     """depth.mode stream (the official infer_video_depth_one, pl_stage_vda_stream.c) through the
