@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "depthmatte/backend_cuda.h"
 #include "depthmatte/tolerance.h"
 #include "pl_internal.h"
 
@@ -28,17 +29,25 @@ dm_status pl_verify_compare(const dm_backend *be, dm_tol_model model, const char
     dm_tol_network(be->precision, model, sd, rms, &max_tol, &mean_tol);
     if (maxd <= max_tol && (mean_tol < 0 || mean_e <= mean_tol)) return DM_OK;
     const double rel = sd > 0 ? maxd / sd : maxd, bound = sd > 0 ? max_tol / sd : max_tol;
-    char host[MPI_MAX_PROCESSOR_NAME] = "?";
-    int len = 0, rank = 0;
+    char host[MPI_MAX_PROCESSOR_NAME] = "?", device[192] = "";
+    int len = 0, rank = 0, dev = -1;
     MPI_Get_processor_name(host, &len);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (be->device == DM_DEVICE_CUDA && !dm_cuda_backend_device(be, &dev)) {
+        char name[96] = "", uuid[48] = "";
+        dm_cuda_device_name(dev, name, sizeof name);
+        dm_cuda_device_uuid(dev, uuid, sizeof uuid);
+        snprintf(device, sizeof device, "device %d %s %s, ", dev, name, uuid);
+    }
+    char mean_part[96] = "";
+    if (mean_tol >= 0) snprintf(mean_part, sizeof mean_part, ", mean %.3g", mean_tol);
     return dm_error_set(DM_ERR_VERIFY, "%s: frame %lld: runtime.verify: %s on the %s backend "
-                        "(%s, rank %d, host %s) differs from the CPU reference: max |diff| "
-                        "%.3g = %.3g * std (mean %.3g), tolerance %.3g * std (mean %.3g); "
+                        "(%s%s, rank %d, host %s) differs from the CPU reference: max |diff| "
+                        "%.3g (%.3g * std), mean |diff| %.3g; tolerance max %.3g (%.3g * std)%s; "
                         "nothing of this frame is written (run `depthmatte selftest --backend "
                         "%s --precision %s`)", path, (long long)frame, stage, be->ops->name,
-                        dm_dtype_name(be->precision), rank, host, maxd, rel, mean_e, bound,
-                        mean_tol, be->ops->name, dm_dtype_name(be->precision));
+                        device, dm_dtype_name(be->precision), rank, host, maxd, rel, mean_e,
+                        max_tol, bound, mean_part, be->ops->name, dm_dtype_name(be->precision));
 }
 
 int64_t pl_count_nonfinite(const float *x, size_t n) {

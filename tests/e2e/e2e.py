@@ -1148,6 +1148,7 @@ def case_device():
       equal to the CPU run up to the float16 storage of the cache between frames;
     - NaNs also in float32 (DA-V2, RVM, VDA stream): an error naming video, frame and stage;
       no row written;
+    - runtime.verify all: every frame (RVM: warm-up frames too) verified, rows unchanged;
     - runtime.backend cuda without a GPU: one clear line, non-zero exit, no hang."""
     clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
     rvm_w = shared("models/rvm_mobilenetv3.safetensors")
@@ -1213,6 +1214,28 @@ def case_device():
         if os.path.exists(pout):
             _, done = rows(pout, key)
             check(int(done.sum()) == 0, f"{tag}: no row written after a failed verification ({done})")
+
+    # runtime.verify all (debugging): every frame recomputed on the CPU and compared, for the
+    # frame-synchronous models (RVM: warm-up frames too) — counted per frame; rows unchanged
+    for tag, key in (("da2", "depth"), ("rvm", "alpha")):
+        cout = os.path.join(A.work, f"{tag}_cpu.h5")
+        vj, vout = job(f"{tag}_verify_all", "emulated", matting=tag == "rvm", verify="all")
+        if tag == "rvm":  # the foreground too: two comparisons, one frame counted
+            with open(vj) as f:
+                jj = json.load(f)
+            jj["matting"]["outputs"] = ["alpha", "foreground"]
+            with open(vj, "w") as f:
+                json.dump(jj, f)
+        rc, _, err = run(2, vj)
+        check(rc == 0, f"{tag} verify all: exit 0 ({err.strip()[-300:]})")
+        a, _ = rows(cout, key)
+        b, done = rows(vout, key)
+        check(np.array_equal(a, b) and bool(np.all(done == 1)),
+              f"{tag} verify all: rows bitwise equal to the CPU run")
+        vf = int(ranks(vout, "verified_frames").sum())
+        # 8 rows over 2 chunks; RVM's second chunk warms up on 2 more frames
+        want = 8 if tag == "da2" else 10
+        check(vf == want, f"{tag} verify all: {vf} frames verified (want {want}: every frame)")
 
     # float16 + NaN overflow injected into the reduced-precision pass: float32 recompute
     cj, cout = os.path.join(A.work, "da2_cpu.yaml"), os.path.join(A.work, "da2_cpu.h5")

@@ -14,3 +14,12 @@ set_tests_properties(test_selftest_cli PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60
 # The reduced-precision network bounds (runtime.verify's, selftest's) on the golden inputs: a
 # correct emulated f16/bf16 run passes, one perturbed op fails (src/nn/tolerance.c 3-4).
 dm_add_test(test_tol_lowp SOURCES selftest/test_tol_lowp.c LABELS unit model TIMEOUT 300)
+# The installed programs alone: `cmake --install` into a fresh prefix, then `selftest` of each
+# installed binary from an empty directory (no source tree, no build tree, no shared data).
+add_test(NAME test_selftest_installed
+         COMMAND ${CMAKE_COMMAND} -DBUILD_DIR=${CMAKE_BINARY_DIR}
+                 -DPREFIX=${CMAKE_CURRENT_BINARY_DIR}/install_test
+                 -DWITH_CLI=$<BOOL:${_dm_selftest_cli}>
+                 -P ${CMAKE_CURRENT_LIST_DIR}/install_test.cmake)
+set_tests_properties(test_selftest_installed PROPERTIES TIMEOUT 300 LABELS "unit"
+                     ENVIRONMENT "OMP_NUM_THREADS=1")

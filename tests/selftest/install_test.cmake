@@ -1,0 +1,36 @@
+# test_selftest_installed (tests/selftest/tests.cmake): installs the build into PREFIX and runs
+# `selftest --backend cpu` of each installed program from an empty directory with DM_SHARED
+# pointing nowhere, so that nothing but the installed file and the system's libraries is used.
+file(REMOVE_RECURSE "${PREFIX}")
+execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${PREFIX}"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "cmake --install failed (${rc}): ${out}${err}")
+endif()
+set(progs dm_selftest)
+if(WITH_CLI)
+  list(APPEND progs depthmatte)
+endif()
+set(empty "${PREFIX}/empty_cwd")
+file(MAKE_DIRECTORY "${empty}")
+foreach(p IN LISTS progs)
+  set(exe "${PREFIX}/bin/${p}")
+  if(NOT EXISTS "${exe}")
+    message(FATAL_ERROR "${exe} was not installed")
+  endif()
+  if(p STREQUAL "depthmatte")
+    set(args selftest --backend cpu)
+  else()
+    set(args --backend cpu)
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} -E env DM_SHARED=/nonexistent "${exe}" ${args}
+                  WORKING_DIRECTORY "${empty}" RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                  ERROR_VARIABLE err)
+  string(REGEX MATCHALL " FAIL\n" fails "${out}")
+  string(REGEX MATCHALL "PASS" passes "${out}")
+  list(LENGTH passes npass)
+  if(NOT rc EQUAL 0 OR fails OR npass LESS 10)
+    message(FATAL_ERROR "installed ${p} ${args}: exit ${rc}, ${npass} PASS rows\n${out}${err}")
+  endif()
+  message(STATUS "installed ${p}: selftest exit 0, ${npass} PASS rows")
+endforeach()
