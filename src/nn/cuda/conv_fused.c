@@ -34,6 +34,7 @@
 
 #define MAX_DESCS 48
 #define MAX_SCALARS 2
+#define FUSED_VP 8 /* variant packs kept per plan (layers of one shape with their own buffers) */
 #define MAX_CFGS 8
 
 enum { UID_X = 1, UID_W = 2, UID_B = 3, UID_Y = 4, UID_VIRT = 10, UID_SCALAR = 20 };
@@ -47,9 +48,14 @@ typedef struct fused_plan {
     int nscalar;
     int has_bias;
     const char *fail;               /* the cuDNN call that failed while building (decline reason) */
-    cudnnBackendDescriptor_t vp;    /* variant pack of the last call (NULL: none) */
-    void *vp_ptrs[4 + MAX_SCALARS]; /* its data pointers */
-    void *vp_ws;                    /* its workspace */
+    /* Variant packs of the last FUSED_VP pointer sets (NULL: none), reused while a call's
+     * pointers match one: several layers of one shape (the DPT head's residual conv units)
+     * share a plan with their own weights and buffers, so one cached pack would be rebuilt
+     * at every call of an eager frame loop. Replaced round-robin. */
+    cudnnBackendDescriptor_t vp[FUSED_VP];
+    void *vp_ptrs[FUSED_VP][4 + MAX_SCALARS]; /* their data pointers */
+    void *vp_ws[FUSED_VP];                    /* their workspaces */
+    int vp_next;
 } fused_plan;
 
 typedef struct cuda_fused {
@@ -65,7 +71,8 @@ typedef struct cuda_fused {
 
 static void plan_free(fused_plan *fp) {
     if (!fp) return;
-    if (fp->vp) cudnnBackendDestroyDescriptor(fp->vp);
+    for (int i = 0; i < FUSED_VP; i++)
+        if (fp->vp[i]) cudnnBackendDestroyDescriptor(fp->vp[i]);
     for (int i = fp->nd - 1; i >= 0; i--)
         cudnnBackendDestroyDescriptor(fp->d[i]);
     free(fp);
@@ -433,11 +440,10 @@ static cudnnDataType_t dt_of(dm_dtype t) {
                              : (t == DM_DTYPE_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT);
 }
 
-/* Runs plan e on the pointers; CUDNN status of the first failing call. */
-/* Runs plan fp on the pointers; cuDNN status of the first failing call. The variant pack of
- * the last pointer set is kept with the plan and reused while the pointers stay the same (a
+/* Runs plan fp on the pointers; cuDNN status of the first failing call. The variant packs of
+ * the last FUSED_VP pointer sets are kept with the plan and reused while the pointers match (a
  * model's buffers are sized once per context), so the steady-state frame loop creates no
- * descriptor. */
+ * descriptor, also where several layers share one plan. */
 static cudnnStatus_t execute(cuda_ctx *ctx, fused_plan *fp, const void *x, const void *w,
                              const void *b, void *y, void *ws) {
     void *ptrs[4 + MAX_SCALARS];
@@ -449,10 +455,13 @@ static cudnnStatus_t execute(cuda_ctx *ctx, fused_plan *fp, const void *x, const
     if (fp->has_bias) uids[n] = UID_B, ptrs[n++] = (void *)b;
     for (int i = 0; i < fp->nscalar; i++) /* by-value scalars: host pointers */
         uids[n] = UID_SCALAR + i, ptrs[n++] = (void *)&fp->scalar[i];
-    if (fp->vp && fp->vp_ws == ws && !memcmp(fp->vp_ptrs, ptrs, (size_t)n * sizeof ptrs[0]))
-        return cudnnBackendExecute(ctx->cudnn, fp->plan, fp->vp);
-    if (fp->vp) cudnnBackendDestroyDescriptor(fp->vp);
-    fp->vp = NULL;
+    for (int i = 0; i < FUSED_VP; i++)
+        if (fp->vp[i] && fp->vp_ws[i] == ws &&
+            !memcmp(fp->vp_ptrs[i], ptrs, (size_t)n * sizeof ptrs[0]))
+            return cudnnBackendExecute(ctx->cudnn, fp->plan, fp->vp[i]);
+    const int k = fp->vp_next;
+    if (fp->vp[k]) cudnnBackendDestroyDescriptor(fp->vp[k]);
+    fp->vp[k] = NULL;
     cudnnBackendDescriptor_t vp;
     cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp);
     if (s != CUDNN_STATUS_SUCCESS) return s;
@@ -466,9 +475,10 @@ static cudnnStatus_t execute(cuda_ctx *ctx, fused_plan *fp, const void *x, const
         cudnnBackendDestroyDescriptor(vp);
         return s;
     }
-    fp->vp = vp;
-    memcpy(fp->vp_ptrs, ptrs, (size_t)n * sizeof ptrs[0]);
-    fp->vp_ws = ws;
+    fp->vp[k] = vp;
+    memcpy(fp->vp_ptrs[k], ptrs, (size_t)n * sizeof ptrs[0]);
+    fp->vp_ws[k] = ws;
+    fp->vp_next = (k + 1) % FUSED_VP;
     return cudnnBackendExecute(ctx->cudnn, fp->plan, vp);
 }
 
