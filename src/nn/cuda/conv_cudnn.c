@@ -25,6 +25,7 @@
  * Algorithms come from cuDNN's heuristics (..._v7), preferring deterministic ones, cached per
  * shape; when the heuristic offers none, the classic algorithms are tried (accepted when cuDNN's
  * workspace query succeeds for them). Not yet run on a GPU. */
+#include <stdint.h>
 #include <string.h>
 
 #include "cuda_common.h"
@@ -42,6 +43,14 @@ static cudnnDataType_t cudnn_dtype(dm_dtype t) {
 }
 
 /* Cached entry for `key`, or NULL. */
+/* log2 of the largest power of two (up to 256 bytes) dividing every non-NULL pointer: 0..8. */
+static int align_class(const void *a, const void *b, const void *c, const void *d) {
+    const uintptr_t v = (uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d | 256u;
+    int k = 0;
+    while (!(v >> k & 1u)) k++;
+    return k;
+}
+
 static cuda_conv_algo *cache_find(cuda_ctx *ctx, const int key[16]) {
     for (int i = 0; i < CUDA_ALGO_CACHE; i++)
         if (ctx->algo_cache[i].key[0] && !memcmp(ctx->algo_cache[i].key, key, 16 * sizeof(int)))
@@ -268,7 +277,10 @@ dm_status conv2d_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, co
         (st = set_conv_desc(ctx, p->pad_h, p->pad_w, p->stride_h, p->stride_w, p->dilation_h,
                             p->dilation_w, g, cd)))
         return st;
-    const int key[16] = {1,  N,  Cin, H,           W,           Cout,         kh,          kw,
+    /* the pointers' common alignment is part of the key: an algorithm picked for aligned
+     * buffers may reject a 2-byte-aligned channel view (RVM's concat slots) at run time */
+    const int key[16] = {1 + 16 * align_class(x->data, w->data, y->data, b ? b->data : NULL),
+                         N,  Cin, H,           W,           Cout,         kh,          kw,
                          p->stride_h, p->stride_w, p->pad_h, p->pad_w, p->dilation_h,
                          p->dilation_w, g, (int)cd};
     cuda_conv_algo *algo;
@@ -348,9 +360,17 @@ dm_status conv2d_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, co
     }
     void *out;
     if ((st = conv_target(ctx, y, cd, &out))) return st;
-    CUDNN_CHECK(cudnnConvolutionForward(ctx->cudnn, &one, ctx->x_desc, xp, ctx->w_desc, wp,
-                                        ctx->conv_desc, (cudnnConvolutionFwdAlgo_t)algo->algo, ws,
-                                        algo->workspace, &zero, ctx->y_desc, out));
+    const cudnnStatus_t cs = cudnnConvolutionForward(
+        ctx->cudnn, &one, ctx->x_desc, xp, ctx->w_desc, wp, ctx->conv_desc,
+        (cudnnConvolutionFwdAlgo_t)algo->algo, ws, algo->workspace, &zero, ctx->y_desc, out);
+    if (cs != CUDNN_STATUS_SUCCESS) /* e.g. a fallback algorithm that the workspace query took */
+        return dm_error_set(dm_cudnn_status_is_not_supported((int)cs) ? DM_ERR_UNSUPPORTED
+                                                                     : DM_ERR_BACKEND,
+                            "conv2d: cudnnConvolutionForward: %s (%dx%dx%dx%d -> %d channels, "
+                            "%dx%d kernel, groups %d, %s, algorithm %d, math %d); "
+                            "DM_CUDA_CONV_FORCE_NHWC=1 takes the NHWC path",
+                            cudnnGetErrorString(cs), N, Cin, H, W, Cout, kh, kw, g,
+                            dm_dtype_name(cd), algo->algo, algo->math);
     if (!b && p->act == DM_ACT_NONE && out == y->data) return DM_OK;
     return cuda_bias_act(ctx->stream, out, cd, b ? b->data : NULL, b ? b->dtype : DM_DTYPE_F32,
                          y->data, y->dtype, N, Cout, (int64_t)Ho * Wo, p->act);
@@ -391,8 +411,8 @@ dm_status conv_transpose2d_cuda(dm_backend *be, const dm_tensor *x, const dm_ten
     CUDNN_CHECK(cudnnSetFilter4dDescriptor(ctx->w_desc, dt, CUDNN_TENSOR_NCHW, Cin, Cout, kh, kw));
     CUDNN_CHECK(cudnnSetTensor4dDescriptor(ctx->y_desc, CUDNN_TENSOR_NCHW, dt, N, Cout, Ho, Wo));
     if ((st = set_conv_desc(ctx, pad, pad, stride, stride, 1, 1, 1, cd))) return st;
-    const int key[16] = {2, N, Cin, H, W, Cout, kh, kw, stride, stride, pad, pad, 1, 1, 1,
-                         (int)cd};
+    const int key[16] = {2 + 16 * align_class(xp, wp, y->data, NULL), N, Cin, H, W, Cout, kh,
+                         kw, stride, stride, pad, pad, 1, 1, 1, (int)cd};
     cuda_conv_algo *algo;
     if ((st = bwd_data_algo(ctx, key, cd, &algo))) return st;
     void *ws = NULL;
