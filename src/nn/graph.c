@@ -79,7 +79,9 @@ dm_status dm_graph_runner_run(dm_graph_runner *r, uint64_t key, dm_status (*body
         r->eager++;
         return body(arg);
     }
-    if (r->graph && key != r->key) dm_graph_runner_reset(r);
+    /* a new variant starts over, also before its first capture: it warms up eagerly first
+     * (a capture of a body that never ran could meet a first-use allocation and fail) */
+    if (key != r->key && (r->graph || r->eager_left < r->warmup)) dm_graph_runner_reset(r);
     r->key = key;
     if (r->graph) {
         r->replays++;

@@ -190,7 +190,15 @@ static dm_status toy_body(void *arg) {
 }
 
 /* Runs 5 frames of the toy with graphs on or off into out[5][N]; returns the runner's counts. */
+static dm_graph_runner toy_run_keys(int ring, int act, int upload_inside, int graphs,
+                                    int key1_from, float out[5][N]);
 static dm_graph_runner toy_run(int ring, int act, int upload_inside, int graphs, float out[5][N]) {
+    return toy_run_keys(ring, act, upload_inside, graphs, 5, out);
+}
+
+/* As toy_run, with the runner's key 1 from frame key1_from on (0 before). */
+static dm_graph_runner toy_run_keys(int ring, int act, int upload_inside, int graphs,
+                                    int key1_from, float out[5][N]) {
     toy t = {0};
     t.be = emu();
     t.ring = ring, t.act = act, t.upload_inside = upload_inside;
@@ -207,7 +215,7 @@ static dm_graph_runner toy_run(int ring, int act, int upload_inside, int graphs,
         for (int i = 0; i < N; i++)
             t.host_in[i] = (float)((i * 7 + t.frame * 3) % 11) - 5.f;
         if (!upload_inside) upload(t.be, &t.x, t.host_in);
-        CHECK_OK(dm_graph_runner_run(&r, 0, toy_body, &t));
+        CHECK_OK(dm_graph_runner_run(&r, t.frame >= key1_from, toy_body, &t));
         download(t.be, &t.y, out[t.frame]);
     }
     dm_graph_runner_free(&r);
@@ -246,7 +254,14 @@ static void test_runner(void) {
     r = toy_run(0, 0, 1, 1, got);
     CHECK(r.failed == 1 && r.enabled == 0 && r.captures == 0 && r.replays == 0 && r.eager == 5);
     CHECK(same(&got[0][0], &ref[0][0], 5 * N));
-    printf("runner: warm-up/capture/replay, fallback after a refused upload checked\n");
+    /* the key changes after the first (eager) call, before any capture: the new variant
+     * warms up eagerly too (its first run sizes what it needs) before it is captured */
+    r = toy_run_keys(0, 0, 0, 1, 1, got);
+    CHECK(r.eager == 2 && r.captures == 1 && r.replays == 2 && r.failed == 0);
+    toy_run(0, 0, 0, 0, ref);
+    CHECK(same(&got[0][0], &ref[0][0], 5 * N));
+    printf("runner: warm-up/capture/replay, a new key warmed up, fallback after a refused "
+           "upload checked\n");
 }
 
 /* ---- the models' graph paths: graphs on == graphs off, bitwise --------------------------- */
