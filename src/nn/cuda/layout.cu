@@ -27,13 +27,18 @@ __global__ void permute_kernel(const void *x, int xt, void *y, int yt, I rows, I
     }
 }
 
-__global__ void image_from_u8_kernel(const unsigned char *rgb, void *y, int yt, int64_t N,
-                                     int64_t HW) {
-    const int64_t n = N * HW * 3;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t p = i % HW, c = (i / HW) % 3, img = i / (HW * 3);
-        st_from_f32(y, yt, i, (float)rgb[(img * HW + p) * 3 + c] / 255.f);
+/* One thread per pixel of image blockIdx.y: its 3 interleaved bytes read together, the 3
+ * planes written coalesced; I is int when the whole batch fits 32-bit indices. */
+template <typename I>
+__global__ void image_from_u8_kernel(const unsigned char *rgb, void *y, int yt, I HW) {
+    const I img = (I)blockIdx.y;
+    for (I p = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; p < HW;
+         p += (I)gridDim.x * (I)blockDim.x) {
+        const unsigned char *px = rgb + (img * HW + p) * 3;
+        const I o = img * 3 * HW + p;
+        st_from_f32(y, yt, o, (float)px[0] / 255.f);
+        st_from_f32(y, yt, o + HW, (float)px[1] / 255.f);
+        st_from_f32(y, yt, o + 2 * HW, (float)px[2] / 255.f);
     }
 }
 
@@ -71,7 +76,13 @@ extern "C" dm_status cuda_permute(cudaStream_t s, const void *x, dm_dtype xt, vo
 extern "C" dm_status cuda_image_from_u8(cudaStream_t s, const unsigned char *rgb, void *y,
                                         dm_dtype yt, int64_t N, int64_t HW) {
     if (N * HW <= 0) return DM_OK;
-    image_from_u8_kernel<<<grid_for(N * HW * 3, 256), 256, 0, s>>>(rgb, y, yt, N, HW);
+    if (N > 65535) return dm_error_set(DM_ERR_SHAPE, "image_from_u8: %lld images (at most 65535)",
+                                       (long long)N);
+    const dim3 grid(grid_for(HW, 256), (unsigned)N);
+    if (fits32(N * HW * 3))
+        image_from_u8_kernel<int><<<grid, 256, 0, s>>>(rgb, y, yt, (int)HW);
+    else
+        image_from_u8_kernel<int64_t><<<grid, 256, 0, s>>>(rgb, y, yt, HW);
     CUDA_CHECK_LAUNCH();
     return DM_OK;
 }
