@@ -28,9 +28,16 @@
  * non-blocking stream, a cuDNN handle, a cuBLASLt handle and growable device workspaces.
  * `precision` (DM_DTYPE_F32, _F16 or _BF16) is the dtype models should allocate activations and
  * weights in (dm_backend_cuda_precision); the ops themselves follow each tensor's dtype.
+ * Before any handle is made it checks that the build has GPU code for the device: its compute
+ * capability against the build's CMAKE_CUDA_ARCHITECTURES (compile definition DM_CUDA_ARCHS,
+ * dm_cuda_arch_runs), then cudaFuncGetAttributes on one of our kernels (no kernel image /
+ * invalid device function: the same refusal).
  * On success *out is the backend (free with dm_backend_destroy). Errors: DM_ERR_ARG (bad
  * precision or device index), DM_ERR_BACKEND (CUDA/cuDNN/cuBLASLt failure, message names the
- * call), DM_ERR_NOMEM, DM_ERR_UNSUPPORTED (build without CUDA). */
+ * call), DM_ERR_NOMEM, DM_ERR_UNSUPPORTED (this build cannot run on this device: no GPU code for
+ * its compute capability, one line from dm_cuda_arch_message naming the device, its compute
+ * capability, the build's architectures and how to rebuild; or a build without CUDA).
+ * runtime.backend auto falls back to the CPU on DM_ERR_UNSUPPORTED only. */
 dm_status dm_backend_cuda_create(int device_index, dm_dtype precision, dm_backend **out);
 
 /* Compute precision chosen at creation (DM_DTYPE_F32/F16/BF16); F32 for a non-CUDA backend. */
