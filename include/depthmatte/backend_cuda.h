@@ -28,9 +28,16 @@
  * non-blocking stream, a cuDNN handle, a cuBLASLt handle and growable device workspaces.
  * `precision` (DM_DTYPE_F32, _F16 or _BF16) is the dtype models should allocate activations and
  * weights in (dm_backend_cuda_precision); the ops themselves follow each tensor's dtype.
+ * Before any handle is made it checks that the build has GPU code for the device: its compute
+ * capability against the build's CMAKE_CUDA_ARCHITECTURES (compile definition DM_CUDA_ARCHS,
+ * dm_cuda_arch_runs), then cudaFuncGetAttributes on one of our kernels (no kernel image /
+ * invalid device function: the same refusal).
  * On success *out is the backend (free with dm_backend_destroy). Errors: DM_ERR_ARG (bad
  * precision or device index), DM_ERR_BACKEND (CUDA/cuDNN/cuBLASLt failure, message names the
- * call), DM_ERR_NOMEM, DM_ERR_UNSUPPORTED (build without CUDA). */
+ * call), DM_ERR_NOMEM, DM_ERR_UNSUPPORTED (this build cannot run on this device: no GPU code for
+ * its compute capability, one line from dm_cuda_arch_message naming the device, its compute
+ * capability, the build's architectures and how to rebuild; or a build without CUDA).
+ * runtime.backend auto falls back to the CPU on DM_ERR_UNSUPPORTED only. */
 dm_status dm_backend_cuda_create(int device_index, dm_dtype precision, dm_backend **out);
 
 /* Compute precision chosen at creation (DM_DTYPE_F32/F16/BF16); F32 for a non-CUDA backend. */
@@ -155,5 +162,33 @@ int dm_cudnn_status_is_not_supported(int status);
  * minor-version compatibility (same major version or newer) or when driver_version is 0 (no
  * driver installed: the caller reports "no GPU" instead). */
 int dm_cuda_driver_message(int driver_version, int runtime_version, char *buf, size_t size);
+
+/* Whether a build compiled for the CUDA architectures `archs` has GPU code that runs on a
+ * device of compute capability cc_major.cc_minor (cudaDevAttrComputeCapabilityMajor/Minor, e.g.
+ * 8, 0 for an A100). `archs` is CMAKE_CUDA_ARCHITECTURES as CMake spells it: entries separated
+ * by ';' (also ',' or blanks), each "XY" (cubin + PTX), "XY-real" (cubin sm_XY), "XY-virtual"
+ * (PTX compute_XY), with an optional 'a' (architecture-specific: "90a-real") or 'f'
+ * (family-specific: "100f") after the number; or one of the keywords "all", "all-major",
+ * "native". Rules (CUDA C++ Programming Guide, "Binary Compatibility" and "PTX Compatibility";
+ * nvcc manual on architecture- and family-specific targets): a cubin for X.Y runs on X.Z with
+ * Z >= Y (same major only); PTX for X.Y is JIT-compiled by the driver for every CC >= X.Y;
+ * 'a' code (cubin or PTX) runs only on exactly X.Y; 'f' code only on X.Z with Z >= Y.
+ * "all" and "all-major" count as covering (they embed PTX of the newest architecture), and so
+ * does "native" (code for the build machine's own GPUs; a build moved to another GPU is caught
+ * by the kernel probe of dm_backend_cuda_create). Returns 1 (runs), 0 (no code for this device),
+ * -1 (cannot tell: NULL or empty list, "OFF" (nvcc's default architecture), an entry it cannot
+ * read, a compute capability out of range (major < 1, minor outside 0..9)). */
+int dm_cuda_arch_runs(const char *archs, int cc_major, int cc_minor);
+
+/* With cause == NULL: when dm_cuda_arch_runs(archs, cc_major, cc_minor) is 0, writes one line
+ * into buf (always terminated) naming the compute capability, the build's architecture list
+ * and the cmake command that adds the device (-DCMAKE_CUDA_ARCHITECTURES="80-real;<archs>"
+ * or native; docs/gpu.md "GPU architectures") and returns 1; else (runs, or cannot tell)
+ * returns 0 with buf empty. With a cause (the CUDA runtime's own answer, e.g.
+ * "cudaFuncGetAttributes: no kernel image is available for execution on the device"): always
+ * writes the line with the cause in it and returns 1. The line has no "cuda:" prefix: the
+ * caller names the device first. */
+int dm_cuda_arch_message(const char *archs, int cc_major, int cc_minor, const char *cause,
+                         char *buf, size_t size);
 
 #endif

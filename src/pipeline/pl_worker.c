@@ -112,8 +112,10 @@ static dm_status node_local(pl_worker *w, MPI_Comm comm) {
     return DM_OK;
 }
 
-/* runtime.backend: cpu; cuda (device by dm_gpu_bind); auto = cuda when a GPU is visible and
- * it runs every op of the job (dm_backend_supports_all), else cpu; emulated (tests; the fault
+/* runtime.backend: cpu; cuda (device by dm_gpu_bind); auto = cuda when a GPU is visible, the
+ * build has GPU code for it (dm_backend_cuda_create's architecture check: DM_ERR_UNSUPPORTED
+ * means the CPU, with one line saying why) and it runs every op of the job
+ * (dm_backend_supports_all), else cpu; emulated (tests; the fault
  * hook DM_TEST_EMU_FAULT, see backend_emu.h, lets tests prove that verification catches a
  * wrong op). The node's collective (node_gpus) runs on every rank whenever the job says cuda or
  * auto, whatever this rank's own device count or error: ranks of one node may see different
@@ -121,7 +123,9 @@ static dm_status node_local(pl_worker *w, MPI_Comm comm) {
  * it would leave the others waiting in it for ever. Its own error is returned after it (the
  * caller agrees on the outcome). Test hook DM_TEST_CUDA_DEVICE_COUNT=N (docs/operations.md):
  * this rank's device count is N (the binding runs; creating the backend then fails as on a
- * machine without a driver). */
+ * machine without a driver, or is refused under DM_TEST_CUDA_CC=X.Y, backend_cuda.c). The
+ * backend is created after the collective, so that refusal and its fallback change no rank's
+ * collectives. */
 static dm_status make_backend(pl_worker *w, MPI_Comm comm) {
     const dm_runtime_config *rt = &w->c->job.runtime;
     if (rt->backend == DM_BACKEND_CHOICE_EMULATED)
@@ -130,7 +134,7 @@ static dm_status make_backend(pl_worker *w, MPI_Comm comm) {
     int n = 0;
     dm_status cst = rt->backend == DM_BACKEND_CHOICE_CPU ? DM_ERR_UNSUPPORTED
                                                          : dm_cuda_device_count(&n);
-    char why[512] = "";
+    char why[1024] = ""; /* the architecture refusal names the list twice */
     if (cst) snprintf(why, sizeof why, "%s", dm_error_message());
     const char *fake = getenv("DM_TEST_CUDA_DEVICE_COUNT");
     if (fake && rt->backend != DM_BACKEND_CHOICE_CPU) n = atoi(fake), cst = DM_OK;
@@ -155,9 +159,21 @@ static dm_status make_backend(pl_worker *w, MPI_Comm comm) {
         w->stats.gpu = dev;
         if ((st = dm_backend_cuda_create(dev, rt->precision, &w->be))) {
             snprintf(why, sizeof why, "%s", dm_error_message());
-            return dm_error_set(st, "runtime.backend %s: device %d: %s",
-                                rt->backend == DM_BACKEND_CHOICE_AUTO ? "auto" : "cuda", dev, why);
+            /* auto: a device this build has no GPU code for (or a build without CUDA) runs on
+             * the CPU; no collective follows here, so falling back adds or skips none */
+            if (rt->backend == DM_BACKEND_CHOICE_AUTO && st == DM_ERR_UNSUPPORTED) {
+                fprintf(stderr, "depthmatte: runtime.backend auto: running on the CPU: %s\n", why);
+                w->be = NULL;
+                w->stats.gpu = -1;
+                use_cuda = 0;
+            } else {
+                return dm_error_set(st, "runtime.backend %s: device %d: %s",
+                                    rt->backend == DM_BACKEND_CHOICE_AUTO ? "auto" : "cuda", dev,
+                                    why);
+            }
         }
+    }
+    if (use_cuda) {
         dm_op_id ops[64];
         char missing[64];
         const int nops = job_ops(&w->c->job, ops);

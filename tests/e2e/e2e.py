@@ -1149,7 +1149,10 @@ def case_device():
     - NaNs also in float32 (DA-V2, RVM, VDA stream): an error naming video, frame and stage;
       no row written;
     - runtime.verify all: every frame (RVM: warm-up frames too) verified, rows unchanged;
-    - runtime.backend cuda without a GPU: one clear line, non-zero exit, no hang."""
+    - runtime.backend cuda without a GPU: one clear line, non-zero exit, no hang;
+    - a GPU the build has no code for (DM_TEST_CUDA_CC=8.0, simulated): auto runs every rank on
+      the CPU (one line each, the CPU's rows), cuda is the job's error naming the compute
+      capability and how to rebuild."""
     clip = shared("videos/lossless/juggle_256x144_ffv1.mkv")
     rvm_w = shared("models/rvm_mobilenetv3.safetensors")
     need(clip, rvm_w)
@@ -1320,6 +1323,38 @@ def case_device():
           and "2 ranks on this node" in err,
           f"auto, ranks disagreeing on devices: one error, no hang (rc {rc}, "
           f"{time.time() - t:.1f} s, {err.strip()[-300:]})")
+    # a GPU the build has no code for (test hook DM_TEST_CUDA_CC=8.0: dm_backend_cuda_create's
+    # architecture check for an A100 against this build's CMAKE_CUDA_ARCHITECTURES, default
+    # 90-real;90-virtual; 2 simulated devices, so both ranks bind one and refuse it after the
+    # binding collective): auto runs both ranks on the CPU with one line each and writes the
+    # CPU's rows; cuda is the job's error naming the compute capability and the rebuild. A
+    # build without CUDA refuses the same way with "no CUDA backend".
+    sim = {"DM_TEST_CUDA_DEVICE_COUNT": "2", "DM_TEST_CUDA_CC": "8.0"}
+
+    def arch_refusal(err):
+        return ("compute capability 8.0" in err and "CMAKE_CUDA_ARCHITECTURES" in err
+                and "-DCMAKE_CUDA_ARCHITECTURES=" in err) or "no CUDA backend" in err
+
+    fj, fout = job("da2_auto_sm80", "auto")
+    t = time.time()
+    rc, _, err = run(2, fj, env_extra=sim, timeout=200)
+    check(rc == 0 and err.count("depthmatte: runtime.backend auto: running on the CPU: ") == 2
+          and arch_refusal(err) and time.time() - t < 150,
+          f"auto on a GPU without code in this build: CPU on both ranks, one line each (rc {rc}, "
+          f"{err.strip()[-400:]})")
+    if rc == 0:
+        a, _ = rows(os.path.join(A.work, "da2_cpu.h5"), "depth")
+        b, done = rows(fout, "depth")
+        dev = [s(x) for x in ranks(fout, "device")]
+        check(dev == ["cpu", "cpu"] and bool(np.all(done == 1)) and np.array_equal(a, b),
+              f"auto fallback: /ranks device {dev}, rows equal to the CPU run")
+    cj, _ = job("da2_cuda_sm80", "cuda")
+    t = time.time()
+    rc, _, err = run(2, cj, env_extra=sim, timeout=120)
+    check(rc != 0 and "runtime.backend cuda" in err and arch_refusal(err)
+          and "running on the CPU" not in err and time.time() - t < 60,
+          f"cuda on a GPU without code in this build: the job's error (rc {rc}, "
+          f"{err.strip()[-400:]})")
 
 def case_vda_stream():
     """depth.mode stream (the official infer_video_depth_one, pl_stage_vda_stream.c) through the

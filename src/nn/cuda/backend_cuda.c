@@ -534,17 +534,62 @@ static dm_status ctx_init(cuda_ctx *ctx) {
     return DM_OK;
 }
 
+/* CMAKE_CUDA_ARCHITECTURES of this build (CMakeLists.txt passes it to this file); without it
+ * the list is unknown and only the kernel probe decides */
+#ifndef DM_CUDA_ARCHS
+#define DM_CUDA_ARCHS ""
+#endif
+
+/* Refuses (DM_ERR_UNSUPPORTED, one line) a device the build has no GPU code for, before any
+ * handle is made: first by the rules of dm_cuda_arch_runs, then by asking the runtime about one
+ * of our kernels (catches what the rules cannot tell: "native" built on another GPU, "OFF"). */
+static dm_status check_arch(int device_index) {
+    int major = 0, minor = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_index));
+    CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device_index));
+    char msg[768], name[256] = "";
+    dm_status st = dm_cuda_device_name(device_index, name, sizeof name);
+    if (st) return st;
+    if (dm_cuda_arch_message(DM_CUDA_ARCHS, major, minor, NULL, msg, sizeof msg))
+        return dm_error_set(DM_ERR_UNSUPPORTED, "cuda: device %d (%s): %s", device_index, name,
+                            msg);
+    CUDA_CHECK(cudaSetDevice(device_index));
+    const cudaError_t e = cuda_kernel_image_probe();
+    if (e == cudaErrorNoKernelImageForDevice || e == cudaErrorInvalidDeviceFunction) {
+        (void)cudaGetLastError(); /* not sticky: clear it so later calls start clean */
+        char cause[256];
+        snprintf(cause, sizeof cause, "cudaFuncGetAttributes: %s (%s)", cudaGetErrorString(e),
+                 cudaGetErrorName(e));
+        dm_cuda_arch_message(DM_CUDA_ARCHS, major, minor, cause, msg, sizeof msg);
+        return dm_error_set(DM_ERR_UNSUPPORTED, "cuda: device %d (%s): %s", device_index, name,
+                            msg);
+    }
+    CUDA_CHECK(e);
+    return DM_OK;
+}
+
 dm_status dm_backend_cuda_create(int device_index, dm_dtype precision, dm_backend **out) {
     *out = NULL;
     if (precision != DM_DTYPE_F32 && precision != DM_DTYPE_F16 && precision != DM_DTYPE_BF16)
         return dm_error_set(DM_ERR_ARG, "cuda: precision %s (expected f32, f16 or bf16)",
                             dm_dtype_name(precision));
+    /* test hook DM_TEST_CUDA_CC=X.Y (docs/operations.md): the architecture check of a device of
+     * that compute capability, before any device is looked at, so that machines without a GPU
+     * test the refusal and runtime.backend auto's fallback on it */
+    const char *sim = getenv("DM_TEST_CUDA_CC");
+    int sim_major = 0, sim_minor = 0;
+    char msg[768];
+    if (sim && sscanf(sim, "%d.%d", &sim_major, &sim_minor) == 2 &&
+        dm_cuda_arch_message(DM_CUDA_ARCHS, sim_major, sim_minor, NULL, msg, sizeof msg))
+        return dm_error_set(DM_ERR_UNSUPPORTED, "cuda: device %d (simulated, DM_TEST_CUDA_CC): %s",
+                            device_index, msg);
     int count = 0;
     dm_status st = dm_cuda_device_count(&count);
     if (st) return st;
     if (device_index < 0 || device_index >= count)
         return dm_error_set(DM_ERR_ARG, "cuda: device %d requested, %d visible", device_index,
                             count);
+    if ((st = check_arch(device_index))) return st;
     dm_backend *be = calloc(1, sizeof *be);
     cuda_ctx *ctx = calloc(1, sizeof *ctx);
     if (!be || !ctx) {

@@ -185,6 +185,11 @@ dm_status cuda_concat(cudaStream_t s, const void *a, dm_dtype at, int64_t ca, co
  * b may be NULL. y may alias x. */
 dm_status cuda_bias_act(cudaStream_t s, const void *x, dm_dtype xt, const void *b, dm_dtype bt,
                         void *y, dm_dtype yt, int64_t N, int64_t C, int64_t inner, dm_act act);
+/* cudaFuncGetAttributes on one of our kernels (elementwise.cu's nonfinite_kernel) on the calling
+ * thread's current device: cudaErrorNoKernelImageForDevice / cudaErrorInvalidDeviceFunction
+ * when the build has no GPU code for that device (all .cu files share the architecture flags).
+ * Returns the runtime's error; the caller clears it. */
+cudaError_t cuda_kernel_image_probe(void);
 /* Adds 1 to *counter for every NaN/Inf among n elements (counter is a device pointer). */
 dm_status cuda_count_nonfinite(cudaStream_t s, const void *x, dm_dtype xt, int64_t n,
                                unsigned long long *counter);

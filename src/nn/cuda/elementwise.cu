@@ -111,6 +111,11 @@ __global__ void nonfinite_kernel(const void *x, int xt, int64_t n, unsigned long
 
 extern "C" {
 
+cudaError_t cuda_kernel_image_probe(void) {
+    cudaFuncAttributes a;
+    return cudaFuncGetAttributes(&a, (const void *)nonfinite_kernel);
+}
+
 dm_status cuda_convert(cudaStream_t s, const void *x, dm_dtype xt, void *y, dm_dtype yt,
                        int64_t n) {
     if (n <= 0) return DM_OK;
