@@ -355,11 +355,12 @@ print("\n".join(sorted({t["command"][0] for t in json.load(sys.stdin)["tests"] i
   outside=$(echo "$deps" | awk -v b="$bdir/" '$2 == "=>" && $3 ~ /^\// && index($3, b) != 1 {print $3}' |
     sort -u | grep -v -E "$dm_bundle_system_re" | grep -v -E "$dm_bundle_cuda_re" || true)
   rm -rf "$logs/ld" && mkdir -p "$logs/ld"
-  local b
+  local b n
   for b in "$bdir/dm_selftest" "$bdir/benchmarks/bench_gpu"; do
     [ -x "$b" ] || continue
+    n=$(basename "$b")
     # exit 2 (usage) expected; only what was loaded counts here
-    LD_DEBUG=files LD_DEBUG_OUTPUT="$logs/ld/$(basename "$b")" "$b" --precision nonsense >/dev/null 2>&1
+    LD_DEBUG=files LD_DEBUG_OUTPUT="$logs/ld/$n" "$b" --precision nonsense >/dev/null 2>&1
   done
   local inits
   inits=$(cat "$logs/ld"/* 2>/dev/null | sed -n 's/.*calling init: \([^ ]*\).*/\1/p' | sort -u)
