@@ -8,18 +8,22 @@
  *
  * Each timed iteration processes `frames` frames through the u8 entry point (host u8 in, host
  * float32 out; preprocessing on the backend):
- *   da2  B frames of (H, W, 3), da2_infer_u8 one after the other (the engine has no batched
- *        DA-V2 forward yet: batch=B mode=sequential says so), input_size 518
+ *   da2  B frames of (H, W, 3) in one batched forward, da2_infer_u8_batch on a context of
+ *        batch B (da2_ctx_init_batch; B = 1: da2_infer_u8), input_size 518, as torch_gpu.py
+ *        runs the official model on the B frames as one (B, 3, h, w) batch
  *   rvm  one frame of (H, W, 3), rvm_forward_u8 (fgr + pha), recurrent state carried over,
  *        downsample ratio --ratio, deep guided filter
  *   vda  one 32-frame window of (H, W, 3), vda_window_depth, input_size 518
  * Frames are bench_synth_frame patterns (deterministic; frame t differs from frame t-1).
  * Prints
  *   RESULT gpu_<model> impl=ours backend=... precision=... size=WxH batch=B frames=F
- *          fps=... ms_median=... dev_mem_mb=... maxrss_mb=...
- * dev_mem_mb: device memory in use after the timed runs minus before the backend existed
- * (cudaMemGetInfo: our buffers, which are sized once, plus the CUDA context and the cuDNN /
- * cuBLASLt handles and workspaces); 0 on the CPU backend.
+ *          fps=... ms_median=... peak_alloc_mb=... dev_mem_mb=... maxrss_mb=...
+ * peak_alloc_mb: the most device memory our backend held at once through its own cudaMalloc
+ * calls (dm_cuda_alloc_stats: weights, buffers, scratch, download stages), the counterpart of
+ * torch_gpu.py's peak_alloc_mb (torch.cuda.max_memory_allocated); dev_mem_mb: device memory in
+ * use after the timed runs minus before the backend existed (cudaMemGetInfo: the above plus the
+ * CUDA context, cuDNN / cuBLASLt handles, their workspaces and CUDA Graphs), as torch_gpu.py's
+ * dev_mem_mb; both 0 on the CPU backend.
  * --dump F writes `rgb` (frames, H, W, 3) u8 of the last iteration and `out` (frames, H, W)
  * float32 (da2/vda depth, rvm pha) and, for rvm, `fgr` (1, 3, H, W), for torch_gpu.py --ours;
  * for rvm these are recomputed from a zero recurrent state after the timing. */
@@ -45,6 +49,12 @@ static int usage(void) {
                     "[--precision float32|float16|bfloat16] [--height H --width W] [--batch B] "
                     "[--input-size 518] [--ratio 0.25] [--warmup N] [--runs R] [--dump F]\n");
     return 2;
+}
+
+static double peak_alloc_mb(int cuda) {
+    dm_cuda_alloc_counts a;
+    if (!cuda || dm_cuda_alloc_stats(0, &a) != DM_OK) return 0;
+    return (double)a.peak_bytes / (1024.0 * 1024.0);
 }
 
 static double used_mb(int cuda) {
@@ -95,7 +105,8 @@ int main(int argc, char **argv) {
     vda_ctx *vc = NULL;
     if (is_da2) {
         if ((st = da2_model_load(&dm, weights, be))) return fail("load", st);
-        if ((st = da2_ctx_init(&dc, dm, be, h, w, input_size))) return fail("ctx", st);
+        if ((st = da2_ctx_init_batch(&dc, dm, be, h, w, input_size, batch)))
+            return fail("ctx", st);
     } else if (is_rvm) {
         if ((st = rvm_model_load(&rm, weights, be))) return fail("load", st);
         if ((st = rvm_state_init(&rs, rm, be, h, w, ratio))) return fail("state", st);
@@ -108,31 +119,32 @@ int main(int argc, char **argv) {
     uint8_t *rgb = malloc(fsz * frames);
     float *out = malloc(sizeof(float) * hw * frames), *fgr = malloc(sizeof(float) * 3 * hw);
     double *times = malloc(sizeof(double) * runs);
-    if (!rgb || !out || !fgr || !times) return fail("alloc", DM_ERR_NOMEM);
+    const uint8_t **fr = malloc(sizeof *fr * frames); /* the frames of one iteration */
+    if (!rgb || !out || !fgr || !times || !fr) return fail("alloc", DM_ERR_NOMEM);
+    for (int f = 0; f < frames; f++) fr[f] = rgb + f * fsz;
     for (int it = 0; it < warmup + runs; it++) {
         for (int f = 0; f < frames; f++) bench_synth_frame(rgb + f * fsz, h, w, it * frames + f);
         const double t0 = bench_now();
-        if (is_da2) {
-            for (int f = 0; f < frames && !st; f++) st = da2_infer_u8(dc, rgb + f * fsz, out + f * hw);
-        } else if (is_rvm) {
+        if (is_da2)
+            st = batch > 1 ? da2_infer_u8_batch(dc, fr, frames, out, 0) : da2_infer_u8(dc, rgb, out);
+        else if (is_rvm)
             st = rvm_forward_u8(rs, rgb, fgr, out);
-        } else {
-            const uint8_t *fr[VDA_WINDOW];
-            for (int f = 0; f < VDA_WINDOW; f++) fr[f] = rgb + f * fsz;
+        else
             st = vda_window_depth(vc, fr, out);
-        }
         const double dt = bench_now() - t0;
         if (st != DM_OK) return fail("forward", st);
         if (it >= warmup) times[it - warmup] = dt;
     }
     double total = 0;
     for (int i = 0; i < runs; i++) total += times[i];
-    const double mem1 = used_mb(cuda);
+    const double mem1 = used_mb(cuda), peak = peak_alloc_mb(cuda);
+    if (cuda && peak <= 0) /* the weights alone are megabytes: the tracker is not wired */
+        return fail("dm_cuda_alloc_stats reports no allocation", DM_ERR_BACKEND);
     printf("RESULT gpu_%s impl=ours backend=%s precision=%s size=%dx%d batch=%d%s frames=%d "
-           "fps=%.2f ms_median=%.2f dev_mem_mb=%.0f maxrss_mb=%.0f\n",
-           model, backend, prec, w, h, batch, is_da2 && batch > 1 ? " mode=sequential" : "",
-           frames, frames * runs / total, 1e3 * bench_median(times, runs), mem1 - mem0,
-           bench_maxrss_mb());
+           "fps=%.2f ms_median=%.2f peak_alloc_mb=%.0f dev_mem_mb=%.0f maxrss_mb=%.0f\n",
+           model, backend, prec, w, h, batch, is_da2 && batch > 1 ? " mode=batched" : "",
+           frames, frames * runs / total, 1e3 * bench_median(times, runs), peak,
+           mem1 - mem0, bench_maxrss_mb());
 
     int rc = 0;
     if (dump && is_rvm) { /* the frame from a zero state: torch_gpu.py compares that one */
@@ -149,6 +161,7 @@ int main(int argc, char **argv) {
         const dm_tensor *ts[3] = {&t_rgb, &t_out, &t_fgr};
         if ((st = dm_st_write(dump, is_rvm ? 3 : 2, names, ts, NULL))) rc = fail("dump", st);
     }
+    free(fr);
     free(times);
     free(fgr);
     free(out);

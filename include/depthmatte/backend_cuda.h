@@ -67,6 +67,24 @@ dm_status dm_cuda_device_uuid(int device_index, char *buf, size_t size);
 /* Free and total device memory of device_index, bytes (cudaMemGetInfo). */
 dm_status dm_cuda_device_memory(int device_index, size_t *free_bytes, size_t *total_bytes);
 
+/* Device memory that the CUDA backends of this process allocated themselves with cudaMalloc on
+ * one device: tensors from the alloc op (256-byte rounded), scratch slots (retired ones
+ * included until the backend is destroyed) and dm_copy_async's download stages. Not counted:
+ * the CUDA context, cuDNN/cuBLASLt handles and anything those libraries allocate internally
+ * (CUDA Graph instantiation included), pinned host memory. So peak_bytes is the figure to set
+ * beside PyTorch's torch.cuda.max_memory_allocated(); cudaMemGetInfo (dm_cuda_device_memory)
+ * sees everything. */
+typedef struct dm_cuda_alloc_counts {
+    size_t current_bytes; /* held now */
+    size_t peak_bytes;    /* most held at once since the process started */
+    long long allocs;     /* cudaMalloc calls counted */
+    long long frees;      /* cudaFree calls of counted allocations */
+} dm_cuda_alloc_counts;
+
+/* Fills *out for device_index (zeros for a device no backend allocated on). Errors: DM_ERR_ARG
+ * (out NULL, device_index outside 0..63), DM_ERR_UNSUPPORTED (build without CUDA). */
+dm_status dm_cuda_alloc_stats(int device_index, dm_cuda_alloc_counts *out);
+
 /* Same as dm_tensor_free (which releases the memory of any backend); kept for callers that
  * predate that. Safe on a zeroed struct. */
 void dm_cuda_tensor_free(dm_tensor *t);

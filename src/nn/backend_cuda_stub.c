@@ -60,6 +60,12 @@ dm_status dm_cuda_device_memory(int device_index, size_t *free_bytes, size_t *to
     return no_cuda();
 }
 
+dm_status dm_cuda_alloc_stats(int device_index, dm_cuda_alloc_counts *out) {
+    (void)device_index;
+    if (out) memset(out, 0, sizeof *out);
+    return no_cuda();
+}
+
 void dm_cuda_tensor_free(dm_tensor *t) {
     if (t) dm_tensor_free(t); /* only CPU tensors can exist without CUDA */
 }

@@ -17,6 +17,8 @@ dm_add_test(test_cuda_ops_emu_fault SOURCES gpu/test_cuda_ops.c gpu/op_filter.c
 dm_add_test(test_op_filter SOURCES gpu/test_op_filter.c gpu/op_filter.c LABELS unit TIMEOUT 60)
 # The CUDA backend's pure diagnostics (cuDNN status categories, driver-too-old message).
 dm_add_test(test_cuda_diag SOURCES gpu/test_cuda_diag.c LABELS unit TIMEOUT 60)
+# The device allocation tracker behind dm_cuda_alloc_stats (src/nn/alloc_track.c), in every build.
+dm_add_test(test_alloc_track SOURCES gpu/test_alloc_track.c LABELS unit TIMEOUT 60)
 # The stand-in libraries of the device check's pipeline bundle (tests/gpu/make_stub_lib.py):
 # a BIND_NOW program starts with one, a call into it aborts naming library and symbol, a
 # versioned library is refused. Seconds; 77 without gcc/readelf/python3.

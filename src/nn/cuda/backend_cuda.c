@@ -9,6 +9,7 @@
 #include "cuda_common.h"
 #include "depthmatte/backend_cuda.h"
 #include "depthmatte/copy_async.h"
+#include "nn/alloc_track.h"
 
 /* defined in ops_cuda.c */
 dm_status layernorm_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *gamma,
@@ -61,6 +62,7 @@ dm_status cuda_scratch(cuda_ctx *ctx, cuda_slot slot, size_t bytes, void **ptr) 
             const size_t grown = ctx->slot_size[slot] + ctx->slot_size[slot] / 2;
             if (rounded < grown) rounded = (grown + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
         } else if (ctx->slot[slot]) {
+            dm_alloc_track_remove(ctx->slot[slot]);
             CUDA_CHECK(cudaFree(ctx->slot[slot]));
         }
         ctx->slot[slot] = NULL;
@@ -71,6 +73,7 @@ dm_status cuda_scratch(cuda_ctx *ctx, cuda_slot slot, size_t bytes, void **ptr) 
             return dm_error_set(DM_ERR_NOMEM, "cuda: scratch of %zu bytes: %s", rounded,
                                 cudaGetErrorString(e));
         }
+        (void)dm_alloc_track_add(ctx->device, ctx->slot[slot], rounded); /* (counts only) */
         ctx->slot_size[slot] = rounded;
     }
     *ptr = ctx->slot[slot];
@@ -199,6 +202,7 @@ static dm_status alloc_cuda(dm_backend *be, dm_tensor *t, dm_dtype dtype, int nd
         return dm_error_set(DM_ERR_NOMEM, "cuda alloc: %zu bytes on device %d: %s", rounded,
                             ctx->device, cudaGetErrorString(e));
     }
+    (void)dm_alloc_track_add(ctx->device, t->data, rounded);
     t->device = DM_DEVICE_CUDA;
     t->capacity = rounded;
     t->owns_data = 1;
@@ -211,7 +215,9 @@ void dm_cuda_tensor_free(dm_tensor *t) {
 }
 
 void dm_cuda_buffer_free(void *data) {
-    if (data) cudaFree(data); /* implicit device synchronisation: queued work may still use it */
+    if (!data) return;
+    dm_alloc_track_remove(data);
+    cudaFree(data); /* implicit device synchronisation: queued work may still use it */
 }
 
 static float host_load(const void *p, dm_dtype t, int64_t i) {
@@ -321,7 +327,10 @@ static dm_status copy_async_cuda(dm_backend *be, const dm_tensor *src, dm_tensor
     if (e->size < bytes) { /* first use or a larger frame: rare, never in the steady loop */
         if (e->pending) CUDA_CHECK(cudaEventSynchronize(e->done));
         e->pending = 0;
-        if (e->dev) CUDA_CHECK(cudaFree(e->dev));
+        if (e->dev) {
+            dm_alloc_track_remove(e->dev);
+            CUDA_CHECK(cudaFree(e->dev));
+        }
         e->dev = NULL;
         e->size = 0;
         const size_t rounded = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
@@ -332,6 +341,7 @@ static dm_status copy_async_cuda(dm_backend *be, const dm_tensor *src, dm_tensor
                                 rounded, cudaGetErrorString(err));
         }
         e->size = rounded ? rounded : ((size_t)1 << 20);
+        (void)dm_alloc_track_add(ctx->device, e->dev, e->size);
     }
     /* the stage's previous copy must have read it before the staging below overwrites it */
     if (e->pending) CUDA_CHECK(cudaStreamWaitEvent(ctx->stream, e->done, 0));
@@ -415,7 +425,7 @@ static void destroy_cuda(dm_backend *be) {
     for (int i = 0; i < CUDA_DL_COUNT; i++) {
         if (ctx->dl[i].ready) cudaEventDestroy(ctx->dl[i].ready);
         if (ctx->dl[i].done) cudaEventDestroy(ctx->dl[i].done);
-        if (ctx->dl[i].dev) cudaFree(ctx->dl[i].dev);
+        if (ctx->dl[i].dev) dm_alloc_track_remove(ctx->dl[i].dev), cudaFree(ctx->dl[i].dev);
     }
     if (ctx->copy_stream) cudaStreamDestroy(ctx->copy_stream);
     if (ctx->x_desc) cudnnDestroyTensorDescriptor(ctx->x_desc);
@@ -434,8 +444,9 @@ static void destroy_cuda(dm_backend *be) {
     if (ctx->cudnn) cudnnDestroy(ctx->cudnn);
     if (ctx->lt) cublasLtDestroy(ctx->lt);
     for (int i = 0; i < CUDA_SLOT_COUNT; i++)
-        if (ctx->slot[i]) cudaFree(ctx->slot[i]);
-    for (int i = 0; i < ctx->nretired; i++) cudaFree(ctx->retired[i]);
+        if (ctx->slot[i]) dm_alloc_track_remove(ctx->slot[i]), cudaFree(ctx->slot[i]);
+    for (int i = 0; i < ctx->nretired; i++)
+        dm_alloc_track_remove(ctx->retired[i]), cudaFree(ctx->retired[i]);
     free(ctx->retired);
     if (ctx->stream) cudaStreamDestroy(ctx->stream);
     free(ctx);
@@ -730,5 +741,20 @@ dm_status dm_cuda_device_memory(int device_index, size_t *free_bytes, size_t *to
     cudaError_t e = cudaMemGetInfo(free_bytes, total_bytes);
     cudaSetDevice(prev); /* leave the caller's current device as it was */
     CUDA_CHECK(e);
+    return DM_OK;
+}
+
+/* ---- device memory we allocated (src/nn/alloc_track.c) ----------------------------------- */
+
+dm_status dm_cuda_alloc_stats(int device_index, dm_cuda_alloc_counts *out) {
+    if (!out) return dm_error_set(DM_ERR_ARG, "dm_cuda_alloc_stats: out is NULL");
+    memset(out, 0, sizeof *out);
+    dm_alloc_track_counts c;
+    dm_status st = dm_alloc_track_get(device_index, &c);
+    if (st) return st;
+    out->current_bytes = c.current_bytes;
+    out->peak_bytes = c.peak_bytes;
+    out->allocs = c.allocs;
+    out->frees = c.frees;
     return DM_OK;
 }
