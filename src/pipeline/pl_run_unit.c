@@ -344,11 +344,14 @@ dm_status pl_worker_round(pl_worker *w, int round, const pl_block *b, int runs,
                                  .failed_video = -1};
         }
         (void)stopped;
-        if (w->be->device == DM_DEVICE_CUDA) { /* peak device memory in use, per unit */
-            size_t fr = 0, tot = 0;
+        if (w->be->device == DM_DEVICE_CUDA) {
+            /* this rank's own peak: the backend's cudaMalloc bytes at their most (tensors,
+             * scratch, download stages; dm_cuda_alloc_stats), not the device's used memory,
+             * which counts other ranks sharing the GPU and the CUDA context */
+            dm_cuda_alloc_counts ac;
             int dev = 0;
-            if (!dm_cuda_backend_device(w->be, &dev) && !dm_cuda_device_memory(dev, &fr, &tot)) {
-                double mb = (double)(tot - fr) / (1024.0 * 1024.0);
+            if (!dm_cuda_backend_device(w->be, &dev) && !dm_cuda_alloc_stats(dev, &ac)) {
+                const double mb = (double)ac.peak_bytes / (1024.0 * 1024.0);
                 if (mb > w->stats.device_peak_mb) w->stats.device_peak_mb = mb;
             }
         }
