@@ -392,9 +392,11 @@ dm_status rvm_forward_u8_async(rvm_state *s, const uint8_t *rgb, float *fgr, flo
         (st = dm_async_counts_start(&s->counts, s->be, 1)))
         return st;
     if (!dev) return DM_OK;
-    dm_copy_ticket tf;
+    dm_copy_ticket tf = {0};
     if (fgr && (st = dm_copy_async(s->be, &s->out_fgr, &f, &tf))) return st;
-    return dm_copy_async(s->be, &s->out_pha, &p, ticket);
+    if ((st = dm_copy_async(s->be, &s->out_pha, &p, ticket)))
+        (void)dm_copy_wait(s->be, &tf); /* no ticket covers fgr then: let it land first */
+    return st;
 }
 
 dm_status rvm_state_nonfinite(rvm_state *s, int64_t *count) {

@@ -1,6 +1,7 @@
 /* Asynchronous downloads (include/depthmatte/copy_async.h): the backend-neutral wrapper of the
  * op table's copy_async / copy_wait entries, with the synchronous fallback of backends that
  * have none (the CPU reference). */
+#include <stdio.h>
 #include <string.h>
 
 #include "depthmatte/backend_host.h"
@@ -50,9 +51,11 @@ dm_status dm_async_counts_init(dm_async_counts *c, dm_backend *be, int groups) {
     dm_status st = dm_alloc(be, &c->dev, DM_DTYPE_I64, 1, &g);
     if (st) return st;
     if (!(c->host = dm_backend_host_alloc(be, (size_t)groups * sizeof(int64_t)))) {
+        char why[512]; /* a copy: dm_error_set must not read the buffer it writes */
+        snprintf(why, sizeof why, "%s", be->device == DM_DEVICE_CPU ? "out of memory"
+                                                                    : dm_error_message());
         dm_tensor_free(&c->dev);
-        return dm_error_set(DM_ERR_NOMEM, "dm_async_counts_init: host counts: %s",
-                            dm_error_message());
+        return dm_error_set(DM_ERR_NOMEM, "dm_async_counts_init: host counts: %s", why);
     }
     memset(c->host, 0, (size_t)groups * sizeof(int64_t));
     c->groups = groups;

@@ -68,13 +68,18 @@ static dm_status node_gpus(MPI_Comm comm, int n, int *local_rank, int *local_siz
     char mine[64] = "";
     if (n == 1) dm_cuda_device_uuid(0, mine, sizeof mine);
     char *all = malloc((size_t)*local_size * sizeof mine);
-    int rc = all ? MPI_Allgather(mine, (int)sizeof mine, MPI_CHAR, all, (int)sizeof mine,
-                                 MPI_CHAR, local)
-                 : MPI_ERR_NO_MEM;
+    /* every rank learns whether all could allocate, so none is left alone in the Allgather */
+    int ok = all != NULL, all_ok = 0;
+    int rc = MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, local);
+    if (rc == MPI_SUCCESS && all_ok)
+        rc = MPI_Allgather(mine, (int)sizeof mine, MPI_CHAR, all, (int)sizeof mine, MPI_CHAR,
+                           local);
     MPI_Comm_free(&local);
-    if (rc != MPI_SUCCESS) {
+    if (rc != MPI_SUCCESS || !all_ok) {
         free(all);
-        return dm_error_set(DM_ERR_MPI, "MPI_Allgather(GPU UUIDs) failed");
+        return dm_error_set(rc != MPI_SUCCESS ? DM_ERR_MPI : DM_ERR_NOMEM,
+                            rc != MPI_SUCCESS ? "MPI_Allgather(GPU UUIDs) failed"
+                                              : "out of memory for the node's GPU UUIDs");
     }
     *distinct_single = n == 1;
     for (int i = 0; i < *local_size && *distinct_single; i++)

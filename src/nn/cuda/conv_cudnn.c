@@ -360,9 +360,21 @@ dm_status conv2d_cuda(dm_backend *be, const dm_tensor *x, const dm_tensor *w, co
     }
     void *out;
     if ((st = conv_target(ctx, y, cd, &out))) return st;
-    const cudnnStatus_t cs = cudnnConvolutionForward(
+    cudnnStatus_t cs = cudnnConvolutionForward(
         ctx->cudnn, &one, ctx->x_desc, xp, ctx->w_desc, wp, ctx->conv_desc,
         (cudnnConvolutionFwdAlgo_t)algo->algo, ws, algo->workspace, &zero, ctx->y_desc, out);
+    if (dm_cudnn_status_is_not_supported((int)cs) &&
+        algo->algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM) {
+        /* the heuristic does not see the pointers: an algorithm it picked may refuse these
+         * (e.g. a 2-byte-aligned channel view). IMPLICIT_GEMM needs no workspace and takes any
+         * alignment; on success it replaces the choice in this entry, whose key holds the
+         * pointers' alignment, so aligned calls keep theirs */
+        cs = cudnnConvolutionForward(ctx->cudnn, &one, ctx->x_desc, xp, ctx->w_desc, wp,
+                                     ctx->conv_desc, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                     NULL, 0, &zero, ctx->y_desc, out);
+        if (cs == CUDNN_STATUS_SUCCESS)
+            algo->algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, algo->workspace = 0;
+    }
     if (cs != CUDNN_STATUS_SUCCESS) /* e.g. a fallback algorithm that the workspace query took */
         return dm_error_set(dm_cudnn_status_is_not_supported((int)cs) ? DM_ERR_UNSUPPORTED
                                                                      : DM_ERR_BACKEND,
