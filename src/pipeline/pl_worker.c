@@ -150,7 +150,9 @@ static dm_status make_backend(pl_worker *w, MPI_Comm comm) {
         return st;
     int use_cuda = rt->backend == DM_BACKEND_CHOICE_CUDA ||
                    (rt->backend == DM_BACKEND_CHOICE_AUTO && !cst && n > 0);
-    if (rt->backend == DM_BACKEND_CHOICE_AUTO && cst) /* a GPU that cannot be used: say so */
+    /* a GPU that cannot be used (e.g. a driver too old for this build): say so; a build
+     * without CUDA (DM_ERR_UNSUPPORTED) is a CPU build, nothing to report */
+    if (rt->backend == DM_BACKEND_CHOICE_AUTO && cst && cst != DM_ERR_UNSUPPORTED)
         fprintf(stderr, "depthmatte: runtime.backend auto: running on the CPU: %s\n", why);
     if (use_cuda) {
         if (cst)
