@@ -18,6 +18,7 @@
 
 typedef struct dm_backend dm_backend;
 struct dm_copy_ticket; /* depthmatte/copy_async.h */
+typedef struct dm_op_trace dm_op_trace; /* below */
 
 /* Pointwise activations, also fused into conv2d/linear. Definitions as in PyTorch:
  * hardswish x*relu6(x+3)/6, hardsigmoid relu6(x+3)/6, gelu exact x*Phi(x) (erf).
@@ -100,12 +101,49 @@ typedef enum dm_op_id {
     DM_OP_COUNT
 } dm_op_id;
 
+/* One operand of an op descriptor: dtype and shape only (no data). */
+typedef struct dm_op_operand {
+    int present;  /* 0: an optional operand not given (a conv without bias) */
+    dm_dtype dtype;
+    int ndim;
+    int64_t shape[DM_MAX_DIMS];
+} dm_op_operand;
+
+#define DM_OP_MAX_OPERANDS 5
+#define DM_OP_MAX_PARAMS 8
+
+/* An op as a backend's "supports" query sees it (ggml's supports_op takes the op's node:
+ * ggml-backend.h ggml_backend_dev_supports_op): the op, the storage dtype asked about, and,
+ * when known, its operands' dtypes and shapes and its integer parameters. The ops' entry points
+ * (dm_conv2d ...) fill one per call from their arguments (dm_op_desc_of below) and ask the
+ * backend before dispatching, so a backend refuses a shape its kernels do not take with one
+ * clear line instead of an error from inside a kernel launch.
+ *
+ * Operands t[0..n) are in the order of the op entry's tensor arguments (inputs, then outputs),
+ * e.g. conv2d: x, w, b, y; attention: q, k, v, o; attention_qkv: qkv, o; count_nonfinite: t,
+ * count. n == 0 is a dtype-only query (dm_backend_supports): "does the backend run this op on
+ * tensors of `dtype` at all". Parameters iv[] (unused ones 0):
+ *   conv2d: stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, act;
+ *   conv_transpose2d: stride, pad; linear / activation: act; groupnorm: groups;
+ *   binary: op; attention_qkv: heads; resize: mode, align_corners; avgpool2d: k, s;
+ *   maxpool2d: k, s, pad; permute: perm[0..ndim); image_cubic_normalize: arith;
+ *   count_nonfinite: accumulate. */
+typedef struct dm_op_desc {
+    dm_op_id op;
+    dm_dtype dtype; /* the storage dtype (a call: the backend's dm_backend_storage_dtype) */
+    int n;          /* operands described (0: dtype-only query) */
+    dm_op_operand t[DM_OP_MAX_OPERANDS];
+    int iv[DM_OP_MAX_PARAMS];
+} dm_op_desc;
+
 typedef struct dm_backend_ops {
     const char *name;
-    /* Does this backend run op `op` on tensors of dtype `dtype` (the storage dtype the models
-     * use)? Answered without touching any tensor (as ggml's supports_op). NULL: every op whose
-     * entry is non-NULL, f32 only (the CPU reference). */
-    int (*supports)(const dm_backend *be, dm_op_id op, dm_dtype dtype);
+    /* Does this backend run op d->op with d's dtype (and, when d->n > 0, these operand dtypes,
+     * shapes and parameters)? Answered without touching any tensor (as ggml's supports_op). 1:
+     * yes; 0: no, and, when `why` is given, one phrase saying what is refused and the limit
+     * (e.g. "head dim 160 (the CUDA attention kernels take 1..128)"), always terminated.
+     * NULL: every op whose entry is non-NULL, f32 only, any shape (the CPU reference). */
+    int (*supports)(const dm_backend *be, const dm_op_desc *d, char *why, size_t size);
     /* y (N, Cout, Ho, Wo) = act(conv(x (N, Cin, H, W), w (Cout, Cin/groups, kh, kw)) + b (Cout));
      * b may be NULL. Ho = (H + 2*pad_h - dilation_h*(kh-1) - 1)/stride_h + 1. */
     dm_status (*conv2d)(dm_backend *be, const dm_tensor *x, const dm_tensor *w,
@@ -246,6 +284,7 @@ struct dm_backend {
     void *scratch_aux; /* second workspace (dm_backend_scratch_aux) */
     size_t scratch_aux_size;
     void *impl;    /* backend-private context (CUDA handles, streams) */
+    dm_op_trace *trace; /* attached op trace (dm_backend_trace), NULL when none */
 };
 
 /* Creates the CPU reference backend with `threads` threads (0: OpenMP default).
@@ -274,8 +313,56 @@ dm_dtype dm_backend_storage_dtype(const dm_backend *be);
  * stream, f16 weights and activations), accumulating in f32. */
 dm_dtype dm_backend_residual_dtype(const dm_backend *be);
 
-/* 1 when `be` runs op `op` on tensors of `dtype` (see dm_backend_ops.supports), else 0. */
+/* 1 when `be`'s op table has an entry for op (whatever dtypes it takes), else 0. */
+int dm_backend_has_op(const dm_backend *be, dm_op_id op);
+
+/* 1 when `be` runs op `op` on tensors of `dtype` (a dtype-only query: dm_backend_ops.supports
+ * with no operands), else 0. */
 int dm_backend_supports(const dm_backend *be, dm_op_id op, dm_dtype dtype);
+
+/* 1 when `be` runs the op described by d (its operands' dtypes and shapes, its parameters;
+ * dm_backend_ops.supports), else 0 with the reason in why[0..size) when why is given (also
+ * for an op the backend lacks: "not implemented"). be or d NULL: 0. */
+int dm_backend_supports_op(const dm_backend *be, const dm_op_desc *d, char *why, size_t size);
+
+/* Fills d for op `op` on backend be (dtype: be's storage dtype) from the call's tensors
+ * ts[0..n) (NULL: an absent optional operand; n <= DM_OP_MAX_OPERANDS) and parameters
+ * iv[0..niv) (niv <= DM_OP_MAX_PARAMS; the rest 0). What every op entry point does before
+ * asking the backend; public for tests and traces. */
+void dm_op_desc_of(dm_op_desc *d, const dm_backend *be, dm_op_id op, const dm_tensor *const *ts,
+                   int n, const int *iv, int niv);
+
+/* Writes a one-line description of d into buf[0..size) (always terminated), e.g.
+ * "attention_qkv f16 (1, 1370, 1152) (1, 1370, 384) [6]": op, dtype, each operand's shape in
+ * order ("-" for an absent one, dtype named when it differs), then the non-zero parameters.
+ * Returns buf. */
+char *dm_op_desc_format(const dm_op_desc *d, char *buf, size_t size);
+
+/* A trace: the distinct op descriptors called on a backend while the trace is attached
+ * (dm_backend_trace), with how often each was called; what a model actually runs at one input
+ * size, to ask another backend about (dm_op_trace_check) before running it there. */
+struct dm_op_trace {
+    dm_op_desc *desc;
+    int64_t *calls; /* calls[i]: calls of desc[i] */
+    int n, cap;
+    int nomem; /* an entry could not be appended (the trace is incomplete) */
+};
+
+/* Attaches trace t (zero-initialised or holding earlier entries) to be: every op call on be
+ * (allocations and copies included) adds its descriptor (an exact duplicate only counts a
+ * call). NULL detaches. The caller keeps t; one trace per backend at a time. */
+void dm_backend_trace(dm_backend *be, dm_op_trace *t);
+
+/* Releases the trace's entries (t itself is the caller's; zeroed after). */
+void dm_op_trace_free(dm_op_trace *t);
+
+/* Asks backend be about every entry of t, with the operands' float dtypes replaced by be's
+ * storage dtype where they were the tracing backend's storage dtype `traced_storage` (a trace
+ * made on the CPU (f32) asks a f16 backend about f16 activations; f32 residual streams and u8
+ * / i64 operands stay). 1 when all are supported; else 0 and, when why is given, the first
+ * refused op's description and the reason. A trace with nomem set: 0 ("incomplete trace"). */
+int dm_op_trace_check(const dm_backend *be, const dm_op_trace *t, dm_dtype traced_storage,
+                      char *why, size_t size);
 
 /* 1 when `be` runs every op of ops[0..n) in its storage dtype; else 0 and, when `missing` is
  * given, the first missing op's name is written there (always terminated). Models publish the

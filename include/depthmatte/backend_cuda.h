@@ -198,6 +198,27 @@ int dm_cuda_driver_message(int driver_version, int runtime_version, char *buf, s
  * read, a compute capability out of range (major < 1, minor outside 0..9)). */
 int dm_cuda_arch_runs(const char *archs, int cc_major, int cc_minor);
 
+/* The CUDA backend's answer to the supports query (dm_backend_ops.supports; plain C, in every
+ * build, so that builds without CUDA test it): 1 when the CUDA ops run d, else 0 with one
+ * phrase naming the refused dtype or shape and the limit in why[0..size) (when given).
+ * Dtypes: storage f32/f16/bf16 (copy and alloc: any); every float operand f32, f16 or bf16
+ * (operands may differ), image_from_u8 / image_cubic_normalize read a u8 (N, H, W, 3) frame,
+ * count_nonfinite counts into i64. Shapes (with operands; a dtype-only query (d->n == 0)
+ * skips them), each the limit of a kernel's launch or register layout:
+ *   attention (q (B, H, Tq, D)) and attention_qkv (qkv (B, T, 3*heads*D)): head dim D in
+ *     1..128, Tq, Tk <= 2^31-1, B*H*ceil(Tq/16) <= 2^31-1 blocks;
+ *   layernorm: rows (numel / C) <= 8*(2^31-1); groupnorm: C divisible by groups, N*groups <=
+ *     (2^31-1)/64; global_avgpool2d: N*C <= 2^31-1;
+ *   image_from_u8, image_cubic_normalize: N <= 65535 frames per call; the latter's source
+ *     and target sides 1..65536 pixels and a known arithmetic;
+ *   resize: bilinear or bicubic, sides <= 2^31-1; maxpool2d: k, s >= 1, 0 <= pad <= k/2;
+ *     avgpool2d: k, s >= 1; permute: ceil(last dim / 256) <= 2^31-1;
+ *   conv2d / conv_transpose2d: 4-D operands, channels divisible by groups; cuDNN chooses (or
+ *     refuses, with an error naming the convolution) an algorithm per shape at plan time.
+ * None of the three networks at any input size the job config accepts reaches a shape limit
+ * (tests/engine/test_op_support.c traces them). */
+int dm_cuda_supports_op(const dm_op_desc *d, char *why, size_t size);
+
 /* With cause == NULL: when dm_cuda_arch_runs(archs, cc_major, cc_minor) is 0, writes one line
  * into buf (always terminated) naming the compute capability, the build's architecture list
  * and the cmake command that adds the device (-DCMAKE_CUDA_ARCHITECTURES="80-real;<archs>"

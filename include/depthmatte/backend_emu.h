@@ -18,7 +18,9 @@
  * them through a compute-dtype buffer); accumulation is f32 throughout. Uploads into f16/bf16
  * tensors round. So the numerics of a reduced-precision device, for testing tolerances and the
  * pipeline's reduced-precision paths (non-finite guard, float32 recompute). Not emulated:
- * roundings inside one op (the tensor-core attention's f16 probabilities).
+ * roundings inside one op (the tensor-core attention's f16 probabilities). Its supports
+ * query is the CUDA backend's (dm_cuda_supports_op: dtypes and shape limits), so an op a GPU
+ * would refuse is refused here with the same line.
  *
  * Graphs (depthmatte/graph.h), emulated faithfully: between graph_begin and graph_end every
  * op is checked (device tensors) and RECORDED, not run, its tensor descriptors and parameters

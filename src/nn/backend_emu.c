@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "depthmatte/backend_cuda.h"
 #include "depthmatte/backend_emu.h"
 #include "depthmatte/copy_async.h"
 #include "nn/cpu/cpu_ops.h"
@@ -884,11 +885,12 @@ static void graph_free_emu(dm_backend *be, void *impl) {
     free(g);
 }
 
-/* The CPU ops take f32; f16/bf16 tensors are staged around them (stage, finish). */
-static int supports_emu(const dm_backend *be, dm_op_id op, dm_dtype dtype) {
+/* The CPU ops take f32; f16/bf16 tensors are staged around them (stage, finish). The answer
+ * is the CUDA backend's (dtypes and shape limits: dm_cuda_supports_op), so that a shape a GPU
+ * would refuse is refused here too. */
+static int supports_emu(const dm_backend *be, const dm_op_desc *d, char *why, size_t size) {
     (void)be;
-    if (op == DM_OP_COPY || op == DM_OP_ALLOC) return 1;
-    return dtype == DM_DTYPE_F32 || narrow(dtype);
+    return dm_cuda_supports_op(d, why, size);
 }
 
 static void destroy_emu(dm_backend *be) {

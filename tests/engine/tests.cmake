@@ -10,3 +10,4 @@ endif()
 # label gpu, run by the device check; exits 77 (loud) without a CUDA build or device.
 dm_add_test(test_copy_async_cuda SOURCES engine/test_copy_async.c ARGS --cuda LABELS gpu
             TIMEOUT 120)
+dm_add_test(test_op_support SOURCES engine/test_op_support.c LABELS unit op TIMEOUT 60)

@@ -455,11 +455,10 @@ static void destroy_cuda(dm_backend *be) {
 
 /* Every op of the table runs f32, f16 and bf16 tensors (f32 accumulation); image_from_u8 reads
  * u8 host frames into any of them, image_cubic_normalize u8 device frames; copy/alloc take
- * every dtype. */
-static int supports_cuda(const dm_backend *be, dm_op_id op, dm_dtype dtype) {
+ * every dtype; the shape limits of the kernels: dm_cuda_supports_op (op_support.c). */
+static int supports_cuda(const dm_backend *be, const dm_op_desc *d, char *why, size_t size) {
     (void)be;
-    if (op == DM_OP_COPY || op == DM_OP_ALLOC) return 1;
-    return dtype == DM_DTYPE_F32 || dtype == DM_DTYPE_F16 || dtype == DM_DTYPE_BF16;
+    return dm_cuda_supports_op(d, why, size);
 }
 
 /* The op table's graph entries (depthmatte/graph.h) are the CUDA Graphs of graph.c. */
