@@ -9,15 +9,7 @@
 #include "depthmatte/backend.h"
 #include "depthmatte/backend_cuda.h"
 #include "depthmatte/backend_emu.h"
-
-static int failures = 0;
-#define CHECK(c)                                                                               \
-    do {                                                                                       \
-        if (!(c)) {                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);              \
-            failures++;                                                                        \
-        }                                                                                      \
-    } while (0)
+#include "tensor_compare.h"
 
 /* A descriptor with operands of dtype dt and the given shapes (ndim 0: absent). */
 static dm_op_desc desc(dm_op_id op, dm_dtype dt, int n, const int *ndim,
@@ -44,11 +36,11 @@ static void expect(const dm_op_desc *d, int want, const char *needle) {
     if (got != want || (!got && needle && !strstr(why, needle))) {
         fprintf(stderr, "%s: supported %d (want %d), why '%s' (want '%s')\n",
                 dm_op_desc_format(d, what, sizeof what), got, want, why, needle ? needle : "");
-        failures++;
+        tc_failure_count++;
     }
     if (got && why[0]) {
         fprintf(stderr, "a supported op left a reason: '%s'\n", why);
-        failures++;
+        tc_failure_count++;
     }
 }
 
@@ -238,8 +230,8 @@ static void format_and_gate(void) {
 int main(void) {
     limit_table();
     format_and_gate();
-    if (failures) {
-        fprintf(stderr, "test_op_support: %d check(s) failed\n", failures);
+    if (tc_failure_count) {
+        fprintf(stderr, "test_op_support: %d check(s) failed\n", tc_failure_count);
         return 1;
     }
     printf("test_op_support: all checks passed\n");
