@@ -155,7 +155,8 @@ dm_status dm_op_gate(dm_backend *be, dm_op_id op, const dm_tensor *const *ts, in
                         dm_op_desc_format(&d, what, sizeof what), why);
 }
 
-/* Is dtype a float dtype the tracing backend stored activations in? */
+/* An operand's dtype on the asked backend: the tracing backend's storage dtype becomes the asked
+ * backend's; every other dtype (f32 residual streams, u8 frames, i64 counts) stays. */
 static dm_dtype retarget(dm_dtype dt, dm_dtype traced_storage, dm_dtype storage) {
     return dt == traced_storage ? storage : dt;
 }
