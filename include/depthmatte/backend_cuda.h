@@ -215,8 +215,9 @@ int dm_cuda_arch_runs(const char *archs, int cc_major, int cc_minor);
  *     avgpool2d: k, s >= 1; permute: ceil(last dim / 256) <= 2^31-1;
  *   conv2d / conv_transpose2d: 4-D operands, channels divisible by groups; cuDNN chooses (or
  *     refuses, with an error naming the convolution) an algorithm per shape at plan time.
- * None of the three networks at any input size the job config accepts reaches a shape limit
- * (tests/engine/test_op_support.c traces them). */
+ * The three networks' fixed dimensions stay inside these limits (ViT-S head dim 64, the
+ * motion modules' C/8); the models' forwards are not yet traced against them at the job's
+ * input sizes (docs/status.md). Tested by tests/engine/test_op_support.c (limit table). */
 int dm_cuda_supports_op(const dm_op_desc *d, char *why, size_t size);
 
 /* With cause == NULL: when dm_cuda_arch_runs(archs, cc_major, cc_minor) is 0, writes one line
